@@ -1,0 +1,353 @@
+/**
+ * The typed REST client for Gantry's API v1 (`gantry/client`). One method per route.
+ * Errors from the server become `GantryApiError` with the stable code, HTTP status and field.
+ */
+export interface ClientOptions {
+  /** Base URL, e.g. http://127.0.0.1:8084 */
+  server: string;
+  token: string;
+  /** Per-request timeout in ms (long-polls add their wait). Default 30 s. */
+  timeout_ms?: number;
+}
+
+export class GantryApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly field: string | undefined;
+  readonly body: unknown;
+  constructor(status: number, code: string, message: string, field: string | undefined, body: unknown) {
+    super(message);
+    this.name = 'GantryApiError';
+    this.status = status;
+    this.code = code;
+    this.field = field;
+    this.body = body;
+  }
+}
+
+export type Priority = 'emergency' | 'critical' | 'high' | 'normal' | 'low' | 'urgent';
+export type JobStatus = 'SUBMITTED' | 'QUEUED' | 'SCHEDULED' | 'RUNNING' | 'PAUSED' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMEOUT' | 'RETRYING';
+export const FINAL_STATUSES: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT']);
+
+export interface JobRequest {
+  name?: string;
+  type?: string;
+  tenant?: string;
+  priority?: Priority;
+  resources?: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; storage_gb?: number };
+  command?: string[];
+  handler?: string;
+  env?: Record<string, string>;
+  working_dir?: string;
+  timeout?: number;
+  retry_policy?: { max_attempts?: number; retry_delay?: number; backoff?: 'fixed' | 'exponential'; max_delay?: number; jitter?: number };
+  labels?: Record<string, string>;
+  parameters?: Record<string, unknown>;
+  idempotency_key?: string;
+  expected_duration?: number;
+}
+
+export interface SubmitResponse {
+  job_id: string;
+  status: JobStatus;
+  message: string;
+  queue_position: number | null;
+  estimated_start_time: string | null;
+}
+
+export interface AttemptView {
+  attempt_id: string;
+  number: number;
+  worker_id: string;
+  outcome: string;
+  started_at: string;
+  ended_at: string | null;
+  exit_code: number | null;
+  error: string | null;
+}
+
+export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration'>> {
+  job_id: string;
+  status: JobStatus;
+  kind: 'command' | 'handler';
+  command: string[] | null;
+  handler: string | null;
+  working_dir: string | null;
+  timeout: number | null;
+  idempotency_key: string | null;
+  expected_duration: number | null;
+  worker_id: string | null;
+  gpu_indices: number[];
+  attempt_count: number;
+  retries_used: number;
+  cancel_requested: boolean;
+  result: unknown;
+  error: string | null;
+  exit_code: number | null;
+  progress: number | null;
+  dead_lettered: boolean;
+  created_at: string;
+  updated_at: string;
+  queued_at: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  run_after: string | null;
+  attempts?: AttemptView[];
+  queue_position?: number;
+  estimated_start_time?: string | null;
+  pending_reason?: string | null;
+}
+
+export interface JobEventView {
+  at: string;
+  from: JobStatus | null;
+  to: JobStatus;
+  reason: string;
+  actor: string;
+  data: Record<string, unknown> | null;
+}
+
+export interface LogChunkView {
+  seq: number;
+  job_id: string;
+  attempt: number;
+  stream: 'stdout' | 'stderr';
+  data: string;
+  at: number;
+}
+
+export interface QueueStatus {
+  queue_length: number;
+  running_jobs: number;
+  pending_jobs: number;
+  retrying_jobs: number;
+  paused_jobs: number;
+  queues: Record<string, { length: number; avg_wait_time: string; avg_wait_seconds: number; oldest_wait_seconds: number }>;
+}
+
+export interface WorkerView {
+  worker_id: string;
+  name: string;
+  kind: 'process' | 'handler';
+  handlers: string[];
+  state: 'online' | 'draining' | 'offline';
+  capacity: { cpu_cores: number; memory_gb: number; gpu_count: number; slots: number };
+  used: { cpu_cores: number; memory_gb: number; gpu_count: number; slots: number; gpu_indices: number[] };
+  labels: Record<string, string>;
+  registered_at: string;
+  last_heartbeat: string;
+}
+
+export interface ListJobsQuery {
+  status?: string;
+  tenant?: string;
+  type?: string;
+  priority?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+/** Wire shapes of the worker protocol. */
+export interface Assignment {
+  job_id: string;
+  attempt_id: string;
+  attempt: number;
+  name: string;
+  type: string;
+  tenant: string;
+  kind: 'command' | 'handler';
+  command: string[] | null;
+  handler: string | null;
+  env: Record<string, string>;
+  working_dir: string | null;
+  timeout: number | null;
+  parameters: Record<string, unknown>;
+  resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
+  gpu_indices: number[];
+  labels: Record<string, string>;
+}
+export interface Control {
+  job_id: string;
+  attempt_id: string;
+  control: 'cancel' | 'pause' | 'resume';
+}
+export interface AttemptReport {
+  job_id: string;
+  attempt_id: string;
+  outcome: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
+  exit_code?: number | null;
+  error?: string | null;
+  result?: unknown;
+  progress?: number | null;
+  non_retryable?: boolean;
+}
+export interface LogUpload {
+  job_id: string;
+  attempt: number;
+  stream: 'stdout' | 'stderr';
+  data: string;
+  at?: number;
+}
+
+function queryString(q: object): string {
+  const pairs = Object.entries(q)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]): [string, string] => [k, String(v)]);
+  const qs = new URLSearchParams(pairs).toString();
+  return qs ? `?${qs}` : '';
+}
+
+export class GantryClient {
+  readonly server: string;
+  readonly #token: string;
+  readonly #timeout: number;
+
+  constructor(opts: ClientOptions) {
+    this.server = opts.server.replace(/\/+$/, '');
+    this.#token = opts.token;
+    this.#timeout = opts.timeout_ms ?? 30_000;
+  }
+
+  /** Low-level call; returns the parsed JSON body or throws GantryApiError. */
+  async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(this.server + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.#timeout + extraTimeoutMs)]) : AbortSignal.timeout(this.#timeout + extraTimeoutMs),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      throw new GantryApiError(0, 'UNREACHABLE', `cannot reach Gantry at ${this.server}: ${cause?.code ?? (err as Error).message}`, undefined, null);
+    }
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = text;
+    }
+    if (!res.ok) {
+      const e = (parsed as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
+      throw new GantryApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? `HTTP ${res.status}`, e?.field, parsed);
+    }
+    return parsed as T;
+  }
+
+  submit(job: JobRequest): Promise<SubmitResponse> {
+    return this.request('POST', '/api/v1/jobs', job);
+  }
+  submitBatch(jobs: JobRequest[], execution_mode: 'parallel' | 'sequential' = 'parallel') {
+    return this.request<{ job_ids: string[]; jobs: { job_id: string; status: JobStatus; created: boolean }[]; message: string }>(
+      'POST', '/api/v1/jobs/batch', { jobs, execution_mode },
+    );
+  }
+  getJob(id: string): Promise<JobView> {
+    return this.request('GET', `/api/v1/jobs/${encodeURIComponent(id)}`);
+  }
+  listJobs(q: ListJobsQuery = {}): Promise<{ jobs: JobView[]; next_cursor: string | null }> {
+    return this.request('GET', `/api/v1/jobs${queryString(q)}`);
+  }
+  events(id: string): Promise<{ job_id: string; events: JobEventView[] }> {
+    return this.request('GET', `/api/v1/jobs/${encodeURIComponent(id)}/events`);
+  }
+  cancel(id: string, reason?: string): Promise<JobView & { message: string }> {
+    return this.request('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`, reason ? { reason } : {});
+  }
+  pause(id: string): Promise<JobView> {
+    return this.request('POST', `/api/v1/jobs/${encodeURIComponent(id)}/pause`, {});
+  }
+  resume(id: string): Promise<JobView> {
+    return this.request('POST', `/api/v1/jobs/${encodeURIComponent(id)}/resume`, {});
+  }
+  retry(id: string, parameters?: Record<string, unknown>): Promise<JobView> {
+    return this.request('POST', `/api/v1/jobs/${encodeURIComponent(id)}/retry`, parameters ? { parameters } : {});
+  }
+  setPriority(id: string, priority: Priority, reason?: string): Promise<JobView> {
+    return this.request('PUT', `/api/v1/jobs/${encodeURIComponent(id)}/priority`, { priority, ...(reason ? { reason } : {}) });
+  }
+  logs(id: string, after = 0): Promise<{ job_id: string; logs: LogChunkView[]; next_after: number }> {
+    return this.request('GET', `/api/v1/jobs/${encodeURIComponent(id)}/logs?after=${after}`);
+  }
+  /** Streams log chunks as they arrive until the job ends; yields the final status last. */
+  async *followLogs(id: string, after = 0): AsyncGenerator<LogChunkView | { end: true; status: JobStatus | null; exit_code: number | null }> {
+    const res = await fetch(`${this.server}/api/v1/jobs/${encodeURIComponent(id)}/logs?follow=true&after=${after}`, {
+      headers: { authorization: `Bearer ${this.#token}` },
+    });
+    if (!res.ok || !res.body) {
+      const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
+      throw new GantryApiError(res.status, body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? 'log stream failed', undefined, body);
+    }
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const part of res.body) {
+      buf += decoder.decode(part as Uint8Array, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) yield JSON.parse(line);
+      }
+    }
+  }
+  queueStatus(): Promise<QueueStatus> {
+    return this.request('GET', '/api/v1/queue/status');
+  }
+  reorder(job_id: string, new_position: number, reason?: string): Promise<JobView & { queue_position: number }> {
+    return this.request('POST', '/api/v1/queue/reorder', { job_id, new_position, ...(reason ? { reason } : {}) });
+  }
+  deadLetter(q: { limit?: number; cursor?: string } = {}): Promise<{ jobs: JobView[]; next_cursor: string | null }> {
+    return this.request('GET', `/api/v1/dead-letter${queryString(q)}`);
+  }
+  requeueDead(id: string, parameters?: Record<string, unknown>): Promise<JobView> {
+    return this.request('POST', `/api/v1/dead-letter/${encodeURIComponent(id)}/requeue`, parameters ? { parameters } : {});
+  }
+  workers(): Promise<{ workers: WorkerView[] }> {
+    return this.request('GET', '/api/v1/workers');
+  }
+  drainWorker(id: string): Promise<{ worker_id: string; state: string }> {
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(id)}/drain`, {});
+  }
+  health(): Promise<{ status: string; version: string }> {
+    return this.request('GET', '/health');
+  }
+
+  /** Polls until the job reaches a final state (or `timeout_ms` passes). */
+  async waitFor(id: string, opts: { timeout_ms?: number; interval_ms?: number; onUpdate?: (j: JobView) => void } = {}): Promise<JobView> {
+    const deadline = Date.now() + (opts.timeout_ms ?? 3_600_000);
+    let last = '';
+    for (;;) {
+      const j = await this.getJob(id);
+      if (j.status !== last) {
+        last = j.status;
+        opts.onUpdate?.(j);
+      }
+      if (FINAL_STATUSES.has(j.status)) return j;
+      if (Date.now() > deadline) throw new GantryApiError(0, 'WAIT_TIMEOUT', `job ${id} still ${j.status} after waiting`, undefined, j);
+      await new Promise((r) => setTimeout(r, opts.interval_ms ?? 200));
+    }
+  }
+
+  // Worker protocol (used by Worker and the gantry worker agent).
+  registerWorker(body: { id?: string; name: string; kind: 'process' | 'handler'; handlers?: string[]; capacity: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; slots: number }; labels?: Record<string, string> }) {
+    return this.request<{ worker_id: string; heartbeat_interval_ms: number; state: string }>('POST', '/api/v1/workers', body);
+  }
+  heartbeat(workerId: string): Promise<{ ok: boolean }> {
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, {});
+  }
+  poll(workerId: string, wait_ms: number, signal?: AbortSignal): Promise<{ jobs: Assignment[]; controls: Control[] }> {
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/poll`, { wait_ms }, wait_ms, signal);
+  }
+  report(workerId: string, reports: AttemptReport[], logs: LogUpload[] = []) {
+    return this.request<{ results: { job_id: string; status: 'applied' | 'stale'; state: JobStatus }[] }>(
+      'POST', `/api/v1/workers/${encodeURIComponent(workerId)}/report`, { reports, logs },
+    );
+  }
+  deregister(workerId: string) {
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/deregister`, {});
+  }
+}

@@ -1,0 +1,8 @@
+/** `gantry/client`: the typed REST client and the SDK Worker. */
+export { GantryClient, GantryApiError, FINAL_STATUSES } from './http.ts';
+export type {
+  ClientOptions, JobRequest, SubmitResponse, JobView, JobEventView, AttemptView, LogChunkView, QueueStatus, WorkerView, ListJobsQuery,
+  Priority, JobStatus,
+} from './http.ts';
+export { Worker, type WorkerOptions } from './worker.ts';
+export { NonRetryableError, type Handler, type HandlerJob } from '../executors/handler.ts';

@@ -1,0 +1,57 @@
+import { hostname } from 'node:os';
+import { GantryClient } from './http.ts';
+import { WorkerLoop } from './workerLoop.ts';
+import { HandlerExecutor, type Handler } from '../executors/handler.ts';
+
+export interface WorkerOptions {
+  server: string;
+  token: string;
+  /** Handler jobs run at once. Default 10. */
+  concurrency?: number;
+  handlers: Record<string, Handler>;
+  name?: string;
+  labels?: Record<string, string>;
+  /** Lease renewal interval (ms). Default 1000. */
+  heartbeat_ms?: number;
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Runs your own TypeScript handlers as Gantry jobs, inside your process:
+ *
+ * ```ts
+ * const w = new Worker({ server, token, concurrency: 50, handlers: { 'send-email': async (job) => ({ sent: true }) } });
+ * await w.start();
+ * ```
+ * It registers as a worker with `concurrency` slots; handler jobs are scheduled like any other.
+ */
+export class Worker {
+  readonly #loop: WorkerLoop;
+
+  constructor(opts: WorkerOptions) {
+    const concurrency = opts.concurrency ?? 10;
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a whole number ≥ 1, got ${concurrency}`);
+    const handlers = Object.keys(opts.handlers);
+    if (handlers.length === 0) throw new RangeError('a Worker needs at least one handler');
+    this.#loop = new WorkerLoop(
+      new GantryClient({ server: opts.server, token: opts.token }),
+      { name: opts.name ?? `sdk@${hostname()}:${process.pid}`, kind: 'handler', handlers, capacity: { slots: concurrency }, labels: opts.labels ?? {} },
+      new HandlerExecutor(opts.handlers),
+      { heartbeat_ms: opts.heartbeat_ms ?? 1000, poll_wait_ms: 20_000, onError: opts.onError },
+    );
+  }
+
+  /** Registers and starts taking jobs. Resolves with the worker id. */
+  start(): Promise<string> {
+    return this.#loop.start();
+  }
+
+  get id(): string | null {
+    return this.#loop.id;
+  }
+
+  /** Stops taking jobs, waits up to `grace_ms` for running ones, and deregisters (the rest are requeued). */
+  stop(grace_ms = 10_000): Promise<void> {
+    return this.#loop.stop(grace_ms);
+  }
+}

@@ -1,0 +1,204 @@
+import { GantryApiError, type Assignment, type AttemptReport, type Control, type GantryClient, type LogUpload } from './http.ts';
+
+/** What an executor tells the loop about a job it runs. */
+export interface JobContext {
+  /** The final outcome (exactly once), or `paused` / `resumed`. */
+  report(r: Omit<AttemptReport, 'job_id' | 'attempt_id'>): void;
+  log(stream: 'stdout' | 'stderr', data: string): void;
+  progress(fraction: number): void;
+}
+
+/** Runs jobs of one kind: child processes (gantry worker) or in-process handlers (SDK Worker). */
+export interface Executor {
+  start(job: Assignment, ctx: JobContext): void;
+  control(jobId: string, control: Control['control']): void;
+  /** Stops every running job at once (lease lost, or shutdown past its deadline). */
+  stopAll(): Promise<void>;
+}
+
+export interface WorkerRegistration {
+  id?: string;
+  name: string;
+  kind: 'process' | 'handler';
+  handlers?: string[];
+  capacity: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; slots: number };
+  labels?: Record<string, string>;
+}
+
+export interface WorkerLoopOptions {
+  heartbeat_ms: number;
+  poll_wait_ms: number;
+  /** Called for protocol trouble worth a line in the log. */
+  onError?: (err: Error) => void;
+}
+
+const FINAL = new Set(['completed', 'failed', 'timeout', 'cancelled']);
+const MAX_LOG_CHUNK = 64 * 1024;
+
+/**
+ * The worker side of the protocol: register, heartbeat (the lease on every job it holds),
+ * long-poll for assignments and controls, and report results and logs in batches — whatever
+ * piles up while one report is in flight goes in the next, so load makes batches, not requests.
+ */
+export class WorkerLoop {
+  readonly #client: GantryClient;
+  readonly #reg: WorkerRegistration;
+  readonly #exec: Executor;
+  readonly #opts: WorkerLoopOptions;
+  #id: string | null = null;
+  #running = new Map<string, Assignment>();
+  #reports: AttemptReport[] = [];
+  #logs: LogUpload[] = [];
+  #flushing: Promise<void> | null = null;
+  #flushQueued = false;
+  #stopped = false;
+  #polling: Promise<void> | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
+  #idle: (() => void)[] = [];
+  readonly #abort = new AbortController();
+
+  constructor(client: GantryClient, reg: WorkerRegistration, exec: Executor, opts: WorkerLoopOptions) {
+    this.#client = client;
+    this.#reg = reg;
+    this.#exec = exec;
+    this.#opts = opts;
+  }
+
+  get id(): string | null {
+    return this.#id;
+  }
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  async start(): Promise<string> {
+    const r = await this.#client.registerWorker({ ...this.#reg, id: this.#reg.id ?? this.#id ?? undefined });
+    this.#id = r.worker_id;
+    this.#heartbeat = setInterval(() => void this.#beat(), this.#opts.heartbeat_ms);
+    this.#polling = this.#pollLoop();
+    return r.worker_id;
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#stopped || !this.#id) return;
+    try {
+      await this.#client.heartbeat(this.#id);
+    } catch (err) {
+      if (err instanceof GantryApiError && err.status === 404) {
+        // Declared lost: our jobs were requeued elsewhere. Stop them here and come back fresh.
+        this.#opts.onError?.(new Error(`worker ${this.#id} lost its lease; stopping ${this.#running.size} jobs and registering again`));
+        this.#running.clear();
+        await this.#exec.stopAll();
+        try {
+          await this.#client.registerWorker({ ...this.#reg, id: this.#id });
+        } catch (e) {
+          this.#opts.onError?.(e as Error);
+        }
+      } else {
+        this.#opts.onError?.(err as Error);
+      }
+    }
+  }
+
+  async #pollLoop(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        const { jobs, controls } = await this.#client.poll(this.#id!, this.#opts.poll_wait_ms, this.#abort.signal);
+        if (this.#stopped) break;
+        for (const c of controls) {
+          if (this.#running.get(c.job_id)?.attempt_id === c.attempt_id) this.#exec.control(c.job_id, c.control);
+        }
+        for (const j of jobs) this.#launch(j);
+      } catch (err) {
+        if (this.#stopped) break;
+        this.#opts.onError?.(err as Error);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  #launch(job: Assignment): void {
+    this.#running.set(job.job_id, job);
+    let done = false;
+    const ctx: JobContext = {
+      report: (r) => {
+        if (done) return;
+        if (FINAL.has(r.outcome)) {
+          done = true;
+          // Logs written before the end go out first, in the same batch.
+          this.#running.delete(job.job_id);
+          if (this.#running.size === 0) for (const f of this.#idle.splice(0)) f();
+        }
+        this.#reports.push({ job_id: job.job_id, attempt_id: job.attempt_id, ...r });
+        this.#flush();
+      },
+      log: (stream, data) => {
+        for (let i = 0; i < data.length; i += MAX_LOG_CHUNK) {
+          this.#logs.push({ job_id: job.job_id, attempt: job.attempt, stream, data: data.slice(i, i + MAX_LOG_CHUNK), at: Date.now() });
+        }
+        this.#flush();
+      },
+      progress: (p) => {
+        if (done) return;
+        this.#reports.push({ job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'progress', progress: Math.min(1, Math.max(0, p)) });
+        this.#flush();
+      },
+    };
+    try {
+      this.#exec.start(job, ctx);
+    } catch (err) {
+      ctx.report({ outcome: 'failed', error: `could not start: ${(err as Error).message}`, non_retryable: true });
+    }
+  }
+
+  /** Sends what has piled up; one request in flight at a time. */
+  #flush(): void {
+    if (this.#flushing) {
+      this.#flushQueued = true;
+      return;
+    }
+    this.#flushing = (async () => {
+      // Let same-tick reports join this batch.
+      await new Promise((r) => setImmediate(r));
+      do {
+        this.#flushQueued = false;
+        const reports = this.#reports.splice(0);
+        const logs = this.#logs.splice(0);
+        if (reports.length === 0 && logs.length === 0) break;
+        for (let tries = 0; ; tries++) {
+          try {
+            await this.#client.report(this.#id!, reports, logs);
+            break;
+          } catch (err) {
+            // A rejected batch (4xx) will not get better; anything else is retried until it lands.
+            if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
+              this.#opts.onError?.(err);
+              break;
+            }
+            if (this.#stopped && tries > 20) break;
+            await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** tries)));
+          }
+        }
+      } while (this.#flushQueued || this.#reports.length > 0 || this.#logs.length > 0);
+      this.#flushing = null;
+    })();
+  }
+
+  /**
+   * Stops taking work; running jobs get `grace_ms` to finish, then are stopped. Pending
+   * reports are flushed and the worker deregisters.
+   */
+  async stop(grace_ms = 0): Promise<void> {
+    this.#stopped = true;
+    this.#abort.abort();
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#running.size > 0 && grace_ms > 0) {
+      await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise((r) => setTimeout(r, grace_ms))]);
+    }
+    if (this.#running.size > 0) await this.#exec.stopAll();
+    while (this.#flushing) await this.#flushing;
+    await this.#polling?.catch(() => {});
+    // Deregistering returns any job still held to the queue.
+    if (this.#id) await this.#client.deregister(this.#id).catch(() => {});
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The one place Gantry reads its environment. Options → compile*Options() → a fully defaulted
+ * object; flags override environment, environment overrides defaults.
+ *
+ * | env | default | meaning |
+ * |---|---|---|
+ * | GANTRY_DATA_DIR | ./.gantry | data dir of `gantry up` (SQLite file, admin-token, url) |
+ * | GANTRY_DATABASE | sqlite:<data-dir>/gantry.db | database URL (postgres://… or a SQLite path) |
+ * | GANTRY_PORT | 8084 | API port |
+ * | GANTRY_HOST | 127.0.0.1 | API listen address |
+ * | GANTRY_LOG_LEVEL | warn | pino level of the server log |
+ * | GANTRY_LEASE_TIMEOUT_MS | 5000 | a worker silent this long is lost; its jobs are requeued |
+ * | GANTRY_BODY_LIMIT | 16777216 | largest request body, bytes |
+ * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI connects, and with what token |
+ */
+import { join, resolve } from 'node:path';
+
+export interface ServerConfig {
+  data_dir: string;
+  database: string;
+  port: number;
+  host: string;
+  log_level: string;
+  lease_timeout_ms: number;
+  body_limit: number;
+}
+
+export interface ServerFlags {
+  dataDir?: string;
+  database?: string;
+  port?: number | string;
+  host?: string;
+}
+
+function int(name: string, v: string | number | undefined, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be a whole number from ${min} to ${max}, got '${v}'`);
+  return n;
+}
+
+export function compileServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const data_dir = resolve(flags.dataDir ?? env.GANTRY_DATA_DIR ?? '.gantry');
+  return {
+    data_dir,
+    database: flags.database ?? env.GANTRY_DATABASE ?? `sqlite:${join(data_dir, 'gantry.db')}`,
+    port: int('port', flags.port ?? env.GANTRY_PORT, 8084, 0, 65535),
+    host: flags.host ?? env.GANTRY_HOST ?? '127.0.0.1',
+    log_level: env.GANTRY_LOG_LEVEL ?? 'warn',
+    lease_timeout_ms: int('GANTRY_LEASE_TIMEOUT_MS', env.GANTRY_LEASE_TIMEOUT_MS, 5000, 500),
+    body_limit: int('GANTRY_BODY_LIMIT', env.GANTRY_BODY_LIMIT, 16 * 1024 * 1024, 1024),
+  };
+}
+
+export interface ClientConfig {
+  server: string;
+  token: string | null;
+  /** Where the token came from, for error messages. */
+  token_source: string;
+}
+
+export interface ClientFlags {
+  server?: string;
+  token?: string;
+  dataDir?: string;
+}
+
+/** Flags, then GANTRY_URL/GANTRY_TOKEN, then the local `gantry up` (its url and admin-token files). */
+export function compileClientConfig(flags: ClientFlags, readFile: (p: string) => string | null, env: NodeJS.ProcessEnv = process.env): ClientConfig {
+  const dir = resolve(flags.dataDir ?? env.GANTRY_DATA_DIR ?? '.gantry');
+  const server = flags.server ?? env.GANTRY_URL ?? readFile(join(dir, 'url'))?.trim() ?? 'http://127.0.0.1:8084';
+  if (flags.token) return { server, token: flags.token, token_source: '--token' };
+  if (env.GANTRY_TOKEN) return { server, token: env.GANTRY_TOKEN, token_source: 'GANTRY_TOKEN' };
+  const t = readFile(join(dir, 'admin-token'))?.trim() ?? null;
+  return { server, token: t, token_source: join(dir, 'admin-token') };
+}

@@ -1,0 +1,106 @@
+import type { Assignment, Control } from '../client/http.ts';
+import type { Executor, JobContext } from '../client/workerLoop.ts';
+
+/** Throw this from a handler to fail the job without retries. */
+export class NonRetryableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonRetryableError';
+  }
+}
+
+/** What a handler receives. */
+export interface HandlerJob {
+  id: string;
+  name: string;
+  type: string;
+  tenant: string;
+  attempt: number;
+  parameters: Record<string, unknown>;
+  labels: Record<string, string>;
+  /** Aborted on cancel, timeout or shutdown: long handlers should watch it. */
+  signal: AbortSignal;
+  /** Reports progress 0..1. */
+  progress(fraction: number): void;
+  /** Writes a line to the job's log. */
+  log(line: string): void;
+}
+
+export type Handler = (job: HandlerJob) => unknown | Promise<unknown>;
+
+/**
+ * Runs handler jobs inside this process. The handler's return value (JSON) is the job's result.
+ * A timeout or cancel aborts the job's signal and reports at once — JavaScript cannot be killed
+ * from outside, so a handler that ignores its signal keeps running in the background.
+ */
+export class HandlerExecutor implements Executor {
+  readonly #handlers: Record<string, Handler>;
+  readonly #running = new Map<string, { id: string; abort: AbortController; settle: (r: Parameters<JobContext['report']>[0]) => void }>();
+
+  constructor(handlers: Record<string, Handler>) {
+    this.#handlers = handlers;
+  }
+
+  start(job: Assignment, ctx: JobContext): void {
+    const fn = job.handler ? this.#handlers[job.handler] : undefined;
+    if (!fn) {
+      ctx.report({ outcome: 'failed', error: `no handler named '${job.handler}' in this worker`, non_retryable: true });
+      return;
+    }
+    const abort = new AbortController();
+    let settled = false;
+    const settle = (r: Parameters<JobContext['report']>[0]) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      this.#running.delete(job.job_id);
+      ctx.report(r);
+    };
+    this.#running.set(job.job_id, { id: job.job_id, abort, settle });
+    const timer =
+      job.timeout !== null
+        ? setTimeout(() => {
+            abort.abort(new Error('timeout'));
+            settle({ outcome: 'timeout', error: `timed out after ${job.timeout}s` });
+          }, job.timeout * 1000)
+        : null;
+    const hj: HandlerJob = {
+      id: job.job_id, name: job.name, type: job.type, tenant: job.tenant, attempt: job.attempt,
+      parameters: job.parameters, labels: job.labels, signal: abort.signal,
+      progress: (p) => ctx.progress(p),
+      log: (line) => ctx.log('stdout', line.endsWith('\n') ? line : line + '\n'),
+    };
+    let out: unknown;
+    try {
+      out = fn(hj);
+    } catch (err) {
+      settle(failure(err));
+      return;
+    }
+    if (out instanceof Promise) {
+      out.then((result) => settle({ outcome: 'completed', result: result ?? null }), (err) => settle(failure(err)));
+    } else {
+      settle({ outcome: 'completed', result: out ?? null });
+    }
+  }
+
+  control(jobId: string, control: Control['control']): void {
+    const r = this.#running.get(jobId);
+    if (!r || control !== 'cancel') return; // pause/resume have no meaning inside a JS function
+    r.abort.abort(new Error('cancelled'));
+    r.settle({ outcome: 'cancelled' });
+  }
+
+  async stopAll(): Promise<void> {
+    for (const r of [...this.#running.values()]) {
+      // Not reported: the server requeues the job when this worker deregisters or is declared lost.
+      r.abort.abort(new Error('shutdown'));
+      this.#running.delete(r.id);
+    }
+  }
+}
+
+function failure(err: unknown): { outcome: 'failed'; error: string; non_retryable: boolean } {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { outcome: 'failed', error: e.message, non_retryable: e instanceof NonRetryableError || e.name === 'NonRetryableError' };
+}

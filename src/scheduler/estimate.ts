@@ -1,0 +1,61 @@
+import type { Job } from '../core/types.ts';
+import type { Store } from '../store/store.ts';
+import { buildWorkerViews, fitsEver, fitsNow, pendingReason, type PlacementRequest } from './placement.ts';
+
+export interface QueueInsight {
+  queue_position: number;
+  /** ISO time, or null when nothing is known to estimate from. */
+  estimated_start_time: string | null;
+  /** Why the job is not running yet, in plain words (null: it starts on the next cycle). */
+  pending_reason: string | null;
+}
+
+function request(job: Job): PlacementRequest {
+  return { kind: job.kind, handler: job.handler, ...job.resources };
+}
+
+/** Median run time (ms) of recent completed jobs of the same type, or null without history. */
+async function typicalDuration(store: Store, type: string): Promise<number | null> {
+  const d = await store.recentDurations(type, 50);
+  if (d.length === 0) return null;
+  const sorted = d.sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/**
+ * Position, estimated start and pending reason of a QUEUED job. The estimate: if a worker
+ * can take it now, now; otherwise the n-th earliest expected end among running jobs that could
+ * make room for it, n being the number of jobs ahead of it plus one. A running job's expected
+ * end is its start plus its `expected_duration`, else the median of its type's history, else
+ * its timeout. Null when no running job has any of these, or when no worker could ever fit it.
+ */
+export async function queueInsight(store: Store, job: Job, now = Date.now()): Promise<QueueInsight> {
+  const position = await store.queuePosition(job);
+  const workers = (await store.listWorkers()).filter((w) => w.state === 'online');
+  const views = buildWorkerViews(workers, await store.workerUsage());
+  const req = request(job);
+  const reason = pendingReason(views, req);
+  const iso = (t: number) => new Date(t).toISOString();
+  if (views.some((v) => fitsNow(v, req)) && position === 1) {
+    return { queue_position: position, estimated_start_time: iso(now), pending_reason: null };
+  }
+  const capable = new Set(views.filter((v) => fitsEver(v, req)).map((v) => v.id));
+  if (capable.size === 0) return { queue_position: position, estimated_start_time: null, pending_reason: reason };
+  const ends: number[] = [];
+  const typical = new Map<string, number | null>();
+  for (const r of await store.activeJobs()) {
+    if (!r.worker_id || !capable.has(r.worker_id)) continue;
+    let d: number | null = r.expected_duration !== null ? r.expected_duration * 1000 : null;
+    if (d === null) {
+      if (!typical.has(r.type)) typical.set(r.type, await typicalDuration(store, r.type));
+      d = typical.get(r.type) ?? (r.timeout !== null ? r.timeout * 1000 : null);
+    }
+    if (d !== null) ends.push(Math.max(now, (r.started_at ?? now) + d));
+  }
+  ends.sort((a, b) => a - b);
+  const free = views.filter((v) => fitsNow(v, req)).reduce((n, v) => n + Math.max(0, v.free.slots), 0);
+  const k = position - 1 - free; // jobs that must first get a freed place
+  if (k < 0) return { queue_position: position, estimated_start_time: iso(now), pending_reason: reason };
+  const at = ends[Math.min(k, ends.length - 1)];
+  return { queue_position: position, estimated_start_time: at === undefined || k >= ends.length * 4 ? null : iso(at), pending_reason: reason };
+}

@@ -1,0 +1,26 @@
+import type { Store } from '../store/store.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { TokenInfo } from '../store/store.ts';
+
+export interface ServerContext {
+  store: Store;
+  scheduler: Scheduler;
+  /** Body size limit in bytes. */
+  body_limit: number;
+  /** Accepted without a store lookup: the embedded worker of `gantry up` uses it. Never stored. */
+  internal_token?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: TokenInfo | null;
+  }
+  interface FastifySchema {
+    /** One line for the OpenAPI document. */
+    summary?: string;
+  }
+}
+
+export function actorOf(p: TokenInfo | null): string {
+  return p ? `${p.role}:${p.name}` : 'anonymous';
+}

@@ -1,0 +1,201 @@
+import type { FastifyInstance } from 'fastify';
+import type { JobState, Priority } from '../../core/types.ts';
+import { GantryError, notFound } from '../../core/errors.ts';
+import { normalizeJobSpec, type JobRequest } from '../../core/jobSpec.ts';
+import { parsePriority } from '../../core/priorities.ts';
+import { isFinal } from '../../core/states.ts';
+import { CHANNELS } from '../../store/store.ts';
+import { queueInsight } from '../../scheduler/estimate.ts';
+import { actorOf, type ServerContext } from '../context.ts';
+import { jobView } from '../views.ts';
+import {
+  batchRequestSchema, jobIdParams, jobRequestSchema, listJobsQuery, priorityChangeSchema, reasonSchema, requeueSchema,
+} from '../schemas.ts';
+
+export function encodeCursor(seq: number): string {
+  return Buffer.from(`s:${seq}`).toString('base64url');
+}
+
+export function decodeCursor(c: string): number {
+  const m = /^s:(\d{1,15})$/.exec(Buffer.from(c, 'base64url').toString('utf8'));
+  if (!m) throw new GantryError('INVALID_CURSOR', 'cursor is not one this server issued', { field: 'cursor' });
+  return Number(m[1]);
+}
+
+type IdParams = { id: string };
+
+export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { store } = ctx;
+
+  app.post<{ Body: JobRequest }>('/api/v1/jobs', { schema: { body: jobRequestSchema, summary: 'Submit a job' } }, async (req, reply) => {
+    const spec = normalizeJobSpec(req.body);
+    const [res] = await store.submitJobs([spec], actorOf(req.principal));
+    const job = res!.job;
+    if (res!.created) store.notify(CHANNELS.SCHEDULE);
+    const insight = job.state === 'QUEUED' ? await queueInsight(store, job) : null;
+    return reply.status(res!.created ? 201 : 200).send({
+      job_id: job.id,
+      status: job.state,
+      message: res!.created ? 'Job submitted successfully' : 'Job already submitted with this idempotency key',
+      queue_position: insight?.queue_position ?? null,
+      estimated_start_time: insight?.estimated_start_time ?? null,
+    });
+  });
+
+  app.post<{ Body: { jobs: JobRequest[]; execution_mode?: 'parallel' | 'sequential' } }>(
+    '/api/v1/jobs/batch',
+    { schema: { body: batchRequestSchema, summary: 'Submit many jobs at once (all or nothing)' } },
+    async (req, reply) => {
+      const mode = req.body.execution_mode ?? 'parallel';
+      if (mode === 'sequential') {
+        throw new GantryError('VALIDATION_FAILED', 'execution_mode: sequential batches need job dependencies, which this server does not support yet; submit with parallel', { field: 'execution_mode' });
+      }
+      const specs = req.body.jobs.map((j, i) => normalizeJobSpec(j, `jobs[${i}].`));
+      const results = await store.submitJobs(specs, actorOf(req.principal));
+      store.notify(CHANNELS.SCHEDULE);
+      return reply.status(201).send({
+        job_ids: results.map((r) => r.job.id),
+        jobs: results.map((r) => ({ job_id: r.job.id, status: r.job.state, created: r.created })),
+        execution_mode: mode,
+        message: `${results.filter((r) => r.created).length} jobs submitted`,
+      });
+    },
+  );
+
+  app.get<{ Querystring: { status?: string; tenant?: string; type?: string; priority?: string; limit?: number; cursor?: string } }>(
+    '/api/v1/jobs',
+    { schema: { querystring: listJobsQuery, summary: 'List jobs, newest first' } },
+    async (req) => {
+      const q = req.query;
+      const limit = q.limit ?? 50;
+      const jobs = await store.listJobs(
+        {
+          state: q.status ? (q.status.toUpperCase() as JobState) : undefined,
+          tenant: q.tenant,
+          type: q.type,
+          priority: q.priority ? (parsePriority(q.priority) as Priority) : undefined,
+        },
+        limit,
+        q.cursor ? decodeCursor(q.cursor) : null,
+      );
+      const last = jobs[jobs.length - 1];
+      return { jobs: jobs.map((j) => jobView(j)), next_cursor: jobs.length === limit && last ? encodeCursor(last.seq) : null };
+    },
+  );
+
+  app.get<{ Params: IdParams }>('/api/v1/jobs/:id', { schema: { params: jobIdParams, summary: 'A job with its attempts' } }, async (req) => {
+    const job = await store.getJob(req.params.id);
+    if (!job) throw notFound('job', req.params.id);
+    const view = jobView(job, await store.jobAttempts(job.id));
+    if (job.state === 'QUEUED') Object.assign(view, await queueInsight(store, job));
+    return view;
+  });
+
+  app.get<{ Params: IdParams }>('/api/v1/jobs/:id/events', { schema: { params: jobIdParams, summary: 'Every state transition of a job' } }, async (req) => {
+    const job = await store.getJob(req.params.id);
+    if (!job) throw notFound('job', req.params.id);
+    const events = await store.jobEvents(job.id);
+    return {
+      job_id: job.id,
+      events: events.map((e) => ({ at: new Date(e.at).toISOString(), from: e.from_state, to: e.to_state, reason: e.reason, actor: e.actor, data: e.data })),
+    };
+  });
+
+  const wake = (worker: string | null) => {
+    if (worker) store.notify(CHANNELS.WORKER, worker);
+  };
+
+  app.post<{ Params: IdParams; Body: { reason?: string } | undefined }>(
+    '/api/v1/jobs/:id/cancel',
+    { schema: { params: jobIdParams, body: reasonSchema, summary: 'Cancel a job (stops it if running)' } },
+    async (req, reply) => {
+      const r = await store.cancelJob(req.params.id, req.body?.reason ?? 'cancelled by user', actorOf(req.principal));
+      wake(r.wake_worker);
+      store.notify(CHANNELS.SCHEDULE);
+      return reply.status(r.job.state === 'CANCELLED' ? 200 : 202).send({ ...jobView(r.job), message: r.job.state === 'CANCELLED' ? 'cancelled' : 'cancel requested; the worker is stopping the job' });
+    },
+  );
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post<{ Params: IdParams; Body: { reason?: string } | undefined }>(
+      `/api/v1/jobs/:id/${action}`,
+      { schema: { params: jobIdParams, body: reasonSchema, summary: `${action === 'pause' ? 'Pause (SIGSTOP)' : 'Resume (SIGCONT)'} a running job` } },
+      async (req, reply) => {
+        const r = await store.controlJob(req.params.id, action, actorOf(req.principal));
+        wake(r.wake_worker);
+        return reply.status(202).send({ ...jobView(r.job), message: `${action} requested` });
+      },
+    );
+  }
+
+  app.post<{ Params: IdParams; Body: { reason?: string; parameters?: Record<string, unknown> } | undefined }>(
+    '/api/v1/jobs/:id/retry',
+    { schema: { params: jobIdParams, body: requeueSchema, summary: 'Run a FAILED, TIMEOUT or CANCELLED job again' } },
+    async (req) => {
+      const job = await store.requeueJob(req.params.id, req.body?.reason ?? 'manual retry', actorOf(req.principal), req.body?.parameters);
+      store.notify(CHANNELS.SCHEDULE);
+      return jobView(job);
+    },
+  );
+
+  app.put<{ Params: IdParams; Body: { priority: string; reason?: string } }>(
+    '/api/v1/jobs/:id/priority',
+    { schema: { params: jobIdParams, body: priorityChangeSchema, summary: 'Change a job priority' } },
+    async (req) => {
+      const job = await store.setPriority(req.params.id, parsePriority(req.body.priority)!, req.body.reason ?? 'no reason given', actorOf(req.principal));
+      store.notify(CHANNELS.SCHEDULE);
+      return jobView(job);
+    },
+  );
+
+  app.get<{ Params: IdParams; Querystring: { follow?: boolean; after?: number } }>(
+    '/api/v1/jobs/:id/logs',
+    {
+      schema: {
+        params: jobIdParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { follow: { type: 'boolean' }, after: { type: 'integer', minimum: 0 } } },
+        summary: 'stdout/stderr of a job; follow=true streams NDJSON until the job ends',
+      },
+    },
+    async (req, reply) => {
+      const job = await store.getJob(req.params.id);
+      if (!job) throw notFound('job', req.params.id);
+      let after = req.query.after ?? 0;
+      if (!req.query.follow) {
+        const chunks = await store.readLogs(job.id, after, 10000);
+        return { job_id: job.id, logs: chunks, next_after: chunks.length ? chunks[chunks.length - 1]!.seq : after };
+      }
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      let closed = false;
+      res.on('close', () => (closed = true));
+      let wakeUp: (() => void) | null = null;
+      const unlisten = store.listen(CHANNELS.JOB, (id) => {
+        if (id === job.id) wakeUp?.();
+      });
+      try {
+        while (!closed) {
+          const chunks = await store.readLogs(job.id, after, 1000);
+          for (const c of chunks) res.write(JSON.stringify(c) + '\n');
+          if (chunks.length) after = chunks[chunks.length - 1]!.seq;
+          if (chunks.length === 1000) continue;
+          const now = await store.getJob(job.id);
+          if (!now || (isFinal(now.state) && !(await store.readLogs(job.id, after, 1)).length)) {
+            res.write(JSON.stringify({ end: true, status: now?.state ?? null, exit_code: now?.exit_code ?? null }) + '\n');
+            break;
+          }
+          // Wake on this job's reports; a slow timer covers reports that land on another server.
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, 1000);
+            wakeUp = () => (clearTimeout(t), r());
+          });
+          wakeUp = null;
+        }
+      } finally {
+        unlisten();
+        res.end();
+      }
+    },
+  );
+}

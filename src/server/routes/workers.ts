@@ -1,0 +1,141 @@
+import type { FastifyInstance } from 'fastify';
+import type { WorkerInfo } from '../../core/types.ts';
+import { GantryError, notFound } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import { CHANNELS, type AttemptReport, type Delivery } from '../../store/store.ts';
+import type { LogChunk } from '../../core/types.ts';
+import type { ServerContext } from '../context.ts';
+import { iso } from '../views.ts';
+import { pollSchema, reportSchema, workerRegisterSchema } from '../schemas.ts';
+
+type RegisterBody = {
+  id?: string;
+  name: string;
+  kind: WorkerInfo['kind'];
+  handlers?: string[];
+  capacity: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; slots: number };
+  labels?: Record<string, string>;
+};
+
+const workerParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
+
+/**
+ * The worker protocol: register → heartbeat (the lease) → long-poll for assignments and
+ * controls → report results and logs in batches.
+ */
+export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { store } = ctx;
+  const waiters = new Map<string, Set<() => void>>();
+  const unlisten = store.listen(CHANNELS.WORKER, (id) => {
+    const set = waiters.get(id);
+    if (set) for (const w of [...set]) w();
+  });
+  app.addHook('onClose', async () => {
+    unlisten();
+    for (const set of waiters.values()) for (const w of set) w();
+  });
+
+  app.post<{ Body: RegisterBody }>('/api/v1/workers', { schema: { body: workerRegisterSchema, summary: 'Register a worker and its capacity' } }, async (req, reply) => {
+    const b = req.body;
+    const w = await store.registerWorker({
+      id: b.id ?? newId('wkr'),
+      name: b.name,
+      kind: b.kind,
+      handlers: b.handlers ?? [],
+      capacity: { cpu_cores: b.capacity.cpu_cores ?? 0, memory_gb: b.capacity.memory_gb ?? 0, gpu_count: b.capacity.gpu_count ?? 0, slots: b.capacity.slots },
+      labels: b.labels ?? {},
+    });
+    store.notify(CHANNELS.SCHEDULE);
+    return reply.status(201).send({ worker_id: w.id, heartbeat_interval_ms: 1000, state: w.state });
+  });
+
+  app.get('/api/v1/workers', { schema: { summary: 'Workers with capacity, usage and state' } }, async () => {
+    const [workers, usage] = await Promise.all([store.listWorkers(true), store.workerUsage()]);
+    return {
+      workers: workers.map((w) => {
+        const u = usage.get(w.id);
+        return {
+          worker_id: w.id, name: w.name, kind: w.kind, handlers: w.handlers, state: w.state, capacity: w.capacity, labels: w.labels,
+          used: { cpu_cores: u?.cpu_cores ?? 0, memory_gb: u?.memory_gb ?? 0, gpu_count: u?.gpu_count ?? 0, slots: u?.slots ?? 0, gpu_indices: u?.gpu_indices ?? [] },
+          registered_at: iso(w.registered_at), last_heartbeat: iso(w.last_heartbeat),
+        };
+      }),
+    };
+  });
+
+  app.post<{ Params: { id: string } }>('/api/v1/workers/:id/heartbeat', { schema: { params: workerParams, summary: 'Renew a worker lease' } }, async (req) => {
+    if (!(await store.heartbeat(req.params.id))) {
+      throw new GantryError('NOT_FOUND', `worker ${req.params.id} is unknown or was declared lost; register again`, { id: req.params.id });
+    }
+    return { ok: true };
+  });
+
+  app.post<{ Params: { id: string } }>('/api/v1/workers/:id/drain', { schema: { params: workerParams, summary: 'Stop giving a worker new work' } }, async (req) => {
+    if (!(await store.setWorkerState(req.params.id, 'draining'))) throw notFound('worker', req.params.id);
+    return { worker_id: req.params.id, state: 'draining' };
+  });
+
+  app.post<{ Params: { id: string } }>('/api/v1/workers/:id/deregister', { schema: { params: workerParams, summary: 'A worker leaving cleanly' } }, async (req) => {
+    if (!(await store.getWorker(req.params.id))) throw notFound('worker', req.params.id);
+    const requeued = await store.releaseWorker(req.params.id, `worker ${req.params.id} left`, `worker:${req.params.id}`);
+    store.notify(CHANNELS.SCHEDULE);
+    return { worker_id: req.params.id, state: 'offline', requeued_jobs: requeued };
+  });
+
+  app.post<{ Params: { id: string }; Body: { max_jobs?: number; wait_ms?: number } | undefined }>(
+    '/api/v1/workers/:id/poll',
+    { schema: { params: workerParams, body: pollSchema, summary: 'Long-poll for assigned jobs and controls' } },
+    async (req) => {
+      const id = req.params.id;
+      const max = req.body?.max_jobs ?? 1000;
+      const deadline = Date.now() + (req.body?.wait_ms ?? 20000);
+      let closed = false;
+      req.raw.once('close', () => (closed = true));
+      for (;;) {
+        // Register the waiter before looking, so a wake-up between look and wait is not lost.
+        let wake!: () => void;
+        const woke = new Promise<void>((r) => (wake = r));
+        let set = waiters.get(id);
+        if (!set) waiters.set(id, (set = new Set()));
+        set.add(wake);
+        try {
+          const d: Delivery = await store.deliverToWorker(id, max);
+          if (d.jobs.length || d.controls.length || Date.now() >= deadline || closed) {
+            return {
+              jobs: d.jobs.map((j) => ({
+                job_id: j.id, attempt_id: j.current_attempt_id, attempt: j.attempt_count, name: j.name, type: j.type, tenant: j.tenant,
+                kind: j.kind, command: j.command, handler: j.handler, env: j.env, working_dir: j.working_dir, timeout: j.timeout,
+                parameters: j.parameters, resources: j.resources, gpu_indices: j.gpu_indices, labels: j.labels,
+              })),
+              controls: d.controls,
+            };
+          }
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([woke, new Promise<void>((r) => (timer = setTimeout(r, deadline - Date.now())))]);
+          clearTimeout(timer);
+        } finally {
+          set.delete(wake);
+          if (set.size === 0) waiters.delete(id);
+        }
+      }
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { reports?: AttemptReport[]; logs?: Omit<LogChunk, 'at'> & { at?: number }[] } }>(
+    '/api/v1/workers/:id/report',
+    { schema: { params: workerParams, body: reportSchema, summary: 'Report attempt results, progress and log chunks (batched)' } },
+    async (req) => {
+      const now = Date.now();
+      const logs = (req.body.logs ?? []) as (LogChunk & { at?: number })[];
+      if (logs.length) await store.appendLogs(logs.map((l) => ({ ...l, at: l.at ?? now })));
+      const reports = req.body.reports ?? [];
+      const results = reports.length ? await store.reportResults(req.params.id, reports, now) : [];
+      if (results.some((r) => r.status === 'applied')) {
+        store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? 'retry' : '');
+      }
+      const touched = new Set([...logs.map((l) => l.job_id), ...results.map((r) => r.job_id)]);
+      for (const j of touched) store.notify(CHANNELS.JOB, j);
+      return { results };
+    },
+  );
+}

@@ -1,0 +1,190 @@
+/**
+ * JSON Schemas for the REST API v1, compiled once by Fastify (ajv) and published as OpenAPI 3.1.
+ * Unknown fields are refused (`additionalProperties: false`), never silently dropped.
+ */
+const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const ident = { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]*$' } as const;
+const stringMap = (max: number) =>
+  ({ type: 'object', maxProperties: max, additionalProperties: { type: 'string', maxLength: 65536 } }) as const;
+
+export const prioritySchema = { type: 'string', enum: ['emergency', 'critical', 'high', 'normal', 'low', 'urgent'] } as const;
+
+export const resourcesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    cpu_cores: { type: 'number', minimum: 0, maximum: 4096 },
+    memory_gb: { type: 'number', minimum: 0, maximum: 65536 },
+    gpu_count: { type: 'integer', minimum: 0, maximum: 256 },
+    storage_gb: { type: 'number', minimum: 0, maximum: 1048576 },
+  },
+} as const;
+
+export const retryPolicySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    max_attempts: { type: 'integer', minimum: 1, maximum: 100 },
+    retry_delay: { type: 'number', minimum: 0, maximum: 86400 },
+    backoff: { type: 'string', enum: ['fixed', 'exponential'] },
+    max_delay: { type: 'number', minimum: 0, maximum: 604800 },
+    jitter: { type: 'number', minimum: 0, maximum: 1 },
+  },
+} as const;
+
+export const jobRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name,
+    type: ident,
+    tenant: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
+    priority: prioritySchema,
+    resources: resourcesSchema,
+    command: { type: 'array', minItems: 1, maxItems: 4096, items: { type: 'string', maxLength: 131072 } },
+    handler: ident,
+    env: stringMap(1000),
+    working_dir: { type: 'string', minLength: 1, maxLength: 4096 },
+    timeout: { type: 'number', exclusiveMinimum: 0, maximum: 2592000 },
+    retry_policy: retryPolicySchema,
+    labels: stringMap(100),
+    parameters: { type: 'object', maxProperties: 1000 },
+    idempotency_key: { type: 'string', minLength: 1, maxLength: 200 },
+    expected_duration: { type: 'number', exclusiveMinimum: 0, maximum: 31536000 },
+  },
+} as const;
+
+export const batchRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['jobs'],
+  properties: {
+    jobs: { type: 'array', minItems: 1, maxItems: 10000, items: jobRequestSchema },
+    execution_mode: { type: 'string', enum: ['parallel', 'sequential'] },
+  },
+} as const;
+
+export const priorityChangeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['priority'],
+  properties: { priority: prioritySchema, reason: { type: 'string', maxLength: 1000 } },
+} as const;
+
+export const reorderSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['job_id', 'new_position'],
+  properties: {
+    job_id: { type: 'string', minLength: 1, maxLength: 100 },
+    new_position: { type: 'integer', minimum: 1, maximum: 1e9 },
+    reason: { type: 'string', maxLength: 1000 },
+  },
+} as const;
+
+export const reasonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { reason: { type: 'string', maxLength: 1000 } },
+} as const;
+
+export const requeueSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { reason: { type: 'string', maxLength: 1000 }, parameters: { type: 'object', maxProperties: 1000 } },
+} as const;
+
+export const jobIdParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
+} as const;
+
+export const listJobsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', enum: ['SUBMITTED', 'QUEUED', 'SCHEDULED', 'RUNNING', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'RETRYING',
+      'submitted', 'queued', 'scheduled', 'running', 'paused', 'completed', 'failed', 'cancelled', 'timeout', 'retrying'] },
+    tenant: { type: 'string', maxLength: 63 },
+    type: { type: 'string', maxLength: 100 },
+    priority: prioritySchema,
+    limit: { type: 'integer', minimum: 1, maximum: 1000 },
+    cursor: { type: 'string', maxLength: 100 },
+  },
+} as const;
+
+export const workerRegisterSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'kind', 'capacity'],
+  properties: {
+    id: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.:-]+$' },
+    name,
+    kind: { type: 'string', enum: ['process', 'handler'] },
+    handlers: { type: 'array', maxItems: 1000, items: ident },
+    capacity: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['slots'],
+      properties: {
+        cpu_cores: { type: 'number', minimum: 0, maximum: 4096 },
+        memory_gb: { type: 'number', minimum: 0, maximum: 65536 },
+        gpu_count: { type: 'integer', minimum: 0, maximum: 256 },
+        slots: { type: 'integer', minimum: 1, maximum: 100000 },
+      },
+    },
+    labels: stringMap(100),
+  },
+} as const;
+
+export const pollSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    max_jobs: { type: 'integer', minimum: 0, maximum: 10000 },
+    wait_ms: { type: 'integer', minimum: 0, maximum: 60000 },
+  },
+} as const;
+
+export const reportSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    reports: {
+      type: 'array',
+      maxItems: 10000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['job_id', 'attempt_id', 'outcome'],
+        properties: {
+          job_id: { type: 'string', maxLength: 100 },
+          attempt_id: { type: 'string', maxLength: 100 },
+          outcome: { type: 'string', enum: ['completed', 'failed', 'timeout', 'cancelled', 'paused', 'resumed', 'progress'] },
+          exit_code: { type: ['integer', 'null'] },
+          error: { type: ['string', 'null'], maxLength: 65536 },
+          result: {},
+          progress: { type: ['number', 'null'], minimum: 0, maximum: 1 },
+          non_retryable: { type: 'boolean' },
+        },
+      },
+    },
+    logs: {
+      type: 'array',
+      maxItems: 10000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['job_id', 'attempt', 'stream', 'data'],
+        properties: {
+          job_id: { type: 'string', maxLength: 100 },
+          attempt: { type: 'integer', minimum: 0 },
+          stream: { type: 'string', enum: ['stdout', 'stderr'] },
+          data: { type: 'string', maxLength: 1048576 },
+          at: { type: 'integer' },
+        },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,68 @@
+import type { Attempt, Job } from '../core/types.ts';
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+/** A job on the wire: snake_case, ISO times, `status` as in seed 002. */
+export function jobView(j: Job, attempts?: Attempt[]): Record<string, unknown> {
+  return {
+    job_id: j.id,
+    name: j.name,
+    type: j.type,
+    tenant: j.tenant,
+    priority: j.priority,
+    status: j.state,
+    kind: j.kind,
+    command: j.command,
+    handler: j.handler,
+    env: j.env,
+    working_dir: j.working_dir,
+    timeout: j.timeout,
+    retry_policy: j.retry_policy,
+    labels: j.labels,
+    parameters: j.parameters,
+    idempotency_key: j.idempotency_key,
+    expected_duration: j.expected_duration,
+    resources: j.resources,
+    worker_id: j.worker_id,
+    gpu_indices: j.gpu_indices,
+    attempt_count: j.attempt_count,
+    retries_used: j.retry_count,
+    cancel_requested: j.cancel_requested,
+    result: j.result,
+    error: j.error,
+    exit_code: j.exit_code,
+    progress: j.progress,
+    dead_lettered: j.dead_lettered_at !== null,
+    created_at: iso(j.created_at),
+    updated_at: iso(j.updated_at),
+    queued_at: iso(j.queued_at),
+    started_at: iso(j.started_at),
+    finished_at: iso(j.finished_at),
+    run_after: iso(j.run_after),
+    ...(attempts ? { attempts: attempts.map(attemptView) } : {}),
+  };
+}
+
+export function attemptView(a: Attempt): Record<string, unknown> {
+  return {
+    attempt_id: a.id,
+    number: a.number,
+    worker_id: a.worker_id,
+    outcome: a.outcome,
+    started_at: iso(a.started_at),
+    ended_at: iso(a.ended_at),
+    exit_code: a.exit_code,
+    error: a.error,
+  };
+}
+
+/** "2m 30s" as in seed 002's queue status. */
+export function humanDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${r}s` : `${r}s`;
+}
+
+export { iso };

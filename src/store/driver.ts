@@ -1,0 +1,38 @@
+/**
+ * The SQL seam between Gantry's store operations and a database engine. Operations in
+ * src/store/ops are written once against this interface with `?` placeholders; each driver
+ * owns its connections and states its dialect differences as capabilities, not `if (pg)`.
+ */
+export type SqlValue = string | number | null;
+export type Row = Record<string, unknown>;
+
+export interface SqlExecutor {
+  query<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /** Inserts many rows into `table` (one statement per chunk where the engine allows). */
+  insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void>;
+}
+
+export interface DriverCapabilities {
+  /** `FOR UPDATE SKIP LOCKED` in claims. */
+  readonly skipLocked: boolean;
+  /** Cross-process wake-ups via LISTEN/NOTIFY; otherwise wake-ups are in-process only. */
+  readonly listenNotify: boolean;
+  /** Several server processes may share the database (and so need leader election). */
+  readonly multiProcess: boolean;
+}
+
+export interface SqlDriver extends SqlExecutor {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly capabilities: DriverCapabilities;
+  /** Runs `fn` in one transaction; rolls back and rethrows on error. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Runs `fn` in a transaction that holds the migration lock (safe when two servers start at once). */
+  withMigrationLock<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Sends `payload` to every listener of `channel`, in this process and (if supported) others. */
+  notify(channel: string, payload: string): void;
+  listen(channel: string, fn: (payload: string) => void): () => void;
+  /** Tries to become (or stay) the single scheduler leader. SQLite: always true. */
+  tryLeadership(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,114 @@
+-- Gantry schema v1 (PostgreSQL). Times are epoch milliseconds; JSON is stored as text.
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  tenant TEXT,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE jobs (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  priority TEXT NOT NULL,
+  priority_rank BIGINT NOT NULL,
+  state TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  command TEXT,
+  handler TEXT,
+  env TEXT NOT NULL,
+  working_dir TEXT,
+  timeout DOUBLE PRECISION,
+  retry_policy TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  parameters TEXT NOT NULL,
+  idempotency_key TEXT,
+  expected_duration DOUBLE PRECISION,
+  cpu_cores DOUBLE PRECISION NOT NULL,
+  memory_gb DOUBLE PRECISION NOT NULL,
+  gpu_count BIGINT NOT NULL,
+  storage_gb DOUBLE PRECISION NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  queued_at BIGINT,
+  started_at BIGINT,
+  finished_at BIGINT,
+  sort_key DOUBLE PRECISION NOT NULL,
+  run_after BIGINT,
+  worker_id TEXT,
+  gpu_indices TEXT NOT NULL DEFAULT '[]',
+  attempt_count BIGINT NOT NULL DEFAULT 0,
+  retry_count BIGINT NOT NULL DEFAULT 0,
+  current_attempt_id TEXT,
+  control TEXT,
+  cancel_requested BIGINT NOT NULL DEFAULT 0,
+  result TEXT,
+  error TEXT,
+  exit_code BIGINT,
+  progress DOUBLE PRECISION,
+  dead_lettered_at BIGINT
+);
+-- The queue index: pending work in scheduling order (priority class, then position).
+CREATE INDEX jobs_queue ON jobs (priority_rank, sort_key, seq) WHERE state = 'QUEUED';
+-- Jobs holding resources on a worker.
+CREATE INDEX jobs_active ON jobs (worker_id) WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED');
+CREATE INDEX jobs_retry ON jobs (run_after) WHERE state = 'RETRYING';
+CREATE INDEX jobs_dead ON jobs (dead_lettered_at) WHERE dead_lettered_at IS NOT NULL;
+CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_state_seq ON jobs (state, seq);
+CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
+CREATE INDEX jobs_type_finished ON jobs (type, finished_at) WHERE state = 'COMPLETED';
+
+CREATE TABLE job_attempts (
+  id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  number BIGINT NOT NULL,
+  worker_id TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  ended_at BIGINT,
+  exit_code BIGINT,
+  error TEXT,
+  outcome TEXT NOT NULL
+);
+CREATE INDEX job_attempts_job ON job_attempts (job_id, number);
+
+CREATE TABLE job_events (
+  id BIGSERIAL PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  from_state TEXT,
+  to_state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  data TEXT
+);
+CREATE INDEX job_events_job ON job_events (job_id, id);
+
+CREATE TABLE job_logs (
+  seq BIGSERIAL PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  attempt BIGINT NOT NULL,
+  stream TEXT NOT NULL,
+  data TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX job_logs_job ON job_logs (job_id, seq);
+
+CREATE TABLE workers (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  handlers TEXT NOT NULL,
+  cpu_cores DOUBLE PRECISION NOT NULL,
+  memory_gb DOUBLE PRECISION NOT NULL,
+  gpu_count BIGINT NOT NULL,
+  slots BIGINT NOT NULL,
+  labels TEXT NOT NULL,
+  state TEXT NOT NULL,
+  registered_at BIGINT NOT NULL,
+  last_heartbeat BIGINT NOT NULL
+);

@@ -1,0 +1,144 @@
+import type { Job, Priority } from '../../core/types.ts';
+import { GantryError, notFound } from '../../core/errors.ts';
+import { isFinal } from '../../core/states.ts';
+import { priorityRank } from '../../core/priorities.ts';
+import type { SqlExecutor } from '../driver.ts';
+import { jobFromRow } from '../rows.ts';
+import { applyTransitions, recordEvents } from './applyTransitions.ts';
+
+export async function loadJob(tx: SqlExecutor, id: string): Promise<Job> {
+  const row = (await tx.query('SELECT * FROM jobs WHERE id = ?', [id]))[0];
+  if (!row) throw notFound('job', id);
+  return jobFromRow(row);
+}
+
+/** What a user action did: the job afterwards, and the worker to wake, if any. */
+export interface ActionResult {
+  job: Job;
+  wake_worker: string | null;
+}
+
+/**
+ * Cancels a job. Not yet on a worker → CANCELLED at once. On a worker (RUNNING, PAUSED) → the
+ * worker is told to stop the process group (SIGTERM, then SIGKILL after the grace period) and the
+ * job becomes CANCELLED when it confirms — or when its lease lapses.
+ */
+export async function cancelJob(tx: SqlExecutor, id: string, reason: string, actor: string, now: number): Promise<ActionResult> {
+  const job = await loadJob(tx, id);
+  if (job.state === 'RUNNING' || job.state === 'PAUSED') {
+    await tx.run(`UPDATE jobs SET cancel_requested = 1, control = 'cancel', updated_at = ? WHERE id = ?`, [now, id]);
+    await recordEvents(tx, [{ job_id: id, state: job.state, reason: `cancel requested: ${reason}`, actor }], now);
+    return { job: await loadJob(tx, id), wake_worker: job.worker_id };
+  }
+  const wasOn = job.state === 'SCHEDULED' ? job.worker_id : null;
+  await applyTransitions(
+    tx,
+    [{ job_id: id, from: job.state, to: 'CANCELLED', reason, actor, patch: { finished_at: now, worker_id: null, gpu_indices: '[]', run_after: null } }],
+    now,
+  );
+  if (wasOn && job.current_attempt_id) {
+    await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = 'cancelled' WHERE id = ?`, [now, job.current_attempt_id]);
+  }
+  return { job: await loadJob(tx, id), wake_worker: null };
+}
+
+/** Pause (SIGSTOP) or resume (SIGCONT) a running job: the worker is told, the state follows its confirmation. */
+export async function controlJob(tx: SqlExecutor, id: string, control: 'pause' | 'resume', actor: string, now: number): Promise<ActionResult> {
+  const job = await loadJob(tx, id);
+  const need = control === 'pause' ? 'RUNNING' : 'PAUSED';
+  if (job.state !== need || job.cancel_requested) {
+    throw new GantryError('INVALID_TRANSITION', `job ${id} is ${job.state}; only a ${need} job can be ${control}d`, {
+      job_id: id, from: job.state, to: control === 'pause' ? 'PAUSED' : 'RUNNING',
+    });
+  }
+  await tx.run('UPDATE jobs SET control = ?, updated_at = ? WHERE id = ?', [control, now, id]);
+  await recordEvents(tx, [{ job_id: id, state: job.state, reason: `${control} requested`, actor }], now);
+  return { job: await loadJob(tx, id), wake_worker: job.worker_id };
+}
+
+/**
+ * Puts a FAILED, TIMEOUT or CANCELLED job back in the queue with a fresh retry budget
+ * (manual retry, or a requeue from the dead-letter queue), optionally with new parameters.
+ */
+export async function requeueJob(
+  tx: SqlExecutor, id: string, reason: string, actor: string, now: number, parameters?: Record<string, unknown>,
+): Promise<Job> {
+  const job = await loadJob(tx, id);
+  if (!isFinal(job.state) || job.state === 'COMPLETED') {
+    throw new GantryError('INVALID_TRANSITION', `job ${id} is ${job.state}; only FAILED, TIMEOUT or CANCELLED jobs can be retried`, {
+      job_id: id, from: job.state, to: 'QUEUED',
+    });
+  }
+  const patch: Record<string, string | number | null> = {
+    retry_count: 0, dead_lettered_at: null, finished_at: null, queued_at: now, sort_key: now, cancel_requested: 0,
+    control: null, error: null, exit_code: null, run_after: null, current_attempt_id: null,
+  };
+  if (parameters) patch.parameters = JSON.stringify(parameters);
+  await applyTransitions(tx, [{ job_id: id, from: job.state, to: 'QUEUED', reason, actor, patch }], now);
+  return loadJob(tx, id);
+}
+
+/** Changes a job's priority (seed 002: `{priority, reason}`). A queued job moves to its new class at once. */
+export async function setPriority(tx: SqlExecutor, id: string, priority: Priority, reason: string, actor: string, now: number): Promise<Job> {
+  const job = await loadJob(tx, id);
+  if (isFinal(job.state)) {
+    throw new GantryError('INVALID_TRANSITION', `job ${id} is ${job.state}; its priority can no longer change`, { job_id: id, from: job.state });
+  }
+  await tx.run('UPDATE jobs SET priority = ?, priority_rank = ?, updated_at = ? WHERE id = ?', [priority, priorityRank(priority), now, id]);
+  await recordEvents(tx, [{ job_id: id, state: job.state, reason: `priority ${job.priority} → ${priority}: ${reason}`, actor,
+    data: { from_priority: job.priority, to_priority: priority } }], now);
+  return loadJob(tx, id);
+}
+
+/** 1-based place of a queued job in scheduling order. */
+export async function queuePosition(db: SqlExecutor, job: Pick<Job, 'priority' | 'sort_key' | 'seq'>): Promise<number> {
+  const rank = priorityRank(job.priority);
+  const r = await db.query<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND (priority_rank, sort_key, seq) < (?, ?, ?)`,
+    [rank, job.sort_key, job.seq],
+  );
+  return Number(r[0]?.n ?? 0) + 1;
+}
+
+/**
+ * Moves a queued job to `position` (1-based, in the whole queue). The job stays in its priority
+ * class: a place held by a higher class is refused (change the priority instead); a place beyond
+ * its class puts it last in the class.
+ */
+export async function reorderJob(tx: SqlExecutor, id: string, position: number, reason: string, actor: string, now: number): Promise<Job> {
+  const job = await loadJob(tx, id);
+  if (job.state !== 'QUEUED') {
+    throw new GantryError('INVALID_TRANSITION', `job ${id} is ${job.state}; only a QUEUED job can be reordered`, { job_id: id, from: job.state });
+  }
+  const rank = priorityRank(job.priority);
+  const at = await tx.query(
+    `SELECT id, priority, priority_rank, sort_key FROM jobs WHERE state = 'QUEUED' AND id != ?
+     ORDER BY priority_rank, sort_key, seq LIMIT 2 OFFSET ?`,
+    [id, Math.max(0, position - 2)],
+  );
+  // `before` = the job that will precede ours, `after` = the one that will follow.
+  const before = position >= 2 ? at[0] : undefined;
+  const after = position >= 2 ? at[1] : at[0];
+  if (after && Number(after.priority_rank) < rank) {
+    throw new GantryError('CONFLICT', `position ${position} is held by a ${String(after.priority)} job; raise the priority to move ${id} ahead of it`, {
+      field: 'new_position',
+    });
+  }
+  let key: number;
+  if (before && Number(before.priority_rank) > rank) {
+    // Past the end of its class: last in the class.
+    const last = await tx.query<{ k: number | null }>(
+      `SELECT MAX(sort_key) AS k FROM jobs WHERE state = 'QUEUED' AND priority_rank = ? AND id != ?`, [rank, id]);
+    key = last[0]?.k === null || last[0]?.k === undefined ? job.sort_key : Number(last[0].k) + 1;
+  } else {
+    const lo = before && Number(before.priority_rank) === rank ? Number(before.sort_key) : null;
+    const hi = after && Number(after.priority_rank) === rank ? Number(after.sort_key) : null;
+    if (lo !== null && hi !== null) key = (lo + hi) / 2;
+    else if (hi !== null) key = hi - 1;
+    else if (lo !== null) key = lo + 1;
+    else key = job.sort_key;
+  }
+  await tx.run('UPDATE jobs SET sort_key = ?, updated_at = ? WHERE id = ?', [key, now, id]);
+  await recordEvents(tx, [{ job_id: id, state: 'QUEUED', reason: `moved to position ${position}: ${reason}`, actor }], now);
+  return loadJob(tx, id);
+}

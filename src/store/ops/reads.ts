@@ -1,0 +1,93 @@
+import type { Attempt, Job, JobEvent, JobState, Priority } from '../../core/types.ts';
+import { PRIORITIES } from '../../core/types.ts';
+import type { SqlExecutor, SqlValue } from '../driver.ts';
+import { attemptFromRow, eventFromRow, jobFromRow } from '../rows.ts';
+
+export interface JobFilter {
+  state?: JobState;
+  tenant?: string;
+  type?: string;
+  priority?: Priority;
+  /** Only jobs in the dead-letter queue. */
+  dead_letter?: boolean;
+}
+
+/** Jobs newest first; `before_seq` is the keyset cursor (jobs with a smaller seq). */
+export async function listJobs(db: SqlExecutor, filter: JobFilter, limit: number, beforeSeq: number | null): Promise<Job[]> {
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  if (filter.state) (where.push('state = ?'), params.push(filter.state));
+  if (filter.tenant) (where.push('tenant = ?'), params.push(filter.tenant));
+  if (filter.type) (where.push('type = ?'), params.push(filter.type));
+  if (filter.priority) (where.push('priority = ?'), params.push(filter.priority));
+  if (filter.dead_letter) where.push(`dead_lettered_at IS NOT NULL AND state IN ('FAILED', 'TIMEOUT')`);
+  if (beforeSeq !== null) (where.push('seq < ?'), params.push(beforeSeq));
+  params.push(limit);
+  const rows = await db.query(
+    `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`,
+    params,
+  );
+  return rows.map(jobFromRow);
+}
+
+export async function jobEvents(db: SqlExecutor, jobId: string): Promise<JobEvent[]> {
+  return (await db.query('SELECT * FROM job_events WHERE job_id = ? ORDER BY id', [jobId])).map(eventFromRow);
+}
+
+export async function jobAttempts(db: SqlExecutor, jobId: string): Promise<Attempt[]> {
+  return (await db.query('SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number', [jobId])).map(attemptFromRow);
+}
+
+export interface QueueStats {
+  queued: number;
+  running: number;
+  scheduled: number;
+  paused: number;
+  retrying: number;
+  per_priority: Record<Priority, { length: number; oldest_queued_at: number | null; sum_wait_ms: number }>;
+}
+
+/** Counts by state, and per priority class the queue length and waiting time so far. */
+export async function queueStats(db: SqlExecutor, now: number): Promise<QueueStats> {
+  const counts = await db.query<{ state: string; n: number }>(
+    `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'SCHEDULED', 'RUNNING', 'PAUSED', 'RETRYING') GROUP BY state`,
+  );
+  const by = Object.fromEntries(counts.map((c) => [c.state, Number(c.n)]));
+  const per = await db.query<{ priority: string; n: number; oldest: number | null; total: number | null }>(
+    `SELECT priority, COUNT(*) AS n, MIN(queued_at) AS oldest, SUM(? - queued_at) AS total FROM jobs WHERE state = 'QUEUED' GROUP BY priority`,
+    [now],
+  );
+  const per_priority = Object.fromEntries(
+    PRIORITIES.map((p) => [p, { length: 0, oldest_queued_at: null as number | null, sum_wait_ms: 0 }]),
+  ) as QueueStats['per_priority'];
+  for (const r of per) {
+    per_priority[r.priority as Priority] = {
+      length: Number(r.n),
+      oldest_queued_at: r.oldest === null ? null : Number(r.oldest),
+      sum_wait_ms: Number(r.total ?? 0),
+    };
+  }
+  return {
+    queued: by.QUEUED ?? 0,
+    running: by.RUNNING ?? 0,
+    scheduled: by.SCHEDULED ?? 0,
+    paused: by.PAUSED ?? 0,
+    retrying: by.RETRYING ?? 0,
+    per_priority,
+  };
+}
+
+/** Run times (ms) of the latest completed jobs of a type, newest first — the history estimates use. */
+export async function recentDurations(db: SqlExecutor, type: string, limit: number): Promise<number[]> {
+  const rows = await db.query<{ d: number }>(
+    `SELECT finished_at - started_at AS d FROM jobs WHERE type = ? AND state = 'COMPLETED' AND started_at IS NOT NULL
+     ORDER BY finished_at DESC LIMIT ?`,
+    [type, limit],
+  );
+  return rows.map((r) => Number(r.d));
+}
+
+/** The jobs holding resources now (for start-time estimates and worker views). */
+export async function activeJobs(db: SqlExecutor): Promise<Job[]> {
+  return (await db.query(`SELECT * FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED')`)).map(jobFromRow);
+}

@@ -1,0 +1,70 @@
+import type { Job, JobSpec } from '../../core/types.ts';
+import { newId } from '../../core/ids.ts';
+import { priorityRank } from '../../core/priorities.ts';
+import type { SqlExecutor, SqlValue } from '../driver.ts';
+import { JOB_INSERT_COLUMNS, jobFromRow, toJson } from '../rows.ts';
+
+export interface SubmitResult {
+  job: Job;
+  /** false when an idempotency key matched an existing job, which is returned instead. */
+  created: boolean;
+}
+
+/**
+ * Creates jobs in one transaction: each is written SUBMITTED→QUEUED with both events.
+ * A spec whose (tenant, idempotency_key) already exists returns the original job.
+ * Params: specs — validated; now — epoch ms; actor — who submitted.
+ */
+export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now: number, actor: string): Promise<SubmitResult[]> {
+  const out: (SubmitResult | null)[] = new Array(specs.length).fill(null);
+  const rows: SqlValue[][] = [];
+  const events: SqlValue[][] = [];
+  const newIds: { index: number; id: string }[] = [];
+  const seenKeys = new Map<string, number>();
+  for (let i = 0; i < specs.length; i++) {
+    const s = specs[i]!;
+    if (s.idempotency_key !== null) {
+      const k = `${s.tenant}\u0000${s.idempotency_key}`;
+      const dup = seenKeys.get(k);
+      if (dup !== undefined) {
+        newIds.push({ index: i, id: newIds.find((n) => n.index === dup)!.id });
+        continue;
+      }
+      const existing = await tx.query('SELECT * FROM jobs WHERE tenant = ? AND idempotency_key = ?', [s.tenant, s.idempotency_key]);
+      if (existing[0]) {
+        out[i] = { job: jobFromRow(existing[0]), created: false };
+        continue;
+      }
+      seenKeys.set(k, i);
+    }
+    const id = newId('job');
+    newIds.push({ index: i, id });
+    // Jobs in one batch keep their order: sort keys are now + i/1e6 (sub-millisecond steps).
+    const sortKey = now + i / 1_000_000;
+    rows.push([
+      id, s.name, s.type, s.tenant, s.priority, priorityRank(s.priority), 'QUEUED', s.kind, toJson(s.command), s.handler,
+      JSON.stringify(s.env), s.working_dir, s.timeout, JSON.stringify(s.retry_policy), JSON.stringify(s.labels),
+      JSON.stringify(s.parameters), s.idempotency_key, s.expected_duration, s.resources.cpu_cores, s.resources.memory_gb,
+      s.resources.gpu_count, s.resources.storage_gb, now, now, now, sortKey,
+    ]);
+    events.push([id, now, null, 'SUBMITTED', 'submitted', actor, null]);
+    events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);
+  }
+  await tx.insertMany('jobs', JOB_INSERT_COLUMNS, rows);
+  await tx.insertMany('job_events', ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'], events);
+  // Read back the created rows (seq is assigned by the database).
+  const byId = new Map<string, Job>();
+  const ids = [...new Set(newIds.map((n) => n.id))];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    const found = await tx.query(`SELECT * FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk);
+    for (const r of found) byId.set(String(r.id), jobFromRow(r));
+  }
+  const firstIndexOf = new Map<string, number>();
+  for (const n of newIds) {
+    const created = !firstIndexOf.has(n.id);
+    if (created) firstIndexOf.set(n.id, n.index);
+    out[n.index] = { job: byId.get(n.id)!, created };
+  }
+  return out as SubmitResult[];
+}

@@ -1,0 +1,200 @@
+import pg from 'pg';
+import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
+import type { DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+
+// BIGINT and NUMERIC come back as strings by default; Gantry keeps them below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+
+const LEADER_LOCK_KEY = 727_100_001;
+const MIGRATION_LOCK_KEY = 727_100_002;
+/** PostgreSQL allows 65,535 parameters per statement. */
+const MAX_PARAMS = 60_000;
+
+/** `?` placeholders to `$n` (Gantry's SQL never has a literal `?`). */
+function toDollar(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+class PgExecutor implements SqlExecutor {
+  readonly #client: pg.PoolClient | pg.Pool;
+  readonly #names: Map<string, { text: string; name: string }>;
+  constructor(client: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>) {
+    this.#client = client;
+    this.#names = names;
+  }
+
+  #prepared(sql: string): { text: string; name: string } {
+    let p = this.#names.get(sql);
+    if (!p) {
+      const text = toDollar(sql);
+      p = { text, name: 'g' + createHash('sha1').update(text).digest('hex').slice(0, 16) };
+      this.#names.set(sql, p);
+    }
+    return p;
+  }
+
+  async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    const p = this.#prepared(sql);
+    const res = await this.#client.query({ text: p.text, name: p.name, values: params as SqlValue[] });
+    return res.rows as T[];
+  }
+
+  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    const p = this.#prepared(sql);
+    const res = await this.#client.query({ text: p.text, name: p.name, values: params as SqlValue[] });
+    return res.rowCount ?? 0;
+  }
+
+  async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
+    const perChunk = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+    for (let i = 0; i < rows.length; i += perChunk) {
+      const chunk = rows.slice(i, i + perChunk);
+      const values: SqlValue[] = [];
+      const tuples = chunk.map((r) => {
+        const start = values.length;
+        values.push(...r);
+        return `(${r.map((_, j) => `$${start + j + 1}`).join(', ')})`;
+      });
+      await this.#client.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}`, values);
+    }
+  }
+}
+
+/**
+ * PostgreSQL through node-postgres: a pool for statements (named prepared statements per
+ * connection), plus one dedicated session that LISTENs for wake-ups and holds the
+ * leader advisory lock — when the process dies the session ends and another server takes over.
+ */
+export class PostgresDriver implements SqlDriver {
+  readonly dialect = 'postgres' as const;
+  readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true };
+  readonly #pool: pg.Pool;
+  readonly #names = new Map<string, { text: string; name: string }>();
+  readonly #direct: PgExecutor;
+  readonly #bus = new EventEmitter();
+  readonly #url: string;
+  #session: pg.Client | null = null;
+  #sessionReady: Promise<pg.Client> | null = null;
+  readonly #channels = new Set<string>();
+  #leader = false;
+  #closed = false;
+
+  constructor(url: string, poolSize = 10) {
+    this.#url = url;
+    this.#pool = new pg.Pool({ connectionString: url, max: poolSize });
+    // An idle client's error (server restart) must not crash the process; the pool replaces it.
+    this.#pool.on('error', () => {});
+    this.#direct = new PgExecutor(this.#pool, this.#names);
+    this.#bus.setMaxListeners(0);
+  }
+
+  query<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    return this.#direct.query<T>(sql, params);
+  }
+  run(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    return this.#direct.run(sql, params);
+  }
+  insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
+    return this.transaction((tx) => tx.insertMany(table, columns, rows));
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      const out = await fn(new PgExecutor(client, this.#names));
+      await client.query('COMMIT');
+      client.release();
+      return out;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+        client.release();
+      } catch {
+        client.release(true);
+      }
+      throw err;
+    }
+  }
+
+  withMigrationLock<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
+      return fn(tx);
+    });
+  }
+
+  /** The dedicated session: LISTEN and the leader lock. Reconnects after a server restart. */
+  #ensureSession(): Promise<pg.Client> {
+    if (this.#sessionReady) return this.#sessionReady;
+    this.#sessionReady = (async () => {
+      const client = new pg.Client({ connectionString: this.#url });
+      client.on('notification', (msg) => this.#bus.emit(msg.channel, msg.payload ?? ''));
+      client.on('error', () => this.#dropSession(client));
+      client.on('end', () => this.#dropSession(client));
+      await client.connect();
+      for (const ch of this.#channels) await client.query(`LISTEN "${ch}"`);
+      this.#session = client;
+      return client;
+    })();
+    this.#sessionReady.catch(() => {
+      this.#sessionReady = null;
+    });
+    return this.#sessionReady;
+  }
+
+  #dropSession(client: pg.Client): void {
+    if (this.#session !== client && this.#session !== null) return;
+    this.#session = null;
+    this.#sessionReady = null;
+    this.#leader = false;
+    client.end().catch(() => {});
+    if (!this.#closed && this.#channels.size > 0) {
+      setTimeout(() => {
+        if (!this.#closed) this.#ensureSession().catch(() => {});
+      }, 500).unref();
+    }
+  }
+
+  notify(channel: string, payload: string): void {
+    this.#bus.emit(channel, payload);
+    this.#pool.query('SELECT pg_notify($1, $2)', [channel, payload]).catch(() => {});
+  }
+
+  listen(channel: string, fn: (payload: string) => void): () => void {
+    this.#bus.on(channel, fn);
+    if (!this.#channels.has(channel)) {
+      this.#channels.add(channel);
+      this.#ensureSession()
+        .then((c) => c.query(`LISTEN "${channel}"`))
+        .catch(() => {});
+    }
+    return () => this.#bus.off(channel, fn);
+  }
+
+  async tryLeadership(): Promise<boolean> {
+    if (this.#closed) return false;
+    try {
+      const session = await this.#ensureSession();
+      if (this.#leader && this.#session === session) return true;
+      const res = await session.query('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK_KEY]);
+      this.#leader = res.rows[0]?.ok === true;
+      return this.#leader;
+    } catch {
+      this.#leader = false;
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#bus.removeAllListeners();
+    const s = this.#session;
+    this.#session = null;
+    if (s) await s.end().catch(() => {});
+    await this.#pool.end().catch(() => {});
+  }
+}

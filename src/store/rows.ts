@@ -1,0 +1,110 @@
+import type { Attempt, Job, JobEvent, JobState, WorkerInfo, Priority, JobKind, JobControl } from '../core/types.ts';
+import type { Row, SqlValue } from './driver.ts';
+
+function json<T>(v: unknown, fallback: T): T {
+  if (v === null || v === undefined) return fallback;
+  return JSON.parse(String(v)) as T;
+}
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+export function jobFromRow(r: Row): Job {
+  return {
+    id: String(r.id),
+    seq: num(r.seq),
+    name: String(r.name),
+    type: String(r.type),
+    tenant: String(r.tenant),
+    priority: r.priority as Priority,
+    state: r.state as JobState,
+    kind: r.kind as JobKind,
+    command: json<string[] | null>(r.command, null),
+    handler: strOrNull(r.handler),
+    env: json(r.env, {}),
+    working_dir: strOrNull(r.working_dir),
+    timeout: numOrNull(r.timeout),
+    retry_policy: json(r.retry_policy, null as never),
+    labels: json(r.labels, {}),
+    parameters: json(r.parameters, {}),
+    idempotency_key: strOrNull(r.idempotency_key),
+    expected_duration: numOrNull(r.expected_duration),
+    resources: {
+      cpu_cores: num(r.cpu_cores),
+      memory_gb: num(r.memory_gb),
+      gpu_count: num(r.gpu_count),
+      storage_gb: num(r.storage_gb),
+    },
+    created_at: num(r.created_at),
+    updated_at: num(r.updated_at),
+    queued_at: numOrNull(r.queued_at),
+    started_at: numOrNull(r.started_at),
+    finished_at: numOrNull(r.finished_at),
+    sort_key: num(r.sort_key),
+    run_after: numOrNull(r.run_after),
+    worker_id: strOrNull(r.worker_id),
+    gpu_indices: json(r.gpu_indices, []),
+    attempt_count: num(r.attempt_count),
+    retry_count: num(r.retry_count),
+    current_attempt_id: strOrNull(r.current_attempt_id),
+    control: strOrNull(r.control) as JobControl | null,
+    cancel_requested: Number(r.cancel_requested) === 1,
+    result: json(r.result, null),
+    error: strOrNull(r.error),
+    exit_code: numOrNull(r.exit_code),
+    progress: numOrNull(r.progress),
+    dead_lettered_at: numOrNull(r.dead_lettered_at),
+  };
+}
+
+/** Columns written when a job is created, in order, and the row for a job. */
+export const JOB_INSERT_COLUMNS = [
+  'id', 'name', 'type', 'tenant', 'priority', 'priority_rank', 'state', 'kind', 'command', 'handler', 'env',
+  'working_dir', 'timeout', 'retry_policy', 'labels', 'parameters', 'idempotency_key', 'expected_duration',
+  'cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'created_at', 'updated_at', 'queued_at', 'sort_key',
+] as const;
+
+export function attemptFromRow(r: Row): Attempt {
+  return {
+    id: String(r.id),
+    job_id: String(r.job_id),
+    number: num(r.number),
+    worker_id: String(r.worker_id),
+    started_at: num(r.started_at),
+    ended_at: numOrNull(r.ended_at),
+    exit_code: numOrNull(r.exit_code),
+    error: strOrNull(r.error),
+    outcome: r.outcome as Attempt['outcome'],
+  };
+}
+
+export function eventFromRow(r: Row): JobEvent {
+  return {
+    id: num(r.id),
+    job_id: String(r.job_id),
+    at: num(r.at),
+    from_state: (r.from_state ?? null) as JobState | null,
+    to_state: r.to_state as JobState,
+    reason: String(r.reason),
+    actor: String(r.actor),
+    data: json(r.data, null),
+  };
+}
+
+export function workerFromRow(r: Row): WorkerInfo {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    kind: r.kind as WorkerInfo['kind'],
+    handlers: json(r.handlers, []),
+    capacity: { cpu_cores: num(r.cpu_cores), memory_gb: num(r.memory_gb), gpu_count: num(r.gpu_count), slots: num(r.slots) },
+    labels: json(r.labels, {}),
+    state: r.state as WorkerInfo['state'],
+    registered_at: num(r.registered_at),
+    last_heartbeat: num(r.last_heartbeat),
+  };
+}
+
+export function toJson(v: unknown): SqlValue {
+  return v === undefined || v === null ? null : JSON.stringify(v);
+}

@@ -1,0 +1,119 @@
+import Database from 'better-sqlite3';
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+import { GantryError } from '../../core/errors.ts';
+
+/**
+ * SQLite through better-sqlite3, WAL mode with synchronous=NORMAL: a committed transaction
+ * survives a process crash; a power loss may lose the last few transactions (never corrupts).
+ * One connection; all statements are synchronous, and an async transaction holds a lock
+ * so no other statement interleaves with it.
+ */
+export class SqliteDriver implements SqlDriver {
+  readonly dialect = 'sqlite' as const;
+  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false };
+  readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
+  readonly #bus = new EventEmitter();
+  #lock: Promise<void> | null = null;
+  readonly #direct: SqlExecutor;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.#db = new Database(path, { timeout: 5000 });
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('synchronous = NORMAL');
+      this.#db.pragma('foreign_keys = ON');
+    } catch (err) {
+      throw new GantryError('STORE_UNAVAILABLE', `cannot open SQLite database ${path}: ${(err as Error).message}`);
+    }
+    this.#bus.setMaxListeners(0);
+    const self = this;
+    this.#direct = {
+      query: async <T>(sql: string, params: readonly SqlValue[] = []) => self.#all<T>(sql, params),
+      run: async (sql: string, params: readonly SqlValue[] = []) => self.#run(sql, params),
+      insertMany: async (table, columns, rows) => self.#insertMany(table, columns, rows),
+    };
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let s = this.#statements.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#statements.set(sql, s);
+    }
+    return s;
+  }
+
+  #all<T>(sql: string, params: readonly SqlValue[]): T[] {
+    const s = this.#stmt(sql);
+    return (s.reader ? s.all(...params) : (s.run(...params), [])) as T[];
+  }
+
+  #run(sql: string, params: readonly SqlValue[]): number {
+    return this.#stmt(sql).run(...params).changes;
+  }
+
+  #insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): void {
+    if (rows.length === 0) return;
+    const s = this.#stmt(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
+    for (const r of rows) s.run(...r);
+  }
+
+  async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    while (this.#lock) await this.#lock;
+    return this.#all<T>(sql, params);
+  }
+
+  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    while (this.#lock) await this.#lock;
+    return this.#run(sql, params);
+  }
+
+  async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
+    await this.transaction((tx) => tx.insertMany(table, columns, rows));
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    while (this.#lock) await this.#lock;
+    let release!: () => void;
+    this.#lock = new Promise<void>((r) => (release = r));
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = await fn(this.#direct);
+      this.#db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+      throw err;
+    } finally {
+      this.#lock = null;
+      release();
+    }
+  }
+
+  withMigrationLock<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.transaction(fn);
+  }
+
+  notify(channel: string, payload: string): void {
+    this.#bus.emit(channel, payload);
+  }
+
+  listen(channel: string, fn: (payload: string) => void): () => void {
+    this.#bus.on(channel, fn);
+    return () => this.#bus.off(channel, fn);
+  }
+
+  async tryLeadership(): Promise<boolean> {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.#bus.removeAllListeners();
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,202 @@
+import { EventEmitter } from 'node:events';
+import type { Attempt, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
+import { GantryError } from '../core/errors.ts';
+import type { DriverCapabilities, SqlDriver } from './driver.ts';
+import { migrate } from './migrate.ts';
+import { SqliteDriver } from './sqlite/driver.ts';
+import { PostgresDriver } from './postgres/driver.ts';
+import { submitJobs, type SubmitResult } from './ops/submitJobs.ts';
+import { assignJobs, deliverToWorker, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
+import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
+import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
+import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDurations, type JobFilter, type QueueStats } from './ops/reads.ts';
+import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
+import { appendLogs, readLogs } from './ops/logs.ts';
+import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
+
+export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
+
+/** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
+export const CHANNELS = {
+  SCHEDULE: 'gantry_schedule',
+  WORKER: 'gantry_worker',
+  JOB: 'gantry_job',
+} as const;
+
+/**
+ * The store: Gantry's source of truth, one interface over SQLite and PostgreSQL.
+ * Every state change is one transaction that writes the new state and its event.
+ */
+export class Store {
+  readonly #db: SqlDriver;
+  readonly #local = new EventEmitter();
+
+  constructor(driver: SqlDriver) {
+    this.#db = driver;
+    this.#local.setMaxListeners(0);
+  }
+
+  get dialect(): SqlDriver['dialect'] {
+    return this.#db.dialect;
+  }
+  get capabilities(): DriverCapabilities {
+    return this.#db.capabilities;
+  }
+
+  migrate(): Promise<number[]> {
+    return migrate(this.#db);
+  }
+  close(): Promise<void> {
+    return this.#db.close();
+  }
+  /** Wakes listeners of `channel`. JOB wake-ups stay in this process (watchers elsewhere poll slowly). */
+  notify(channel: string, payload = ''): void {
+    if (channel === CHANNELS.JOB) this.#local.emit(channel, payload);
+    else this.#db.notify(channel, payload);
+  }
+  listen(channel: string, fn: (payload: string) => void): () => void {
+    if (channel !== CHANNELS.JOB) return this.#db.listen(channel, fn);
+    this.#local.on(channel, fn);
+    return () => this.#local.off(channel, fn);
+  }
+  tryLeadership(): Promise<boolean> {
+    return this.#db.tryLeadership();
+  }
+
+  // Tokens
+  createToken(name: string, role: TokenInfo['role'], tenant: string | null, now = Date.now()) {
+    return createToken(this.#db, name, role, tenant, now);
+  }
+  findToken(token: string) {
+    return findToken(this.#db, token);
+  }
+  countTokens() {
+    return countTokens(this.#db);
+  }
+
+  // Jobs
+  submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now()): Promise<SubmitResult[]> {
+    return this.#db.transaction((tx) => submitJobs(tx, specs, now, actor));
+  }
+  async getJob(id: string): Promise<Job | null> {
+    try {
+      return await loadJob(this.#db, id);
+    } catch (err) {
+      if (err instanceof GantryError && err.code === 'NOT_FOUND') return null;
+      throw err;
+    }
+  }
+  listJobs(filter: JobFilter, limit: number, beforeSeq: number | null): Promise<Job[]> {
+    return listJobs(this.#db, filter, limit, beforeSeq);
+  }
+  jobEvents(id: string): Promise<JobEvent[]> {
+    return jobEvents(this.#db, id);
+  }
+  jobAttempts(id: string): Promise<Attempt[]> {
+    return jobAttempts(this.#db, id);
+  }
+  cancelJob(id: string, reason: string, actor: string, now = Date.now()): Promise<ActionResult> {
+    return this.#db.transaction((tx) => cancelJob(tx, id, reason, actor, now));
+  }
+  controlJob(id: string, control: 'pause' | 'resume', actor: string, now = Date.now()): Promise<ActionResult> {
+    return this.#db.transaction((tx) => controlJob(tx, id, control, actor, now));
+  }
+  requeueJob(id: string, reason: string, actor: string, parameters?: Record<string, unknown>, now = Date.now()): Promise<Job> {
+    return this.#db.transaction((tx) => requeueJob(tx, id, reason, actor, now, parameters));
+  }
+  setPriority(id: string, priority: Priority, reason: string, actor: string, now = Date.now()): Promise<Job> {
+    return this.#db.transaction((tx) => setPriority(tx, id, priority, reason, actor, now));
+  }
+  reorderJob(id: string, position: number, reason: string, actor: string, now = Date.now()): Promise<Job> {
+    return this.#db.transaction((tx) => reorderJob(tx, id, position, reason, actor, now));
+  }
+  queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq'>): Promise<number> {
+    return queuePosition(this.#db, job);
+  }
+  queueStats(now = Date.now()): Promise<QueueStats> {
+    return queueStats(this.#db, now);
+  }
+  recentDurations(type: string, limit = 50): Promise<number[]> {
+    return recentDurations(this.#db, type, limit);
+  }
+  activeJobs(): Promise<Job[]> {
+    return activeJobs(this.#db);
+  }
+
+  // Scheduling and execution
+  queuedJobs(limit: number, cursor: QueueCursor | null = null): Promise<QueuedJob[]> {
+    return queuedJobs(this.#db, limit, cursor);
+  }
+  workerUsage(): Promise<Map<string, WorkerUsage>> {
+    return workerUsage(this.#db);
+  }
+  assignJobs(assignments: readonly Assignment[], now = Date.now()): Promise<Assignment[]> {
+    return this.#db.transaction((tx) => assignJobs(tx, assignments, now));
+  }
+  deliverToWorker(workerId: string, max: number, now = Date.now()): Promise<Delivery> {
+    return this.#db.transaction((tx) => deliverToWorker(tx, workerId, max, now));
+  }
+  reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now()): Promise<ReportOutcome[]> {
+    return this.#db.transaction((tx) => reportResults(tx, workerId, reports, now));
+  }
+  promoteDueRetries(now = Date.now()) {
+    return this.#db.transaction((tx) => promoteDueRetries(tx, now));
+  }
+  reapLostWorkers(cutoff: number, now = Date.now()) {
+    return this.#db.transaction((tx) => reapLostWorkers(tx, cutoff, now));
+  }
+  /** A worker leaving: offline, its jobs back in the queue. Returns the requeued job ids. */
+  releaseWorker(id: string, why: string, actor: string, now = Date.now()): Promise<string[]> {
+    return this.#db.transaction((tx) => releaseWorker(tx, id, why, actor, now));
+  }
+
+  // Workers
+  registerWorker(w: Omit<WorkerInfo, 'registered_at' | 'last_heartbeat' | 'state'>, now = Date.now()): Promise<WorkerInfo> {
+    return this.#db.transaction((tx) => registerWorker(tx, w, now));
+  }
+  heartbeat(id: string, now = Date.now()): Promise<boolean> {
+    return heartbeat(this.#db, id, now);
+  }
+  listWorkers(includeOffline = false): Promise<WorkerInfo[]> {
+    return listWorkers(this.#db, includeOffline);
+  }
+  getWorker(id: string): Promise<WorkerInfo | null> {
+    return getWorker(this.#db, id);
+  }
+  setWorkerState(id: string, state: WorkerInfo['state']): Promise<boolean> {
+    return setWorkerState(this.#db, id, state);
+  }
+
+  // Logs
+  appendLogs(chunks: readonly LogChunk[]): Promise<void> {
+    return chunks.length === 0 ? Promise.resolve() : this.#db.transaction((tx) => appendLogs(tx, chunks));
+  }
+  readLogs(jobId: string, afterSeq = 0, limit = 1000): Promise<StoredLogChunk[]> {
+    return readLogs(this.#db, jobId, afterSeq, limit);
+  }
+}
+
+/**
+ * Opens the store named by a database URL — `postgres://…` / `postgresql://…`, or
+ * `sqlite:PATH` / a plain file path — and applies pending migrations.
+ */
+export async function openStore(url: string): Promise<Store> {
+  let driver: SqlDriver;
+  if (/^postgres(ql)?:\/\//.test(url)) driver = new PostgresDriver(url);
+  else if (url.startsWith('sqlite:')) driver = new SqliteDriver(url.slice('sqlite:'.length));
+  else if (/^[a-z]+:\/\//i.test(url)) throw new GantryError('VALIDATION_FAILED', `unsupported database URL scheme: ${url.split(':')[0]} (use postgres:// or a SQLite file path)`, { field: 'database' });
+  else driver = new SqliteDriver(url);
+  const store = new Store(driver);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    if (err instanceof GantryError) throw err;
+    throw new GantryError('STORE_UNAVAILABLE', `cannot prepare database ${redact(url)}: ${(err as Error).message}`);
+  }
+  return store;
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
