@@ -81,6 +81,8 @@ export class PostgresDriver implements SqlDriver {
   readonly #channels = new Set<string>();
   #leader = false;
   #closed = false;
+  /** The session runs one statement at a time (LISTENs and lock attempts must not overlap). */
+  #sessionChain: Promise<unknown> = Promise.resolve();
 
   constructor(url: string, poolSize = 10) {
     this.#url = url;
@@ -136,7 +138,7 @@ export class PostgresDriver implements SqlDriver {
       client.on('error', () => this.#dropSession(client));
       client.on('end', () => this.#dropSession(client));
       await client.connect();
-      for (const ch of this.#channels) await client.query(`LISTEN "${ch}"`);
+      for (const ch of [...this.#channels]) await client.query(`LISTEN "${ch}"`);
       this.#session = client;
       return client;
     })();
@@ -144,6 +146,12 @@ export class PostgresDriver implements SqlDriver {
       this.#sessionReady = null;
     });
     return this.#sessionReady;
+  }
+
+  #onSession<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    const next = this.#sessionChain.then(async () => fn(await this.#ensureSession()));
+    this.#sessionChain = next.catch(() => {});
+    return next;
   }
 
   #dropSession(client: pg.Client): void {
@@ -168,9 +176,7 @@ export class PostgresDriver implements SqlDriver {
     this.#bus.on(channel, fn);
     if (!this.#channels.has(channel)) {
       this.#channels.add(channel);
-      this.#ensureSession()
-        .then((c) => c.query(`LISTEN "${channel}"`))
-        .catch(() => {});
+      void this.#onSession((c) => c.query(`LISTEN "${channel}"`)).catch(() => {});
     }
     return () => this.#bus.off(channel, fn);
   }
@@ -178,11 +184,12 @@ export class PostgresDriver implements SqlDriver {
   async tryLeadership(): Promise<boolean> {
     if (this.#closed) return false;
     try {
-      const session = await this.#ensureSession();
-      if (this.#leader && this.#session === session) return true;
-      const res = await session.query('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK_KEY]);
-      this.#leader = res.rows[0]?.ok === true;
-      return this.#leader;
+      return await this.#onSession(async (session) => {
+        if (this.#leader && this.#session === session) return true;
+        const res = await session.query('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK_KEY]);
+        this.#leader = res.rows[0]?.ok === true;
+        return this.#leader;
+      });
     } catch {
       this.#leader = false;
       return false;

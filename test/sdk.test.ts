@@ -1,0 +1,90 @@
+/**
+ * The SDK Worker: handler jobs in a user process, scheduled like any other job.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { STORE_KINDS } from './helpers/db.ts';
+import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
+import { Worker, NonRetryableError } from '../src/client/index.ts';
+
+for (const kind of STORE_KINDS) {
+  describe(`SDK Worker on ${kind}`, () => {
+    let cl: TestCluster;
+    let w: Worker;
+    let calls = 0;
+    before(async () => {
+      cl = await startCluster(kind);
+      w = new Worker({
+        server: cl.server.url,
+        token: cl.server.admin_token!,
+        concurrency: 4,
+        handlers: {
+          'send-email': async (job) => {
+            calls++;
+            job.progress(0.5);
+            job.log(`sending to ${String(job.parameters.to)}`);
+            return { sent: true, to: job.parameters.to };
+          },
+          flaky: async (job) => {
+            if (job.attempt < 2) throw new Error('smtp timeout');
+            return { attempt: job.attempt };
+          },
+          broken: async () => {
+            throw new NonRetryableError('template missing');
+          },
+        },
+      });
+      await w.start();
+    });
+    after(async () => {
+      await w.stop(0);
+      await cl.close();
+    });
+
+    test('a handler result is stored on the job with its log line', async () => {
+      const r = await cl.client.submit({ handler: 'send-email', parameters: { to: 'ops@example.com' } });
+      const j = await cl.client.waitFor(r.job_id, { interval_ms: 10, timeout_ms: 10_000 });
+      assert.equal(j.status, 'COMPLETED');
+      assert.deepEqual(j.result, { sent: true, to: 'ops@example.com' });
+      assert.equal(j.progress, 1);
+      assert.match((await cl.client.logs(r.job_id)).logs.map((l) => l.data).join(''), /sending to ops@example.com/);
+      assert.ok(calls >= 1);
+    });
+
+    test('a thrown error is retried; NonRetryableError dead-letters at once', async () => {
+      const flaky = await cl.client.submit({ handler: 'flaky', retry_policy: { max_attempts: 3, retry_delay: 0.05 } });
+      const j = await cl.client.waitFor(flaky.job_id, { interval_ms: 10, timeout_ms: 10_000 });
+      assert.equal(j.status, 'COMPLETED');
+      assert.deepEqual(j.result, { attempt: 2 });
+      assert.equal(j.attempts?.[0]?.error, 'smtp timeout');
+      const broken = await cl.client.submit({ handler: 'broken', retry_policy: { max_attempts: 5 } });
+      const b = await cl.client.waitFor(broken.job_id, { interval_ms: 10, timeout_ms: 10_000 });
+      assert.equal(b.status, 'FAILED');
+      assert.equal(b.attempts?.length, 1);
+      assert.ok(b.dead_lettered);
+      assert.match(b.error ?? '', /template missing/);
+    });
+
+    test('a handler no worker knows waits QUEUED with that reason', async () => {
+      const r = await cl.client.submit({ handler: 'resize-image' });
+      const j = await eventually(async () => {
+        const x = await cl.client.getJob(r.job_id);
+        return x.pending_reason ? x : null;
+      });
+      assert.equal(j.status, 'QUEUED');
+      assert.equal(j.pending_reason, "no online worker runs handler 'resize-image'");
+    });
+
+    test('many handler jobs drain through the worker, never more at once than its concurrency', async () => {
+      const res = await cl.client.submitBatch(Array.from({ length: 200 }, (_, i) => ({ handler: 'send-email', parameters: { to: `u${i}@x` } })));
+      await eventually(async () => {
+        const all = await Promise.all(res.job_ids.slice(-5).map((id) => cl.client.getJob(id)));
+        return all.every((x) => x.status === 'COMPLETED');
+      }, 20_000);
+      const workers = (await cl.client.workers()).workers.filter((x) => x.kind === 'handler');
+      assert.equal(workers[0]?.capacity.slots, 4);
+      const done = await Promise.all(res.job_ids.map((id) => cl.client.getJob(id)));
+      assert.ok(done.every((x) => x.status === 'COMPLETED'));
+    });
+  });
+}
