@@ -1,0 +1,237 @@
+/** The Gantry side of the benchmark: server and SDK Worker in their own processes, producer here. */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { GantryClient } from '../src/client/http.ts';
+
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+const now = () => performance.timeOrigin + performance.now();
+
+export interface GantryServerProc {
+  url: string;
+  token: string;
+  pid: number;
+  client: GantryClient;
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+export type StoreKind = 'sqlite' | 'postgres';
+
+/** A fresh database: a SQLite file in a temp dir, or a new PostgreSQL database on `pgUrl`. */
+export async function freshDb(kind: StoreKind, pgUrl: string): Promise<{ url: string; dir: string; drop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'gantry-bench-'));
+  if (kind === 'sqlite') return { url: join(dir, 'gantry.db'), dir, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  const name = `gantry_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: pgUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(pgUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    dir,
+    drop: async () => {
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+      await c.end();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startGantryServer(database: string, dataDir: string, localWorkerSlots?: number): Promise<GantryServerProc> {
+  const args = [here('./serverProc.ts'), database, dataDir, ...(localWorkerSlots ? [String(localWorkerSlots)] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const info = await new Promise<{ url: string; token: string; pid: number }>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)));
+    });
+    child.on('exit', (c) => reject(new Error(`gantry server exited (${c})`)));
+  });
+  return {
+    ...info,
+    client: new GantryClient({ server: info.url, token: info.token }),
+    rssMb: () => {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${info.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) / 1024 : NaN;
+    },
+    stop: () =>
+      new Promise<void>((r) => {
+        child.once('exit', () => r());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}
+
+interface WorkerStats {
+  first: number;
+  last: number;
+  count: number;
+  latencies: number[];
+}
+
+export interface WorkerProc {
+  stats(): Promise<WorkerStats>;
+  stop(): Promise<void>;
+}
+
+export async function startSdkWorker(url: string, token: string, concurrency: number): Promise<WorkerProc> {
+  const child: ChildProcess = fork(here('./workerProc.ts'), [url, token, String(concurrency)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (c) => reject(new Error(`worker exited (${c})`)));
+  });
+  return {
+    stats: () =>
+      new Promise((resolve) => {
+        child.once('message', (m) => resolve(m as WorkerStats));
+        child.send({ cmd: 'stats' });
+      }),
+    stop: () =>
+      new Promise<void>((r) => {
+        child.once('exit', () => r());
+        child.send({ cmd: 'stop' });
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}
+
+/** Submits `n` jobs made by `make(i)` through the batch endpoint, `chunk` at a time, `parallel` requests in flight. */
+export async function submitMany(c: GantryClient, n: number, make: (i: number) => Parameters<GantryClient['submit']>[0], chunk = 1000, parallel = 1): Promise<number> {
+  const t0 = now();
+  let next = 0;
+  async function lane() {
+    for (;;) {
+      const start = next;
+      if (start >= n) return;
+      next += chunk;
+      const jobs = Array.from({ length: Math.min(chunk, n - start) }, (_, k) => make(start + k));
+      await c.submitBatch(jobs);
+    }
+  }
+  await Promise.all(Array.from({ length: parallel }, lane));
+  return n / ((now() - t0) / 1000);
+}
+
+export async function waitUntil(fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** W1: submit `jobs` no-op handler jobs in batches, then drain with one SDK Worker process at `concurrency`. */
+export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, concurrency: number) {
+  const db = await freshDb(kind, pgUrl);
+  const srv = await startGantryServer(db.url, join(db.dir, 'data'));
+  try {
+    const submit_per_s = await submitMany(srv.client, jobs, () => ({ handler: 'noop' }));
+    const w = await startSdkWorker(srv.url, srv.token, concurrency);
+    try {
+      let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
+      await waitUntil(async () => (s = await w.stats()).count >= jobs, 600_000, 'drain');
+      // Every completion must also be recorded by the server, not just run.
+      await waitUntil(async () => (await srv.client.queueStatus()).running_jobs === 0, 60_000, 'final reports');
+      return { jobs, submit_per_s, drain_per_s: jobs / ((s.last - s.first) / 1000), rss_mb: srv.rssMb() };
+    } finally {
+      await w.stop();
+    }
+  } finally {
+    await srv.stop();
+    await db.drop();
+  }
+}
+
+/** W2: one job at a time at `rate`/s for `seconds`, worker idle and waiting; submit→handler-start latency. */
+export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number, seconds: number, backlog = 0) {
+  const db = await freshDb(kind, pgUrl);
+  const srv = await startGantryServer(db.url, join(db.dir, 'data'));
+  try {
+    let backlog_submit_per_s: number | null = null;
+    let rss_after_backlog_mb: number | null = null;
+    if (backlog > 0) {
+      backlog_submit_per_s = await submitMany(srv.client, backlog, () => ({ handler: 'backlog' }), 5000, 2);
+      rss_after_backlog_mb = srv.rssMb();
+    }
+    const w = await startSdkWorker(srv.url, srv.token, 10);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const total = rate * seconds;
+      const t0 = now();
+      for (let i = 0; i < total; i++) {
+        const due = t0 + (i * 1000) / rate;
+        const wait = due - now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        await srv.client.submit({ handler: 'noop', parameters: { t: now() } });
+      }
+      let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
+      await waitUntil(async () => (s = await w.stats()).count >= total, 60_000, 'latency jobs');
+      const sorted = s.latencies.sort((a, b) => a - b);
+      return {
+        samples: sorted.length,
+        p50_ms: percentile(sorted, 50),
+        p99_ms: percentile(sorted, 99),
+        max_ms: sorted[sorted.length - 1]!,
+        backlog,
+        backlog_submit_per_s,
+        rss_mb: rss_after_backlog_mb ?? srv.rssMb(),
+      };
+    } finally {
+      await w.stop();
+    }
+  } finally {
+    await srv.stop();
+    await db.drop();
+  }
+}
+
+/** W3: `jobs` `true` command jobs on the local process worker; compared with spawning `true` directly at the same concurrency. */
+export async function gantryProcessJobs(kind: StoreKind, pgUrl: string, jobs: number, slots: number) {
+  const db = await freshDb(kind, pgUrl);
+  const srv = await startGantryServer(db.url, join(db.dir, 'data'), slots);
+  try {
+    const t0 = now();
+    await submitMany(srv.client, jobs, () => ({ command: ['true'], resources: { cpu_cores: 0.01, memory_gb: 0 } }));
+    await waitUntil(async () => {
+      const q = await srv.client.queueStatus();
+      return q.queue_length === 0 && q.running_jobs === 0;
+    }, 600_000, 'process jobs');
+    const per_s = jobs / ((now() - t0) / 1000);
+    const spawn_per_s = await spawnBaseline(jobs, slots);
+    return { jobs, per_s, spawn_per_s, overhead_ms_per_job: 1000 / per_s - 1000 / spawn_per_s };
+  } finally {
+    await srv.stop();
+    await db.drop();
+  }
+}
+
+/** Spawning `true` directly, `concurrency` at a time: the floor for W3. */
+async function spawnBaseline(jobs: number, concurrency: number): Promise<number> {
+  const t0 = now();
+  let next = 0;
+  async function lane() {
+    while (next < jobs) {
+      next++;
+      await new Promise<void>((r) => spawn('true', [], { stdio: 'ignore', detached: true }).on('close', () => r()));
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return jobs / ((now() - t0) / 1000);
+}

