@@ -66,7 +66,9 @@ export interface AttemptView {
   error: string | null;
 }
 
-export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration'>> {
+export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy'>> {
+  resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
+  retry_policy: { max_attempts: number; retry_delay: number; backoff: 'fixed' | 'exponential'; max_delay: number; jitter: number };
   job_id: string;
   status: JobStatus;
   kind: 'command' | 'handler';
@@ -189,6 +191,12 @@ export interface LogUpload {
   at?: number;
 }
 
+function unreachable(server: string, err: unknown): GantryApiError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  return new GantryApiError(0, 'UNREACHABLE', `cannot reach Gantry at ${server}: ${why}`, undefined, null);
+}
+
 function queryString(q: object): string {
   const pairs = Object.entries(q)
     .filter(([, v]) => v !== undefined)
@@ -222,7 +230,7 @@ export class GantryClient {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause;
-      throw new GantryApiError(0, 'UNREACHABLE', `cannot reach Gantry at ${this.server}: ${cause?.code ?? (err as Error).message}`, undefined, null);
+      throw unreachable(this.server, err);
     }
     const text = await res.text();
     let parsed: unknown = null;
@@ -274,10 +282,16 @@ export class GantryClient {
     return this.request('GET', `/api/v1/jobs/${encodeURIComponent(id)}/logs?after=${after}`);
   }
   /** Streams log chunks as they arrive until the job ends; yields the final status last. */
-  async *followLogs(id: string, after = 0): AsyncGenerator<LogChunkView | { end: true; status: JobStatus | null; exit_code: number | null }> {
-    const res = await fetch(`${this.server}/api/v1/jobs/${encodeURIComponent(id)}/logs?follow=true&after=${after}`, {
-      headers: { authorization: `Bearer ${this.#token}` },
-    });
+  async *followLogs(id: string, after = 0, signal?: AbortSignal): AsyncGenerator<LogChunkView | { end: true; status: JobStatus | null; exit_code: number | null }> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.server}/api/v1/jobs/${encodeURIComponent(id)}/logs?follow=true&after=${after}`, {
+        headers: { authorization: `Bearer ${this.#token}` },
+        signal,
+      });
+    } catch (err) {
+      throw unreachable(this.server, err);
+    }
     if (!res.ok || !res.body) {
       const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
       throw new GantryApiError(res.status, body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? 'log stream failed', undefined, body);

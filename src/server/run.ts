@@ -94,7 +94,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   await scheduler.start();
   let worker: WorkerLoop | null = null;
   if (opts.local_worker) {
-    worker = (await startAgent({ ...opts.local_worker, server: url, token: internal_token })).loop;
+    try {
+      worker = (await startAgent({ ...opts.local_worker, server: url, token: internal_token })).loop;
+    } catch (err) {
+      await scheduler.stop();
+      await app.close();
+      await store.close();
+      releaseLock();
+      throw err;
+    }
   }
   let closing: Promise<void> | null = null;
   return {
