@@ -75,8 +75,17 @@ export class Store {
   }
 
   // Jobs
-  submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now()): Promise<SubmitResult[]> {
-    return this.#db.transaction((tx) => submitJobs(tx, specs, now, actor));
+  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now()): Promise<SubmitResult[]> {
+    const keyed = specs.some((s) => s.idempotency_key !== null);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#db.transaction((tx) => submitJobs(tx, specs, now, actor));
+      } catch (err) {
+        // Two submits with one idempotency key raced: both saw no job and the later insert hit the
+        // unique index. Run again: this time it finds the winner's job and returns it.
+        if (!keyed || attempt >= 3 || !isUniqueViolation(err)) throw err;
+      }
+    }
   }
   async getJob(id: string): Promise<Job | null> {
     try {
@@ -195,6 +204,12 @@ export async function openStore(url: string): Promise<Store> {
     throw new GantryError('STORE_UNAVAILABLE', `cannot prepare database ${redact(url)}: ${(err as Error).message}`);
   }
   return store;
+}
+
+/** A unique-index violation, as PostgreSQL (23505) or SQLite reports it. */
+function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 function redact(url: string): string {

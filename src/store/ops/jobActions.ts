@@ -111,14 +111,17 @@ export async function reorderJob(tx: SqlExecutor, id: string, position: number, 
     throw new GantryError('INVALID_TRANSITION', `job ${id} is ${job.state}; only a QUEUED job can be reordered`, { job_id: id, from: job.state });
   }
   const rank = priorityRank(job.priority);
+  // A place past the end of the queue is the end of the queue.
+  const others = await tx.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND id != ?`, [id]);
+  const pos = Math.min(Math.max(1, Math.floor(position)), Number(others[0]?.n ?? 0) + 1);
   const at = await tx.query(
-    `SELECT id, priority, priority_rank, sort_key FROM jobs WHERE state = 'QUEUED' AND id != ?
+    `SELECT id, seq, priority, priority_rank, sort_key FROM jobs WHERE state = 'QUEUED' AND id != ?
      ORDER BY priority_rank, sort_key, seq LIMIT 2 OFFSET ?`,
-    [id, Math.max(0, position - 2)],
+    [id, Math.max(0, pos - 2)],
   );
   // `before` = the job that will precede ours, `after` = the one that will follow.
-  const before = position >= 2 ? at[0] : undefined;
-  const after = position >= 2 ? at[1] : at[0];
+  const before = pos >= 2 ? at[0] : undefined;
+  const after = pos >= 2 ? at[1] : at[0];
   if (after && Number(after.priority_rank) < rank) {
     throw new GantryError('CONFLICT', `position ${position} is held by a ${String(after.priority)} job; raise the priority to move ${id} ahead of it`, {
       field: 'new_position',
@@ -133,8 +136,19 @@ export async function reorderJob(tx: SqlExecutor, id: string, position: number, 
   } else {
     const lo = before && Number(before.priority_rank) === rank ? Number(before.sort_key) : null;
     const hi = after && Number(after.priority_rank) === rank ? Number(after.sort_key) : null;
-    if (lo !== null && hi !== null) key = (lo + hi) / 2;
-    else if (hi !== null) key = hi - 1;
+    if (lo !== null && hi !== null) {
+      key = (lo + hi) / 2;
+      if (!(lo < key && key < hi)) {
+        // No key between the neighbours (jobs queued in the same millisecond share one, and halving
+        // runs out of precision): move `after` and everything behind it in the class back by 1 ms.
+        await tx.run(
+          `UPDATE jobs SET sort_key = sort_key + 1 WHERE state = 'QUEUED' AND priority_rank = ? AND id != ?
+           AND (sort_key > ? OR (sort_key = ? AND seq >= ?))`,
+          [rank, id, hi, hi, Number(after!.seq)],
+        );
+        key = (lo + hi + 1) / 2;
+      }
+    } else if (hi !== null) key = hi - 1;
     else if (lo !== null) key = lo + 1;
     else key = job.sort_key;
   }

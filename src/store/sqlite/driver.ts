@@ -5,6 +5,10 @@ import { dirname } from 'node:path';
 import type { DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
 import { GantryError } from '../../core/errors.ts';
 
+const BUSY_TIMEOUT_MS = 5000;
+/** How long a starting server waits for another one's migrations on the same file. */
+const MIGRATION_LOCK_WAIT_MS = 60_000;
+
 /**
  * SQLite through better-sqlite3, WAL mode with synchronous=NORMAL: a committed transaction
  * survives a process crash; a power loss may lose the last few transactions (never corrupts).
@@ -23,7 +27,7 @@ export class SqliteDriver implements SqlDriver {
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     try {
-      this.#db = new Database(path, { timeout: 5000 });
+      this.#db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = NORMAL');
       this.#db.pragma('foreign_keys = ON');
@@ -77,11 +81,22 @@ export class SqliteDriver implements SqlDriver {
     await this.transaction((tx) => tx.insertMany(table, columns, rows));
   }
 
-  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.#transaction(fn, false);
+  }
+
+  async #transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, waitForOthers: boolean): Promise<T> {
     while (this.#lock) await this.#lock;
     let release!: () => void;
     this.#lock = new Promise<void>((r) => (release = r));
-    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      if (waitForOthers) await this.#beginWhenFree();
+      else this.#db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      this.#lock = null;
+      release();
+      throw err;
+    }
     try {
       const out = await fn(this.#direct);
       this.#db.exec('COMMIT');
@@ -96,7 +111,30 @@ export class SqliteDriver implements SqlDriver {
   }
 
   withMigrationLock<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    return this.transaction(fn);
+    return this.#transaction(fn, true);
+  }
+
+  /**
+   * BEGIN IMMEDIATE that waits on timers, not in the busy handler: another connection to the
+   * file may hold the write lock while it migrates — possibly a second store in this very
+   * process, which could never finish while the busy handler blocks the event loop.
+   */
+  async #beginWhenFree(): Promise<void> {
+    const deadline = Date.now() + MIGRATION_LOCK_WAIT_MS;
+    this.#db.pragma('busy_timeout = 0');
+    try {
+      for (;;) {
+        try {
+          this.#db.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    } finally {
+      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
   }
 
   notify(channel: string, payload: string): void {

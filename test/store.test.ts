@@ -1,0 +1,855 @@
+/**
+ * Store conformance: the same suite on every backend, against real databases (no mocks).
+ * Each backend gets a fresh database for this file; after each test the queue is emptied and
+ * every worker taken offline, so tests see only their own jobs in the (global) queue.
+ */
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { STORE_KINDS, freshDatabase, type StoreKind, type TestDatabase } from './helpers/db.ts';
+import { openStore, type Store } from '../src/store/store.ts';
+import { listMigrations, migrate } from '../src/store/migrate.ts';
+import type { SqlDriver } from '../src/store/driver.ts';
+import { SqliteDriver } from '../src/store/sqlite/driver.ts';
+import { PostgresDriver } from '../src/store/postgres/driver.ts';
+import { normalizeJobSpec, type JobRequest } from '../src/core/jobSpec.ts';
+import { GantryError } from '../src/core/errors.ts';
+import type { JobSpec, WorkerInfo } from '../src/core/types.ts';
+
+function spec(over: JobRequest = {}): JobSpec {
+  return normalizeJobSpec(over.handler !== undefined ? over : { command: ['echo', 'hi'], ...over });
+}
+
+/** A connection that bypasses the Store, to look at what is stored. */
+function rawDriver(kind: StoreKind, url: string): SqlDriver {
+  return kind === 'sqlite' ? new SqliteDriver(url.slice('sqlite:'.length)) : new PostgresDriver(url, 2);
+}
+
+async function expectGantryError(p: Promise<unknown>, code: GantryError['code']): Promise<GantryError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof GantryError, `a GantryError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`store conformance (${kind})`, () => {
+    let db: TestDatabase;
+    let store: Store;
+    let clock = Date.now();
+    /** A fresh, strictly increasing time for each step (epoch ms). */
+    const tick = (ms = 1000) => (clock += ms);
+    let workerSeq = 0;
+
+    before(async () => {
+      db = await freshDatabase(kind);
+      store = await openStore(db.url);
+    });
+    after(async () => {
+      await store?.close();
+      await db?.drop();
+    });
+    afterEach(async () => {
+      for (const w of await store.listWorkers(true)) await store.releaseWorker(w.id, 'test cleanup', 'test', tick());
+      for (const state of ['QUEUED', 'RETRYING', 'SCHEDULED'] as const) {
+        for (const j of await store.listJobs({ state }, 10_000, null)) await store.cancelJob(j.id, 'test cleanup', 'test', tick());
+      }
+    });
+
+    async function addWorker(cap: Partial<WorkerInfo['capacity']> = {}, now = tick()): Promise<WorkerInfo> {
+      const id = `w${++workerSeq}`;
+      return store.registerWorker(
+        { id, name: id, kind: 'process', handlers: [], labels: {}, capacity: { cpu_cores: 8, memory_gb: 16, gpu_count: 0, slots: 8, ...cap } },
+        now,
+      );
+    }
+    async function submit(over: JobRequest = {}, now = tick()) {
+      const [r] = await store.submitJobs([spec(over)], 'user:test', now);
+      return r!.job;
+    }
+    /** Assigns a queued job to a worker and has the worker take it; returns the attempt id. */
+    async function start(jobId: string, workerId: string, now = tick()): Promise<string> {
+      const done = await store.assignJobs([{ job_id: jobId, worker_id: workerId, gpu_indices: [] }], now);
+      assert.equal(done.length, 1, 'assigned');
+      const d = await store.deliverToWorker(workerId, 100, now);
+      assert.ok(d.jobs.some((j) => j.id === jobId), 'delivered');
+      return (await store.getJob(jobId))!.current_attempt_id!;
+    }
+    async function running(over: JobRequest = {}) {
+      const w = await addWorker();
+      const job = await submit(over);
+      const attempt = await start(job.id, w.id);
+      return { job, worker: w, attempt };
+    }
+    const job = async (id: string) => (await store.getJob(id))!;
+    const transitions = async (id: string) => (await store.jobEvents(id)).map((e) => `${e.from_state ?? '∅'}→${e.to_state}`);
+
+    it('migrations are idempotent and safe when two servers start at once', async () => {
+      const expected = listMigrations(kind).map((m) => m.version);
+      assert.ok(expected.length >= 1);
+
+      // Two stores opening one empty database at the same time.
+      const fresh = await freshDatabase(kind);
+      try {
+        const [a, b] = await Promise.all([openStore(fresh.url), openStore(fresh.url)]);
+        try {
+          assert.deepEqual(await a.migrate(), [], 'nothing left to apply');
+          assert.deepEqual(await b.migrate(), []);
+          const j = await a.submitJobs([spec({ name: 'after-race' })], 'test');
+          assert.equal((await b.getJob(j[0]!.job.id))?.name, 'after-race', 'both see one schema');
+        } finally {
+          await a.close();
+          await b.close();
+        }
+      } finally {
+        await fresh.drop();
+      }
+
+      // Two migrators racing on one empty database: each migration is applied exactly once.
+      const fresh2 = await freshDatabase(kind);
+      const d1 = rawDriver(kind, fresh2.url);
+      const d2 = rawDriver(kind, fresh2.url);
+      try {
+        const results = await Promise.all([migrate(d1), migrate(d2)]);
+        assert.deepEqual(results.flat().sort(), expected, `applied once in total: ${JSON.stringify(results)}`);
+        const rows = await d1.query<{ version: number }>('SELECT version FROM gantry_migrations ORDER BY version');
+        assert.deepEqual(rows.map((r) => Number(r.version)), expected);
+        assert.deepEqual(await migrate(d2), [], 'a third run applies nothing');
+      } finally {
+        await d1.close();
+        await d2.close();
+        await fresh2.drop();
+      }
+    });
+
+    it('submitJobs writes SUBMITTED→QUEUED with both events', async () => {
+      const now = tick();
+      const [r] = await store.submitJobs([spec({ name: 'train', tenant: 'acme', priority: 'high', labels: { team: 'ml' } })], 'user:alice', now);
+      assert.equal(r!.created, true);
+      const j = await job(r!.job.id);
+      assert.equal(j.state, 'QUEUED');
+      assert.equal(j.name, 'train');
+      assert.equal(j.tenant, 'acme');
+      assert.equal(j.priority, 'high');
+      assert.deepEqual(j.labels, { team: 'ml' });
+      assert.deepEqual(j.command, ['echo', 'hi']);
+      assert.equal(j.created_at, now);
+      assert.equal(j.queued_at, now);
+      assert.equal(j.attempt_count, 0);
+      assert.deepEqual(r!.job, j, 'submit returns the stored job');
+      const events = await store.jobEvents(j.id);
+      assert.deepEqual(events.map((e) => [e.from_state, e.to_state, e.actor]), [
+        [null, 'SUBMITTED', 'user:alice'],
+        ['SUBMITTED', 'QUEUED', 'system'],
+      ]);
+      assert.ok(events.every((e) => e.at === now));
+    });
+
+    it('an idempotency key returns the original job, across calls and within one batch', async () => {
+      const first = await store.submitJobs([spec({ name: 'one', tenant: 'idem', idempotency_key: 'k1' })], 'test', tick());
+      assert.equal(first[0]!.created, true);
+      const again = await store.submitJobs([spec({ name: 'changed', tenant: 'idem', idempotency_key: 'k1' })], 'test', tick());
+      assert.equal(again[0]!.created, false);
+      assert.equal(again[0]!.job.id, first[0]!.job.id);
+      assert.equal(again[0]!.job.name, 'one', 'the original, not the new request');
+
+      const batch = await store.submitJobs(
+        [
+          spec({ name: 'a', tenant: 'idem', idempotency_key: 'k2' }),
+          spec({ name: 'b', tenant: 'idem', idempotency_key: 'k2' }),
+          spec({ name: 'c', tenant: 'idem', idempotency_key: 'k1' }),
+          spec({ name: 'd', tenant: 'other', idempotency_key: 'k1' }),
+        ],
+        'test',
+        tick(),
+      );
+      assert.deepEqual(batch.map((r) => r.created), [true, false, false, true]);
+      assert.equal(batch[1]!.job.id, batch[0]!.job.id);
+      assert.equal(batch[1]!.job.name, 'a');
+      assert.equal(batch[2]!.job.id, first[0]!.job.id);
+      assert.notEqual(batch[3]!.job.id, first[0]!.job.id, 'keys are per tenant');
+      assert.equal((await store.listJobs({ tenant: 'idem' }, 100, null)).length, 2);
+      // The duplicate did not write events either.
+      assert.equal((await store.jobEvents(batch[0]!.job.id)).length, 2);
+    });
+
+    it('concurrent submits with one idempotency key create one job (a client retrying in parallel)', async () => {
+      for (let round = 0; round < 5; round++) {
+        const s = spec({ tenant: 'idem-race', idempotency_key: `race-${round}` });
+        const results = await Promise.all([1, 2, 3, 4, 5, 6].map(() => store.submitJobs([s], 'test', tick())));
+        const ids = new Set(results.map((r) => r[0]!.job.id));
+        assert.equal(ids.size, 1, 'every caller gets the same job');
+        assert.equal(results.filter((r) => r[0]!.created).length, 1, 'exactly one created it');
+      }
+    });
+
+    it('listJobs filters and pages with a keyset cursor, newest first, without duplicates or gaps', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 23; i++) {
+        const j = await submit({ tenant: 'lister', type: i % 3 === 0 ? 'etl' : 'train', priority: i % 2 === 0 ? 'low' : 'normal' });
+        ids.push(j.id);
+      }
+      const seen: string[] = [];
+      let cursor: number | null = null;
+      for (let page = 0; page < 10; page++) {
+        const rows = await store.listJobs({ tenant: 'lister' }, 5, cursor);
+        if (rows.length === 0) break;
+        seen.push(...rows.map((r) => r.id));
+        cursor = rows[rows.length - 1]!.seq;
+      }
+      assert.deepEqual(seen, [...ids].reverse(), 'every job once, newest first');
+
+      const etl = await store.listJobs({ tenant: 'lister', type: 'etl' }, 100, null);
+      assert.deepEqual(etl.map((j) => j.id), ids.filter((_, i) => i % 3 === 0).reverse());
+      const lowEtl = await store.listJobs({ tenant: 'lister', type: 'etl', priority: 'low' }, 100, null);
+      assert.deepEqual(lowEtl.map((j) => j.id), ids.filter((_, i) => i % 3 === 0 && i % 2 === 0).reverse());
+      await store.cancelJob(ids[4]!, 'no', 'test', tick());
+      const cancelled = await store.listJobs({ tenant: 'lister', state: 'CANCELLED' }, 100, null);
+      assert.deepEqual(cancelled.map((j) => j.id), [ids[4]]);
+      assert.equal((await store.listJobs({ tenant: 'nobody' }, 100, null)).length, 0);
+    });
+
+    it('queuedJobs: priority class first, FIFO within a class; the keyset cursor continues', async () => {
+      const low = await submit({ name: 'low', priority: 'low' });
+      const n1 = await submit({ name: 'n1' });
+      const high = await submit({ name: 'high', priority: 'high' });
+      const batch = await store.submitJobs([spec({ name: 'n2' }), spec({ name: 'n3' }), spec({ name: 'n4' })], 'test', tick());
+      const emergency = await submit({ name: 'emergency', priority: 'emergency' });
+      const crit = await submit({ name: 'crit', priority: 'urgent' });
+      const expected = [emergency.id, crit.id, high.id, n1.id, ...batch.map((b) => b.job.id), low.id];
+      const all = await store.queuedJobs(100);
+      assert.deepEqual(all.map((q) => q.id), expected);
+
+      const paged: string[] = [];
+      let cursor = null;
+      for (;;) {
+        const page = await store.queuedJobs(3, cursor);
+        paged.push(...page.map((q) => q.id));
+        const last = page[page.length - 1];
+        if (page.length < 3 || !last) break;
+        cursor = { priority_rank: last.priority_rank, sort_key: last.sort_key, seq: last.seq };
+      }
+      assert.deepEqual(paged, expected);
+
+      // Only QUEUED jobs are in the queue.
+      await store.cancelJob(high.id, 'gone', 'test', tick());
+      assert.ok(!(await store.queuedJobs(100)).some((q) => q.id === high.id));
+    });
+
+    it('assignJobs: QUEUED→SCHEDULED with an attempt and an event; a job cancelled meanwhile is skipped', async () => {
+      const w = await addWorker({ gpu_count: 2 });
+      const a = await submit();
+      const b = await submit();
+      await store.cancelJob(b.id, 'changed my mind', 'user:test', tick());
+      const now = tick();
+      const done = await store.assignJobs(
+        [
+          { job_id: b.id, worker_id: w.id, gpu_indices: [] },
+          { job_id: a.id, worker_id: w.id, gpu_indices: [1] },
+        ],
+        now,
+      );
+      assert.deepEqual(done, [{ job_id: a.id, worker_id: w.id, gpu_indices: [1] }]);
+      const ja = await job(a.id);
+      assert.equal(ja.state, 'SCHEDULED');
+      assert.equal(ja.worker_id, w.id);
+      assert.deepEqual(ja.gpu_indices, [1]);
+      assert.equal(ja.attempt_count, 1);
+      assert.ok(ja.current_attempt_id);
+      const attempts = await store.jobAttempts(a.id);
+      assert.equal(attempts.length, 1);
+      assert.deepEqual(
+        { ...attempts[0]!, id: undefined },
+        { id: undefined, job_id: a.id, number: 1, worker_id: w.id, started_at: now, ended_at: null, exit_code: null, error: null, outcome: 'running' },
+      );
+      assert.equal(attempts[0]!.id, ja.current_attempt_id);
+      const last = (await store.jobEvents(a.id)).at(-1)!;
+      assert.equal(`${last.from_state}→${last.to_state}`, 'QUEUED→SCHEDULED');
+      assert.equal(last.actor, 'scheduler');
+      assert.equal(last.data?.attempt_id, ja.current_attempt_id);
+
+      const jb = await job(b.id);
+      assert.equal(jb.state, 'CANCELLED');
+      assert.equal(jb.worker_id, null);
+      assert.equal((await store.jobAttempts(b.id)).length, 0);
+      assert.deepEqual(await transitions(b.id), ['∅→SUBMITTED', 'SUBMITTED→QUEUED', 'QUEUED→CANCELLED']);
+    });
+
+    it('deliverToWorker: SCHEDULED→RUNNING up to the room given, and pending controls exactly once', async () => {
+      const w = await addWorker();
+      const jobs = [await submit(), await submit(), await submit()];
+      await store.assignJobs(jobs.map((j) => ({ job_id: j.id, worker_id: w.id, gpu_indices: [] })), tick());
+      const t1 = tick();
+      const first = await store.deliverToWorker(w.id, 2, t1);
+      assert.deepEqual(first.jobs.map((j) => j.id), [jobs[0]!.id, jobs[1]!.id]);
+      assert.ok(first.jobs.every((j) => j.state === 'RUNNING' && j.started_at === t1));
+      assert.equal((await job(jobs[0]!.id)).state, 'RUNNING');
+      assert.equal((await job(jobs[2]!.id)).state, 'SCHEDULED', 'no room for the third yet');
+      const second = await store.deliverToWorker(w.id, 5, tick());
+      assert.deepEqual(second.jobs.map((j) => j.id), [jobs[2]!.id]);
+      assert.deepEqual((await store.deliverToWorker(w.id, 5, tick())).jobs, [], 'nothing delivered twice');
+      assert.deepEqual((await transitions(jobs[0]!.id)).slice(-1), ['SCHEDULED→RUNNING']);
+
+      const res = await store.cancelJob(jobs[1]!.id, 'stop', 'user:test', tick());
+      assert.equal(res.wake_worker, w.id);
+      await store.controlJob(jobs[0]!.id, 'pause', 'user:test', tick());
+      const ctl = await store.deliverToWorker(w.id, 0, tick());
+      assert.deepEqual(ctl.jobs, []);
+      const byJob = Object.fromEntries(ctl.controls.map((c) => [c.job_id, c]));
+      assert.deepEqual(byJob[jobs[1]!.id], { job_id: jobs[1]!.id, attempt_id: (await job(jobs[1]!.id)).current_attempt_id, control: 'cancel' });
+      assert.equal(byJob[jobs[0]!.id]?.control, 'pause');
+      assert.equal(ctl.controls.length, 2);
+      assert.deepEqual((await store.deliverToWorker(w.id, 5, tick())).controls, [], 'controls are handed out once');
+      // Another worker gets none of this.
+      const other = await addWorker();
+      assert.deepEqual(await store.deliverToWorker(other.id, 5, tick()), { jobs: [], controls: [] });
+    });
+
+    it('reportResults completed: stores result and exit code, frees the worker', async () => {
+      const { job: j, worker: w, attempt } = await running({ resources: { cpu_cores: 3 } });
+      assert.equal((await store.workerUsage()).get(w.id)?.cpu_cores, 3);
+      const now = tick();
+      const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'completed', exit_code: 0, result: { accuracy: 0.93 } }], now);
+      assert.deepEqual(out, [{ job_id: j.id, status: 'applied', state: 'COMPLETED' }]);
+      const done = await job(j.id);
+      assert.equal(done.state, 'COMPLETED');
+      assert.deepEqual(done.result, { accuracy: 0.93 });
+      assert.equal(done.exit_code, 0);
+      assert.equal(done.finished_at, now);
+      assert.equal(done.worker_id, null);
+      assert.equal(done.progress, 1);
+      assert.equal(done.dead_lettered_at, null);
+      assert.equal((await store.workerUsage()).has(w.id), false, 'the worker is free');
+      const [a] = await store.jobAttempts(j.id);
+      assert.equal(a!.outcome, 'completed');
+      assert.equal(a!.ended_at, now);
+      assert.equal(a!.exit_code, 0);
+      assert.deepEqual((await transitions(j.id)).slice(-1), ['RUNNING→COMPLETED']);
+    });
+
+    it('progress reports update progress without changing state', async () => {
+      const { job: j, worker: w, attempt } = await running();
+      const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'progress', progress: 0.4 }], tick());
+      assert.deepEqual(out, [{ job_id: j.id, status: 'applied', state: 'RUNNING' }]);
+      assert.equal((await job(j.id)).progress, 0.4);
+    });
+
+    it('a failure retries by the policy, with exponential backoff, then dead-letters when attempts are used up', async () => {
+      const { job: j, worker: w, attempt } = await running({ retry_policy: { max_attempts: 3, retry_delay: 10, backoff: 'exponential', max_delay: 600, jitter: 0 } });
+      const t1 = tick();
+      const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'failed', exit_code: 2, error: 'boom' }], t1);
+      assert.deepEqual(out, [{ job_id: j.id, status: 'applied', state: 'RETRYING' }]);
+      let r = await job(j.id);
+      assert.equal(r.state, 'RETRYING');
+      assert.equal(r.run_after, t1 + 10_000, 'first retry after retry_delay');
+      assert.equal(r.error, 'boom');
+      assert.equal(r.exit_code, 2);
+      assert.equal(r.worker_id, null);
+      assert.equal((await store.workerUsage()).has(w.id), false);
+      assert.equal((await store.jobAttempts(j.id))[0]!.outcome, 'failed');
+      assert.deepEqual((await transitions(j.id)).slice(-1), ['RUNNING→RETRYING']);
+
+      // Not due yet: stays; next_due says when.
+      assert.deepEqual(await store.promoteDueRetries(t1 + 9_999), { moved: 0, next_due: t1 + 10_000 });
+      assert.equal((await job(j.id)).state, 'RETRYING');
+      const p = await store.promoteDueRetries(t1 + 10_000);
+      assert.equal(p.moved, 1);
+      assert.equal(p.next_due, null);
+      r = await job(j.id);
+      assert.equal(r.state, 'QUEUED');
+      assert.equal(r.run_after, null);
+      assert.equal(r.queued_at, t1 + 10_000);
+      clock = Math.max(clock, t1 + 10_000);
+
+      // Second run fails: the delay doubles.
+      const a2 = await start(j.id, w.id);
+      const t2 = tick();
+      await store.reportResults(w.id, [{ job_id: j.id, attempt_id: a2, outcome: 'failed', exit_code: 1 }], t2);
+      r = await job(j.id);
+      assert.equal(r.state, 'RETRYING');
+      assert.equal(r.run_after, t2 + 20_000);
+      assert.equal(r.error, 'exited with code 1');
+      await store.promoteDueRetries(t2 + 20_000);
+      clock = Math.max(clock, t2 + 20_000);
+
+      // Third run fails: attempts used up → FAILED and in the dead-letter queue.
+      const a3 = await start(j.id, w.id);
+      const t3 = tick();
+      const last = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: a3, outcome: 'failed', exit_code: 1, error: 'still broken' }], t3);
+      assert.deepEqual(last, [{ job_id: j.id, status: 'applied', state: 'FAILED' }]);
+      r = await job(j.id);
+      assert.equal(r.state, 'FAILED');
+      assert.equal(r.dead_lettered_at, t3);
+      assert.equal(r.finished_at, t3);
+      assert.equal(r.attempt_count, 3);
+      assert.deepEqual((await store.jobAttempts(j.id)).map((a) => [a.number, a.outcome]), [[1, 'failed'], [2, 'failed'], [3, 'failed']]);
+      const ev = (await store.jobEvents(j.id)).at(-1)!;
+      assert.equal(`${ev.from_state}→${ev.to_state}`, 'RUNNING→FAILED');
+      assert.match(ev.reason, /attempts used up \(3\/3\)/);
+      const dlq = await store.listJobs({ dead_letter: true }, 100, null);
+      assert.ok(dlq.some((d) => d.id === j.id), 'listed in the dead-letter queue');
+    });
+
+    it('a non-retryable failure fails at once and dead-letters, attempts left or not', async () => {
+      const { job: j, worker: w, attempt } = await running({ retry_policy: { max_attempts: 5 } });
+      const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'failed', error: 'bad input', non_retryable: true }], tick());
+      assert.equal(out[0]!.state, 'FAILED');
+      const r = await job(j.id);
+      assert.equal(r.state, 'FAILED');
+      assert.ok(r.dead_lettered_at);
+      assert.equal(r.run_after, null);
+      assert.match((await store.jobEvents(j.id)).at(-1)!.reason, /non-retryable/);
+      assert.ok((await store.listJobs({ dead_letter: true }, 100, null)).some((d) => d.id === j.id));
+    });
+
+    it('a timeout goes TIMEOUT→RETRYING (two events) with attempts left, and stays TIMEOUT without', async () => {
+      const { job: j, worker: w, attempt } = await running({ timeout: 5, retry_policy: { max_attempts: 2, retry_delay: 3, backoff: 'fixed' } });
+      const now = tick();
+      const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'timeout' }], now);
+      assert.deepEqual(out, [{ job_id: j.id, status: 'applied', state: 'RETRYING' }]);
+      assert.deepEqual((await transitions(j.id)).slice(-2), ['RUNNING→TIMEOUT', 'TIMEOUT→RETRYING']);
+      const r = await job(j.id);
+      assert.equal(r.state, 'RETRYING');
+      assert.equal(r.run_after, now + 3000);
+      assert.equal(r.error, 'timed out after 5s');
+      assert.equal((await store.jobAttempts(j.id))[0]!.outcome, 'timeout');
+
+      await store.promoteDueRetries(now + 3000);
+      clock = Math.max(clock, now + 3000);
+      const a2 = await start(j.id, w.id);
+      const out2 = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: a2, outcome: 'timeout' }], tick());
+      assert.equal(out2[0]!.state, 'TIMEOUT');
+      const final = await job(j.id);
+      assert.equal(final.state, 'TIMEOUT');
+      assert.ok(final.dead_lettered_at);
+      assert.deepEqual((await transitions(j.id)).slice(-1), ['RUNNING→TIMEOUT']);
+      assert.ok((await store.listJobs({ dead_letter: true }, 100, null)).some((d) => d.id === j.id), 'TIMEOUT is in the DLQ too');
+    });
+
+    it('fencing: a report with a wrong attempt id or from another worker is recorded, not applied', async () => {
+      const { job: j, worker: w, attempt } = await running();
+      const intruder = await addWorker();
+      const before = await transitions(j.id);
+
+      const wrongAttempt = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: 'att_bogus', outcome: 'completed' }], tick());
+      assert.deepEqual(wrongAttempt, [{ job_id: j.id, status: 'stale', state: 'RUNNING' }]);
+      const wrongWorker = await store.reportResults(intruder.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'failed', error: 'x' }], tick());
+      assert.deepEqual(wrongWorker, [{ job_id: j.id, status: 'stale', state: 'RUNNING' }]);
+
+      const r = await job(j.id);
+      assert.equal(r.state, 'RUNNING');
+      assert.equal(r.result, null);
+      assert.equal(r.error, null);
+      assert.equal((await store.jobAttempts(j.id))[0]!.outcome, 'running');
+      const events = await store.jobEvents(j.id);
+      const late = events.slice(before.length);
+      assert.equal(late.length, 2);
+      for (const e of late) {
+        assert.equal(e.from_state, 'RUNNING');
+        assert.equal(e.to_state, 'RUNNING');
+        assert.match(e.reason, /late report/);
+      }
+      assert.equal(late[0]!.data?.attempt_id, 'att_bogus');
+      assert.equal(late[1]!.actor, `worker:${intruder.id}`);
+
+      // The real owner still can.
+      const ok = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'completed' }], tick());
+      assert.equal(ok[0]!.status, 'applied');
+      // And a repeat of the same report, now that the job is done, is stale.
+      const repeat = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'failed' }], tick());
+      assert.deepEqual(repeat, [{ job_id: j.id, status: 'stale', state: 'COMPLETED' }]);
+      assert.equal((await job(j.id)).state, 'COMPLETED');
+    });
+
+    it('reapLostWorkers requeues a silent worker\'s jobs at their old place, attempt lost, retry budget kept', async () => {
+      const t0 = tick();
+      const silent = await addWorker({}, t0);
+      const alive = await addWorker({}, t0);
+      const policy = { max_attempts: 2, retry_delay: 1, backoff: 'fixed' as const };
+      const first = await submit({ name: 'first', retry_policy: policy });
+      const second = await submit({ name: 'second', retry_policy: policy });
+      const onAlive = await submit({ name: 'on-alive' });
+      const lostAttempt = await start(first.id, silent.id);
+      await store.assignJobs([{ job_id: second.id, worker_id: silent.id, gpu_indices: [] }], tick()); // SCHEDULED, not yet taken
+      await start(onAlive.id, alive.id);
+      const later = tick(10_000);
+      assert.equal(await store.heartbeat(alive.id, later), true);
+
+      const reaped = await store.reapLostWorkers(later - 5000, later);
+      assert.deepEqual(reaped.workers, [silent.id]);
+      assert.deepEqual(reaped.jobs.sort(), [first.id, second.id].sort());
+      assert.equal((await store.getWorker(silent.id))?.state, 'offline');
+      assert.equal(await store.heartbeat(silent.id, tick()), false, 'a reaped worker must register again');
+      assert.equal((await job(onAlive.id)).state, 'RUNNING', 'the live worker keeps its job');
+
+      const r = await job(first.id);
+      assert.equal(r.state, 'QUEUED');
+      assert.equal(r.worker_id, null);
+      assert.equal(r.current_attempt_id, null);
+      assert.equal(r.sort_key, first.sort_key, 'back at its old place in the queue');
+      assert.equal(r.retry_count, 0, 'the lost run does not count');
+      assert.deepEqual((await store.queuedJobs(10)).map((q) => q.id), [first.id, second.id]);
+      const [att] = await store.jobAttempts(first.id);
+      assert.equal(att!.id, lostAttempt);
+      assert.equal(att!.outcome, 'lost');
+      assert.equal(att!.ended_at, later);
+      const ev = (await store.jobEvents(first.id)).at(-1)!;
+      assert.equal(`${ev.from_state}→${ev.to_state}`, 'RUNNING→QUEUED');
+      assert.equal(ev.actor, 'lease-reaper');
+      assert.ok(ev.reason.includes(`worker ${silent.id} lost (no heartbeat for ${((later - t0) / 1000).toFixed(1)}s)`), ev.reason);
+
+      // The old worker's late report is fenced off.
+      const stale = await store.reportResults(silent.id, [{ job_id: first.id, attempt_id: lostAttempt, outcome: 'completed' }], tick());
+      assert.equal(stale[0]!.status, 'stale');
+
+      // With max_attempts 2, one real failure after the lost run still leaves a retry.
+      const a2 = await start(first.id, alive.id);
+      const out = await store.reportResults(alive.id, [{ job_id: first.id, attempt_id: a2, outcome: 'failed', exit_code: 1 }], tick());
+      assert.equal(out[0]!.state, 'RETRYING');
+      assert.equal((await job(first.id)).attempt_count, 2);
+    });
+
+    it('cancel: QUEUED at once; RUNNING via a control to the worker; a pending cancel on a lost worker ends CANCELLED', async () => {
+      const q = await submit();
+      const now = tick();
+      const res = await store.cancelJob(q.id, 'not needed', 'user:bob', now);
+      assert.equal(res.job.state, 'CANCELLED');
+      assert.equal(res.job.finished_at, now);
+      assert.equal(res.wake_worker, null);
+      const ev = (await store.jobEvents(q.id)).at(-1)!;
+      assert.deepEqual([ev.from_state, ev.to_state, ev.reason, ev.actor], ['QUEUED', 'CANCELLED', 'not needed', 'user:bob']);
+
+      // RUNNING: the worker is told; the job ends when it confirms.
+      const { job: j, worker: w, attempt } = await running();
+      const rc = await store.cancelJob(j.id, 'stop it', 'user:bob', tick());
+      assert.equal(rc.job.state, 'RUNNING');
+      assert.equal(rc.job.cancel_requested, true);
+      assert.equal(rc.job.control, 'cancel');
+      assert.equal(rc.wake_worker, w.id);
+      const d = await store.deliverToWorker(w.id, 0, tick());
+      assert.deepEqual(d.controls, [{ job_id: j.id, attempt_id: attempt, control: 'cancel' }]);
+      const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'cancelled', exit_code: 143 }], tick());
+      assert.equal(out[0]!.state, 'CANCELLED');
+      assert.equal((await job(j.id)).worker_id, null);
+      assert.equal((await store.jobAttempts(j.id))[0]!.outcome, 'cancelled');
+
+      // A process that dies of the stop signal and reports 'failed' still ends CANCELLED, not retried.
+      const k = await running({ retry_policy: { max_attempts: 5 } });
+      await store.cancelJob(k.job.id, 'stop', 'user:bob', tick());
+      const killed = await store.reportResults(k.worker.id, [{ job_id: k.job.id, attempt_id: k.attempt, outcome: 'failed', exit_code: 137 }], tick());
+      assert.equal(killed[0]!.state, 'CANCELLED');
+
+      // The worker is lost before it confirms: CANCELLED, not requeued.
+      const t0 = tick();
+      const silent = await addWorker({}, t0);
+      const l = await submit();
+      await start(l.id, silent.id);
+      await store.cancelJob(l.id, 'stop', 'user:bob', tick());
+      const later = tick(60_000);
+      const reaped = await store.reapLostWorkers(later - 5000, later);
+      assert.ok(reaped.workers.includes(silent.id));
+      assert.ok(!reaped.jobs.includes(l.id), 'not requeued');
+      const lj = await job(l.id);
+      assert.equal(lj.state, 'CANCELLED');
+      assert.equal(lj.worker_id, null);
+      assert.equal((await store.jobAttempts(l.id))[0]!.outcome, 'lost');
+
+      // Other states.
+      const s = await submit();
+      const ws = await addWorker();
+      await store.assignJobs([{ job_id: s.id, worker_id: ws.id, gpu_indices: [] }], tick());
+      const rs = await store.cancelJob(s.id, 'before it started', 'user:bob', tick());
+      assert.equal(rs.job.state, 'CANCELLED', 'SCHEDULED is cancelled at once');
+      assert.equal(rs.job.worker_id, null);
+      assert.equal((await store.jobAttempts(s.id))[0]!.outcome, 'cancelled');
+      assert.deepEqual((await store.deliverToWorker(ws.id, 5, tick())).jobs, [], 'the worker never gets it');
+      await expectGantryError(store.cancelJob(j.id, 'again', 'user:bob', tick()), 'INVALID_TRANSITION');
+      await expectGantryError(store.cancelJob('job_nope', 'x', 'user:bob', tick()), 'NOT_FOUND');
+    });
+
+    it('cancelling a RETRYING job stops the retry', async () => {
+      const { job: j, worker: w, attempt } = await running({ retry_policy: { max_attempts: 3, retry_delay: 5 } });
+      const now = tick();
+      await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'failed', exit_code: 1 }], now);
+      const res = await store.cancelJob(j.id, 'give up', 'user:test', tick());
+      assert.equal(res.job.state, 'CANCELLED');
+      assert.equal(res.job.run_after, null);
+      assert.equal((await store.promoteDueRetries(now + 60_000)).moved, 0);
+      assert.equal((await job(j.id)).state, 'CANCELLED');
+    });
+
+    it('pause and resume go through the worker: control first, state on its confirmation', async () => {
+      const { job: j, worker: w, attempt } = await running();
+      await expectGantryError(store.controlJob(j.id, 'resume', 'user:test', tick()), 'INVALID_TRANSITION');
+      const p = await store.controlJob(j.id, 'pause', 'user:test', tick());
+      assert.equal(p.job.state, 'RUNNING');
+      assert.equal(p.wake_worker, w.id);
+      assert.deepEqual((await store.deliverToWorker(w.id, 0, tick())).controls, [{ job_id: j.id, attempt_id: attempt, control: 'pause' }]);
+      assert.equal((await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'paused' }], tick()))[0]!.state, 'PAUSED');
+      assert.equal((await job(j.id)).state, 'PAUSED');
+      assert.equal((await store.workerUsage()).get(w.id)?.slots, 1, 'a paused job still holds its place');
+      await store.controlJob(j.id, 'resume', 'user:test', tick());
+      assert.equal((await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'resumed' }], tick()))[0]!.state, 'RUNNING');
+      const moves = (await store.jobEvents(j.id)).filter((e) => e.from_state !== e.to_state).map((e) => `${e.from_state}→${e.to_state}`);
+      assert.deepEqual(moves.slice(-2), ['RUNNING→PAUSED', 'PAUSED→RUNNING']);
+      const requests = (await store.jobEvents(j.id)).filter((e) => e.from_state === e.to_state).map((e) => e.reason);
+      assert.deepEqual(requests, ['pause requested', 'resume requested']);
+    });
+
+    it('requeueJob resets the retry budget and takes the job out of the dead-letter queue', async () => {
+      const { job: j, worker: w, attempt } = await running({ retry_policy: { max_attempts: 1 }, parameters: { lr: 0.1 } });
+      await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'failed', exit_code: 1, error: 'oom' }], tick());
+      assert.equal((await job(j.id)).state, 'FAILED');
+      assert.ok((await store.listJobs({ dead_letter: true }, 100, null)).some((d) => d.id === j.id));
+
+      const now = tick();
+      const r = await store.requeueJob(j.id, 'fixed the bug', 'user:test', { lr: 0.01 }, now);
+      assert.equal(r.state, 'QUEUED');
+      assert.equal(r.retry_count, 0);
+      assert.equal(r.dead_lettered_at, null);
+      assert.equal(r.error, null);
+      assert.equal(r.exit_code, null);
+      assert.equal(r.finished_at, null);
+      assert.equal(r.queued_at, now);
+      assert.deepEqual(r.parameters, { lr: 0.01 });
+      assert.ok(!(await store.listJobs({ dead_letter: true }, 100, null)).some((d) => d.id === j.id), 'out of the DLQ');
+      assert.deepEqual((await transitions(j.id)).slice(-1), ['FAILED→QUEUED']);
+
+      // It runs again with the full budget (max_attempts 1: one more run).
+      const a2 = await start(j.id, w.id);
+      assert.equal((await job(j.id)).attempt_count, 2);
+      const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: a2, outcome: 'completed' }], tick());
+      assert.equal(out[0]!.state, 'COMPLETED');
+      await expectGantryError(store.requeueJob(j.id, 'again', 'user:test', undefined, tick()), 'INVALID_TRANSITION');
+      const q = await submit();
+      await expectGantryError(store.requeueJob(q.id, 'x', 'user:test', undefined, tick()), 'INVALID_TRANSITION');
+    });
+
+    it('setPriority moves a queued job into its new class at once', async () => {
+      const a = await submit({ name: 'a' });
+      const b = await submit({ name: 'b' });
+      const c = await submit({ name: 'c' });
+      const h = await submit({ name: 'h', priority: 'high' });
+      const r = await store.setPriority(c.id, 'critical', 'deadline', 'user:test', tick());
+      assert.equal(r.priority, 'critical');
+      assert.deepEqual((await store.queuedJobs(10)).map((q) => q.id), [c.id, h.id, a.id, b.id]);
+      assert.equal(await store.queuePosition(r), 1);
+      await store.setPriority(a.id, 'low', 'can wait', 'user:test', tick());
+      assert.deepEqual((await store.queuedJobs(10)).map((q) => q.id), [c.id, h.id, b.id, a.id]);
+      const ev = (await store.jobEvents(a.id)).at(-1)!;
+      assert.deepEqual(ev.data, { from_priority: 'normal', to_priority: 'low' });
+      assert.equal(ev.from_state, 'QUEUED');
+      assert.equal(ev.to_state, 'QUEUED');
+
+      await store.cancelJob(b.id, 'x', 'user:test', tick());
+      await expectGantryError(store.setPriority(b.id, 'high', 'too late', 'user:test', tick()), 'INVALID_TRANSITION');
+    });
+
+    it('reorderJob moves a job within its class; a place held by a higher class is refused', async () => {
+      const h = await submit({ name: 'h', priority: 'high' });
+      const n1 = await submit({ name: 'n1' });
+      const n2 = await submit({ name: 'n2' });
+      const n3 = await submit({ name: 'n3' });
+      const l = await submit({ name: 'l', priority: 'low' });
+      const order = async () => (await store.queuedJobs(100)).map((q) => q.id);
+
+      const moved = await store.reorderJob(n3.id, 2, 'hurry', 'user:test', tick());
+      assert.deepEqual(await order(), [h.id, n3.id, n1.id, n2.id, l.id]);
+      assert.equal(await store.queuePosition(moved), 2);
+      assert.match((await store.jobEvents(n3.id)).at(-1)!.reason, /moved to position 2: hurry/);
+
+      await store.reorderJob(n1.id, 4, 'later', 'user:test', tick());
+      assert.deepEqual(await order(), [h.id, n3.id, n2.id, n1.id, l.id]);
+
+      const err = await expectGantryError(store.reorderJob(n2.id, 1, 'me first', 'user:test', tick()), 'CONFLICT');
+      assert.equal(err.status, 409);
+      assert.match(err.message, /held by a high job/);
+      assert.deepEqual(await order(), [h.id, n3.id, n2.id, n1.id, l.id], 'unchanged after a refusal');
+
+      // Beyond the end of its class: last in the class, still ahead of lower classes.
+      await store.reorderJob(n3.id, 99, 'whenever', 'user:test', tick());
+      assert.deepEqual(await order(), [h.id, n2.id, n1.id, n3.id, l.id]);
+      // A low job cannot move ahead of normal ones.
+      await expectGantryError(store.reorderJob(l.id, 2, 'x', 'user:test', tick()), 'CONFLICT');
+      // Only QUEUED jobs can be reordered.
+      await store.cancelJob(n1.id, 'x', 'user:test', tick());
+      await expectGantryError(store.reorderJob(n1.id, 1, 'x', 'user:test', tick()), 'INVALID_TRANSITION');
+    });
+
+    it('reorderJob between jobs submitted in the same millisecond', async () => {
+      const now = tick();
+      const batch = await store.submitJobs([spec({ name: 'a' }), spec({ name: 'b' }), spec({ name: 'c' }), spec({ name: 'd' })], 'test', now);
+      const [a, b, c, d] = batch.map((r) => r.job.id);
+      const order = async () => (await store.queuedJobs(100)).map((q) => q.id);
+      assert.deepEqual(await order(), [a, b, c, d]);
+      await store.reorderJob(d!, 2, 'between a and b', 'user:test', tick());
+      assert.deepEqual(await order(), [a, d, b, c]);
+      await store.reorderJob(c!, 3, 'between d and b', 'user:test', tick());
+      assert.deepEqual(await order(), [a, d, c, b]);
+      for (const [i, id] of [a, d, c, b].entries()) assert.equal(await store.queuePosition(await job(id!)), i + 1);
+    });
+
+    it('queueStats counts by state and per priority class', async () => {
+      const base = tick();
+      await submit({ priority: 'high' }, base);
+      await submit({}, base + 1000);
+      await submit({}, base + 3000);
+      clock = base + 3000;
+      const { worker: w } = await running();
+      const r = await running({ retry_policy: { max_attempts: 3, retry_delay: 100 } });
+      await store.reportResults(r.worker.id, [{ job_id: r.job.id, attempt_id: r.attempt, outcome: 'failed', exit_code: 1 }], tick());
+      const sched = await submit();
+      await store.assignJobs([{ job_id: sched.id, worker_id: w.id, gpu_indices: [] }], tick());
+      const now = base + 10_000;
+      const s = await store.queueStats(now);
+      assert.equal(s.queued, 3);
+      assert.equal(s.running, 1);
+      assert.equal(s.scheduled, 1);
+      assert.equal(s.retrying, 1);
+      assert.equal(s.paused, 0);
+      assert.deepEqual(s.per_priority.normal, { length: 2, oldest_queued_at: base + 1000, sum_wait_ms: 9000 + 7000 });
+      assert.deepEqual(s.per_priority.high, { length: 1, oldest_queued_at: base, sum_wait_ms: 10_000 });
+      assert.deepEqual(s.per_priority.low, { length: 0, oldest_queued_at: null, sum_wait_ms: 0 });
+    });
+
+    it('logs append and read back in order, after a sequence number', async () => {
+      const j = await submit();
+      const other = await submit();
+      const at = tick();
+      await store.appendLogs([
+        { job_id: j.id, attempt: 1, stream: 'stdout', data: 'line 1\n', at },
+        { job_id: other.id, attempt: 1, stream: 'stdout', data: 'not mine\n', at },
+        { job_id: j.id, attempt: 1, stream: 'stderr', data: 'warn\n', at: at + 1 },
+        { job_id: j.id, attempt: 2, stream: 'stdout', data: 'ünïcode ✓\n', at: at + 2 },
+      ]);
+      await store.appendLogs([]);
+      const all = await store.readLogs(j.id);
+      assert.deepEqual(all.map((c) => [c.attempt, c.stream, c.data, c.at]), [
+        [1, 'stdout', 'line 1\n', at],
+        [1, 'stderr', 'warn\n', at + 1],
+        [2, 'stdout', 'ünïcode ✓\n', at + 2],
+      ]);
+      assert.ok(all[0]!.seq < all[1]!.seq && all[1]!.seq < all[2]!.seq);
+      assert.deepEqual((await store.readLogs(j.id, all[0]!.seq)).map((c) => c.data), ['warn\n', 'ünïcode ✓\n']);
+      assert.deepEqual((await store.readLogs(j.id, all[2]!.seq)), []);
+      assert.deepEqual((await store.readLogs(j.id, 0, 1)).map((c) => c.data), ['line 1\n']);
+    });
+
+    it('tokens: created once in plaintext, found by it, only the hash stored', async () => {
+      const before = await store.countTokens();
+      const { info, token } = await store.createToken('ci', 'user', 'acme', tick());
+      assert.match(token, /^gty_/);
+      assert.deepEqual(await store.findToken(token), info);
+      assert.deepEqual(info, { id: info.id, name: 'ci', role: 'user', tenant: 'acme' });
+      assert.equal(await store.findToken(token + 'x'), null);
+      assert.equal(await store.findToken('gty_unknown'), null);
+      const admin = await store.createToken('root', 'admin', null, tick());
+      assert.equal((await store.findToken(admin.token))?.tenant, null);
+      assert.equal(await store.countTokens(), before + 2);
+
+      const raw = rawDriver(kind, db.url);
+      try {
+        const rows = await raw.query<{ token_hash: string }>('SELECT * FROM tokens WHERE id = ?', [info.id]);
+        assert.equal(rows.length, 1);
+        assert.equal(rows[0]!.token_hash, createHash('sha256').update(token).digest('hex'));
+        assert.ok(!JSON.stringify(rows[0]).includes(token.slice(4)), 'the plaintext is not stored');
+      } finally {
+        await raw.close();
+      }
+    });
+
+    it('workerUsage sums what each worker\'s active jobs hold', async () => {
+      const w1 = await addWorker({ gpu_count: 4 });
+      const w2 = await addWorker();
+      const j1 = await submit({ resources: { cpu_cores: 1.5, memory_gb: 2, gpu_count: 1 } });
+      const j2 = await submit({ resources: { cpu_cores: 2, memory_gb: 4.5, gpu_count: 2 } });
+      const j3 = await submit({ resources: { cpu_cores: 1, memory_gb: 1 } });
+      const j4 = await submit({ resources: { cpu_cores: 4, memory_gb: 4 } });
+      await store.assignJobs(
+        [
+          { job_id: j1.id, worker_id: w1.id, gpu_indices: [0] },
+          { job_id: j2.id, worker_id: w1.id, gpu_indices: [2, 3] },
+          { job_id: j3.id, worker_id: w2.id, gpu_indices: [] },
+          { job_id: j4.id, worker_id: w2.id, gpu_indices: [] },
+        ],
+        tick(),
+      );
+      await store.deliverToWorker(w1.id, 1, tick()); // one RUNNING, one SCHEDULED: both count
+      const d2 = await store.deliverToWorker(w2.id, 5, tick());
+      const a4 = d2.jobs.find((j) => j.id === j4.id)!.current_attempt_id!;
+      await store.reportResults(w2.id, [{ job_id: j4.id, attempt_id: a4, outcome: 'completed' }], tick()); // finished: not counted
+      const u = await store.workerUsage();
+      const u1 = u.get(w1.id)!;
+      assert.deepEqual({ ...u1, gpu_indices: [...u1.gpu_indices].sort() }, { cpu_cores: 3.5, memory_gb: 6.5, gpu_count: 3, slots: 2, gpu_indices: [0, 2, 3] });
+      assert.deepEqual(u.get(w2.id), { cpu_cores: 1, memory_gb: 1, gpu_count: 0, slots: 1, gpu_indices: [] });
+    });
+
+    it('workers register, re-register, drain and leave', async () => {
+      const t0 = tick();
+      const w = await addWorker({ cpu_cores: 2 }, t0);
+      assert.equal(w.state, 'online');
+      assert.equal(w.registered_at, t0);
+      assert.ok((await store.listWorkers()).some((x) => x.id === w.id));
+      assert.equal(await store.setWorkerState(w.id, 'draining'), true);
+      assert.equal((await store.getWorker(w.id))?.state, 'draining');
+      const j = await submit();
+      const attempt = await start(j.id, w.id);
+      const requeued = await store.releaseWorker(w.id, 'worker shut down', `worker:${w.id}`, tick());
+      assert.deepEqual(requeued, [j.id]);
+      assert.equal((await job(j.id)).state, 'QUEUED');
+      assert.equal((await store.getWorker(w.id))?.state, 'offline');
+      assert.ok(!(await store.listWorkers()).some((x) => x.id === w.id), 'offline workers are hidden by default');
+      assert.ok((await store.listWorkers(true)).some((x) => x.id === w.id));
+      assert.equal((await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'completed' }], tick()))[0]!.status, 'stale');
+      // A restarted agent registers again under its id with new capacity.
+      const back = await store.registerWorker(
+        { id: w.id, name: w.name, kind: 'process', handlers: [], labels: {}, capacity: { cpu_cores: 16, memory_gb: 64, gpu_count: 0, slots: 2 } },
+        tick(),
+      );
+      assert.equal(back.state, 'online');
+      assert.equal(back.capacity.cpu_cores, 16);
+      assert.equal(back.registered_at, t0);
+      assert.equal(await store.getWorker('w-nope'), null);
+    });
+
+    it('leadership: exactly one of two servers on one database leads, and another takes over when it leaves', async () => {
+      if (!store.capabilities.multiProcess) {
+        // A single-process store is always its own leader.
+        assert.equal(await store.tryLeadership(), true);
+        assert.equal(await store.tryLeadership(), true);
+        return;
+      }
+      const a = await openStore(db.url);
+      const b = await openStore(db.url);
+      try {
+        const [la, lb] = await Promise.all([a.tryLeadership(), b.tryLeadership()]);
+        assert.equal(Number(la) + Number(lb), 1, `exactly one leader (a=${la}, b=${lb})`);
+        const [leader, follower] = la ? [a, b] : [b, a];
+        assert.equal(await leader.tryLeadership(), true, 'the leader stays leader');
+        assert.equal(await follower.tryLeadership(), false);
+        await leader.close();
+        let became = false;
+        for (let i = 0; i < 20 && !became; i++) {
+          became = await follower.tryLeadership();
+          if (!became) await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal(became, true, 'the follower took over');
+      } finally {
+        // Closing twice is harmless.
+        await a.close();
+        await b.close();
+      }
+    });
+  });
+}
+
+// Every store above was closed: no socket or ref'd timer may outlive the tests (the file would hang).
+after(async () => {
+  const leaked = () => process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap');
+  for (let i = 0; i < 20 && leaked().length > 0; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(leaked(), [], 'leaked handles');
+});
