@@ -75,9 +75,12 @@ for (const kind of STORE_KINDS) {
     async function start(jobId: string, workerId: string, now = tick()): Promise<string> {
       const done = await store.assignJobs([{ job_id: jobId, worker_id: workerId, gpu_indices: [] }], now);
       assert.equal(done.length, 1, 'assigned');
-      const d = await store.deliverToWorker(workerId, 100, now);
+      const d = await store.deliverToWorker(workerId, 100);
       assert.ok(d.jobs.some((j) => j.id === jobId), 'delivered');
-      return (await store.getJob(jobId))!.current_attempt_id!;
+      const attempt = (await store.getJob(jobId))!.current_attempt_id!;
+      const [r] = await store.reportResults(workerId, [{ job_id: jobId, attempt_id: attempt, outcome: 'started' }], now);
+      assert.equal(r!.state, 'RUNNING');
+      return attempt;
     }
     async function running(over: JobRequest = {}) {
       const w = await addWorker();
@@ -279,34 +282,36 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(await transitions(b.id), ['∅→SUBMITTED', 'SUBMITTED→QUEUED', 'QUEUED→CANCELLED']);
     });
 
-    it('deliverToWorker: SCHEDULED→RUNNING up to the room given, and pending controls exactly once', async () => {
+    it('deliverToWorker hands out SCHEDULED jobs the worker does not hold; `started` makes them RUNNING; controls exactly once', async () => {
       const w = await addWorker();
       const jobs = [await submit(), await submit(), await submit()];
       await store.assignJobs(jobs.map((j) => ({ job_id: j.id, worker_id: w.id, gpu_indices: [] })), tick());
+      const first = await store.deliverToWorker(w.id, 2);
+      assert.deepEqual(first.jobs.map((j) => j.id), [jobs[0]!.id, jobs[1]!.id], 'up to the room given, in queue order');
+      assert.ok(first.jobs.every((j) => j.state === 'SCHEDULED'), 'handing out writes nothing');
+      const held = new Set(first.jobs.map((j) => j.current_attempt_id!));
+      const second = await store.deliverToWorker(w.id, 5, held);
+      assert.deepEqual(second.jobs.map((j) => j.id), [jobs[2]!.id], 'what the worker holds is not handed out again');
       const t1 = tick();
-      const first = await store.deliverToWorker(w.id, 2, t1);
-      assert.deepEqual(first.jobs.map((j) => j.id), [jobs[0]!.id, jobs[1]!.id]);
-      assert.ok(first.jobs.every((j) => j.state === 'RUNNING' && j.started_at === t1));
-      assert.equal((await job(jobs[0]!.id)).state, 'RUNNING');
-      assert.equal((await job(jobs[2]!.id)).state, 'SCHEDULED', 'no room for the third yet');
-      const second = await store.deliverToWorker(w.id, 5, tick());
-      assert.deepEqual(second.jobs.map((j) => j.id), [jobs[2]!.id]);
-      assert.deepEqual((await store.deliverToWorker(w.id, 5, tick())).jobs, [], 'nothing delivered twice');
+      const started = await store.reportResults(w.id, first.jobs.map((j) => ({ job_id: j.id, attempt_id: j.current_attempt_id!, outcome: 'started' as const })), t1);
+      assert.deepEqual(started.map((s) => s.state), ['RUNNING', 'RUNNING']);
+      assert.equal((await job(jobs[0]!.id)).started_at, t1);
+      assert.equal((await job(jobs[2]!.id)).state, 'SCHEDULED', 'not started yet');
       assert.deepEqual((await transitions(jobs[0]!.id)).slice(-1), ['SCHEDULED→RUNNING']);
 
       const res = await store.cancelJob(jobs[1]!.id, 'stop', 'user:test', tick());
       assert.equal(res.wake_worker, w.id);
       await store.controlJob(jobs[0]!.id, 'pause', 'user:test', tick());
-      const ctl = await store.deliverToWorker(w.id, 0, tick());
+      const ctl = await store.deliverToWorker(w.id, 0);
       assert.deepEqual(ctl.jobs, []);
       const byJob = Object.fromEntries(ctl.controls.map((c) => [c.job_id, c]));
       assert.deepEqual(byJob[jobs[1]!.id], { job_id: jobs[1]!.id, attempt_id: (await job(jobs[1]!.id)).current_attempt_id, control: 'cancel' });
       assert.equal(byJob[jobs[0]!.id]?.control, 'pause');
       assert.equal(ctl.controls.length, 2);
-      assert.deepEqual((await store.deliverToWorker(w.id, 5, tick())).controls, [], 'controls are handed out once');
+      assert.deepEqual((await store.deliverToWorker(w.id, 5, held)).controls, [], 'controls are handed out once');
       // Another worker gets none of this.
       const other = await addWorker();
-      assert.deepEqual(await store.deliverToWorker(other.id, 5, tick()), { jobs: [], controls: [] });
+      assert.deepEqual(await store.deliverToWorker(other.id, 5), { jobs: [], controls: [] });
     });
 
     it('reportResults completed: stores result and exit code, frees the worker', async () => {
@@ -530,7 +535,7 @@ for (const kind of STORE_KINDS) {
       assert.equal(rc.job.cancel_requested, true);
       assert.equal(rc.job.control, 'cancel');
       assert.equal(rc.wake_worker, w.id);
-      const d = await store.deliverToWorker(w.id, 0, tick());
+      const d = await store.deliverToWorker(w.id, 0);
       assert.deepEqual(d.controls, [{ job_id: j.id, attempt_id: attempt, control: 'cancel' }]);
       const out = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'cancelled', exit_code: 143 }], tick());
       assert.equal(out[0]!.state, 'CANCELLED');
@@ -562,11 +567,17 @@ for (const kind of STORE_KINDS) {
       const s = await submit();
       const ws = await addWorker();
       await store.assignJobs([{ job_id: s.id, worker_id: ws.id, gpu_indices: [] }], tick());
+      const sAttempt = (await job(s.id)).current_attempt_id;
       const rs = await store.cancelJob(s.id, 'before it started', 'user:bob', tick());
       assert.equal(rs.job.state, 'CANCELLED', 'SCHEDULED is cancelled at once');
-      assert.equal(rs.job.worker_id, null);
+      assert.equal(rs.wake_worker, ws.id, 'the worker may already hold it, so it is told');
       assert.equal((await store.jobAttempts(s.id))[0]!.outcome, 'cancelled');
-      assert.deepEqual((await store.deliverToWorker(ws.id, 5, tick())).jobs, [], 'the worker never gets it');
+      assert.equal((await store.workerUsage()).has(ws.id), false, 'it holds nothing on the worker');
+      const dws = await store.deliverToWorker(ws.id, 5);
+      assert.deepEqual(dws.jobs, [], 'the worker never gets it');
+      assert.deepEqual(dws.controls, [{ job_id: s.id, attempt_id: sAttempt, control: 'cancel' }]);
+      const late = await store.reportResults(ws.id, [{ job_id: s.id, attempt_id: sAttempt!, outcome: 'cancelled' }], tick());
+      assert.equal(late[0]!.status, 'stale');
       await expectGantryError(store.cancelJob(j.id, 'again', 'user:bob', tick()), 'INVALID_TRANSITION');
       await expectGantryError(store.cancelJob('job_nope', 'x', 'user:bob', tick()), 'NOT_FOUND');
     });
@@ -588,7 +599,7 @@ for (const kind of STORE_KINDS) {
       const p = await store.controlJob(j.id, 'pause', 'user:test', tick());
       assert.equal(p.job.state, 'RUNNING');
       assert.equal(p.wake_worker, w.id);
-      assert.deepEqual((await store.deliverToWorker(w.id, 0, tick())).controls, [{ job_id: j.id, attempt_id: attempt, control: 'pause' }]);
+      assert.deepEqual((await store.deliverToWorker(w.id, 0)).controls, [{ job_id: j.id, attempt_id: attempt, control: 'pause' }]);
       assert.equal((await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'paused' }], tick()))[0]!.state, 'PAUSED');
       assert.equal((await job(j.id)).state, 'PAUSED');
       assert.equal((await store.workerUsage()).get(w.id)?.slots, 1, 'a paused job still holds its place');
@@ -778,8 +789,10 @@ for (const kind of STORE_KINDS) {
         ],
         tick(),
       );
-      await store.deliverToWorker(w1.id, 1, tick()); // one RUNNING, one SCHEDULED: both count
-      const d2 = await store.deliverToWorker(w2.id, 5, tick());
+      const d1 = await store.deliverToWorker(w1.id, 1);
+      const a1 = d1.jobs[0]!;
+      await store.reportResults(w1.id, [{ job_id: a1.id, attempt_id: a1.current_attempt_id!, outcome: 'started' }], tick()); // one RUNNING, one SCHEDULED: both count
+      const d2 = await store.deliverToWorker(w2.id, 5);
       const a4 = d2.jobs.find((j) => j.id === j4.id)!.current_attempt_id!;
       await store.reportResults(w2.id, [{ job_id: j4.id, attempt_id: a4, outcome: 'completed' }], tick()); // finished: not counted
       const u = await store.workerUsage();

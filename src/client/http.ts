@@ -176,7 +176,7 @@ export interface Control {
 export interface AttemptReport {
   job_id: string;
   attempt_id: string;
-  outcome: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
+  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
   exit_code?: number | null;
   error?: string | null;
   result?: unknown;
@@ -353,8 +353,9 @@ export class GantryClient {
   heartbeat(workerId: string): Promise<{ ok: boolean }> {
     return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, {});
   }
-  poll(workerId: string, wait_ms: number, signal?: AbortSignal): Promise<{ jobs: Assignment[]; controls: Control[] }> {
-    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/poll`, { wait_ms }, wait_ms, signal);
+  /** Long-poll for new assignments and controls; `held` = attempt ids this worker already runs. */
+  poll(workerId: string, wait_ms: number, held: string[] = [], signal?: AbortSignal): Promise<{ jobs: Assignment[]; controls: Control[] }> {
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/poll`, { wait_ms, held }, wait_ms, signal);
   }
   report(workerId: string, reports: AttemptReport[], logs: LogUpload[] = []) {
     return this.request<{ results: { job_id: string; status: 'applied' | 'stale'; state: JobStatus }[] }>(

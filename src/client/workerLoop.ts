@@ -55,6 +55,8 @@ export class WorkerLoop {
   #polling: Promise<void> | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
   #idle: (() => void)[] = [];
+  /** Attempts that ended here but whose final report the server has not acknowledged yet. */
+  #settling = new Set<string>();
   readonly #abort = new AbortController();
 
   constructor(client: GantryClient, reg: WorkerRegistration, exec: Executor, opts: WorkerLoopOptions) {
@@ -103,7 +105,12 @@ export class WorkerLoop {
   async #pollLoop(): Promise<void> {
     while (!this.#stopped) {
       try {
-        const { jobs, controls } = await this.#client.poll(this.#id!, this.#opts.poll_wait_ms, this.#abort.signal);
+        const { jobs, controls } = await this.#client.poll(
+          this.#id!,
+          this.#opts.poll_wait_ms,
+          [...this.#running.values()].map((j) => j.attempt_id).concat([...this.#settling]),
+          this.#abort.signal,
+        );
         if (this.#stopped) break;
         for (const c of controls) {
           if (this.#running.get(c.job_id)?.attempt_id === c.attempt_id) this.#exec.control(c.job_id, c.control);
@@ -118,13 +125,19 @@ export class WorkerLoop {
   }
 
   #launch(job: Assignment): void {
+    if (this.#running.get(job.job_id)?.attempt_id === job.attempt_id || this.#settling.has(job.attempt_id)) return;
     this.#running.set(job.job_id, job);
+    // Tells the server the job is RUNNING; rides in the next batch (with the result, for short jobs).
+    this.#reports.push({ job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'started' });
+    this.#flush();
     let done = false;
     const ctx: JobContext = {
       report: (r) => {
         if (done) return;
         if (FINAL.has(r.outcome)) {
           done = true;
+          // Until the server has this report the job is still SCHEDULED/RUNNING there: keep claiming it.
+          this.#settling.add(job.attempt_id);
           // Logs written before the end go out first, in the same batch.
           this.#running.delete(job.job_id);
           if (this.#running.size === 0) for (const f of this.#idle.splice(0)) f();
@@ -168,11 +181,13 @@ export class WorkerLoop {
         for (let tries = 0; ; tries++) {
           try {
             await this.#client.report(this.#id!, reports, logs);
+            for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
             break;
           } catch (err) {
             // A rejected batch (4xx) will not get better; anything else is retried until it lands.
             if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
               this.#opts.onError?.(err);
+              for (const r of reports) this.#settling.delete(r.attempt_id);
               break;
             }
             if (this.#stopped && tries > 20) break;

@@ -126,24 +126,44 @@ export class Scheduler {
     const workers = (await this.#store.listWorkers()).filter((w) => w.state === 'online');
     if (workers.length === 0) return 0;
     const views = buildWorkerViews(workers, await this.#store.workerUsage());
-    const hasRoom = () => views.some((v) => v.free.slots > 0);
-    if (!hasRoom()) return 0;
+    // One queue per executor kind ('' = commands, else a handler name); read only those some worker with room serves.
+    const roomFor = (key: string) =>
+      views.some((v) => v.free.slots > 0 && (key === '' ? v.kind === 'process' : v.kind === 'handler' && v.handlers.has(key)));
+    const keys = new Set<string>();
+    for (const v of views) {
+      if (v.free.slots <= 0) continue;
+      if (v.kind === 'process') keys.add('');
+      else for (const h of v.handlers) keys.add(h);
+    }
+    if (keys.size === 0) return 0;
+    const lanes = await Promise.all(
+      [...keys].map(async (key) => ({ key, page: await this.#store.queuedJobs(PAGE, null, key), pos: 0, done: false })),
+    );
     const assignments: Assignment[] = [];
-    let cursor: QueueCursor | null = null;
     let scanned = 0;
-    while (scanned < this.#opts.scan_limit && hasRoom()) {
-      const page = await this.#store.queuedJobs(PAGE, cursor);
-      for (const j of page) {
-        const spot = place(views, j);
-        if (!spot) continue;
-        reserve(spot.worker, j, spot.gpu_indices);
-        assignments.push({ job_id: j.id, worker_id: spot.worker.id, gpu_indices: spot.gpu_indices });
-        if (!hasRoom()) break;
+    // Merge the queues in scheduling order (priority class, position, seq).
+    while (scanned < this.#opts.scan_limit) {
+      let best: (typeof lanes)[number] | null = null;
+      for (const lane of lanes) {
+        const head = lane.page[lane.pos];
+        if (!head || !roomFor(lane.key)) continue;
+        const b = best?.page[best.pos];
+        if (!b || head.priority_rank < b.priority_rank || (head.priority_rank === b.priority_rank && (head.sort_key < b.sort_key || (head.sort_key === b.sort_key && head.seq < b.seq)))) {
+          best = lane;
+        }
       }
-      scanned += page.length;
-      const last = page[page.length - 1];
-      if (page.length < PAGE || !last) break;
-      cursor = { priority_rank: last.priority_rank, sort_key: last.sort_key, seq: last.seq };
+      if (!best) break;
+      const j = best.page[best.pos++]!;
+      scanned++;
+      if (best.pos >= best.page.length && best.page.length === PAGE) {
+        const cursor: QueueCursor = { priority_rank: j.priority_rank, sort_key: j.sort_key, seq: j.seq };
+        best.page = await this.#store.queuedJobs(PAGE, cursor, best.key);
+        best.pos = 0;
+      }
+      const spot = place(views, j);
+      if (!spot) continue;
+      reserve(spot.worker, j, spot.gpu_indices);
+      assignments.push({ job_id: j.id, worker_id: spot.worker.id, gpu_indices: spot.gpu_indices });
     }
     if (assignments.length === 0) return 0;
     const done = await this.#store.assignJobs(assignments, now);

@@ -144,6 +144,8 @@ export const pollSchema = {
   properties: {
     max_jobs: { type: 'integer', minimum: 0, maximum: 10000 },
     wait_ms: { type: 'integer', minimum: 0, maximum: 60000 },
+    /** Attempt ids the worker already runs (not handed out again). */
+    held: { type: 'array', maxItems: 100000, items: { type: 'string', maxLength: 100 } },
   },
 } as const;
 
@@ -161,7 +163,7 @@ export const reportSchema = {
         properties: {
           job_id: { type: 'string', maxLength: 100 },
           attempt_id: { type: 'string', maxLength: 100 },
-          outcome: { type: 'string', enum: ['completed', 'failed', 'timeout', 'cancelled', 'paused', 'resumed', 'progress'] },
+          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'paused', 'resumed', 'progress'] },
           exit_code: { type: ['integer', 'null'] },
           error: { type: ['string', 'null'], maxLength: 65536 },
           result: {},

@@ -11,7 +11,15 @@ export interface SqlExecutor {
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
   /** Inserts many rows into `table` (one statement per chunk where the engine allows). */
   insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void>;
+  /**
+   * A FROM-clause source `v` with the given typed columns, read from ONE `?` parameter that
+   * takes a JSON array of objects — so a batch UPDATE is one statement on every engine
+   * (SQLite `json_each`, PostgreSQL `jsonb_to_recordset`).
+   */
+  recordset(columns: readonly (readonly [name: string, type: ColumnType])[]): string;
 }
+
+export type ColumnType = 'text' | 'real' | 'int';
 
 export interface DriverCapabilities {
   /** `FOR UPDATE SKIP LOCKED` in claims. */

@@ -61,8 +61,19 @@ export function jobFromRow(r: Row): Job {
 export const JOB_INSERT_COLUMNS = [
   'id', 'name', 'type', 'tenant', 'priority', 'priority_rank', 'state', 'kind', 'command', 'handler', 'env',
   'working_dir', 'timeout', 'retry_policy', 'labels', 'parameters', 'idempotency_key', 'expected_duration',
-  'cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'created_at', 'updated_at', 'queued_at', 'sort_key',
+  'cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'created_at', 'updated_at', 'queued_at', 'sort_key', 'queue_key',
 ] as const;
+
+/** Column types of `jobs`, for batch updates that pass values through a recordset. */
+export const JOB_COLUMN_TYPES: Readonly<Record<string, 'text' | 'real' | 'int'>> = {
+  id: 'text', name: 'text', type: 'text', tenant: 'text', priority: 'text', priority_rank: 'int', state: 'text', kind: 'text',
+  command: 'text', handler: 'text', env: 'text', working_dir: 'text', timeout: 'real', retry_policy: 'text', labels: 'text',
+  parameters: 'text', idempotency_key: 'text', expected_duration: 'real', cpu_cores: 'real', memory_gb: 'real', gpu_count: 'int',
+  storage_gb: 'real', created_at: 'int', updated_at: 'int', queued_at: 'int', started_at: 'int', finished_at: 'int',
+  sort_key: 'real', run_after: 'int', worker_id: 'text', gpu_indices: 'text', attempt_count: 'int', retry_count: 'int',
+  current_attempt_id: 'text', control: 'text', cancel_requested: 'int', result: 'text', error: 'text', exit_code: 'int',
+  progress: 'real', dead_lettered_at: 'int', queue_key: 'text',
+};
 
 export function attemptFromRow(r: Row): Attempt {
   return {

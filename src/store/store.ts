@@ -133,8 +133,9 @@ export class Store {
   }
 
   // Scheduling and execution
-  queuedJobs(limit: number, cursor: QueueCursor | null = null): Promise<QueuedJob[]> {
-    return queuedJobs(this.#db, limit, cursor);
+  /** The queue in scheduling order; `queueKey` ('' = commands, else a handler name) reads one queue only. */
+  queuedJobs(limit: number, cursor: QueueCursor | null = null, queueKey?: string): Promise<QueuedJob[]> {
+    return queuedJobs(this.#db, limit, cursor, queueKey);
   }
   workerUsage(): Promise<Map<string, WorkerUsage>> {
     return workerUsage(this.#db);
@@ -142,8 +143,9 @@ export class Store {
   assignJobs(assignments: readonly Assignment[], now = Date.now()): Promise<Assignment[]> {
     return this.#db.transaction((tx) => assignJobs(tx, assignments, now));
   }
-  deliverToWorker(workerId: string, max: number, now = Date.now()): Promise<Delivery> {
-    return this.#db.transaction((tx) => deliverToWorker(tx, workerId, max, now));
+  /** What a worker should get now; `held` = the attempt ids it already runs. Writes nothing but taken controls. */
+  deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
+    return deliverToWorker(this.#db, workerId, max, held);
   }
   reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now()): Promise<ReportOutcome[]> {
     return this.#db.transaction((tx) => reportResults(tx, workerId, reports, now));

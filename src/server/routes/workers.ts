@@ -82,12 +82,13 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { worker_id: req.params.id, state: 'offline', requeued_jobs: requeued };
   });
 
-  app.post<{ Params: { id: string }; Body: { max_jobs?: number; wait_ms?: number } | undefined }>(
+  app.post<{ Params: { id: string }; Body: { max_jobs?: number; wait_ms?: number; held?: string[] } | undefined }>(
     '/api/v1/workers/:id/poll',
     { schema: { params: workerParams, body: pollSchema, summary: 'Long-poll for assigned jobs and controls' } },
     async (req) => {
       const id = req.params.id;
-      const max = req.body?.max_jobs ?? 1000;
+      const max = req.body?.max_jobs ?? 100_000;
+      const held = new Set(req.body?.held ?? []);
       const deadline = Date.now() + (req.body?.wait_ms ?? 20000);
       let closed = false;
       req.raw.once('close', () => (closed = true));
@@ -99,7 +100,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         if (!set) waiters.set(id, (set = new Set()));
         set.add(wake);
         try {
-          const d: Delivery = await store.deliverToWorker(id, max);
+          const d: Delivery = await store.deliverToWorker(id, max, held);
           if (d.jobs.length || d.controls.length || Date.now() >= deadline || closed) {
             return {
               jobs: d.jobs.map((j) => ({

@@ -1,45 +1,111 @@
 import type { JobState } from '../../core/types.ts';
 import { assertTransition } from '../../core/states.ts';
-import type { SqlExecutor, SqlValue } from '../driver.ts';
+import type { ColumnType, Row, SqlExecutor, SqlValue } from '../driver.ts';
+import { JOB_COLUMN_TYPES } from '../rows.ts';
+
+/** Add to a counter column instead of setting it. */
+export interface Increment {
+  add: number;
+}
+export type PatchValue = SqlValue | Increment;
+
+/** One step of a job's state machine, as recorded in its event. */
+export interface Step {
+  to: JobState;
+  reason: string;
+  actor?: string;
+  data?: Record<string, unknown>;
+}
 
 /** One requested state change of one job, as seen by the caller (`from` must still hold). */
 export interface Transition {
   job_id: string;
   from: JobState;
+  /** States passed through on the way to `to`, each recorded as its own event (e.g. SCHEDULED → RUNNING → COMPLETED in one write). */
+  via?: Step[];
   to: JobState;
   reason: string;
   actor: string;
   /** Columns to write along with the state. */
-  patch?: Record<string, SqlValue>;
+  patch?: Record<string, PatchValue>;
   /** Structured detail stored on the event (exit code, worker, attempt…). */
   data?: Record<string, unknown>;
 }
 
 const EVENT_COLUMNS = ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'] as const;
+/** What every applied transition hands back: enough to number a new attempt. */
+const RETURNING = 'jobs.id, jobs.attempt_count, jobs.retry_count';
+
+const isIncrement = (v: PatchValue): v is Increment => v !== null && typeof v === 'object';
 
 /**
  * The one place a job's state is written. Each change is checked against the transition table
- * (a refused one throws INVALID_TRANSITION), applied only if the job is still in `from`
- * (a concurrent change wins; the caller learns it from the returned flags), and recorded as
- * an event in the same transaction. Params: tx — an open transaction; changes — in order;
- * now — epoch ms. Returns, per change, whether it was applied.
+ * (a refused one throws INVALID_TRANSITION), applied only if the job is still in `from` (a
+ * concurrent change wins; the caller learns it from the result), and recorded as events in the
+ * same transaction — one per step. Changes of the same shape are written with one statement.
+ * Params: tx — an open transaction; changes — at most one per job; now — epoch ms.
+ * Returns, per change, the updated row's id and counters, or null if it was not applied.
  */
-export async function applyTransitions(tx: SqlExecutor, changes: readonly Transition[], now: number): Promise<boolean[]> {
-  const applied: boolean[] = [];
-  const events: SqlValue[][] = [];
-  for (const c of changes) {
-    assertTransition(c.job_id, c.from, c.to);
-    const cols = c.patch ? Object.keys(c.patch) : [];
-    const sets = ['state = ?', 'updated_at = ?', ...cols.map((k) => `${k} = ?`)].join(', ');
-    const params: SqlValue[] = [c.to, now, ...cols.map((k) => c.patch![k] as SqlValue), c.job_id, c.from];
-    const n = await tx.run(`UPDATE jobs SET ${sets} WHERE id = ? AND state = ?`, params);
-    applied.push(n === 1);
-    if (n === 1) {
-      events.push([c.job_id, now, c.from, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null]);
+export async function applyTransitions(tx: SqlExecutor, changes: readonly Transition[], now: number): Promise<(Row | null)[]> {
+  const out: (Row | null)[] = new Array(changes.length).fill(null);
+  const groups = new Map<string, number[]>();
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
+    let at = c.from;
+    for (const s of c.via ?? []) {
+      assertTransition(c.job_id, at, s.to);
+      at = s.to;
     }
+    assertTransition(c.job_id, at, c.to);
+    const cols = c.patch ? Object.keys(c.patch).sort() : [];
+    const shape = `${c.from}>${c.to}|${cols.map((k) => (isIncrement(c.patch![k]!) ? `+${k}` : k)).join(',')}`;
+    let g = groups.get(shape);
+    if (!g) groups.set(shape, (g = []));
+    g.push(i);
   }
+  for (const idx of groups.values()) {
+    const first = changes[idx[0]!]!;
+    const cols = first.patch ? Object.keys(first.patch).sort() : [];
+    if (idx.length === 1) {
+      const sets = ['state = ?', 'updated_at = ?', ...cols.map((k) => (isIncrement(first.patch![k]!) ? `${k} = ${k} + ?` : `${k} = ?`))];
+      const params: SqlValue[] = [first.to, now, ...cols.map((k) => valueOf(first.patch![k]!)), first.job_id, first.from];
+      const rows = await tx.query(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ? AND state = ? RETURNING ${RETURNING}`, params);
+      out[idx[0]!] = rows[0] ?? null;
+      continue;
+    }
+    // The expected state travels with each row (not as one parameter) so the planner joins by id
+    // instead of walking every job in that state.
+    const columns: [string, ColumnType][] = [['id', 'text'], ['from_state', 'text'], ...cols.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text'])];
+    const sets = ['state = ?', 'updated_at = ?', ...cols.map((k) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + v.${k}` : `${k} = v.${k}`))];
+    const data = idx.map((i) => {
+      const c = changes[i]!;
+      const o: Record<string, SqlValue> = { id: c.job_id, from_state: c.from };
+      for (const k of cols) o[k] = valueOf(c.patch![k]!);
+      return o;
+    });
+    const rows = await tx.query(
+      `UPDATE jobs SET ${sets.join(', ')} FROM ${tx.recordset(columns)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${RETURNING}`,
+      [first.to, now, JSON.stringify(data)],
+    );
+    const byId = new Map(rows.map((r) => [String(r.id), r]));
+    for (const i of idx) out[i] = byId.get(changes[i]!.job_id) ?? null;
+  }
+  const events: SqlValue[][] = [];
+  changes.forEach((c, i) => {
+    if (!out[i]) return;
+    let at: JobState = c.from;
+    for (const s of c.via ?? []) {
+      events.push([c.job_id, now, at, s.to, s.reason, s.actor ?? c.actor, s.data ? JSON.stringify(s.data) : null]);
+      at = s.to;
+    }
+    events.push([c.job_id, now, at, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null]);
+  });
   await tx.insertMany('job_events', EVENT_COLUMNS, events);
-  return applied;
+  return out;
+}
+
+function valueOf(v: PatchValue): SqlValue {
+  return isIncrement(v) ? v.add : v;
 }
 
 /** Records an event that is not a transition (a late report, a priority change) — from = to. */

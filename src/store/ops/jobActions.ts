@@ -4,7 +4,7 @@ import { isFinal } from '../../core/states.ts';
 import { priorityRank } from '../../core/priorities.ts';
 import type { SqlExecutor } from '../driver.ts';
 import { jobFromRow } from '../rows.ts';
-import { applyTransitions, recordEvents } from './applyTransitions.ts';
+import { applyTransitions, recordEvents, type PatchValue } from './applyTransitions.ts';
 
 export async function loadJob(tx: SqlExecutor, id: string): Promise<Job> {
   const row = (await tx.query('SELECT * FROM jobs WHERE id = ?', [id]))[0];
@@ -19,9 +19,10 @@ export interface ActionResult {
 }
 
 /**
- * Cancels a job. Not yet on a worker → CANCELLED at once. On a worker (RUNNING, PAUSED) → the
- * worker is told to stop the process group (SIGTERM, then SIGKILL after the grace period) and the
- * job becomes CANCELLED when it confirms — or when its lease lapses.
+ * Cancels a job. Not yet on a worker → CANCELLED at once. SCHEDULED → CANCELLED at once too, and
+ * the worker (which may already have been handed it) is told to stop it. On a worker (RUNNING,
+ * PAUSED) → the worker is told to stop the process group (SIGTERM, then SIGKILL after the grace
+ * period) and the job becomes CANCELLED when it confirms — or when its lease lapses.
  */
 export async function cancelJob(tx: SqlExecutor, id: string, reason: string, actor: string, now: number): Promise<ActionResult> {
   const job = await loadJob(tx, id);
@@ -30,16 +31,16 @@ export async function cancelJob(tx: SqlExecutor, id: string, reason: string, act
     await recordEvents(tx, [{ job_id: id, state: job.state, reason: `cancel requested: ${reason}`, actor }], now);
     return { job: await loadJob(tx, id), wake_worker: job.worker_id };
   }
-  const wasOn = job.state === 'SCHEDULED' ? job.worker_id : null;
-  await applyTransitions(
-    tx,
-    [{ job_id: id, from: job.state, to: 'CANCELLED', reason, actor, patch: { finished_at: now, worker_id: null, gpu_indices: '[]', run_after: null } }],
-    now,
-  );
-  if (wasOn && job.current_attempt_id) {
+  const scheduledOn = job.state === 'SCHEDULED' ? job.worker_id : null;
+  // A SCHEDULED job keeps its worker id so the cancel control reaches that worker; it no longer holds resources there.
+  const patch: Record<string, PatchValue> = scheduledOn
+    ? { finished_at: now, run_after: null, control: 'cancel', cancel_requested: 1 }
+    : { finished_at: now, worker_id: null, gpu_indices: '[]', run_after: null };
+  await applyTransitions(tx, [{ job_id: id, from: job.state, to: 'CANCELLED', reason, actor, patch }], now);
+  if (scheduledOn && job.current_attempt_id) {
     await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = 'cancelled' WHERE id = ?`, [now, job.current_attempt_id]);
   }
-  return { job: await loadJob(tx, id), wake_worker: null };
+  return { job: await loadJob(tx, id), wake_worker: scheduledOn };
 }
 
 /** Pause (SIGSTOP) or resume (SIGCONT) a running job: the worker is told, the state follows its confirmation. */

@@ -2,14 +2,14 @@ import type { Job } from '../../core/types.ts';
 import { hasAttemptsLeft, retryDelaySeconds } from '../../core/retry.ts';
 import type { SqlExecutor, SqlValue } from '../driver.ts';
 import { jobFromRow, toJson } from '../rows.ts';
-import { applyTransitions, recordEvents, type Transition } from './applyTransitions.ts';
+import { applyTransitions, recordEvents, type PatchValue, type Step, type Transition } from './applyTransitions.ts';
 
 /** What a worker says about one attempt it runs. */
 export interface AttemptReport {
   job_id: string;
   /** The fencing token handed out with the job. */
   attempt_id: string;
-  outcome: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
+  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
   exit_code?: number | null;
   error?: string | null;
   result?: unknown;
@@ -25,11 +25,26 @@ export interface ReportOutcome {
   state: Job['state'];
 }
 
+const ACTIVE = new Set<Job['state']>(['SCHEDULED', 'RUNNING', 'PAUSED']);
+const FINAL_OUTCOMES = new Set<AttemptReport['outcome']>(['completed', 'failed', 'timeout', 'cancelled']);
+
+/** A job's changes within one batch: one write, one event per step. */
+interface Chain {
+  job: Job;
+  from: Job['state'];
+  steps: Step[];
+  patch: Record<string, PatchValue>;
+  actor: string;
+  outcomes: number[];
+}
+
 /**
- * Applies a batch of a worker's reports in one transaction. Fencing: a report applies only if
- * the job is still assigned to this worker under this attempt and holds resources; otherwise
- * it is recorded as a late report and not applied. Failures retry by the job's policy
- * (RETRYING with run_after), or dead-letter when attempts are used up or non-retryable.
+ * Applies a batch of a worker's reports in one transaction, one statement per shape of change.
+ * Fencing: a report applies only if the job is still assigned to this worker under this
+ * attempt and holds resources; otherwise it is recorded as a late report and not applied.
+ * `started` moves SCHEDULED→RUNNING; a job that starts and ends within one batch is written
+ * once, with both events. Failures retry by the job's policy (RETRYING with run_after), or
+ * dead-letter when attempts are used up or the failure is non-retryable.
  */
 export async function reportResults(
   tx: SqlExecutor,
@@ -38,55 +53,77 @@ export async function reportResults(
   now: number,
   random: () => number = Math.random,
 ): Promise<ReportOutcome[]> {
-  const out: ReportOutcome[] = [];
   const actor = `worker:${workerId}`;
+  const jobs = new Map<string, Job>();
+  const ids = [...new Set(reports.map((r) => r.job_id))];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    for (const row of await tx.query(`SELECT * FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk)) {
+      const j = jobFromRow(row);
+      jobs.set(j.id, j);
+    }
+  }
+  const out: ReportOutcome[] = [];
+  const chains = new Map<string, Chain>();
+  const late: { job_id: string; state: Job['state']; reason: string; actor: string; data: Record<string, unknown> }[] = [];
+  const progress: [number | null, string][] = [];
+  const ended: { id: string; ended_at: number; exit_code: SqlValue; error: SqlValue; outcome: string }[] = [];
   for (const r of reports) {
-    const row = (await tx.query('SELECT * FROM jobs WHERE id = ?', [r.job_id]))[0];
-    if (!row) {
+    const job = jobs.get(r.job_id);
+    if (!job) {
       out.push({ job_id: r.job_id, status: 'stale', state: 'CANCELLED' });
       continue;
     }
-    const job = jobFromRow(row);
-    const owns =
-      job.worker_id === workerId &&
-      job.current_attempt_id === r.attempt_id &&
-      (job.state === 'RUNNING' || job.state === 'PAUSED' || job.state === 'SCHEDULED');
-    if (!owns) {
-      await recordEvents(
-        tx,
-        [{ job_id: job.id, state: job.state, reason: `late report '${r.outcome}' ignored: attempt no longer owned`, actor, data: { attempt_id: r.attempt_id } }],
-        now,
-      );
+    if (job.worker_id !== workerId || job.current_attempt_id !== r.attempt_id || !ACTIVE.has(job.state)) {
+      late.push({ job_id: job.id, state: job.state, reason: `late report '${r.outcome}' ignored: attempt no longer owned`, actor, data: { attempt_id: r.attempt_id } });
       out.push({ job_id: job.id, status: 'stale', state: job.state });
       continue;
     }
     if (r.outcome === 'progress') {
-      await tx.run('UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?', [r.progress ?? null, now, job.id]);
+      progress.push([r.progress ?? null, job.id]);
       out.push({ job_id: job.id, status: 'applied', state: job.state });
       continue;
     }
-    const changes = transitionsFor(job, r, now, actor, random);
-    if (changes.length === 0) {
-      out.push({ job_id: job.id, status: 'applied', state: job.state });
-      continue;
+    let chain = chains.get(job.id);
+    if (!chain) chains.set(job.id, (chain = { job, from: job.state, steps: [], patch: {}, actor, outcomes: [] }));
+    const { steps, patch } = stepsFor(job, r, now, random);
+    for (const st of steps) chain.steps.push(st);
+    Object.assign(chain.patch, patch);
+    const last = steps[steps.length - 1];
+    if (last) job.state = last.to;
+    if (FINAL_OUTCOMES.has(r.outcome)) {
+      ended.push({ id: r.attempt_id, ended_at: now, exit_code: r.exit_code ?? null, error: r.error ?? null, outcome: attemptOutcome(r.outcome) });
+      // Once the attempt is over the job no longer holds the worker: later reports for it are late.
+      job.worker_id = null;
     }
-    // Transitions for one job chain: each starts where the last ended.
-    for (const c of changes) {
-      const [ok] = await applyTransitions(tx, [c], now);
-      if (!ok) break;
-    }
-    const last = changes[changes.length - 1]!;
-    if (last.to !== 'PAUSED' && last.to !== 'RUNNING') {
-      await tx.run('UPDATE job_attempts SET ended_at = ?, exit_code = ?, error = ?, outcome = ? WHERE id = ?', [
-        now,
-        r.exit_code ?? null,
-        r.error ?? null,
-        attemptOutcome(r.outcome),
-        r.attempt_id,
-      ]);
-    }
-    out.push({ job_id: job.id, status: 'applied', state: last.to });
+    chain.outcomes.push(out.length);
+    out.push({ job_id: job.id, status: 'applied', state: job.state });
   }
+  const list = [...chains.values()].filter((c) => c.steps.length > 0);
+  const transitions: Transition[] = list.map((c) => {
+    const last = c.steps[c.steps.length - 1]!;
+    return { job_id: c.job.id, from: c.from, via: c.steps.slice(0, -1), to: last.to, reason: last.reason, actor: c.actor, data: last.data, patch: c.patch };
+  });
+  // Progress first: a job that also finishes in this batch ends at progress 1.
+  for (const [p, id] of progress) await tx.run('UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?', [p, now, id]);
+  const applied = await applyTransitions(tx, transitions, now);
+  const lost = new Set<string>();
+  list.forEach((c, i) => {
+    if (applied[i]) return;
+    // The job changed under us (e.g. cancelled meanwhile): nothing of this batch applies to it.
+    lost.add(c.job.id);
+    for (const o of c.outcomes) out[o] = { job_id: c.job.id, status: 'stale', state: out[o]!.state };
+  });
+  const endedApplied = ended.filter((e) => ![...lost].some((id) => jobs.get(id)?.current_attempt_id === e.id));
+  if (endedApplied.length > 0) {
+    await tx.run(
+      `UPDATE job_attempts SET ended_at = v.ended_at, exit_code = v.exit_code, error = v.error, outcome = v.outcome
+       FROM ${tx.recordset([['id', 'text'], ['ended_at', 'int'], ['exit_code', 'int'], ['error', 'text'], ['outcome', 'text']])}
+       WHERE job_attempts.id = v.id`,
+      [JSON.stringify(endedApplied)],
+    );
+  }
+  if (late.length > 0) await recordEvents(tx, late, now);
   return out;
 }
 
@@ -94,50 +131,57 @@ function attemptOutcome(o: AttemptReport['outcome']): string {
   return o === 'completed' ? 'completed' : o === 'timeout' ? 'timeout' : o === 'cancelled' ? 'cancelled' : 'failed';
 }
 
-function transitionsFor(job: Job, r: AttemptReport, now: number, actor: string, random: () => number): Transition[] {
-  const from = job.state === 'SCHEDULED' ? 'RUNNING' : job.state;
-  const pre: Transition[] =
-    job.state === 'SCHEDULED'
-      ? [{ job_id: job.id, from: 'SCHEDULED', to: 'RUNNING', reason: 'worker started the job', actor, patch: { started_at: now } }]
-      : [];
-  const freed: Record<string, SqlValue> = { worker_id: null, gpu_indices: '[]', control: null };
+/** The steps one report takes a job through (from its current state), and the columns to write. */
+function stepsFor(job: Job, r: AttemptReport, now: number, random: () => number): { steps: Step[]; patch: Record<string, PatchValue> } {
+  const pre: Step[] = job.state === 'SCHEDULED' ? [{ to: 'RUNNING', reason: 'worker started the job' }] : [];
+  const startPatch: Record<string, PatchValue> = job.state === 'SCHEDULED' ? { started_at: now } : {};
+  const freed: Record<string, PatchValue> = { worker_id: null, gpu_indices: '[]', control: null };
   const data = { attempt_id: r.attempt_id, exit_code: r.exit_code ?? null, error: r.error ?? null };
   switch (r.outcome) {
+    case 'started':
+      return { steps: pre, patch: startPatch };
     case 'completed':
-      return [...pre, { job_id: job.id, from, to: 'COMPLETED', reason: 'completed', actor, data,
-        patch: { finished_at: now, exit_code: r.exit_code ?? 0, result: toJson(r.result), progress: 1, error: null, ...freed } }];
+      return {
+        steps: [...pre, { to: 'COMPLETED', reason: 'completed', data }],
+        patch: { ...startPatch, finished_at: now, exit_code: r.exit_code ?? 0, result: toJson(r.result), progress: 1, error: null, ...freed },
+      };
     case 'cancelled':
-      return [...pre, { job_id: job.id, from, to: 'CANCELLED', reason: 'cancelled by request; process stopped', actor, data,
-        patch: { finished_at: now, exit_code: r.exit_code ?? null, ...freed } }];
+      return {
+        steps: [...pre, { to: 'CANCELLED', reason: 'cancelled by request; process stopped', data }],
+        patch: { ...startPatch, finished_at: now, exit_code: r.exit_code ?? null, ...freed },
+      };
     case 'paused':
-      return from === 'RUNNING' ? [...pre, { job_id: job.id, from, to: 'PAUSED', reason: 'paused (SIGSTOP)', actor }] : [];
+      return job.state === 'PAUSED' ? { steps: [], patch: {} } : { steps: [...pre, { to: 'PAUSED', reason: 'paused (SIGSTOP)' }], patch: startPatch };
     case 'resumed':
-      return from === 'PAUSED' ? [{ job_id: job.id, from, to: 'RUNNING', reason: 'resumed (SIGCONT)', actor }] : [];
+      return job.state === 'PAUSED' ? { steps: [{ to: 'RUNNING', reason: 'resumed (SIGCONT)' }], patch: {} } : { steps: [], patch: {} };
     case 'failed':
     case 'timeout': {
       if (job.cancel_requested) {
-        return [...pre, { job_id: job.id, from, to: 'CANCELLED', reason: 'cancelled by request', actor, data,
-          patch: { finished_at: now, exit_code: r.exit_code ?? null, ...freed } }];
+        return {
+          steps: [...pre, { to: 'CANCELLED', reason: 'cancelled by request', data }],
+          patch: { ...startPatch, finished_at: now, exit_code: r.exit_code ?? null, ...freed },
+        };
       }
       const what = r.outcome === 'timeout' ? `timed out after ${job.timeout}s` : (r.error ?? `exited with code ${r.exit_code}`);
       const retry = !r.non_retryable && hasAttemptsLeft(job.retry_policy, job.retry_count);
       const failed = r.outcome === 'timeout' ? 'TIMEOUT' : 'FAILED';
-      const failPatch = { exit_code: r.exit_code ?? null, error: what, ...freed };
+      const failPatch = { ...startPatch, exit_code: r.exit_code ?? null, error: what, ...freed };
       if (!retry) {
         const why = r.non_retryable ? 'non-retryable failure' : `attempts used up (${job.retry_count}/${job.retry_policy.max_attempts})`;
-        return [...pre, { job_id: job.id, from, to: failed, reason: `${what}; ${why}; moved to dead-letter queue`, actor, data,
-          patch: { ...failPatch, finished_at: now, dead_lettered_at: now } }];
+        return {
+          steps: [...pre, { to: failed, reason: `${what}; ${why}; moved to dead-letter queue`, data }],
+          patch: { ...failPatch, finished_at: now, dead_lettered_at: now },
+        };
       }
       const delay = retryDelaySeconds(job.retry_policy, job.retry_count, random);
-      const retrying: Transition = { job_id: job.id, from: failed === 'TIMEOUT' ? 'TIMEOUT' : from, to: 'RETRYING',
-        reason: `${what}; retry ${job.retry_count + 1}/${job.retry_policy.max_attempts} in ${delay.toFixed(1)}s`, actor, data,
-        patch: { ...failPatch, run_after: Math.round(now + delay * 1000) } };
+      const retrying: Step = { to: 'RETRYING', reason: `${what}; retry ${job.retry_count + 1}/${job.retry_policy.max_attempts} in ${delay.toFixed(1)}s`, data };
+      const patch = { ...failPatch, run_after: Math.round(now + delay * 1000) };
       return failed === 'TIMEOUT'
-        ? [...pre, { job_id: job.id, from, to: 'TIMEOUT', reason: what, actor, data, patch: failPatch }, retrying]
-        : [...pre, retrying];
+        ? { steps: [...pre, { to: 'TIMEOUT', reason: what, data }, retrying], patch }
+        : { steps: [...pre, retrying], patch };
     }
     default:
-      return [];
+      return { steps: [], patch: {} };
   }
 }
 

@@ -24,21 +24,10 @@ export interface QueueCursor {
   seq: number;
 }
 
-/**
- * Reads the queue in scheduling order — priority class, then position — from the partial index
- * `jobs_queue`, `limit` at a time, after `cursor` (keyset paging, so a blocked head never hides
- * the jobs behind it).
- */
-export async function queuedJobs(db: SqlExecutor, limit: number, cursor: QueueCursor | null): Promise<QueuedJob[]> {
-  const cols = 'id, seq, kind, handler, tenant, priority_rank, sort_key, cpu_cores, memory_gb, gpu_count';
-  const rows = cursor
-    ? await db.query(
-        `SELECT ${cols} FROM jobs WHERE state = 'QUEUED' AND (priority_rank, sort_key, seq) > (?, ?, ?)
-         ORDER BY priority_rank, sort_key, seq LIMIT ?`,
-        [cursor.priority_rank, cursor.sort_key, cursor.seq, limit],
-      )
-    : await db.query(`SELECT ${cols} FROM jobs WHERE state = 'QUEUED' ORDER BY priority_rank, sort_key, seq LIMIT ?`, [limit]);
-  return rows.map((r) => ({
+const QUEUED_COLUMNS = 'id, seq, kind, handler, tenant, priority_rank, sort_key, cpu_cores, memory_gb, gpu_count';
+
+function queuedFromRow(r: Record<string, unknown>): QueuedJob {
+  return {
     id: String(r.id),
     seq: Number(r.seq),
     kind: r.kind as Job['kind'],
@@ -49,7 +38,26 @@ export async function queuedJobs(db: SqlExecutor, limit: number, cursor: QueueCu
     cpu_cores: Number(r.cpu_cores),
     memory_gb: Number(r.memory_gb),
     gpu_count: Number(r.gpu_count),
-  }));
+  };
+}
+
+/**
+ * Reads the queue in scheduling order — priority class, then position — `limit` at a time
+ * after `cursor` (keyset paging, so a blocked head never hides the jobs behind it). With
+ * `queueKey` ('' = command jobs, else a handler name) only that queue is read, from the
+ * partial index `jobs_queue_by_key`; without it, the whole queue from `jobs_queue`.
+ */
+export async function queuedJobs(db: SqlExecutor, limit: number, cursor: QueueCursor | null, queueKey?: string): Promise<QueuedJob[]> {
+  const where = ["state = 'QUEUED'"];
+  const params: SqlValue[] = [];
+  if (queueKey !== undefined) (where.push('queue_key = ?'), params.push(queueKey));
+  if (cursor) (where.push('(priority_rank, sort_key, seq) > (?, ?, ?)'), params.push(cursor.priority_rank, cursor.sort_key, cursor.seq));
+  params.push(limit);
+  const rows = await db.query(
+    `SELECT ${QUEUED_COLUMNS} FROM jobs WHERE ${where.join(' AND ')} ORDER BY ${queueKey !== undefined ? 'queue_key, ' : ''}priority_rank, sort_key, seq LIMIT ?`,
+    params,
+  );
+  return rows.map(queuedFromRow);
 }
 
 /** Resources held on each worker by its SCHEDULED, RUNNING and PAUSED jobs. */
@@ -83,51 +91,36 @@ export interface Assignment {
 
 /**
  * Writes a scheduling cycle's decisions in one transaction: QUEUED→SCHEDULED on the chosen
- * worker with a new attempt (its id is the fencing token). A job that left QUEUED meanwhile
- * (cancelled) is skipped. Returns the assignments that took effect.
+ * worker with a new attempt (its id is the fencing token), all in one statement. A job that
+ * left QUEUED meanwhile (cancelled) is skipped. Returns the assignments that took effect.
  */
 export async function assignJobs(tx: SqlExecutor, assignments: readonly Assignment[], now: number): Promise<Assignment[]> {
-  const changes: Transition[] = [];
-  const attemptIds: string[] = [];
-  for (const a of assignments) {
-    const attemptId = newId('att');
-    attemptIds.push(attemptId);
-    changes.push({
-      job_id: a.job_id,
-      from: 'QUEUED',
-      to: 'SCHEDULED',
-      reason: `assigned to worker ${a.worker_id}`,
-      actor: 'scheduler',
-      patch: {
-        worker_id: a.worker_id,
-        gpu_indices: JSON.stringify(a.gpu_indices),
-        current_attempt_id: attemptId,
-      },
-      data: { worker_id: a.worker_id, attempt_id: attemptId, gpu_indices: a.gpu_indices },
-    });
-  }
+  const attemptIds = assignments.map(() => newId('att'));
+  const changes: Transition[] = assignments.map((a, i) => ({
+    job_id: a.job_id,
+    from: 'QUEUED',
+    to: 'SCHEDULED',
+    reason: `assigned to worker ${a.worker_id}`,
+    actor: 'scheduler',
+    patch: {
+      worker_id: a.worker_id,
+      gpu_indices: JSON.stringify(a.gpu_indices),
+      current_attempt_id: attemptIds[i]!,
+      attempt_count: { add: 1 },
+      retry_count: { add: 1 },
+    },
+    data: { worker_id: a.worker_id, attempt_id: attemptIds[i]!, gpu_indices: a.gpu_indices },
+  }));
   const applied = await applyTransitions(tx, changes, now);
   const done: Assignment[] = [];
-  const attemptRows: SqlValue[][] = [];
-  for (let i = 0; i < assignments.length; i++) {
-    if (!applied[i]) continue;
-    const a = assignments[i]!;
+  const attempts: SqlValue[][] = [];
+  assignments.forEach((a, i) => {
+    const row = applied[i];
+    if (!row) return;
     done.push(a);
-    attemptRows.push([attemptIds[i]!, a.job_id, a.worker_id, now, 'running']);
-  }
-  if (done.length > 0) {
-    // One statement per job keeps it portable; the counters decide the attempt number.
-    for (const a of done) {
-      await tx.run('UPDATE jobs SET attempt_count = attempt_count + 1, retry_count = retry_count + 1 WHERE id = ?', [a.job_id]);
-    }
-    for (const r of attemptRows) {
-      await tx.run(
-        `INSERT INTO job_attempts (id, job_id, number, worker_id, started_at, outcome)
-         VALUES (?, ?, (SELECT attempt_count FROM jobs WHERE id = ?), ?, ?, ?)`,
-        [r[0]!, r[1]!, r[1]!, r[2]!, r[3]!, r[4]!],
-      );
-    }
-  }
+    attempts.push([attemptIds[i]!, a.job_id, Number(row.attempt_count), a.worker_id, now, 'running']);
+  });
+  await tx.insertMany('job_attempts', ['id', 'job_id', 'number', 'worker_id', 'started_at', 'outcome'], attempts);
   return done;
 }
 
@@ -137,43 +130,26 @@ export interface Delivery {
 }
 
 /**
- * Hands a worker what is waiting for it: its SCHEDULED jobs become RUNNING (the worker has
- * them now), and pending controls (cancel, pause, resume) are taken off the jobs.
- * Params: max — how many new jobs the worker has room for.
+ * What is waiting for a worker: its SCHEDULED jobs it does not hold yet (`held` = attempt ids
+ * it runs), and pending controls (cancel, pause, resume), which are taken off the jobs. Jobs stay
+ * SCHEDULED until the worker's next report says it started them, so handing them out writes
+ * nothing. Params: max — how many new jobs the worker has room for.
  */
-export async function deliverToWorker(tx: SqlExecutor, workerId: string, max: number, now: number): Promise<Delivery> {
+export async function deliverToWorker(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
   const controls: Delivery['controls'] = [];
-  const ctl = await tx.query(
-    `SELECT id, current_attempt_id, control FROM jobs
-     WHERE worker_id = ? AND state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND control IS NOT NULL`,
-    [workerId],
-  );
+  const ctl = await db.query(`SELECT id, current_attempt_id, control FROM jobs WHERE worker_id = ? AND control IS NOT NULL`, [workerId]);
   for (const r of ctl) {
-    controls.push({ job_id: String(r.id), attempt_id: String(r.current_attempt_id), control: r.control as JobControl });
-    await tx.run('UPDATE jobs SET control = NULL WHERE id = ?', [String(r.id)]);
+    const n = await db.run('UPDATE jobs SET control = NULL WHERE id = ? AND control = ?', [String(r.id), String(r.control)]);
+    if (n === 1) controls.push({ job_id: String(r.id), attempt_id: String(r.current_attempt_id), control: r.control as JobControl });
   }
   const jobs: Job[] = [];
   if (max > 0) {
-    const rows = await tx.query(
-      `SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' ORDER BY priority_rank, sort_key LIMIT ?`,
-      [workerId, max],
-    );
-    const changes: Transition[] = rows.map((r) => ({
-      job_id: String(r.id),
-      from: 'SCHEDULED',
-      to: 'RUNNING',
-      reason: 'worker took the job',
-      actor: `worker:${workerId}`,
-      patch: { started_at: now },
-    }));
-    const applied = await applyTransitions(tx, changes, now);
-    rows.forEach((r, i) => {
-      if (!applied[i]) return;
-      const job = jobFromRow(r);
-      job.state = 'RUNNING';
-      job.started_at = now;
-      jobs.push(job);
-    });
+    const rows = await db.query(`SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' ORDER BY priority_rank, sort_key, seq`, [workerId]);
+    for (const r of rows) {
+      if (jobs.length >= max) break;
+      if (held.has(String(r.current_attempt_id))) continue;
+      jobs.push(jobFromRow(r));
+    }
   }
   return { jobs, controls };
 }

@@ -39,13 +39,13 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
     }
     const id = newId('job');
     newIds.push({ index: i, id });
-    // Jobs in one batch keep their order: sort keys are now + i/1e6 (sub-millisecond steps).
-    const sortKey = now + i / 1_000_000;
+    // Position within the priority class = queue time; jobs of one batch keep their order by seq.
+    const sortKey = now;
     rows.push([
       id, s.name, s.type, s.tenant, s.priority, priorityRank(s.priority), 'QUEUED', s.kind, toJson(s.command), s.handler,
       JSON.stringify(s.env), s.working_dir, s.timeout, JSON.stringify(s.retry_policy), JSON.stringify(s.labels),
       JSON.stringify(s.parameters), s.idempotency_key, s.expected_duration, s.resources.cpu_cores, s.resources.memory_gb,
-      s.resources.gpu_count, s.resources.storage_gb, now, now, now, sortKey,
+      s.resources.gpu_count, s.resources.storage_gb, now, now, now, sortKey, s.handler ?? '',
     ]);
     events.push([id, now, null, 'SUBMITTED', 'submitted', actor, null]);
     events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);

@@ -1,7 +1,12 @@
 import pg from 'pg';
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import type { DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+
+const PG_TYPES: Record<ColumnType, string> = { text: 'text', real: 'float8', int: 'int8' };
+function pgRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
+  return `jsonb_to_recordset(?::jsonb) AS v(${columns.map(([c, t]) => `${c} ${PG_TYPES[t]}`).join(', ')})`;
+}
 
 // BIGINT and NUMERIC come back as strings by default; Gantry keeps them below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -19,6 +24,9 @@ function toDollar(sql: string): string {
 }
 
 class PgExecutor implements SqlExecutor {
+  recordset(columns: readonly (readonly [string, ColumnType])[]): string {
+    return pgRecordset(columns);
+  }
   readonly #client: pg.PoolClient | pg.Pool;
   readonly #names: Map<string, { text: string; name: string }>;
   constructor(client: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>) {
@@ -95,6 +103,9 @@ export class PostgresDriver implements SqlDriver {
 
   query<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
     return this.#direct.query<T>(sql, params);
+  }
+  recordset(columns: readonly (readonly [string, ColumnType])[]): string {
+    return pgRecordset(columns);
   }
   run(sql: string, params?: readonly SqlValue[]): Promise<number> {
     return this.#direct.run(sql, params);

@@ -2,7 +2,11 @@ import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+
+function sqliteRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
+  return `(SELECT ${columns.map(([c]) => `json_extract(value, '$.${c}') AS ${c}`).join(', ')} FROM json_each(?)) AS v`;
+}
 import { GantryError } from '../../core/errors.ts';
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -40,6 +44,7 @@ export class SqliteDriver implements SqlDriver {
       query: async <T>(sql: string, params: readonly SqlValue[] = []) => self.#all<T>(sql, params),
       run: async (sql: string, params: readonly SqlValue[] = []) => self.#run(sql, params),
       insertMany: async (table, columns, rows) => self.#insertMany(table, columns, rows),
+      recordset: sqliteRecordset,
     };
   }
 
@@ -75,6 +80,10 @@ export class SqliteDriver implements SqlDriver {
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
     while (this.#lock) await this.#lock;
     return this.#run(sql, params);
+  }
+
+  recordset(columns: readonly (readonly [string, ColumnType])[]): string {
+    return sqliteRecordset(columns);
   }
 
   async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
