@@ -86,8 +86,8 @@ export interface WorkerProc {
   stop(): Promise<void>;
 }
 
-export async function startSdkWorker(url: string, token: string, concurrency: number): Promise<WorkerProc> {
-  const child: ChildProcess = fork(here('./workerProc.ts'), [url, token, String(concurrency)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export async function startSdkWorker(url: string, token: string, concurrency: number, prefetch = 0): Promise<WorkerProc> {
+  const child: ChildProcess = fork(here('./workerProc.ts'), [url, token, String(concurrency), String(prefetch)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (c) => reject(new Error(`worker exited (${c})`)));
@@ -137,13 +137,16 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-/** W1: submit `jobs` no-op handler jobs in batches, then drain with one SDK Worker process at `concurrency`. */
-export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, concurrency: number) {
+/**
+ * W1: submit `jobs` no-op handler jobs in batches, then drain with one SDK Worker process at
+ * `concurrency`, taking `prefetch` more ahead (graphile-worker's peer setting is a local queue of 500).
+ */
+export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, concurrency: number, prefetch: number) {
   const db = await freshDb(kind, pgUrl);
   const srv = await startGantryServer(db.url, join(db.dir, 'data'));
   try {
     const submit_per_s = await submitMany(srv.client, jobs, () => ({ handler: 'noop' }));
-    const w = await startSdkWorker(srv.url, srv.token, concurrency);
+    const w = await startSdkWorker(srv.url, srv.token, concurrency, prefetch);
     try {
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= jobs, 600_000, 'drain');

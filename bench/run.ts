@@ -21,6 +21,9 @@ const noPeers = argv.includes('--no-peers');
 const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
 const want = (name: string) => !only || only.includes(name);
 
+/** SDK Worker prefetch in W1: with concurrency 50, 500 jobs held locally, as graphile-worker's localQueue.size 500. */
+const PREFETCH = 450;
+
 const SIZES = quick
   ? { drain: 5000, rate: 200, seconds: 3, proc: 500, backlog: 100_000 }
   : { drain: 20_000, rate: 200, seconds: 10, proc: 2000, backlog: 1_000_000 };
@@ -89,10 +92,12 @@ async function main() {
   for (const kind of ['sqlite', 'postgres'] as StoreKind[]) {
     const name = `gantry-${kind}`;
     if (!want(name)) continue;
-    const durability = kind === 'sqlite' ? 'SQLite WAL, synchronous=NORMAL (survives process crash; power loss may drop last commits)' : pgSettings;
+    const durability =
+      (kind === 'sqlite' ? 'SQLite WAL, synchronous=NORMAL (survives process crash; power loss may drop last commits)' : pgSettings) +
+      `; server, SDK Worker (concurrency 50, prefetch ${PREFETCH}) and producer in 3 processes`;
     const row: Row = { durability };
     log(`${name}: W1 drain ${SIZES.drain}`);
-    const d = await gantryDrain(kind, pgInfo.url, SIZES.drain, 50);
+    const d = await gantryDrain(kind, pgInfo.url, SIZES.drain, 50, PREFETCH);
     Object.assign(row, { w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s });
     log(`${name}: W2 latency`);
     const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds);

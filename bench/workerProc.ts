@@ -1,12 +1,12 @@
 /**
- * An SDK Worker process for the benchmark. argv: url token concurrency.
+ * An SDK Worker process for the benchmark. argv: url token concurrency [prefetch].
  * Handler `noop` records, per job, the wall-clock time it started (ms, sub-ms precision) and,
  * for latency jobs, submit→start from the producer's stamp `parameters.t`. The parent asks for
  * the figures over IPC.
  */
 import { Worker } from '../src/client/index.ts';
 
-const [url, token, concurrency] = process.argv.slice(2);
+const [url, token, concurrency, prefetch] = process.argv.slice(2);
 const now = () => performance.timeOrigin + performance.now();
 let first = 0;
 let last = 0;
@@ -16,6 +16,7 @@ const w = new Worker({
   server: url!,
   token: token!,
   concurrency: Number(concurrency),
+  prefetch: Number(prefetch ?? 0),
   handlers: {
     noop: (job) => {
       const t = now();

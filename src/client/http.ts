@@ -1,3 +1,4 @@
+import { httpRequest, TransportError, type HttpResult } from './transport.ts';
 /**
  * The typed REST client for Gantry's API v1 (`gantry/client`). One method per route.
  * Errors from the server become `GantryApiError` with the stable code, HTTP status and field.
@@ -193,7 +194,7 @@ export interface LogUpload {
 
 function unreachable(server: string, err: unknown): GantryApiError {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  const why = err instanceof TransportError ? err.code : (cause?.code ?? cause?.message ?? (err as Error).message);
   return new GantryApiError(0, 'UNREACHABLE', `cannot reach Gantry at ${server}: ${why}`, undefined, null);
 }
 
@@ -220,26 +221,21 @@ export class GantryClient {
   async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
+    let res: HttpResult;
     try {
-      res = await fetch(this.server + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.#timeout + extraTimeoutMs)]) : AbortSignal.timeout(this.#timeout + extraTimeoutMs),
-      });
+      res = await httpRequest(new URL(this.server + path), method, headers, body === undefined ? undefined : JSON.stringify(body), this.#timeout + extraTimeoutMs, signal);
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
+      if (err instanceof TransportError && err.code === 'ABORTED') throw new GantryApiError(0, 'ABORTED', 'request aborted', undefined, null);
+      if (err instanceof TransportError && err.code === 'TIMEOUT') throw new GantryApiError(0, 'TIMEOUT', `${method} ${path}: ${err.message}`, undefined, null);
       throw unreachable(this.server, err);
     }
-    const text = await res.text();
     let parsed: unknown = null;
     try {
-      parsed = text ? JSON.parse(text) : null;
+      parsed = res.text ? JSON.parse(res.text) : null;
     } catch {
-      parsed = text;
+      parsed = res.text;
     }
-    if (!res.ok) {
+    if (res.status >= 400) {
       const e = (parsed as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
       throw new GantryApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? `HTTP ${res.status}`, e?.field, parsed);
     }

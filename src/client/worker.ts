@@ -8,6 +8,12 @@ export interface WorkerOptions {
   token: string;
   /** Handler jobs run at once. Default 10. */
   concurrency?: number;
+  /**
+   * Jobs taken ahead of time and queued in this process, beyond `concurrency`, so the next ones
+   * start without a round trip (like graphile-worker's local queue). They stay SCHEDULED — not
+   * started — until a place frees. Default 0; raise it for many short jobs on one worker.
+   */
+  prefetch?: number;
   handlers: Record<string, Handler>;
   name?: string;
   labels?: Record<string, string>;
@@ -31,12 +37,14 @@ export class Worker {
   constructor(opts: WorkerOptions) {
     const concurrency = opts.concurrency ?? 10;
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a whole number ≥ 1, got ${concurrency}`);
+    const prefetch = opts.prefetch ?? 0;
+    if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`prefetch must be a whole number ≥ 0, got ${prefetch}`);
     const handlers = Object.keys(opts.handlers);
     if (handlers.length === 0) throw new RangeError('a Worker needs at least one handler');
     this.#loop = new WorkerLoop(
       new GantryClient({ server: opts.server, token: opts.token }),
-      { name: opts.name ?? `sdk@${hostname()}:${process.pid}`, kind: 'handler', handlers, capacity: { slots: concurrency }, labels: opts.labels ?? {} },
-      new HandlerExecutor(opts.handlers),
+      { name: opts.name ?? `sdk@${hostname()}:${process.pid}`, kind: 'handler', handlers, capacity: { slots: concurrency + prefetch }, labels: opts.labels ?? {} },
+      new HandlerExecutor(opts.handlers, concurrency),
       { heartbeat_ms: opts.heartbeat_ms ?? 1000, poll_wait_ms: 20_000, onError: opts.onError },
     );
   }

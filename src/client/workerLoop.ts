@@ -2,6 +2,8 @@ import { GantryApiError, type Assignment, type AttemptReport, type Control, type
 
 /** What an executor tells the loop about a job it runs. */
 export interface JobContext {
+  /** The job really began (process spawned, handler called): the server moves it to RUNNING. */
+  started(): void;
   /** The final outcome (exactly once), or `paused` / `resumed`. */
   report(r: Omit<AttemptReport, 'job_id' | 'attempt_id'>): void;
   log(stream: 'stdout' | 'stderr', data: string): void;
@@ -57,6 +59,8 @@ export class WorkerLoop {
   #idle: (() => void)[] = [];
   /** Attempts that ended here but whose final report the server has not acknowledged yet. */
   #settling = new Set<string>();
+  /** `started` reports made redundant by a final report queued behind them. */
+  readonly #superseded = new WeakSet<AttemptReport>();
   readonly #abort = new AbortController();
 
   constructor(client: GantryClient, reg: WorkerRegistration, exec: Executor, opts: WorkerLoopOptions) {
@@ -127,15 +131,22 @@ export class WorkerLoop {
   #launch(job: Assignment): void {
     if (this.#running.get(job.job_id)?.attempt_id === job.attempt_id || this.#settling.has(job.attempt_id)) return;
     this.#running.set(job.job_id, job);
-    // Tells the server the job is RUNNING; rides in the next batch (with the result, for short jobs).
-    this.#reports.push({ job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'started' });
-    this.#flush();
     let done = false;
+    /** This job's `started` report while it still waits in the outgoing batch. */
+    let pendingStart: AttemptReport | null = null;
     const ctx: JobContext = {
+      started: () => {
+        if (done || pendingStart) return;
+        // Rides in the next batch; if the job ends before that batch leaves, the final report alone says it all.
+        pendingStart = { job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'started' };
+        this.#reports.push(pendingStart);
+        this.#flush();
+      },
       report: (r) => {
         if (done) return;
         if (FINAL.has(r.outcome)) {
           done = true;
+          if (pendingStart) this.#superseded.add(pendingStart);
           // Until the server has this report the job is still SCHEDULED/RUNNING there: keep claiming it.
           this.#settling.add(job.attempt_id);
           // Logs written before the end go out first, in the same batch.
@@ -175,7 +186,7 @@ export class WorkerLoop {
       await new Promise((r) => setImmediate(r));
       do {
         this.#flushQueued = false;
-        const reports = this.#reports.splice(0);
+        const reports = this.#reports.splice(0).filter((r) => !this.#superseded.has(r));
         const logs = this.#logs.splice(0);
         if (reports.length === 0 && logs.length === 0) break;
         for (let tries = 0; ; tries++) {

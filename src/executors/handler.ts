@@ -29,41 +29,60 @@ export interface HandlerJob {
 export type Handler = (job: HandlerJob) => unknown | Promise<unknown>;
 
 /**
- * Runs handler jobs inside this process. The handler's return value (JSON) is the job's result.
- * A timeout or cancel aborts the job's signal and reports at once — JavaScript cannot be killed
- * from outside, so a handler that ignores its signal keeps running in the background.
+ * Runs handler jobs inside this process, `concurrency` at a time; jobs handed out beyond that
+ * (the worker's prefetch) wait here, still SCHEDULED on the server, until a place frees up.
+ * The handler's return value (JSON) is the job's result. A timeout or cancel aborts the job's
+ * signal and reports at once — JavaScript cannot be killed from outside, so a handler that
+ * ignores its signal keeps running in the background.
  */
 export class HandlerExecutor implements Executor {
   readonly #handlers: Record<string, Handler>;
+  readonly #concurrency: number;
+  readonly #waiting: { job: Assignment; ctx: JobContext }[] = [];
   readonly #running = new Map<string, { id: string; abort: AbortController; settle: (r: Parameters<JobContext['report']>[0]) => void }>();
 
-  constructor(handlers: Record<string, Handler>) {
+  constructor(handlers: Record<string, Handler>, concurrency = Infinity) {
     this.#handlers = handlers;
+    this.#concurrency = concurrency;
   }
 
   start(job: Assignment, ctx: JobContext): void {
-    const fn = job.handler ? this.#handlers[job.handler] : undefined;
-    if (!fn) {
+    if (!job.handler || !this.#handlers[job.handler]) {
       ctx.report({ outcome: 'failed', error: `no handler named '${job.handler}' in this worker`, non_retryable: true });
       return;
     }
+    this.#waiting.push({ job, ctx });
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#running.size < this.#concurrency && this.#waiting.length > 0) {
+      const { job, ctx } = this.#waiting.shift()!;
+      this.#run(job, ctx);
+    }
+  }
+
+  #run(job: Assignment, ctx: JobContext): void {
+    const fn = this.#handlers[job.handler!]!;
     const abort = new AbortController();
     let settled = false;
+    let timer: NodeJS.Timeout | null = null;
     const settle = (r: Parameters<JobContext['report']>[0]) => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
       this.#running.delete(job.job_id);
       ctx.report(r);
+      this.#pump();
     };
     this.#running.set(job.job_id, { id: job.job_id, abort, settle });
-    const timer =
-      job.timeout !== null
-        ? setTimeout(() => {
-            abort.abort(new Error('timeout'));
-            settle({ outcome: 'timeout', error: `timed out after ${job.timeout}s` });
-          }, job.timeout * 1000)
-        : null;
+    ctx.started();
+    if (job.timeout !== null) {
+      timer = setTimeout(() => {
+        abort.abort(new Error('timeout'));
+        settle({ outcome: 'timeout', error: `timed out after ${job.timeout}s` });
+      }, job.timeout * 1000);
+    }
     const hj: HandlerJob = {
       id: job.job_id, name: job.name, type: job.type, tenant: job.tenant, attempt: job.attempt,
       parameters: job.parameters, labels: job.labels, signal: abort.signal,
@@ -85,15 +104,23 @@ export class HandlerExecutor implements Executor {
   }
 
   control(jobId: string, control: Control['control']): void {
+    if (control !== 'cancel') return; // pause/resume have no meaning inside a JS function
+    const w = this.#waiting.findIndex((x) => x.job.job_id === jobId);
+    if (w >= 0) {
+      const [x] = this.#waiting.splice(w, 1);
+      x!.ctx.report({ outcome: 'cancelled' });
+      return;
+    }
     const r = this.#running.get(jobId);
-    if (!r || control !== 'cancel') return; // pause/resume have no meaning inside a JS function
+    if (!r) return;
     r.abort.abort(new Error('cancelled'));
     r.settle({ outcome: 'cancelled' });
   }
 
   async stopAll(): Promise<void> {
+    // Not reported: the server requeues these jobs when this worker deregisters or is declared lost.
+    this.#waiting.length = 0;
     for (const r of [...this.#running.values()]) {
-      // Not reported: the server requeues the job when this worker deregisters or is declared lost.
       r.abort.abort(new Error('shutdown'));
       this.#running.delete(r.id);
     }

@@ -77,6 +77,7 @@ export class ProcessExecutor implements Executor {
       timer: null, resumed_at: Date.now(), killTimer: null, exited: new Promise((res) => (resolveExit = res)),
     };
     this.#jobs.set(job.job_id, r);
+    ctx.started();
     child.stdout!.setEncoding('utf8').on('data', (d: string) => ctx.log('stdout', d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => ctx.log('stderr', d));
     this.#armTimeout(r);

@@ -28,9 +28,12 @@ export interface ReportOutcome {
 const ACTIVE = new Set<Job['state']>(['SCHEDULED', 'RUNNING', 'PAUSED']);
 const FINAL_OUTCOMES = new Set<AttemptReport['outcome']>(['completed', 'failed', 'timeout', 'cancelled']);
 
+/** What reporting needs to know of a job. */
+type ReportedJob = Pick<Job, 'id' | 'state' | 'worker_id' | 'current_attempt_id' | 'retry_policy' | 'retry_count' | 'timeout' | 'cancel_requested'>;
+
 /** A job's changes within one batch: one write, one event per step. */
 interface Chain {
-  job: Job;
+  job: ReportedJob;
   from: Job['state'];
   steps: Step[];
   patch: Record<string, PatchValue>;
@@ -54,13 +57,22 @@ export async function reportResults(
   random: () => number = Math.random,
 ): Promise<ReportOutcome[]> {
   const actor = `worker:${workerId}`;
-  const jobs = new Map<string, Job>();
+  const jobs = new Map<string, ReportedJob>();
   const ids = [...new Set(reports.map((r) => r.job_id))];
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
-    for (const row of await tx.query(`SELECT * FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk)) {
-      const j = jobFromRow(row);
-      jobs.set(j.id, j);
+    const rows = await tx.query(
+      `SELECT id, state, worker_id, current_attempt_id, retry_policy, retry_count, timeout, cancel_requested FROM jobs
+       WHERE id IN (${chunk.map(() => '?').join(', ')})`,
+      chunk,
+    );
+    for (const r of rows) {
+      jobs.set(String(r.id), {
+        id: String(r.id), state: r.state as Job['state'], worker_id: r.worker_id === null ? null : String(r.worker_id),
+        current_attempt_id: r.current_attempt_id === null ? null : String(r.current_attempt_id),
+        retry_policy: JSON.parse(String(r.retry_policy)) as Job['retry_policy'], retry_count: Number(r.retry_count),
+        timeout: r.timeout === null ? null : Number(r.timeout), cancel_requested: Number(r.cancel_requested) === 1,
+      });
     }
   }
   const out: ReportOutcome[] = [];
@@ -132,7 +144,7 @@ function attemptOutcome(o: AttemptReport['outcome']): string {
 }
 
 /** The steps one report takes a job through (from its current state), and the columns to write. */
-function stepsFor(job: Job, r: AttemptReport, now: number, random: () => number): { steps: Step[]; patch: Record<string, PatchValue> } {
+function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () => number): { steps: Step[]; patch: Record<string, PatchValue> } {
   const pre: Step[] = job.state === 'SCHEDULED' ? [{ to: 'RUNNING', reason: 'worker started the job' }] : [];
   const startPatch: Record<string, PatchValue> = job.state === 'SCHEDULED' ? { started_at: now } : {};
   const freed: Record<string, PatchValue> = { worker_id: null, gpu_indices: '[]', control: null };

@@ -124,6 +124,9 @@ export async function assignJobs(tx: SqlExecutor, assignments: readonly Assignme
   return done;
 }
 
+const rankOf = (j: Job) => PRIORITY_RANK[j.priority];
+const PRIORITY_RANK: Record<Job['priority'], number> = { emergency: 0, critical: 1, high: 2, normal: 3, low: 4 };
+
 export interface Delivery {
   jobs: Job[];
   controls: { job_id: string; attempt_id: string; control: JobControl }[];
@@ -144,12 +147,18 @@ export async function deliverToWorker(db: SqlExecutor, workerId: string, max: nu
   }
   const jobs: Job[] = [];
   if (max > 0) {
-    const rows = await db.query(`SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' ORDER BY priority_rank, sort_key, seq`, [workerId]);
-    for (const r of rows) {
-      if (jobs.length >= max) break;
-      if (held.has(String(r.current_attempt_id))) continue;
-      jobs.push(jobFromRow(r));
+    // Look at ids first (cheap), load whole rows only for what the worker does not hold yet.
+    const fresh: string[] = [];
+    for (const r of await db.query(`SELECT id, current_attempt_id FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' ORDER BY priority_rank, sort_key, seq`, [workerId])) {
+      if (fresh.length >= max) break;
+      if (!held.has(String(r.current_attempt_id))) fresh.push(String(r.id));
     }
+    for (let i = 0; i < fresh.length; i += 500) {
+      const chunk = fresh.slice(i, i + 500);
+      const rows = await db.query(`SELECT * FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')}) AND state = 'SCHEDULED'`, chunk);
+      for (const r of rows) jobs.push(jobFromRow(r));
+    }
+    jobs.sort((a, b) => rankOf(a) - rankOf(b) || a.sort_key - b.sort_key || a.seq - b.seq);
   }
   return { jobs, controls };
 }

@@ -1,8 +1,30 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { dirname } from 'node:path';
 import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+
+const MULTI_ROWS = 64;
+
+/** GANTRY_SQL_PROFILE=1 prints time per statement at exit (a development aid). */
+const PROFILE = process.env.GANTRY_SQL_PROFILE === '1' ? sqlProfile() : null;
+
+function sqlProfile() {
+  const stats = new Map<string, { n: number; ms: number }>();
+  process.on('exit', () => {
+    const rows = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25);
+    for (const [sql, s] of rows) process.stderr.write(`${s.ms.toFixed(0).padStart(7)} ms ${String(s.n).padStart(8)}× ${sql.replace(/\s+/g, ' ').slice(0, 150)}\n`);
+  });
+  return {
+    add(sql: string, ms: number) {
+      const s = stats.get(sql) ?? { n: 0, ms: 0 };
+      s.n++;
+      s.ms += ms;
+      stats.set(sql, s);
+    },
+  };
+}
 
 function sqliteRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
   return `(SELECT ${columns.map(([c]) => `json_extract(value, '$.${c}') AS ${c}`).join(', ')} FROM json_each(?)) AS v`;
@@ -26,6 +48,7 @@ export class SqliteDriver implements SqlDriver {
   readonly #statements = new Map<string, Database.Statement>();
   readonly #bus = new EventEmitter();
   #lock: Promise<void> | null = null;
+  #checkpointer: Worker | null = null;
   readonly #direct: SqlExecutor;
 
   constructor(path: string) {
@@ -34,6 +57,12 @@ export class SqliteDriver implements SqlDriver {
       this.#db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = NORMAL');
+      if (path !== ':memory:') {
+        // Checkpoints run in a thread of their own (see checkpointThread.ts), not inside our commits.
+        this.#db.pragma('wal_autocheckpoint = 0');
+        this.#checkpointer = new Worker(new URL('./checkpointThread.ts', import.meta.url), { workerData: { path, interval_ms: 200 } });
+        this.#checkpointer.unref();
+      }
       this.#db.pragma('foreign_keys = ON');
     } catch (err) {
       throw new GantryError('STORE_UNAVAILABLE', `cannot open SQLite database ${path}: ${(err as Error).message}`);
@@ -59,6 +88,12 @@ export class SqliteDriver implements SqlDriver {
 
   #all<T>(sql: string, params: readonly SqlValue[]): T[] {
     const s = this.#stmt(sql);
+    if (PROFILE) {
+      const t0 = performance.now();
+      const out = (s.reader ? s.all(...params) : (s.run(...params), [])) as T[];
+      PROFILE.add(sql, performance.now() - t0);
+      return out;
+    }
     return (s.reader ? s.all(...params) : (s.run(...params), [])) as T[];
   }
 
@@ -68,8 +103,18 @@ export class SqliteDriver implements SqlDriver {
 
   #insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): void {
     if (rows.length === 0) return;
-    const s = this.#stmt(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
-    for (const r of rows) s.run(...r);
+    // Multi-row statements of up to 64 rows: fewer statement steps than one row at a time.
+    const one = `(${columns.map(() => '?').join(', ')})`;
+    const t0 = PROFILE ? performance.now() : 0;
+    let i = 0;
+    for (; i + MULTI_ROWS <= rows.length; i += MULTI_ROWS) {
+      this.#stmt(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${Array(MULTI_ROWS).fill(one).join(', ')}`).run(...rows.slice(i, i + MULTI_ROWS).flat());
+    }
+    if (i < rows.length) {
+      const s = this.#stmt(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${one}`);
+      for (; i < rows.length; i++) s.run(...rows[i]!);
+    }
+    if (PROFILE) PROFILE.add(`INSERT INTO ${table}`, performance.now() - t0);
   }
 
   async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
@@ -108,7 +153,9 @@ export class SqliteDriver implements SqlDriver {
     }
     try {
       const out = await fn(this.#direct);
+      const t0 = PROFILE ? performance.now() : 0;
       this.#db.exec('COMMIT');
+      if (PROFILE) PROFILE.add('COMMIT', performance.now() - t0);
       return out;
     } catch (err) {
       if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
@@ -161,6 +208,23 @@ export class SqliteDriver implements SqlDriver {
 
   async close(): Promise<void> {
     this.#bus.removeAllListeners();
-    if (this.#db.open) this.#db.close();
+    if (this.#checkpointer) {
+      const t = this.#checkpointer;
+      this.#checkpointer = null;
+      t.ref();
+      await new Promise<void>((resolve) => {
+        const kill = setTimeout(() => void t.terminate(), 2000);
+        t.once('exit', () => (clearTimeout(kill), resolve()));
+        t.postMessage('stop');
+      });
+    }
+    if (this.#db.open) {
+      try {
+        this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        /* another connection is busy; the next open replays the WAL */
+      }
+      this.#db.close();
+    }
   }
 }
