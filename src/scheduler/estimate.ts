@@ -1,6 +1,6 @@
 import type { Job } from '../core/types.ts';
 import type { Store } from '../store/store.ts';
-import { buildWorkerViews, fitsEver, fitsNow, pendingReason, type PlacementRequest } from './placement.ts';
+import { buildWorkerViews, fitsEver, fitsNow, pendingReason, type PlacementRequest, type WorkerSlotView } from './placement.ts';
 
 export interface QueueInsight {
   queue_position: number;
@@ -9,6 +9,26 @@ export interface QueueInsight {
   /** Why the job is not running yet, in plain words (null: it starts on the next cycle). */
   pending_reason: string | null;
 }
+
+/**
+ * Workers, their use and the running jobs. The submit answer (an estimate anyway) may use a
+ * snapshot up to SNAPSHOT_MS old, so one submit at a time at hundreds per second does not re-read
+ * the cluster for each answer; GET /jobs/{id} always reads afresh.
+ */
+const SNAPSHOT_MS = 250;
+const snapshots = new WeakMap<Store, { at: number; views: WorkerSlotView[]; active: Job[] }>();
+
+async function clusterSnapshot(store: Store, now: number, allowStale: boolean): Promise<{ views: WorkerSlotView[]; active: Job[] }> {
+  const hit = snapshots.get(store);
+  if (allowStale && hit && now - hit.at < SNAPSHOT_MS && now >= hit.at) return { views: hit.views.map(copyView), active: hit.active };
+  const workers = (await store.listWorkers()).filter((w) => w.state === 'online');
+  const views = buildWorkerViews(workers, await store.workerUsage());
+  const active = await store.activeJobs();
+  snapshots.set(store, { at: now, views, active });
+  return { views: views.map(copyView), active };
+}
+
+const copyView = (v: WorkerSlotView): WorkerSlotView => ({ ...v, free: { ...v.free }, free_gpus: [...v.free_gpus] });
 
 function request(job: Job): PlacementRequest {
   return { kind: job.kind, handler: job.handler, ...job.resources };
@@ -29,10 +49,9 @@ async function typicalDuration(store: Store, type: string): Promise<number | nul
  * end is its start plus its `expected_duration`, else the median of its type's history, else
  * its timeout. Null when no running job has any of these, or when no worker could ever fit it.
  */
-export async function queueInsight(store: Store, job: Job, now = Date.now()): Promise<QueueInsight> {
+export async function queueInsight(store: Store, job: Job, now = Date.now(), opts: { allow_stale?: boolean } = {}): Promise<QueueInsight> {
   const position = await store.queuePosition(job);
-  const workers = (await store.listWorkers()).filter((w) => w.state === 'online');
-  const views = buildWorkerViews(workers, await store.workerUsage());
+  const { views, active } = await clusterSnapshot(store, now, opts.allow_stale ?? false);
   const req = request(job);
   const reason = pendingReason(views, req);
   const iso = (t: number) => new Date(t).toISOString();
@@ -43,7 +62,7 @@ export async function queueInsight(store: Store, job: Job, now = Date.now()): Pr
   if (capable.size === 0) return { queue_position: position, estimated_start_time: null, pending_reason: reason };
   const ends: number[] = [];
   const typical = new Map<string, number | null>();
-  for (const r of await store.activeJobs()) {
+  for (const r of active) {
     if (!r.worker_id || !capable.has(r.worker_id)) continue;
     let d: number | null = r.expected_duration !== null ? r.expected_duration * 1000 : null;
     if (d === null) {

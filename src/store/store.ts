@@ -119,7 +119,7 @@ export class Store {
   reorderJob(id: string, position: number, reason: string, actor: string, now = Date.now()): Promise<Job> {
     return this.#db.transaction((tx) => reorderJob(tx, id, position, reason, actor, now));
   }
-  queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq'>): Promise<number> {
+  queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
     return queuePosition(this.#db, job);
   }
   queueStats(now = Date.now()): Promise<QueueStats> {

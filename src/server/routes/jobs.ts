@@ -32,7 +32,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const [res] = await store.submitJobs([spec], actorOf(req.principal));
     const job = res!.job;
     if (res!.created) store.notify(CHANNELS.SCHEDULE);
-    const insight = job.state === 'QUEUED' ? await queueInsight(store, job) : null;
+    const insight = job.state === 'QUEUED' ? await queueInsight(store, job, Date.now(), { allow_stale: true }) : null;
     return reply.status(res!.created ? 201 : 200).send({
       job_id: job.id,
       status: job.state,

@@ -85,13 +85,14 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Params: { id: string }; Body: { max_jobs?: number; wait_ms?: number; held?: string[] } | undefined }>(
     '/api/v1/workers/:id/poll',
     { schema: { params: workerParams, body: pollSchema, summary: 'Long-poll for assigned jobs and controls' } },
-    async (req) => {
+    async (req, reply) => {
       const id = req.params.id;
       const max = req.body?.max_jobs ?? 100_000;
       const held = new Set(req.body?.held ?? []);
       const deadline = Date.now() + (req.body?.wait_ms ?? 20000);
       let closed = false;
-      req.raw.once('close', () => (closed = true));
+      // The response closing before we answer means the worker went away (a request's own 'close' fires once its body is read).
+      reply.raw.once('close', () => (closed = true));
       for (;;) {
         // Register the waiter before looking, so a wake-up between look and wait is not lost.
         let wake!: () => void;

@@ -91,18 +91,26 @@ export async function setPriority(tx: SqlExecutor, id: string, priority: Priorit
   return loadJob(tx, id);
 }
 
-/** 1-based place of a queued job in scheduling order. */
-export async function queuePosition(db: SqlExecutor, job: Pick<Job, 'priority' | 'sort_key' | 'seq'>): Promise<number> {
+/** The queue a job waits in: '' for command jobs, the handler name for handler jobs. */
+export function queueKeyOf(job: Pick<Job, 'handler'>): string {
+  return job.handler ?? '';
+}
+
+/**
+ * 1-based place of a queued job in its queue (the jobs waiting for the same kind of worker:
+ * command jobs, or one handler's jobs), in scheduling order.
+ */
+export async function queuePosition(db: SqlExecutor, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
   const rank = priorityRank(job.priority);
   const r = await db.query<{ n: number }>(
-    `SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND (priority_rank, sort_key, seq) < (?, ?, ?)`,
-    [rank, job.sort_key, job.seq],
+    `SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND (priority_rank, sort_key, seq) < (?, ?, ?)`,
+    [queueKeyOf(job), rank, job.sort_key, job.seq],
   );
   return Number(r[0]?.n ?? 0) + 1;
 }
 
 /**
- * Moves a queued job to `position` (1-based, in the whole queue). The job stays in its priority
+ * Moves a queued job to `position` (1-based, in its queue — see queuePosition). The job stays in its priority
  * class: a place held by a higher class is refused (change the priority instead); a place beyond
  * its class puts it last in the class.
  */
@@ -112,13 +120,14 @@ export async function reorderJob(tx: SqlExecutor, id: string, position: number, 
     throw new GantryError('INVALID_TRANSITION', `job ${id} is ${job.state}; only a QUEUED job can be reordered`, { job_id: id, from: job.state });
   }
   const rank = priorityRank(job.priority);
+  const qk = queueKeyOf(job);
   // A place past the end of the queue is the end of the queue.
-  const others = await tx.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND id != ?`, [id]);
+  const others = await tx.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?`, [qk, id]);
   const pos = Math.min(Math.max(1, Math.floor(position)), Number(others[0]?.n ?? 0) + 1);
   const at = await tx.query(
-    `SELECT id, seq, priority, priority_rank, sort_key FROM jobs WHERE state = 'QUEUED' AND id != ?
+    `SELECT id, seq, priority, priority_rank, sort_key FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?
      ORDER BY priority_rank, sort_key, seq LIMIT 2 OFFSET ?`,
-    [id, Math.max(0, pos - 2)],
+    [qk, id, Math.max(0, pos - 2)],
   );
   // `before` = the job that will precede ours, `after` = the one that will follow.
   const before = pos >= 2 ? at[0] : undefined;
@@ -132,7 +141,7 @@ export async function reorderJob(tx: SqlExecutor, id: string, position: number, 
   if (before && Number(before.priority_rank) > rank) {
     // Past the end of its class: last in the class.
     const last = await tx.query<{ k: number | null }>(
-      `SELECT MAX(sort_key) AS k FROM jobs WHERE state = 'QUEUED' AND priority_rank = ? AND id != ?`, [rank, id]);
+      `SELECT MAX(sort_key) AS k FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND priority_rank = ? AND id != ?`, [qk, rank, id]);
     key = last[0]?.k === null || last[0]?.k === undefined ? job.sort_key : Number(last[0].k) + 1;
   } else {
     const lo = before && Number(before.priority_rank) === rank ? Number(before.sort_key) : null;
@@ -143,9 +152,9 @@ export async function reorderJob(tx: SqlExecutor, id: string, position: number, 
         // No key between the neighbours (jobs queued in the same millisecond share one, and halving
         // runs out of precision): move `after` and everything behind it in the class back by 1 ms.
         await tx.run(
-          `UPDATE jobs SET sort_key = sort_key + 1 WHERE state = 'QUEUED' AND priority_rank = ? AND id != ?
+          `UPDATE jobs SET sort_key = sort_key + 1 WHERE state = 'QUEUED' AND queue_key = ? AND priority_rank = ? AND id != ?
            AND (sort_key > ? OR (sort_key = ? AND seq >= ?))`,
-          [rank, id, hi, hi, Number(after!.seq)],
+          [qk, rank, id, hi, hi, Number(after!.seq)],
         );
         key = (lo + hi + 1) / 2;
       }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
 
 const PG_TYPES: Record<ColumnType, string> = { text: 'text', real: 'float8', int: 'int8' };
@@ -89,6 +89,8 @@ export class PostgresDriver implements SqlDriver {
   readonly #channels = new Set<string>();
   #leader = false;
   #closed = false;
+  /** Tells this process's notifications apart from other servers' when they come back over LISTEN. */
+  readonly #instance = randomBytes(6).toString('hex');
   /** The session runs one statement at a time (LISTENs and lock attempts must not overlap). */
   #sessionChain: Promise<unknown> = Promise.resolve();
 
@@ -145,7 +147,13 @@ export class PostgresDriver implements SqlDriver {
     if (this.#sessionReady) return this.#sessionReady;
     this.#sessionReady = (async () => {
       const client = new pg.Client({ connectionString: this.#url });
-      client.on('notification', (msg) => this.#bus.emit(msg.channel, msg.payload ?? ''));
+      client.on('notification', (msg) => {
+        // Payload = `<sender instance>|<payload>`; our own notifications were already delivered locally.
+        const raw = msg.payload ?? '';
+        const bar = raw.indexOf('|');
+        if (raw.slice(0, bar) === this.#instance) return;
+        this.#bus.emit(msg.channel, raw.slice(bar + 1));
+      });
       client.on('error', () => this.#dropSession(client));
       client.on('end', () => this.#dropSession(client));
       await client.connect();
@@ -180,7 +188,7 @@ export class PostgresDriver implements SqlDriver {
 
   notify(channel: string, payload: string): void {
     this.#bus.emit(channel, payload);
-    this.#pool.query('SELECT pg_notify($1, $2)', [channel, payload]).catch(() => {});
+    this.#pool.query('SELECT pg_notify($1, $2)', [channel, `${this.#instance}|${payload}`]).catch(() => {});
   }
 
   listen(channel: string, fn: (payload: string) => void): () => void {
