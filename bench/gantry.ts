@@ -11,6 +11,12 @@ import { GantryClient } from '../src/client/http.ts';
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
 
+/** BENCH_PROFILE=dir: CPU profiles of the server and worker processes go there (node --cpu-prof). */
+function profileArgs(name: string): string[] {
+  const dir = process.env.BENCH_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+}
+
 export interface GantryServerProc {
   url: string;
   token: string;
@@ -48,7 +54,7 @@ export async function freshDb(kind: StoreKind, pgUrl: string): Promise<{ url: st
 
 export async function startGantryServer(database: string, dataDir: string, localWorkerSlots?: number): Promise<GantryServerProc> {
   const args = [here('./serverProc.ts'), database, dataDir, ...(localWorkerSlots ? [String(localWorkerSlots)] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profileArgs('server'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const info = await new Promise<{ url: string; token: string; pid: number }>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -87,7 +93,10 @@ export interface WorkerProc {
 }
 
 export async function startSdkWorker(url: string, token: string, concurrency: number, prefetch = 0): Promise<WorkerProc> {
-  const child: ChildProcess = fork(here('./workerProc.ts'), [url, token, String(concurrency), String(prefetch)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(here('./workerProc.ts'), [url, token, String(concurrency), String(prefetch)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: profileArgs('worker'),
+  });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (c) => reject(new Error(`worker exited (${c})`)));

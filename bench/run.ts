@@ -130,14 +130,19 @@ async function main() {
         results[peer.name] = { skipped: why };
         continue;
       }
-      log(`${peer.name}: W1 drain`);
-      const d = await peer.drain(SIZES.drain, 50);
-      log(`${peer.name}: W2 latency`);
-      const l = await peer.latency(SIZES.rate, SIZES.seconds);
-      results[peer.name] = {
-        version: d.version, config: d.config, durability: d.durability,
-        w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s, w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms,
-      };
+      try {
+        log(`${peer.name}: W1 drain`);
+        const d = await peer.drain(SIZES.drain, 50);
+        log(`${peer.name}: W2 latency`);
+        const l = await peer.latency(SIZES.rate, SIZES.seconds);
+        results[peer.name] = {
+          version: d.version, config: d.config, durability: d.durability,
+          w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s, w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms,
+        };
+      } catch (err) {
+        log(`${peer.name}: failed — ${(err as Error).message}`);
+        results[peer.name] = { skipped: `failed: ${(err as Error).message}` };
+      }
     }
   }
   await pgInfo.stop();

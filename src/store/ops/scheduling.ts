@@ -140,19 +140,18 @@ export interface Delivery {
  */
 export async function deliverToWorker(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
   const controls: Delivery['controls'] = [];
-  // One look at ids (cheap, both partial indexes); whole rows only for what the worker does not hold yet.
-  const mine = await db.query(
-    `SELECT id, current_attempt_id, control, state FROM jobs WHERE worker_id = ? AND (state = 'SCHEDULED' OR control IS NOT NULL)
-     ORDER BY priority_rank, sort_key, seq`,
-    [workerId],
-  );
+  // Two cheap looks, each on its partial index (jobs_control, jobs_active); whole rows only for
+  // what the worker does not hold yet.
+  for (const r of await db.query(`SELECT id, current_attempt_id, control FROM jobs WHERE worker_id = ? AND control IS NOT NULL`, [workerId])) {
+    const n = await db.run('UPDATE jobs SET control = NULL WHERE id = ? AND control = ?', [String(r.id), String(r.control)]);
+    if (n === 1) controls.push({ job_id: String(r.id), attempt_id: String(r.current_attempt_id), control: r.control as JobControl });
+  }
   const fresh: string[] = [];
-  for (const r of mine) {
-    if (r.control !== null) {
-      const n = await db.run('UPDATE jobs SET control = NULL WHERE id = ? AND control = ?', [String(r.id), String(r.control)]);
-      if (n === 1) controls.push({ job_id: String(r.id), attempt_id: String(r.current_attempt_id), control: r.control as JobControl });
+  if (max > 0) {
+    for (const r of await db.query(`SELECT id, current_attempt_id FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED'`, [workerId])) {
+      if (fresh.length >= max) break;
+      if (!held.has(String(r.current_attempt_id))) fresh.push(String(r.id));
     }
-    if (r.state === 'SCHEDULED' && fresh.length < max && !held.has(String(r.current_attempt_id))) fresh.push(String(r.id));
   }
   const jobs: Job[] = [];
   if (fresh.length > 0) {
