@@ -155,6 +155,12 @@ export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, 
   const srv = await startGantryServer(db.url, join(db.dir, 'data'));
   try {
     const submit_per_s = await submitMany(srv.client, jobs, () => ({ handler: 'noop' }));
+    if (kind === 'postgres' && process.env.BENCH_ANALYZE === '1') {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      await c.query('ANALYZE jobs');
+      await c.end();
+    }
     const w = await startSdkWorker(srv.url, srv.token, concurrency, prefetch);
     try {
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };

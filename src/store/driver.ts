@@ -21,6 +21,14 @@ export interface SqlExecutor {
 
 export type ColumnType = 'text' | 'real' | 'int';
 
+/**
+ * `id IN (…)` for any number of ids as ONE parameter (a JSON list read through a recordset), so
+ * the statement text never changes and stays prepared. Returns the SQL and its parameter.
+ */
+export function idsIn(tx: SqlExecutor, column: string, ids: readonly string[]): { sql: string; param: string } {
+  return { sql: `${column} IN (SELECT id FROM ${tx.recordset([['id', 'text']])})`, param: JSON.stringify(ids.map((id) => ({ id }))) };
+}
+
 export interface DriverCapabilities {
   /** `FOR UPDATE SKIP LOCKED` in claims. */
   readonly skipLocked: boolean;

@@ -1,6 +1,6 @@
 import type { Job } from '../../core/types.ts';
 import { hasAttemptsLeft, retryDelaySeconds } from '../../core/retry.ts';
-import type { SqlExecutor, SqlValue } from '../driver.ts';
+import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { jobFromRow, toJson } from '../rows.ts';
 import { applyTransitions, recordEvents, type PatchValue, type Step, type Transition } from './applyTransitions.ts';
 
@@ -59,12 +59,11 @@ export async function reportResults(
   const actor = `worker:${workerId}`;
   const jobs = new Map<string, ReportedJob>();
   const ids = [...new Set(reports.map((r) => r.job_id))];
-  for (let i = 0; i < ids.length; i += 500) {
-    const chunk = ids.slice(i, i + 500);
+  {
+    const sel = idsIn(tx, 'id', ids);
     const rows = await tx.query(
-      `SELECT id, state, worker_id, current_attempt_id, retry_policy, retry_count, timeout, cancel_requested FROM jobs
-       WHERE id IN (${chunk.map(() => '?').join(', ')})`,
-      chunk,
+      `SELECT id, state, worker_id, current_attempt_id, retry_policy, retry_count, timeout, cancel_requested FROM jobs WHERE ${sel.sql}`,
+      [sel.param],
     );
     for (const r of rows) {
       jobs.set(String(r.id), {

@@ -1,6 +1,6 @@
 import type { Job, JobControl, WorkerUsage } from '../../core/types.ts';
 import { newId } from '../../core/ids.ts';
-import type { SqlExecutor, SqlValue } from '../driver.ts';
+import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { jobFromRow } from '../rows.ts';
 import { applyTransitions, type Transition } from './applyTransitions.ts';
 
@@ -155,11 +155,8 @@ export async function deliverToWorker(db: SqlExecutor, workerId: string, max: nu
   }
   const jobs: Job[] = [];
   if (fresh.length > 0) {
-    for (let i = 0; i < fresh.length; i += 500) {
-      const chunk = fresh.slice(i, i + 500);
-      const rows = await db.query(`SELECT * FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')}) AND state = 'SCHEDULED'`, chunk);
-      for (const r of rows) jobs.push(jobFromRow(r));
-    }
+    const ids = idsIn(db, 'id', fresh);
+    for (const r of await db.query(`SELECT * FROM jobs WHERE ${ids.sql} AND state = 'SCHEDULED'`, [ids.param])) jobs.push(jobFromRow(r));
     jobs.sort((a, b) => rankOf(a) - rankOf(b) || a.sort_key - b.sort_key || a.seq - b.seq);
   }
   return { jobs, controls };

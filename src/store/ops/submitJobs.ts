@@ -1,7 +1,7 @@
 import type { Job, JobSpec } from '../../core/types.ts';
 import { newId } from '../../core/ids.ts';
 import { priorityRank } from '../../core/priorities.ts';
-import type { SqlExecutor, SqlValue } from '../driver.ts';
+import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_INSERT_COLUMNS, jobFromRow, toJson } from '../rows.ts';
 
 export interface SubmitResult {
@@ -55,10 +55,9 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
   // Read back the created rows (seq is assigned by the database).
   const byId = new Map<string, Job>();
   const ids = [...new Set(newIds.map((n) => n.id))];
-  for (let i = 0; i < ids.length; i += 500) {
-    const chunk = ids.slice(i, i + 500);
-    const found = await tx.query(`SELECT * FROM jobs WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk);
-    for (const r of found) byId.set(String(r.id), jobFromRow(r));
+  if (ids.length > 0) {
+    const sel = idsIn(tx, 'id', ids);
+    for (const r of await tx.query(`SELECT * FROM jobs WHERE ${sel.sql}`, [sel.param])) byId.set(String(r.id), jobFromRow(r));
   }
   const firstIndexOf = new Map<string, number>();
   for (const n of newIds) {

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
+import { PROFILE } from '../sqlProfile.ts';
 import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
 
 const PG_TYPES: Record<ColumnType, string> = { text: 'text', real: 'float8', int: 'int8' };
@@ -14,8 +15,6 @@ pg.types.setTypeParser(1700, (v) => Number(v));
 
 const LEADER_LOCK_KEY = 727_100_001;
 const MIGRATION_LOCK_KEY = 727_100_002;
-/** PostgreSQL allows 65,535 parameters per statement. */
-const MAX_PARAMS = 60_000;
 
 /** `?` placeholders to `$n` (Gantry's SQL never has a literal `?`). */
 function toDollar(sql: string): string {
@@ -23,15 +22,26 @@ function toDollar(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
+function pgToColumnType(dataType: string): ColumnType {
+  if (dataType === 'bigint' || dataType === 'integer' || dataType === 'smallint') return 'int';
+  if (dataType === 'double precision' || dataType === 'real' || dataType === 'numeric') return 'real';
+  return 'text';
+}
+
+/** Column types of Gantry's tables as the recordsets need them, read once from the catalog. */
+type TableTypes = (table: string) => Promise<ReadonlyMap<string, ColumnType>>;
+
 class PgExecutor implements SqlExecutor {
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
   }
   readonly #client: pg.PoolClient | pg.Pool;
   readonly #names: Map<string, { text: string; name: string }>;
-  constructor(client: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>) {
+  readonly #types: TableTypes;
+  constructor(client: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>, types: TableTypes) {
     this.#client = client;
     this.#names = names;
+    this.#types = types;
   }
 
   #prepared(sql: string): { text: string; name: string } {
@@ -46,7 +56,9 @@ class PgExecutor implements SqlExecutor {
 
   async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
     const p = this.#prepared(sql);
+    const t0 = PROFILE ? performance.now() : 0;
     const res = await this.#client.query({ text: p.text, name: p.name, values: params as SqlValue[] });
+    if (PROFILE) PROFILE.add(sql, performance.now() - t0);
     return res.rows as T[];
   }
 
@@ -56,18 +68,18 @@ class PgExecutor implements SqlExecutor {
     return res.rowCount ?? 0;
   }
 
+  /**
+   * All rows in one prepared statement: the rows travel as one JSON parameter read through
+   * jsonb_to_recordset (a multi-VALUES statement would be parsed and planned afresh every time).
+   */
   async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
-    const perChunk = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
-    for (let i = 0; i < rows.length; i += perChunk) {
-      const chunk = rows.slice(i, i + perChunk);
-      const values: SqlValue[] = [];
-      const tuples = chunk.map((r) => {
-        const start = values.length;
-        values.push(...r);
-        return `(${r.map((_, j) => `$${start + j + 1}`).join(', ')})`;
-      });
-      await this.#client.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}`, values);
-    }
+    if (rows.length === 0) return;
+    const types = await this.#types(table);
+    const cols = columns.map((c) => [c, types.get(c) ?? 'text'] as const);
+    const data = JSON.stringify(rows.map((r) => Object.fromEntries(columns.map((c, j) => [c, r[j] ?? null]))));
+    const t0 = PROFILE ? performance.now() : 0;
+    await this.query(`INSERT INTO ${table} (${columns.join(', ')}) SELECT ${columns.join(', ')} FROM ${pgRecordset(cols)}`, [data]);
+    if (PROFILE) PROFILE.add(`INSERT INTO ${table}`, performance.now() - t0);
   }
 }
 
@@ -81,6 +93,21 @@ export class PostgresDriver implements SqlDriver {
   readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true };
   readonly #pool: pg.Pool;
   readonly #names = new Map<string, { text: string; name: string }>();
+  readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();
+  readonly #tableTypes: TableTypes = (table) => {
+    let t = this.#typeCache.get(table);
+    if (!t) {
+      t = this.#pool
+        .query<{ column_name: string; data_type: string }>(
+          'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
+          [table],
+        )
+        .then((r) => new Map(r.rows.map((c) => [c.column_name, pgToColumnType(c.data_type)])));
+      t.catch(() => this.#typeCache.delete(table));
+      this.#typeCache.set(table, t);
+    }
+    return t;
+  };
   readonly #direct: PgExecutor;
   readonly #bus = new EventEmitter();
   readonly #url: string;
@@ -99,7 +126,7 @@ export class PostgresDriver implements SqlDriver {
     this.#pool = new pg.Pool({ connectionString: url, max: poolSize });
     // An idle client's error (server restart) must not crash the process; the pool replaces it.
     this.#pool.on('error', () => {});
-    this.#direct = new PgExecutor(this.#pool, this.#names);
+    this.#direct = new PgExecutor(this.#pool, this.#names, this.#tableTypes);
     this.#bus.setMaxListeners(0);
   }
 
@@ -120,8 +147,10 @@ export class PostgresDriver implements SqlDriver {
     const client = await this.#pool.connect();
     try {
       await client.query('BEGIN');
-      const out = await fn(new PgExecutor(client, this.#names));
+      const out = await fn(new PgExecutor(client, this.#names, this.#tableTypes));
+      const t0 = PROFILE ? performance.now() : 0;
       await client.query('COMMIT');
+      if (PROFILE) PROFILE.add('COMMIT', performance.now() - t0);
       client.release();
       return out;
     } catch (err) {

@@ -7,29 +7,11 @@ import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlVa
 
 const MULTI_ROWS = 64;
 
-/** GANTRY_SQL_PROFILE=1 prints time per statement at exit (a development aid). */
-const PROFILE = process.env.GANTRY_SQL_PROFILE === '1' ? sqlProfile() : null;
-
-function sqlProfile() {
-  const stats = new Map<string, { n: number; ms: number }>();
-  process.on('exit', () => {
-    const rows = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25);
-    for (const [sql, s] of rows) process.stderr.write(`${s.ms.toFixed(0).padStart(7)} ms ${String(s.n).padStart(8)}× ${sql.replace(/\s+/g, ' ').slice(0, 150)}\n`);
-  });
-  return {
-    add(sql: string, ms: number) {
-      const s = stats.get(sql) ?? { n: 0, ms: 0 };
-      s.n++;
-      s.ms += ms;
-      stats.set(sql, s);
-    },
-  };
-}
-
 function sqliteRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
   return `(SELECT ${columns.map(([c]) => `json_extract(value, '$.${c}') AS ${c}`).join(', ')} FROM json_each(?)) AS v`;
 }
 import { GantryError } from '../../core/errors.ts';
+import { PROFILE } from '../sqlProfile.ts';
 
 const BUSY_TIMEOUT_MS = 5000;
 /** How long a starting server waits for another one's migrations on the same file. */
