@@ -1,3 +1,4 @@
+import { humanDuration as duration } from '../core/time.ts';
 /**
  * How the CLI prints: aligned tables and `key: value` blocks for people, the raw API JSON
  * with `--output json` for scripts. Everything goes through `out` so the last line is flushed
@@ -44,14 +45,7 @@ export function time(iso: string | null | undefined): string {
   return iso ? iso.replace(/\.\d+Z$/, 'Z') : '-';
 }
 
-/** "1m 5s" from a span in ms. */
-export function duration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const r = s % 60;
-  return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${r}s` : `${r}s`;
-}
+export { duration };
 
 /** An estimated start: the time and how far away it is, or 'unknown'. */
 export function estimate(iso: string | null | undefined, now = Date.now()): string {

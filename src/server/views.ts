@@ -56,13 +56,6 @@ export function attemptView(a: Attempt): Record<string, unknown> {
   };
 }
 
-/** "2m 30s" as in seed 002's queue status. */
-export function humanDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const r = s % 60;
-  return h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${r}s` : `${r}s`;
-}
+export { humanDuration } from '../core/time.ts';
 
 export { iso };
