@@ -1,7 +1,7 @@
 import type { Job } from '../../core/types.ts';
 import { hasAttemptsLeft, retryDelaySeconds } from '../../core/retry.ts';
 import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
-import { jobFromRow, toJson } from '../rows.ts';
+import { toJson } from '../rows.ts';
 import { applyTransitions, recordEvents, type PatchValue, type Step, type Transition } from './applyTransitions.ts';
 
 /** What a worker says about one attempt it runs. */
