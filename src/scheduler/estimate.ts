@@ -75,6 +75,7 @@ export async function queueInsight(store: Store, job: Job, now = Date.now(), opt
   const free = views.filter((v) => fitsNow(v, req)).reduce((n, v) => n + Math.max(0, v.free.slots), 0);
   const k = position - 1 - free; // jobs that must first get a freed place
   if (k < 0) return { queue_position: position, estimated_start_time: iso(now), pending_reason: reason };
-  const at = ends[Math.min(k, ends.length - 1)];
-  return { queue_position: position, estimated_start_time: at === undefined || k >= ends.length * 4 ? null : iso(at), pending_reason: reason };
+  // More jobs ahead than running jobs with a known end: unknown, rather than a guess that is too early.
+  const at = ends[k];
+  return { queue_position: position, estimated_start_time: at === undefined ? null : iso(at), pending_reason: reason };
 }

@@ -178,7 +178,7 @@ export class Scheduler {
     const { workers, jobs } = await this.#store.reapLostWorkers(now - this.#opts.lease_timeout_ms, now);
     if (workers.length > 0) {
       this.stats.requeued_lost += jobs.length;
-      this.#log('workers lost; jobs requeued', undefined);
+      this.#opts.log?.('workers lost; their jobs requeued', { workers, jobs: jobs.length });
       this.requestCycle();
     }
   }

@@ -118,14 +118,14 @@ export async function reportResults(
   // Progress first: a job that also finishes in this batch ends at progress 1.
   for (const [p, id] of progress) await tx.run('UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?', [p, now, id]);
   const applied = await applyTransitions(tx, transitions, now);
-  const lost = new Set<string>();
+  const staleAttempts = new Set<string | null>();
   list.forEach((c, i) => {
     if (applied[i]) return;
     // The job changed under us (e.g. cancelled meanwhile): nothing of this batch applies to it.
-    lost.add(c.job.id);
+    staleAttempts.add(c.job.current_attempt_id);
     for (const o of c.outcomes) out[o] = { job_id: c.job.id, status: 'stale', state: out[o]!.state };
   });
-  const endedApplied = ended.filter((e) => ![...lost].some((id) => jobs.get(id)?.current_attempt_id === e.id));
+  const endedApplied = ended.filter((e) => !staleAttempts.has(e.id));
   if (endedApplied.length > 0) {
     await tx.run(
       `UPDATE job_attempts SET ended_at = v.ended_at, exit_code = v.exit_code, error = v.error, outcome = v.outcome

@@ -1,5 +1,6 @@
 import type { Job, JobControl, WorkerUsage } from '../../core/types.ts';
 import { newId } from '../../core/ids.ts';
+import { priorityRank } from '../../core/priorities.ts';
 import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { jobFromRow } from '../rows.ts';
 import { applyTransitions, type Transition } from './applyTransitions.ts';
@@ -124,9 +125,6 @@ export async function assignJobs(tx: SqlExecutor, assignments: readonly Assignme
   return done;
 }
 
-const rankOf = (j: Job) => PRIORITY_RANK[j.priority];
-const PRIORITY_RANK: Record<Job['priority'], number> = { emergency: 0, critical: 1, high: 2, normal: 3, low: 4 };
-
 export interface Delivery {
   jobs: Job[];
   controls: { job_id: string; attempt_id: string; control: JobControl }[];
@@ -157,7 +155,7 @@ export async function deliverToWorker(db: SqlExecutor, workerId: string, max: nu
   if (fresh.length > 0) {
     const ids = idsIn(db, 'id', fresh);
     for (const r of await db.query(`SELECT * FROM jobs WHERE ${ids.sql} AND state = 'SCHEDULED'`, [ids.param])) jobs.push(jobFromRow(r));
-    jobs.sort((a, b) => rankOf(a) - rankOf(b) || a.sort_key - b.sort_key || a.seq - b.seq);
+    jobs.sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.sort_key - b.sort_key || a.seq - b.seq);
   }
   return { jobs, controls };
 }
