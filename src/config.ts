@@ -9,7 +9,10 @@
  * | GANTRY_PORT | 8084 | API port |
  * | GANTRY_HOST | 127.0.0.1 | API listen address |
  * | GANTRY_LOG_LEVEL | warn | pino level of the server log |
- * | GANTRY_LEASE_TIMEOUT_MS | 5000 | a worker silent this long is lost; its jobs are requeued |
+ * | GANTRY_LEASE_TIMEOUT_MS | 5000 | a worker silent this long is lost; its jobs are requeued (detection ≤ lease + 1 s reaper tick) |
+ * | GANTRY_HEARTBEAT_MS | 1000 | heartbeat interval the server tells workers (a worker's own setting wins); at most lease/2 |
+ * | GANTRY_BREAKER_THRESHOLD | 5 | consecutive failures that open a circuit breaker (0 = breakers off) |
+ * | GANTRY_BREAKER_OPEN_MS | 30000 | how long a breaker stays open before one probe job may run |
  * | GANTRY_BODY_LIMIT | 16777216 | largest request body, bytes |
  * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI connects, and with what token |
  */
@@ -22,7 +25,11 @@ export interface ServerConfig {
   host: string;
   log_level: string;
   lease_timeout_ms: number;
+  /** Heartbeat interval handed to workers when they register. */
+  heartbeat_interval_ms: number;
   body_limit: number;
+  breaker_threshold: number;
+  breaker_open_ms: number;
 }
 
 export interface ServerFlags {
@@ -47,9 +54,21 @@ export function compileServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     port: int('port', flags.port ?? env.GANTRY_PORT, 8084, 0, 65535),
     host: flags.host ?? env.GANTRY_HOST ?? '127.0.0.1',
     log_level: env.GANTRY_LOG_LEVEL ?? 'warn',
-    lease_timeout_ms: int('GANTRY_LEASE_TIMEOUT_MS', env.GANTRY_LEASE_TIMEOUT_MS, 5000, 500),
+    ...leaseSettings(env),
     body_limit: int('GANTRY_BODY_LIMIT', env.GANTRY_BODY_LIMIT, 16 * 1024 * 1024, 1024),
+    breaker_threshold: int('GANTRY_BREAKER_THRESHOLD', env.GANTRY_BREAKER_THRESHOLD, 5, 0, 1_000_000),
+    breaker_open_ms: int('GANTRY_BREAKER_OPEN_MS', env.GANTRY_BREAKER_OPEN_MS, 30_000, 100),
   };
+}
+
+/** Lease timeout and heartbeat interval; a lease must outlast at least two heartbeats. */
+function leaseSettings(env: NodeJS.ProcessEnv): { lease_timeout_ms: number; heartbeat_interval_ms: number } {
+  const lease_timeout_ms = int('GANTRY_LEASE_TIMEOUT_MS', env.GANTRY_LEASE_TIMEOUT_MS, 5000, 500);
+  const heartbeat_interval_ms = int('GANTRY_HEARTBEAT_MS', env.GANTRY_HEARTBEAT_MS, Math.min(1000, Math.floor(lease_timeout_ms / 2)), 50);
+  if (heartbeat_interval_ms * 2 > lease_timeout_ms) {
+    throw new Error(`GANTRY_HEARTBEAT_MS (${heartbeat_interval_ms}) must be at most half of GANTRY_LEASE_TIMEOUT_MS (${lease_timeout_ms})`);
+  }
+  return { lease_timeout_ms, heartbeat_interval_ms };
 }
 
 export interface ClientConfig {

@@ -25,6 +25,9 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
   expected_duration: '--expected-duration',
   'retry_policy.max_attempts': '--max-attempts',
   'retry_policy.retry_delay': '--retry-delay',
+  'retry_policy.name': '--retry-policy',
+  retry_policy: '--retry-policy',
+  'retry_policy.non_retryable_exit_code': '--non-retryable-exit-code',
   working_dir: '--workdir',
   handler: '--handler',
   idempotency_key: '--idempotency-key',
@@ -44,6 +47,8 @@ interface SubmitOptions {
   expectedDuration?: number;
   maxAttempts?: number;
   retryDelay?: number;
+  retryPolicy?: string;
+  nonRetryableExitCode?: number;
   env?: Record<string, string>;
   label?: Record<string, string>;
   param?: Record<string, unknown>;
@@ -92,8 +97,11 @@ export function buildJobRequest(command: readonly string[], o: SubmitOptions): J
   }));
   const resources = defined({ cpu_cores: o.cpu, memory_gb: o.memoryGb, gpu_count: o.gpus, storage_gb: o.storageGb });
   if (Object.keys(resources).length) body.resources = { ...body.resources, ...resources };
-  const retry = defined({ max_attempts: o.maxAttempts, retry_delay: o.retryDelay });
-  if (Object.keys(retry).length) body.retry_policy = { ...body.retry_policy, ...retry };
+  const retry = defined({ name: o.retryPolicy, max_attempts: o.maxAttempts, retry_delay: o.retryDelay, non_retryable_exit_code: o.nonRetryableExitCode });
+  if (Object.keys(retry).length) {
+    const fromFile = typeof body.retry_policy === 'string' ? { name: body.retry_policy } : body.retry_policy;
+    body.retry_policy = { ...fromFile, ...retry };
+  }
   if (o.env) body.env = { ...body.env, ...o.env };
   if (o.label) body.labels = { ...body.labels, ...o.label };
   if (o.param) body.parameters = { ...body.parameters, ...o.param };
@@ -214,6 +222,8 @@ export function jobCommands(program: Command, session: Session): void {
     .option('--storage-gb <gb>', 'scratch storage in GB', number)
     .option('--timeout <seconds>', 'kill the job after this long', number)
     .option('--expected-duration <seconds>', 'your run-time estimate', number)
+    .option('--retry-policy <name>', 'a named retry policy: network_error, resource_exhausted, temporary_failure, critical_job')
+    .option('--non-retryable-exit-code <code>', 'this exit code fails the job for good, without retries', integer)
     .option('--max-attempts <n>', 'runs allowed, including the first', integer)
     .option('--retry-delay <seconds>', 'wait before the first retry', number)
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collectPair)

@@ -41,7 +41,8 @@ export interface JobRequest {
   env?: Record<string, string>;
   working_dir?: string;
   timeout?: number;
-  retry_policy?: { max_attempts?: number; retry_delay?: number; backoff?: 'fixed' | 'exponential'; max_delay?: number; jitter?: number };
+  /** A named policy (`network_error`, `resource_exhausted`, `temporary_failure`, `critical_job`) or an inline one, optionally starting from a name. */
+  retry_policy?: string | { name?: string; max_attempts?: number; retry_delay?: number; backoff?: 'fixed' | 'exponential'; max_delay?: number; jitter?: number; non_retryable_exit_code?: number | null };
   labels?: Record<string, string>;
   parameters?: Record<string, unknown>;
   idempotency_key?: string;
@@ -69,7 +70,7 @@ export interface AttemptView {
 
 export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy'>> {
   resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
-  retry_policy: { max_attempts: number; retry_delay: number; backoff: 'fixed' | 'exponential'; max_delay: number; jitter: number };
+  retry_policy: { name?: string; max_attempts: number; retry_delay: number; backoff: 'fixed' | 'exponential'; max_delay: number; jitter: number; non_retryable_exit_code?: number | null };
   job_id: string;
   status: JobStatus;
   kind: 'command' | 'handler';

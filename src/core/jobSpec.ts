@@ -1,5 +1,5 @@
 import type { JobSpec, Priority, Resources, RetryPolicy } from './types.ts';
-import { DEFAULT_RETRY_POLICY } from './retry.ts';
+import { DEFAULT_RETRY_POLICY, NAMED_RETRY_POLICIES, namedRetryPolicy } from './retry.ts';
 import { parsePriority } from './priorities.ts';
 import { validationError } from './errors.ts';
 
@@ -15,7 +15,8 @@ export interface JobRequest {
   env?: Record<string, string>;
   working_dir?: string;
   timeout?: number;
-  retry_policy?: Partial<RetryPolicy>;
+  /** A policy name (`network_error`, …) or an object, optionally starting from a named one (`name`). */
+  retry_policy?: string | Partial<RetryPolicy>;
   labels?: Record<string, string>;
   parameters?: Record<string, unknown>;
   idempotency_key?: string;
@@ -40,7 +41,7 @@ export function normalizeJobSpec(req: JobRequest, prefix = ''): JobSpec {
     if (!p) throw validationError(`${prefix}priority`, `unknown priority '${req.priority}' (emergency, critical, high, normal, low, urgent)`);
     priority = p;
   }
-  const retry: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...req.retry_policy };
+  const retry = retryPolicyOf(req.retry_policy, prefix);
   if (retry.max_delay < retry.retry_delay) retry.max_delay = retry.retry_delay;
   const kind = hasCommand ? 'command' : 'handler';
   const type = req.type ?? (hasHandler ? req.handler! : 'command');
@@ -63,4 +64,21 @@ export function normalizeJobSpec(req: JobRequest, prefix = ''): JobSpec {
     idempotency_key: req.idempotency_key ?? null,
     expected_duration: req.expected_duration ?? null,
   };
+}
+
+/** The full policy a request asks for: defaults, then the named policy, then inline overrides. */
+function retryPolicyOf(req: string | Partial<RetryPolicy> | undefined, prefix: string): RetryPolicy {
+  const inline = typeof req === 'string' ? { name: req } : (req ?? {});
+  let base = DEFAULT_RETRY_POLICY;
+  if (inline.name !== undefined) {
+    const named = namedRetryPolicy(inline.name);
+    if (!named) {
+      const field = typeof req === 'string' ? `${prefix}retry_policy` : `${prefix}retry_policy.name`;
+      throw validationError(field, `unknown retry policy '${inline.name}' (${Object.keys(NAMED_RETRY_POLICIES).join(', ')})`);
+    }
+    base = named;
+  }
+  const retry: RetryPolicy = { ...base, ...inline };
+  if (retry.max_delay < retry.retry_delay) retry.max_delay = retry.retry_delay;
+  return retry;
 }

@@ -51,6 +51,10 @@ export interface RetryPolicy {
   max_delay: number;
   /** Fraction 0..1 of the delay randomised (full jitter at 1). */
   jitter: number;
+  /** The named policy this one started from (`network_error`, …), if any. */
+  name?: string;
+  /** A process exiting with this code fails for good, whatever attempts are left. */
+  non_retryable_exit_code?: number | null;
 }
 
 export type JobKind = 'command' | 'handler';
@@ -109,7 +113,8 @@ export interface Job extends JobSpec {
 
 export type JobControl = 'cancel' | 'pause' | 'resume';
 
-export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'lost' | 'preempted';
+/** `interrupted`: the worker shut down gracefully and returned the job (not counted against the retry budget). */
+export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'lost' | 'preempted' | 'interrupted';
 
 export interface Attempt {
   id: string;

@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { TokenInfo } from '../store/store.ts';
+import type { BreakerOptions } from '../core/breakers.ts';
 
 export interface ServerContext {
   store: Store;
@@ -9,6 +10,10 @@ export interface ServerContext {
   body_limit: number;
   /** Accepted without a store lookup: the embedded worker of `gantry up` uses it. Never stored. */
   internal_token?: string;
+  /** Heartbeat interval told to registering workers (ms). Default 1000. */
+  heartbeat_interval_ms?: number;
+  /** Circuit breaker settings; breakers are off without them. */
+  breakers?: BreakerOptions;
 }
 
 declare module 'fastify' {

@@ -20,10 +20,15 @@ export const resourcesSchema = {
   },
 } as const;
 
+/** A policy name (checked against the named policies when the job is normalised), or an inline policy. */
 export const retryPolicySchema = {
-  type: 'object',
+  type: ['string', 'object'],
+  minLength: 1,
+  maxLength: 100,
   additionalProperties: false,
   properties: {
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    non_retryable_exit_code: { type: ['integer', 'null'], minimum: 0, maximum: 255 },
     max_attempts: { type: 'integer', minimum: 1, maximum: 100 },
     retry_delay: { type: 'number', minimum: 0, maximum: 86400 },
     backoff: { type: 'string', enum: ['fixed', 'exponential'] },

@@ -13,7 +13,12 @@ import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDuratio
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
+import { listBreakers, recordBreakerOutcomes, resetBreaker, startProbes, type SettledAttempt } from './ops/breakers.ts';
+import { checkpointsOf, saveCheckpoint, type Checkpoint, type StoredCheckpoint } from './ops/checkpoints.ts';
+import { requeueDeadLetters, type RequeueEdits, type DeadLetterSelection } from './ops/requeueDeadLetters.ts';
+import type { Breaker, BreakerOptions } from '../core/breakers.ts';
 
+export type { Checkpoint, StoredCheckpoint, RequeueEdits, DeadLetterSelection };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -147,8 +152,13 @@ export class Store {
   deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
     return deliverToWorker(this.#db, workerId, max, held);
   }
-  reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now()): Promise<ReportOutcome[]> {
-    return this.#db.transaction((tx) => reportResults(tx, workerId, reports, now));
+  /** Applies a worker's reports; with `breakers`, attempt ends also step the circuit breakers, in the same transaction. */
+  reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now(), breakers?: BreakerOptions): Promise<ReportOutcome[]> {
+    return this.#db.transaction(async (tx) => {
+      const out = await reportResults(tx, workerId, reports, now);
+      if (breakers) await recordBreakerOutcomes(tx, settledAttempts(reports, out), breakers, now);
+      return out;
+    });
   }
   promoteDueRetries(now = Date.now()) {
     return this.#db.transaction((tx) => promoteDueRetries(tx, now));
@@ -157,8 +167,34 @@ export class Store {
     return this.#db.transaction((tx) => reapLostWorkers(tx, cutoff, now));
   }
   /** A worker leaving: offline, its jobs back in the queue. Returns the requeued job ids. */
-  releaseWorker(id: string, why: string, actor: string, now = Date.now()): Promise<string[]> {
-    return this.#db.transaction((tx) => releaseWorker(tx, id, why, actor, now));
+  releaseWorker(id: string, why: string, actor: string, now = Date.now(), outcome: 'lost' | 'interrupted' = 'lost'): Promise<string[]> {
+    return this.#db.transaction((tx) => releaseWorker(tx, id, why, actor, now, outcome));
+  }
+
+  // Circuit breakers (src/core/breakers.ts)
+  /** Every breaker, or only the open and half-open ones. */
+  listBreakers(heldOnly = false): Promise<Breaker[]> {
+    return listBreakers(this.#db, heldOnly);
+  }
+  startProbes(probes: readonly { key: string; job_id: string }[], openMs: number, now = Date.now()): Promise<void> {
+    return probes.length === 0 ? Promise.resolve() : this.#db.transaction((tx) => startProbes(tx, probes, openMs, now));
+  }
+  resetBreaker(key: string, now = Date.now()): Promise<Breaker | null> {
+    return this.#db.transaction((tx) => resetBreaker(tx, key, now));
+  }
+
+  // Checkpoints
+  saveCheckpoint(jobId: string, attemptId: string, c: Checkpoint, now = Date.now()): Promise<StoredCheckpoint> {
+    return this.#db.transaction((tx) => saveCheckpoint(tx, jobId, attemptId, c, now));
+  }
+  checkpointsOf(jobIds: readonly string[]): Promise<Map<string, StoredCheckpoint>> {
+    return checkpointsOf(this.#db, jobIds);
+  }
+
+  // Dead-letter queue
+  /** Requeues dead-lettered jobs (by id or filter) with edits, all or nothing. Returns the job ids. */
+  requeueDeadLetters(sel: DeadLetterSelection, edits: RequeueEdits, reason: string, actor: string, now = Date.now()): Promise<string[]> {
+    return this.#db.transaction((tx) => requeueDeadLetters(tx, sel, edits, reason, actor, now));
   }
 
   // Workers
@@ -206,6 +242,20 @@ export async function openStore(url: string): Promise<Store> {
     throw new GantryError('STORE_UNAVAILABLE', `cannot prepare database ${redact(url)}: ${(err as Error).message}`);
   }
   return store;
+}
+
+/** Attempt ends a breaker counts: retryable failures and timeouts, and completions (see src/core/breakers.ts). */
+function settledAttempts(reports: readonly AttemptReport[], out: readonly ReportOutcome[]): SettledAttempt[] {
+  const settled: SettledAttempt[] = [];
+  reports.forEach((r, i) => {
+    const o = out[i];
+    if (!o || o.status !== 'applied') return;
+    if (r.outcome === 'completed') settled.push({ job_id: r.job_id, ok: true, error: null });
+    else if ((r.outcome === 'failed' || r.outcome === 'timeout') && !r.non_retryable && o.state !== 'CANCELLED') {
+      settled.push({ job_id: r.job_id, ok: false, error: r.error ?? (r.exit_code != null ? `exit code ${r.exit_code}` : r.outcome) });
+    }
+  });
+  return settled;
 }
 
 /** A unique-index violation, as PostgreSQL (23505) or SQLite reports it. */

@@ -2,6 +2,8 @@ import type { Job } from '../../core/types.ts';
 import { hasAttemptsLeft, retryDelaySeconds } from '../../core/retry.ts';
 import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { toJson } from '../rows.ts';
+import { encodeCheckpoint, upsertCheckpoint, type Checkpoint } from './checkpoints.ts';
+import { GantryError } from '../../core/errors.ts';
 import { applyTransitions, recordEvents, type PatchValue, type Step, type Transition } from './applyTransitions.ts';
 
 /** What a worker says about one attempt it runs. */
@@ -9,13 +11,15 @@ export interface AttemptReport {
   job_id: string;
   /** The fencing token handed out with the job. */
   attempt_id: string;
-  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
+  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress' | 'checkpoint';
   exit_code?: number | null;
   error?: string | null;
   result?: unknown;
   progress?: number | null;
   /** The failure must not be retried (NonRetryableError, or the configured exit code). */
   non_retryable?: boolean;
+  /** outcome 'checkpoint': what the job saved (SDK `job.checkpoint()`, or `$GANTRY_CHECKPOINT_FILE`). */
+  checkpoint?: Checkpoint;
 }
 
 export interface ReportOutcome {
@@ -78,6 +82,7 @@ export async function reportResults(
   const chains = new Map<string, Chain>();
   const late: { job_id: string; state: Job['state']; reason: string; actor: string; data: Record<string, unknown> }[] = [];
   const progress: [number | null, string][] = [];
+  const checkpoints: { job_id: string; attempt_id: string; text: string }[] = [];
   const ended: { id: string; ended_at: number; exit_code: SqlValue; error: SqlValue; outcome: string }[] = [];
   for (const r of reports) {
     const job = jobs.get(r.job_id);
@@ -92,6 +97,16 @@ export async function reportResults(
     }
     if (r.outcome === 'progress') {
       progress.push([r.progress ?? null, job.id]);
+      out.push({ job_id: job.id, status: 'applied', state: job.state });
+      continue;
+    }
+    if (r.outcome === 'checkpoint') {
+      try {
+        checkpoints.push({ job_id: job.id, attempt_id: r.attempt_id, text: encodeCheckpoint(r.checkpoint ?? { data: null, file: null }) });
+      } catch (err) {
+        // Too big: the rest of the batch still applies; the job's events say why the checkpoint is missing.
+        late.push({ job_id: job.id, state: job.state, reason: `checkpoint refused: ${(err as GantryError).message}`, actor, data: { attempt_id: r.attempt_id } });
+      }
       out.push({ job_id: job.id, status: 'applied', state: job.state });
       continue;
     }
@@ -117,6 +132,8 @@ export async function reportResults(
   });
   // Progress first: a job that also finishes in this batch ends at progress 1.
   for (const [p, id] of progress) await tx.run('UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?', [p, now, id]);
+  // Checkpoints before the transitions: one saved just before a failure is there for the retry.
+  for (const c of checkpoints) await upsertCheckpoint(tx, c.job_id, c.attempt_id, c.text, now);
   const applied = await applyTransitions(tx, transitions, now);
   const staleAttempts = new Set<string | null>();
   list.forEach((c, i) => {
@@ -174,11 +191,12 @@ function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () =>
         };
       }
       const what = r.outcome === 'timeout' ? `timed out after ${job.timeout}s` : (r.error ?? `exited with code ${r.exit_code}`);
-      const retry = !r.non_retryable && hasAttemptsLeft(job.retry_policy, job.retry_count);
+      const nonRetryable = r.non_retryable === true || (r.exit_code != null && r.exit_code === job.retry_policy.non_retryable_exit_code);
+      const retry = !nonRetryable && hasAttemptsLeft(job.retry_policy, job.retry_count);
       const failed = r.outcome === 'timeout' ? 'TIMEOUT' : 'FAILED';
       const failPatch = { ...startPatch, exit_code: r.exit_code ?? null, error: what, ...freed };
       if (!retry) {
-        const why = r.non_retryable ? 'non-retryable failure' : `attempts used up (${job.retry_count}/${job.retry_policy.max_attempts})`;
+        const why = nonRetryable ? 'non-retryable failure' : `attempts used up (${job.retry_count}/${job.retry_policy.max_attempts})`;
         return {
           steps: [...pre, { to: failed, reason: `${what}; ${why}; moved to dead-letter queue`, data }],
           patch: { ...failPatch, finished_at: now, dead_lettered_at: now },
@@ -228,10 +246,13 @@ export async function reapLostWorkers(tx: SqlExecutor, cutoff: number, now: numb
 
 /**
  * Takes a worker offline and returns every job it held to the queue at its old position, the
- * attempt recorded as lost (not counted against the retry budget) — or to CANCELLED if a cancel
+ * attempt recorded as `outcome` — lost, or interrupted by a graceful shutdown — and not counted
+ * against the retry budget; the job's checkpoint stays for the next attempt — or to CANCELLED if a cancel
  * was pending. Used for lost workers and for workers that leave. Returns the requeued job ids.
  */
-export async function releaseWorker(tx: SqlExecutor, wid: string, why: string, actor: string, now: number): Promise<string[]> {
+export async function releaseWorker(
+  tx: SqlExecutor, wid: string, why: string, actor: string, now: number, outcome: 'lost' | 'interrupted' = 'lost',
+): Promise<string[]> {
   const jobs: string[] = [];
   await tx.run(`UPDATE workers SET state = 'offline' WHERE id = ?`, [wid]);
   const held = await tx.query(
@@ -254,7 +275,7 @@ export async function releaseWorker(tx: SqlExecutor, wid: string, why: string, a
   for (let i = 0; i < held.length; i++) {
     if (!applied[i]) continue;
     const j = held[i]!;
-    await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = 'lost', error = ? WHERE id = ?`, [now, why, String(j.current_attempt_id)]);
+    await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = ?, error = ? WHERE id = ?`, [now, outcome, why, String(j.current_attempt_id)]);
     if (changes[i]!.to === 'QUEUED') {
       await tx.run('UPDATE jobs SET retry_count = CASE WHEN retry_count > 0 THEN retry_count - 1 ELSE 0 END WHERE id = ?', [String(j.id)]);
       jobs.push(String(j.id));
