@@ -1,6 +1,7 @@
 import type { Store, Assignment, QueueCursor } from '../store/store.ts';
 import { CHANNELS } from '../store/store.ts';
 import { buildWorkerViews, place, reserve, type WorkerSlotView } from './placement.ts';
+import { BreakerGate, breakerKeysOf } from '../core/breakers.ts';
 
 export interface SchedulerOptions {
   /** A worker silent this long is declared lost and its jobs requeued (ms). */
@@ -13,6 +14,8 @@ export interface SchedulerOptions {
   scan_limit: number;
   /** How often a follower tries to become leader (ms). */
   leader_poll_ms: number;
+  /** How long a breaker's probe may run before another probe is allowed (ms). */
+  breaker_open_ms: number;
   log?: (msg: string, data?: Record<string, unknown>) => void;
 }
 
@@ -22,6 +25,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   idle_cycle_ms: 1000,
   scan_limit: 5000,
   leader_poll_ms: 1000,
+  breaker_open_ms: 30_000,
 };
 
 const PAGE = 500;
@@ -129,12 +133,15 @@ export class Scheduler {
     // One queue per executor kind ('' = commands, else a handler name); read only those some worker with room serves.
     const roomFor = (key: string) =>
       views.some((v) => v.free.slots > 0 && (key === '' ? v.kind === 'process' : v.kind === 'handler' && v.handlers.has(key)));
+    // Open circuit breakers: their queues are not read at all; a breaker due a probe lets one job through.
+    const gate = new BreakerGate(await this.#store.listBreakers(true), now);
     const keys = new Set<string>();
     for (const v of views) {
       if (v.free.slots <= 0) continue;
       if (v.kind === 'process') keys.add('');
       else for (const h of v.handlers) keys.add(h);
     }
+    for (const key of keys) if (gate.blocks(breakerKeysOf({ handler: key === '' ? null : key })[0]!)) keys.delete(key);
     if (keys.size === 0) return 0;
     const lanes = await Promise.all(
       [...keys].map(async (key) => ({ key, page: await this.#store.queuedJobs(PAGE, null, key), pos: 0, done: false })),
@@ -161,12 +168,13 @@ export class Scheduler {
         best.pos = 0;
       }
       const spot = place(views, j);
-      if (!spot) continue;
+      if (!spot || !gate.admit(j.id, breakerKeysOf(j))) continue;
       reserve(spot.worker, j, spot.gpu_indices);
       assignments.push({ job_id: j.id, worker_id: spot.worker.id, gpu_indices: spot.gpu_indices });
     }
     if (assignments.length === 0) return 0;
     const done = await this.#store.assignJobs(assignments, now);
+    await this.#store.startProbes(gate.probes(new Set(done.map((a) => a.job_id))), this.#opts.breaker_open_ms, now);
     this.stats.assigned += done.length;
     for (const w of new Set(done.map((a) => a.worker_id))) this.#store.notify(CHANNELS.WORKER, w);
     return done.length;

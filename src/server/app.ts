@@ -7,6 +7,10 @@ import { collectOpenApi } from './openapi.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { queueRoutes } from './routes/queue.ts';
 import { workerRoutes } from './routes/workers.ts';
+import { breakerRoutes } from './routes/breakers.ts';
+import { checkpointRoutes } from './routes/checkpoints.ts';
+import { dlqRoutes } from './routes/dlq.ts';
+import { metricsRoute } from './metrics.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -79,5 +83,9 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   jobRoutes(app, ctx);
   queueRoutes(app, ctx);
   workerRoutes(app, ctx);
+  breakerRoutes(app, ctx);
+  checkpointRoutes(app, ctx);
+  dlqRoutes(app, ctx);
+  metricsRoute(app, ctx);
   return app;
 }

@@ -84,8 +84,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     }
   }
   const internal_token = `gti_${randomBytes(24).toString('base64url')}`;
-  const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms });
-  const app = await buildApp({ store, scheduler, body_limit: cfg.body_limit, internal_token }, { logger: opts.logger ?? { level: cfg.log_level } });
+  const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms, breaker_open_ms: cfg.breaker_open_ms });
+  const app = await buildApp(
+    {
+      store, scheduler, body_limit: cfg.body_limit, internal_token, heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+      breakers: { threshold: cfg.breaker_threshold, open_ms: cfg.breaker_open_ms },
+    },
+    { logger: opts.logger ?? { level: cfg.log_level } },
+  );
   await app.listen({ port: cfg.port, host: cfg.host });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;

@@ -168,12 +168,17 @@ export const reportSchema = {
         properties: {
           job_id: { type: 'string', maxLength: 100 },
           attempt_id: { type: 'string', maxLength: 100 },
-          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'paused', 'resumed', 'progress'] },
+          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'paused', 'resumed', 'progress', 'checkpoint'] },
           exit_code: { type: ['integer', 'null'] },
           error: { type: ['string', 'null'], maxLength: 65536 },
           result: {},
           progress: { type: ['number', 'null'], minimum: 0, maximum: 1 },
           non_retryable: { type: 'boolean' },
+          checkpoint: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { data: {}, file: { type: ['string', 'null'], maxLength: 4096 } },
+          },
         },
       },
     },
@@ -193,5 +198,52 @@ export const reportSchema = {
         },
       },
     },
+  },
+} as const;
+
+/** A checkpoint from outside the worker protocol; the size limit (64 KB of JSON) is checked when it is stored. */
+export const checkpointSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['attempt_id'],
+  properties: {
+    attempt_id: { type: 'string', minLength: 1, maxLength: 100 },
+    data: {},
+    file: { type: 'string', minLength: 1, maxLength: 4096 },
+  },
+} as const;
+
+export const dlqListQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000 },
+    cursor: { type: 'string', maxLength: 100 },
+    type: { type: 'string', maxLength: 100 },
+    tenant: { type: 'string', maxLength: 63 },
+  },
+} as const;
+
+/** Which dead-lettered jobs (ids or a filter) and what to change on each. */
+export const dlqRequeueSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    job_ids: { type: 'array', minItems: 1, maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 100 } },
+    filter: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        type: { type: 'string', maxLength: 100 },
+        tenant: { type: 'string', maxLength: 63 },
+        name: { type: 'string', maxLength: 200 },
+        error_contains: { type: 'string', minLength: 1, maxLength: 1000 },
+      },
+    },
+    limit: { type: 'integer', minimum: 1, maximum: 10000 },
+    parameters: { type: 'object', maxProperties: 1000 },
+    env: stringMap(1000),
+    command: { type: 'array', minItems: 1, maxItems: 4096, items: { type: 'string', maxLength: 131072 } },
+    reason: { type: 'string', maxLength: 1000 },
   },
 } as const;

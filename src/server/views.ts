@@ -1,4 +1,6 @@
 import type { Attempt, Job } from '../core/types.ts';
+import type { Breaker } from '../core/breakers.ts';
+import type { StoredCheckpoint } from '../store/store.ts';
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
@@ -59,3 +61,22 @@ export function attemptView(a: Attempt): Record<string, unknown> {
 export { humanDuration } from '../core/time.ts';
 
 export { iso };
+
+/** A checkpoint as handed to the next attempt and shown on a job. */
+export function checkpointWire(c: StoredCheckpoint | undefined): { data: unknown; file: string | null; attempt: number; saved_at: string } | null {
+  return c ? { data: c.data, file: c.file, attempt: c.attempt, saved_at: iso(c.at)! } : null;
+}
+
+export function breakerView(b: Breaker): Record<string, unknown> {
+  return {
+    key: b.key,
+    state: b.state,
+    consecutive_failures: b.consecutive_failures,
+    opened_at: iso(b.opened_at),
+    probe_at: iso(b.probe_at),
+    probe_job_id: b.probe_job_id,
+    last_error: b.last_error,
+    last_failure_at: iso(b.last_failure_at),
+    updated_at: iso(b.updated_at),
+  };
+}

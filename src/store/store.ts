@@ -17,8 +17,9 @@ import { listBreakers, recordBreakerOutcomes, resetBreaker, startProbes, type Se
 import { checkpointsOf, saveCheckpoint, type Checkpoint, type StoredCheckpoint } from './ops/checkpoints.ts';
 import { requeueDeadLetters, type RequeueEdits, type DeadLetterSelection } from './ops/requeueDeadLetters.ts';
 import type { Breaker, BreakerOptions } from '../core/breakers.ts';
+import { countJobs, type JobCounts } from './ops/countJobs.ts';
 
-export type { Checkpoint, StoredCheckpoint, RequeueEdits, DeadLetterSelection };
+export type { Checkpoint, StoredCheckpoint, RequeueEdits, DeadLetterSelection, JobCounts };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -135,6 +136,10 @@ export class Store {
   }
   activeJobs(): Promise<Job[]> {
     return activeJobs(this.#db);
+  }
+  /** Jobs by state, queue depth, attempts by outcome, dead-lettered count (for /metrics). */
+  countJobs(): Promise<JobCounts> {
+    return countJobs(this.#db);
   }
 
   // Scheduling and execution

@@ -6,6 +6,7 @@ import { parsePriority } from '../../core/priorities.ts';
 import { isFinal } from '../../core/states.ts';
 import { CHANNELS } from '../../store/store.ts';
 import { queueInsight } from '../../scheduler/estimate.ts';
+import { breakerKeysOf, breakerPendingReason } from '../../core/breakers.ts';
 import { actorOf, type ServerContext } from '../context.ts';
 import { jobView } from '../views.ts';
 import {
@@ -86,8 +87,17 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Params: IdParams }>('/api/v1/jobs/:id', { schema: { params: jobIdParams, summary: 'A job with its attempts' } }, async (req) => {
     const job = await store.getJob(req.params.id);
     if (!job) throw notFound('job', req.params.id);
-    const view = jobView(job, await store.jobAttempts(job.id));
-    if (job.state === 'QUEUED') Object.assign(view, await queueInsight(store, job));
+    const [attempts, saved] = await Promise.all([store.jobAttempts(job.id), store.checkpointsOf([job.id])]);
+    const view = jobView(job, attempts);
+    const c = saved.get(job.id);
+    view.last_checkpoint = c ? { attempt: c.attempt, saved_at: new Date(c.at).toISOString(), size: c.size, file: c.file } : null;
+    if (job.state === 'QUEUED') {
+      Object.assign(view, await queueInsight(store, job));
+      // An open circuit breaker is the reason that wins: nothing else will move the job until it closes.
+      const keys = new Set(breakerKeysOf(job));
+      const held = breakerPendingReason((await store.listBreakers(true)).filter((b) => keys.has(b.key)), Date.now());
+      if (held) view.pending_reason = held;
+    }
     return view;
   });
 

@@ -5,7 +5,7 @@ import { newId } from '../../core/ids.ts';
 import { CHANNELS, type AttemptReport, type Delivery } from '../../store/store.ts';
 import type { LogChunk } from '../../core/types.ts';
 import type { ServerContext } from '../context.ts';
-import { iso } from '../views.ts';
+import { checkpointWire, iso } from '../views.ts';
 import { pollSchema, reportSchema, workerRegisterSchema } from '../schemas.ts';
 
 type RegisterBody = {
@@ -77,7 +77,8 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<{ Params: { id: string } }>('/api/v1/workers/:id/deregister', { schema: { params: workerParams, summary: 'A worker leaving cleanly' } }, async (req) => {
     if (!(await store.getWorker(req.params.id))) throw notFound('worker', req.params.id);
-    const requeued = await store.releaseWorker(req.params.id, `worker ${req.params.id} left`, `worker:${req.params.id}`);
+    // A worker that leaves cleanly stopped what it still ran: those attempts were interrupted, not lost.
+    const requeued = await store.releaseWorker(req.params.id, `worker ${req.params.id} shut down; job returned to the queue`, `worker:${req.params.id}`, Date.now(), 'interrupted');
     store.notify(CHANNELS.SCHEDULE);
     return { worker_id: req.params.id, state: 'offline', requeued_jobs: requeued };
   });
@@ -103,11 +104,14 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         try {
           const d: Delivery = await store.deliverToWorker(id, max, held);
           if (d.jobs.length || d.controls.length || Date.now() >= deadline || closed) {
+            // Only a job that ran before can have a checkpoint: first attempts cost no lookup.
+            const saved = await store.checkpointsOf(d.jobs.filter((j) => j.attempt_count > 1).map((j) => j.id));
             return {
               jobs: d.jobs.map((j) => ({
                 job_id: j.id, attempt_id: j.current_attempt_id, attempt: j.attempt_count, name: j.name, type: j.type, tenant: j.tenant,
                 kind: j.kind, command: j.command, handler: j.handler, env: j.env, working_dir: j.working_dir, timeout: j.timeout,
                 parameters: j.parameters, resources: j.resources, gpu_indices: j.gpu_indices, labels: j.labels,
+                checkpoint: checkpointWire(saved.get(j.id)),
               })),
               controls: d.controls,
             };
@@ -131,7 +135,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const logs = (req.body.logs ?? []) as (LogChunk & { at?: number })[];
       if (logs.length) await store.appendLogs(logs.map((l) => ({ ...l, at: l.at ?? now })));
       const reports = req.body.reports ?? [];
-      const results = reports.length ? await store.reportResults(req.params.id, reports, now) : [];
+      const results = reports.length ? await store.reportResults(req.params.id, reports, now, ctx.breakers) : [];
       if (results.some((r) => r.status === 'applied')) {
         store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? 'retry' : '');
       }
