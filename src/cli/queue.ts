@@ -1,8 +1,8 @@
 /** Queue commands: queue (status), reorder, dlq (list, requeue). */
 import type { Command } from 'commander';
 import { clip, fields, out, printJson, table, time } from './output.ts';
-import { collectParam, positiveInteger } from './parse.ts';
-import { globals, type Session } from './session.ts';
+import { collectPair, collectParam, positiveInteger } from './parse.ts';
+import { CliError, EXIT, globals, type Session } from './session.ts';
 
 export function queueCommands(program: Command, session: Session): void {
   program
@@ -54,13 +54,35 @@ export function queueCommands(program: Command, session: Session): void {
       if (page.next_cursor) out(`more: gantry dlq --cursor ${page.next_cursor}`);
     });
   dlq
-    .command('requeue')
-    .summary('queue a dead-lettered job again')
+    .command('show')
+    .summary('one dead-lettered job with every attempt and event')
     .argument('<id>', 'job id')
-    .option('--param <key=value>', 'replace a parameter; the value is JSON when it parses (repeatable)', collectParam)
-    .action(async (id: string, o: { param?: Record<string, unknown> }, cmd: Command) => {
-      const job = await session.connect(cmd).requeueDead(id, o.param);
-      if (globals(cmd).output === 'json') return printJson(job);
-      out(`job ${id} ${job.status}`);
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const j = await session.connect(cmd).dlqJob(id);
+      if (globals(cmd).output === 'json') return printJson(j);
+      out(fields([
+        ['job_id', j.job_id], ['name', j.name], ['status', j.status], ['dead_lettered_at', time(j.dead_lettered_at)], ['error', j.error],
+      ]));
+      out();
+      out(table(
+        ['ATTEMPT', 'OUTCOME', 'EXIT', 'STARTED', 'ENDED', 'WORKER', 'ERROR'],
+        (j.attempts ?? []).map((a) => [String(a.number), a.outcome, a.exit_code === null ? '-' : String(a.exit_code), time(a.started_at), time(a.ended_at), a.worker_id, clip(a.error ?? '', 60)]),
+      ));
+    });
+  dlq
+    .command('requeue')
+    .summary('queue dead-lettered jobs again (by id, or every one matching --type/--tenant/--error)')
+    .argument('[ids...]', 'job ids')
+    .option('--type <type>', 'every dead-lettered job of this type')
+    .option('--tenant <tenant>', 'every dead-lettered job of this tenant')
+    .option('--error <text>', 'every dead-lettered job whose error contains this text')
+    .option('--param <key=value>', 'set a parameter on each job; the value is JSON when it parses (repeatable)', collectParam)
+    .option('--env <KEY=VALUE>', 'set an environment variable on each job (repeatable)', collectPair)
+    .action(async (ids: string[], o: { type?: string; tenant?: string; error?: string; param?: Record<string, unknown>; env?: Record<string, string> }, cmd: Command) => {
+      const filter = o.type !== undefined || o.tenant !== undefined || o.error !== undefined ? { type: o.type, tenant: o.tenant, error_contains: o.error } : undefined;
+      if ((ids.length > 0) === (filter !== undefined)) throw new CliError('give job ids, or --type/--tenant/--error to pick jobs (not both)', EXIT.USAGE);
+      const res = await session.connect(cmd).requeueDeadLetters({ job_ids: ids.length > 0 ? ids : undefined, filter, parameters: o.param, env: o.env });
+      if (globals(cmd).output === 'json') return printJson(res);
+      out(`${res.requeued} job${res.requeued === 1 ? '' : 's'} requeued${res.job_ids.length ? ': ' + res.job_ids.join(' ') : ''}`);
     });
 }

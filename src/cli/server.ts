@@ -122,13 +122,14 @@ export function serverCommands(program: Command, session: Session): void {
   addCapacityOptions(worker, 'this worker')
     .option('--labels <k=v,...>', 'labels jobs can be placed by', labelList)
     .option('--name <name>', 'worker name (default: host:pid)')
-    .option('--grace <seconds>', 'on SIGTERM, how long running jobs may finish before they are stopped', nonNegative, 30)
-    .action(async (o: CapacityOptions & { labels?: Record<string, string>; name?: string; grace: number }, cmd: Command) => {
+    .option('--grace <seconds>', 'on SIGTERM, how long running jobs may finish before they are stopped and returned to the queue', nonNegative, 30)
+    .option('--non-retryable-exit-code <code>', 'a job exiting with this code fails for good, without retries (a job\'s own retry_policy.non_retryable_exit_code also applies)', count)
+    .action(async (o: CapacityOptions & { labels?: Record<string, string>; name?: string; grace: number; nonRetryableExitCode?: number }, cmd: Command) => {
       const { server: url, token } = session.resolve(cmd);
       const stop = stopSignal();
       const { startAgent } = await import('../worker/agent.ts');
       const agent = await startAgent({
-        server: url, token, name: o.name, labels: o.labels, ...capacity(o),
+        server: url, token, name: o.name, labels: o.labels, ...capacity(o), non_retryable_exit_code: o.nonRetryableExitCode ?? null,
         onError: (err) => process.stderr.write(`worker: ${err.message}\n`),
       });
       const c = agent.capacity;

@@ -100,6 +100,8 @@ export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler'
   queue_position?: number;
   estimated_start_time?: string | null;
   pending_reason?: string | null;
+  /** GET /jobs/{id}: the last checkpoint saved (time, attempt, size, file reference), or null. */
+  last_checkpoint?: { attempt: number; saved_at: string; size: number; file: string | null } | null;
 }
 
 export interface JobEventView {
@@ -151,6 +153,28 @@ export interface ListJobsQuery {
   cursor?: string;
 }
 
+export interface BreakerView {
+  key: string;
+  state: 'closed' | 'open' | 'half_open';
+  consecutive_failures: number;
+  opened_at: string | null;
+  probe_at: string | null;
+  probe_job_id: string | null;
+  last_error: string | null;
+  last_failure_at: string | null;
+  updated_at: string;
+}
+
+export interface DlqRequeueRequest {
+  job_ids?: string[];
+  filter?: { type?: string; tenant?: string; name?: string; error_contains?: string };
+  limit?: number;
+  parameters?: Record<string, unknown>;
+  env?: Record<string, string>;
+  command?: string[];
+  reason?: string;
+}
+
 /** Wire shapes of the worker protocol. */
 export interface Assignment {
   job_id: string;
@@ -169,6 +193,20 @@ export interface Assignment {
   resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
   gpu_indices: number[];
   labels: Record<string, string>;
+  /** The last checkpoint an earlier attempt saved, or null. */
+  checkpoint?: SavedCheckpoint | null;
+}
+/** A checkpoint: a small JSON value and/or a reference to a file the job wrote. */
+export interface CheckpointData {
+  data?: unknown;
+  file?: string | null;
+}
+export interface SavedCheckpoint {
+  data: unknown;
+  file: string | null;
+  /** The attempt number that saved it. */
+  attempt: number;
+  saved_at: string;
 }
 export interface Control {
   job_id: string;
@@ -178,12 +216,13 @@ export interface Control {
 export interface AttemptReport {
   job_id: string;
   attempt_id: string;
-  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
+  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress' | 'checkpoint';
   exit_code?: number | null;
   error?: string | null;
   result?: unknown;
   progress?: number | null;
   non_retryable?: boolean;
+  checkpoint?: CheckpointData;
 }
 export interface LogUpload {
   job_id: string;
@@ -316,6 +355,28 @@ export class GantryClient {
   }
   requeueDead(id: string, parameters?: Record<string, unknown>): Promise<JobView> {
     return this.request('POST', `/api/v1/dead-letter/${encodeURIComponent(id)}/requeue`, parameters ? { parameters } : {});
+  }
+  /** Dead-lettered jobs with every attempt (the failure history). */
+  dlq(q: { limit?: number; cursor?: string; type?: string; tenant?: string } = {}): Promise<{ jobs: JobView[]; next_cursor: string | null }> {
+    return this.request('GET', `/api/v1/dlq${queryString(q)}`);
+  }
+  /** One dead-lettered job with its attempts and events. */
+  dlqJob(id: string): Promise<JobView & { dead_lettered_at: string; events: JobEventView[] }> {
+    return this.request('GET', `/api/v1/dlq/${encodeURIComponent(id)}`);
+  }
+  /** Requeues dead-lettered jobs by id or filter (all or nothing); `parameters`/`env` merge over each job's, `command` replaces it. */
+  requeueDeadLetters(body: DlqRequeueRequest): Promise<{ requeued: number; job_ids: string[] }> {
+    return this.request('POST', '/api/v1/dlq/requeue', body);
+  }
+  breakers(): Promise<{ threshold: number; open_seconds: number; breakers: BreakerView[] }> {
+    return this.request('GET', '/api/v1/breakers');
+  }
+  resetBreaker(key: string): Promise<BreakerView> {
+    return this.request('POST', `/api/v1/breakers/${encodeURIComponent(key)}/reset`, {});
+  }
+  /** Saves a checkpoint for a running job; `attempt_id` must be its current attempt. */
+  checkpoint(jobId: string, body: { attempt_id: string; data?: unknown; file?: string }): Promise<{ job_id: string; checkpoint: SavedCheckpoint }> {
+    return this.request('POST', `/api/v1/jobs/${encodeURIComponent(jobId)}/checkpoint`, body);
   }
   workers(): Promise<{ workers: WorkerView[] }> {
     return this.request('GET', '/api/v1/workers');

@@ -17,7 +17,7 @@ export interface WorkerOptions {
   handlers: Record<string, Handler>;
   name?: string;
   labels?: Record<string, string>;
-  /** Lease renewal interval (ms). Default 1000. */
+  /** Lease renewal interval (ms). Default: what the server says at registration (1000 unless GANTRY_HEARTBEAT_MS). */
   heartbeat_ms?: number;
   onError?: (err: Error) => void;
 }
@@ -45,7 +45,7 @@ export class Worker {
       new GantryClient({ server: opts.server, token: opts.token }),
       { name: opts.name ?? `sdk@${hostname()}:${process.pid}`, kind: 'handler', handlers, capacity: { slots: concurrency + prefetch }, labels: opts.labels ?? {} },
       new HandlerExecutor(opts.handlers, concurrency),
-      { heartbeat_ms: opts.heartbeat_ms ?? 1000, poll_wait_ms: 20_000, onError: opts.onError },
+      { heartbeat_ms: opts.heartbeat_ms, poll_wait_ms: 20_000, onError: opts.onError },
     );
   }
 
@@ -58,8 +58,18 @@ export class Worker {
     return this.#loop.id;
   }
 
-  /** Stops taking jobs, waits up to `grace_ms` for running ones, and deregisters (the rest are requeued). */
+  /**
+   * Graceful shutdown: tells the server this worker is draining (no new jobs), lets running
+   * handlers finish for up to `grace_ms`, then aborts the rest (their `signal` fires) and
+   * returns them to the queue at once — the attempt recorded as interrupted, not counted
+   * against the retry budget, the last checkpoint kept for the next attempt.
+   */
   stop(grace_ms = 10_000): Promise<void> {
+    return this.#loop.stop(grace_ms);
+  }
+
+  /** The same as `stop(grace_ms)`. */
+  close(grace_ms = 10_000): Promise<void> {
     return this.#loop.stop(grace_ms);
   }
 }

@@ -1,4 +1,4 @@
-import { GantryApiError, type Assignment, type AttemptReport, type Control, type GantryClient, type LogUpload } from './http.ts';
+import { GantryApiError, type Assignment, type AttemptReport, type CheckpointData, type Control, type GantryClient, type LogUpload } from './http.ts';
 
 /** What an executor tells the loop about a job it runs. */
 export interface JobContext {
@@ -8,13 +8,15 @@ export interface JobContext {
   report(r: Omit<AttemptReport, 'job_id' | 'attempt_id'>): void;
   log(stream: 'stdout' | 'stderr', data: string): void;
   progress(fraction: number): void;
+  /** Saves a checkpoint; the next attempt of this job (retry, lost worker, shutdown) receives the last one. */
+  checkpoint(c: CheckpointData): void;
 }
 
 /** Runs jobs of one kind: child processes (gantry worker) or in-process handlers (SDK Worker). */
 export interface Executor {
   start(job: Assignment, ctx: JobContext): void;
   control(jobId: string, control: Control['control']): void;
-  /** Stops every running job at once (lease lost, or shutdown past its deadline). */
+  /** Stops every running job at once (lease lost, or shutdown past its deadline); their last checkpoints are reported first. */
   stopAll(): Promise<void>;
 }
 
@@ -28,7 +30,8 @@ export interface WorkerRegistration {
 }
 
 export interface WorkerLoopOptions {
-  heartbeat_ms: number;
+  /** Heartbeat interval (ms); unset = what the server says when the worker registers. */
+  heartbeat_ms?: number;
   poll_wait_ms: number;
   /** Called for protocol trouble worth a line in the log. */
   onError?: (err: Error) => void;
@@ -54,6 +57,7 @@ export class WorkerLoop {
   #flushing: Promise<void> | null = null;
   #flushQueued = false;
   #stopped = false;
+  #stopping: Promise<void> | null = null;
   #polling: Promise<void> | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
   #idle: (() => void)[] = [];
@@ -80,13 +84,14 @@ export class WorkerLoop {
   async start(): Promise<string> {
     const r = await this.#client.registerWorker({ ...this.#reg, id: this.#reg.id ?? this.#id ?? undefined });
     this.#id = r.worker_id;
-    this.#heartbeat = setInterval(() => void this.#beat(), this.#opts.heartbeat_ms);
+    this.#heartbeat = setInterval(() => void this.#beat(), this.#opts.heartbeat_ms ?? r.heartbeat_interval_ms ?? 1000);
     this.#polling = this.#pollLoop();
     return r.worker_id;
   }
 
   async #beat(): Promise<void> {
-    if (this.#stopped || !this.#id) return;
+    // Beats on while a stopping worker lets its jobs finish (the interval is cleared at the end).
+    if (!this.#id) return;
     try {
       await this.#client.heartbeat(this.#id);
     } catch (err) {
@@ -95,6 +100,7 @@ export class WorkerLoop {
         this.#opts.onError?.(new Error(`worker ${this.#id} lost its lease; stopping ${this.#running.size} jobs and registering again`));
         this.#running.clear();
         await this.#exec.stopAll();
+        if (this.#stopped) return;
         try {
           await this.#client.registerWorker({ ...this.#reg, id: this.#id });
         } catch (e) {
@@ -167,6 +173,12 @@ export class WorkerLoop {
         this.#reports.push({ job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'progress', progress: Math.min(1, Math.max(0, p)) });
         this.#flush();
       },
+      checkpoint: (c) => {
+        // Also after a shutdown stopped the job (done stays false then): the next attempt starts from it.
+        if (done) return;
+        this.#reports.push({ job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'checkpoint', checkpoint: { data: c.data ?? null, file: c.file ?? null } });
+        this.#flush();
+      },
     };
     try {
       this.#exec.start(job, ctx);
@@ -215,16 +227,29 @@ export class WorkerLoop {
    * reports are flushed and the worker deregisters.
    */
   async stop(grace_ms = 0): Promise<void> {
-    this.#stopped = true;
-    this.#abort.abort();
-    if (this.#heartbeat) clearInterval(this.#heartbeat);
-    if (this.#running.size > 0 && grace_ms > 0) {
-      await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise((r) => setTimeout(r, grace_ms))]);
-    }
-    if (this.#running.size > 0) await this.#exec.stopAll();
-    while (this.#flushing) await this.#flushing;
-    await this.#polling?.catch(() => {});
-    // Deregistering returns any job still held to the queue.
-    if (this.#id) await this.#client.deregister(this.#id).catch(() => {});
+    if (this.#stopping) return this.#stopping;
+    this.#stopping = (async () => {
+      this.#stopped = true;
+      this.#abort.abort();
+      // Draining: the scheduler gives this worker nothing new. The heartbeat goes on while jobs
+      // finish, so a grace period longer than the lease does not get them declared lost.
+      if (this.#id) await this.#client.drainWorker(this.#id).catch(() => {});
+      if (this.#running.size > 0 && grace_ms > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise((r) => (timer = setTimeout(r, grace_ms)))]);
+        clearTimeout(timer);
+      }
+      if (this.#running.size > 0) await this.#exec.stopAll();
+      while (this.#flushing || this.#reports.length > 0 || this.#logs.length > 0) {
+        if (!this.#flushing) this.#flush();
+        await this.#flushing;
+      }
+      if (this.#heartbeat) clearInterval(this.#heartbeat);
+      await this.#polling?.catch(() => {});
+      // Deregistering returns every job still held to the queue at once, its attempt recorded
+      // as interrupted (not counted against the retry budget), its checkpoint kept.
+      if (this.#id) await this.#client.deregister(this.#id).catch(() => {});
+    })();
+    return this.#stopping;
   }
 }

@@ -1,4 +1,4 @@
-import type { Assignment, Control } from '../client/http.ts';
+import type { Assignment, CheckpointData, Control, SavedCheckpoint } from '../client/http.ts';
 import type { Executor, JobContext } from '../client/workerLoop.ts';
 
 /** Throw this from a handler to fail the job without retries. */
@@ -24,6 +24,14 @@ export interface HandlerJob {
   progress(fraction: number): void;
   /** Writes a line to the job's log. */
   log(line: string): void;
+  /**
+   * Saves a checkpoint (a small JSON value, ≤ 64 KB, or `{file}` pointing at bigger state). If
+   * this attempt fails, its worker is lost or shuts down, the next attempt gets the last one as
+   * `lastCheckpoint`.
+   */
+  checkpoint(data: unknown, opts?: { file?: string }): void;
+  /** The last checkpoint an earlier attempt saved (`data`, `file`, `attempt`, `saved_at`), or null on a fresh start. */
+  lastCheckpoint: SavedCheckpoint | null;
 }
 
 export type Handler = (job: HandlerJob) => unknown | Promise<unknown>;
@@ -88,6 +96,8 @@ export class HandlerExecutor implements Executor {
       parameters: job.parameters, labels: job.labels, signal: abort.signal,
       progress: (p) => ctx.progress(p),
       log: (line) => ctx.log('stdout', line.endsWith('\n') ? line : line + '\n'),
+      checkpoint: (data, opts) => ctx.checkpoint({ data, file: opts?.file ?? null } satisfies CheckpointData),
+      lastCheckpoint: job.checkpoint ?? null,
     };
     let out: unknown;
     try {

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CheckpointFile } from './checkpointFile.ts';
 import type { Assignment, Control } from '../client/http.ts';
 import type { Executor, JobContext } from '../client/workerLoop.ts';
 
@@ -9,6 +12,10 @@ export interface ProcessExecutorOptions {
   non_retryable_exit_code: number | null;
   /** Environment every job starts from (defaults to this process's). */
   base_env?: NodeJS.ProcessEnv;
+  /** Where `$GANTRY_CHECKPOINT_FILE` files live (default: the system temp dir). */
+  checkpoint_dir?: string;
+  /** How often a running job's checkpoint file is looked at (ms). */
+  checkpoint_poll_ms: number;
 }
 
 interface Running {
@@ -24,6 +31,7 @@ interface Running {
   resumed_at: number;
   killTimer: NodeJS.Timeout | null;
   exited: Promise<void>;
+  checkpoint: CheckpointFile;
 }
 
 /** Sends a signal to a whole process group; a group already gone is fine. */
@@ -47,7 +55,7 @@ export class ProcessExecutor implements Executor {
   readonly #jobs = new Map<string, Running>();
 
   constructor(opts: Partial<ProcessExecutorOptions> = {}) {
-    this.#opts = { kill_grace_ms: 5000, non_retryable_exit_code: null, ...opts };
+    this.#opts = { kill_grace_ms: 5000, non_retryable_exit_code: null, checkpoint_poll_ms: 1000, ...opts };
   }
 
   start(job: Assignment, ctx: JobContext): void {
@@ -56,6 +64,7 @@ export class ProcessExecutor implements Executor {
       ctx.report({ outcome: 'failed', error: 'job has no command', non_retryable: true });
       return;
     }
+    const checkpoint = new CheckpointFile(join(this.#opts.checkpoint_dir ?? tmpdir(), `gantry-checkpoint-${job.attempt_id}.json`), (c) => ctx.checkpoint(c), (msg) => ctx.log('stderr', msg));
     const env: NodeJS.ProcessEnv = {
       ...(this.#opts.base_env ?? process.env),
       ...job.env,
@@ -63,7 +72,13 @@ export class ProcessExecutor implements Executor {
       GANTRY_JOB_ID: job.job_id,
       GANTRY_ATTEMPT: String(job.attempt),
       GANTRY_TENANT: job.tenant,
+      // Write JSON here to checkpoint; the next attempt finds it in GANTRY_CHECKPOINT (and GANTRY_CHECKPOINT_REF for a file reference).
+      GANTRY_CHECKPOINT_FILE: checkpoint.path,
     };
+    if (job.checkpoint) {
+      if (job.checkpoint.data !== null && job.checkpoint.data !== undefined) env.GANTRY_CHECKPOINT = JSON.stringify(job.checkpoint.data);
+      if (job.checkpoint.file) env.GANTRY_CHECKPOINT_REF = job.checkpoint.file;
+    }
     let child: ChildProcess;
     try {
       child = spawn(cmd, args, { cwd: job.working_dir ?? undefined, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -74,8 +89,9 @@ export class ProcessExecutor implements Executor {
     let resolveExit!: () => void;
     const r: Running = {
       child, ctx, job, stopping: null, paused: false, remaining_ms: job.timeout === null ? null : job.timeout * 1000,
-      timer: null, resumed_at: Date.now(), killTimer: null, exited: new Promise((res) => (resolveExit = res)),
+      timer: null, resumed_at: Date.now(), killTimer: null, exited: new Promise((res) => (resolveExit = res)), checkpoint,
     };
+    checkpoint.watch(this.#opts.checkpoint_poll_ms);
     this.#jobs.set(job.job_id, r);
     ctx.started();
     child.stdout!.setEncoding('utf8').on('data', (d: string) => ctx.log('stdout', d));
@@ -91,6 +107,8 @@ export class ProcessExecutor implements Executor {
       signalGroup(child.pid, 'SIGKILL');
       this.#clearTimers(r);
       this.#jobs.delete(job.job_id);
+      // The last checkpoint goes out before the outcome (and before a shutdown deregisters).
+      checkpoint.finish();
       resolveExit();
       if (spawnError) {
         const notFound = spawnError.code === 'ENOENT';

@@ -11,6 +11,7 @@ import { breakerRoutes } from './routes/breakers.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
 import { dlqRoutes } from './routes/dlq.ts';
 import { metricsRoute } from './metrics.ts';
+import { finishInFlightOnClose } from './shutdown.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -39,6 +40,7 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   );
 
   app.decorateRequest('principal', null);
+  const inFlight = finishInFlightOnClose(app);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send(new GantryError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
@@ -87,5 +89,6 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   checkpointRoutes(app, ctx);
   dlqRoutes(app, ctx);
   metricsRoute(app, ctx);
+  inFlight.waitOnClose();
   return app;
 }

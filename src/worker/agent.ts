@@ -34,7 +34,7 @@ export async function startAgent(opts: AgentOptions): Promise<{ loop: WorkerLoop
     new GantryClient({ server: opts.server, token: opts.token }),
     { name: opts.name ?? `${hostname()}:${process.pid}`, kind: 'process', capacity, labels: opts.labels ?? {} },
     new ProcessExecutor({ kill_grace_ms: opts.kill_grace_ms ?? 5000, non_retryable_exit_code: opts.non_retryable_exit_code ?? null }),
-    { heartbeat_ms: opts.heartbeat_ms ?? 1000, poll_wait_ms: 20_000, onError: opts.onError },
+    { heartbeat_ms: opts.heartbeat_ms, poll_wait_ms: 20_000, onError: opts.onError },
   );
   const id = await loop.start();
   return { loop, id, capacity };

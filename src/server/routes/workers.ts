@@ -30,6 +30,12 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const set = waiters.get(id);
     if (set) for (const w of [...set]) w();
   });
+  // Closing: every long-poll answers now (with whatever is there), so it does not hold the close up.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+    for (const set of waiters.values()) for (const w of set) w();
+  });
   app.addHook('onClose', async () => {
     unlisten();
     for (const set of waiters.values()) for (const w of set) w();
@@ -103,7 +109,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         set.add(wake);
         try {
           const d: Delivery = await store.deliverToWorker(id, max, held);
-          if (d.jobs.length || d.controls.length || Date.now() >= deadline || closed) {
+          if (d.jobs.length || d.controls.length || Date.now() >= deadline || closed || closing) {
             // Only a job that ran before can have a checkpoint: first attempts cost no lookup.
             const saved = await store.checkpointsOf(d.jobs.filter((j) => j.attempt_count > 1).map((j) => j.id));
             return {
