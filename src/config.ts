@@ -13,6 +13,7 @@
  * | GANTRY_HEARTBEAT_MS | 1000 | heartbeat interval the server tells workers (a worker's own setting wins); at most lease/2 |
  * | GANTRY_BREAKER_THRESHOLD | 5 | consecutive failures that open a circuit breaker (0 = breakers off) |
  * | GANTRY_BREAKER_OPEN_MS | 30000 | how long a breaker stays open before one probe job may run |
+ * | GANTRY_BREAKER_COMMAND_QUEUE | 0 | 1 = also a breaker for the shared command-job queue (handler queues and templates always have one) |
  * | GANTRY_BODY_LIMIT | 16777216 | largest request body, bytes |
  * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI connects, and with what token |
  */
@@ -30,6 +31,7 @@ export interface ServerConfig {
   body_limit: number;
   breaker_threshold: number;
   breaker_open_ms: number;
+  breaker_command_queue: boolean;
 }
 
 export interface ServerFlags {
@@ -58,6 +60,7 @@ export function compileServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     body_limit: int('GANTRY_BODY_LIMIT', env.GANTRY_BODY_LIMIT, 16 * 1024 * 1024, 1024),
     breaker_threshold: int('GANTRY_BREAKER_THRESHOLD', env.GANTRY_BREAKER_THRESHOLD, 5, 0, 1_000_000),
     breaker_open_ms: int('GANTRY_BREAKER_OPEN_MS', env.GANTRY_BREAKER_OPEN_MS, 30_000, 100),
+    breaker_command_queue: int('GANTRY_BREAKER_COMMAND_QUEUE', env.GANTRY_BREAKER_COMMAND_QUEUE, 0, 0, 1) === 1,
   };
 }
 

@@ -35,13 +35,24 @@ export interface BreakerOptions {
   threshold: number;
   /** How long a breaker stays open before a probe (ms). */
   open_ms: number;
+  /**
+   * Also keep a breaker for the command-job queue (`executor:process`). Off by default: every
+   * command job shares that one queue, and one failing script says nothing about the others —
+   * command jobs get their breaker from their template instead.
+   */
+  command_queue: boolean;
 }
 
-export const DEFAULT_BREAKER_OPTIONS: BreakerOptions = { threshold: 5, open_ms: 30_000 };
+export const DEFAULT_BREAKER_OPTIONS: BreakerOptions = { threshold: 5, open_ms: 30_000, command_queue: false };
 
-/** The breakers a job is subject to: its executor queue, and its template when it has one. */
-export function breakerKeysOf(job: { handler: string | null; template?: string | null }): string[] {
-  const keys = [job.handler === null ? 'executor:process' : `handler:${job.handler}`];
+/**
+ * The breakers a job is subject to: its executor queue (`handler:<name>`, or `executor:process`
+ * for command jobs when `command_queue` is on), and its template when it has one.
+ */
+export function breakerKeysOf(job: { handler: string | null; template?: string | null }, opts: { command_queue: boolean } = { command_queue: true }): string[] {
+  const keys: string[] = [];
+  if (job.handler !== null) keys.push(`handler:${job.handler}`);
+  else if (opts.command_queue) keys.push('executor:process');
   if (job.template) keys.push(`template:${job.template}`);
   return keys;
 }

@@ -77,6 +77,11 @@ export class Scheduler {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#unlisten?.();
     await this.#cycleDone;
+    // Hand over at once rather than when the connection closes: another server's next try wins.
+    if (this.#leader) {
+      this.#leader = false;
+      await this.#store.releaseLeadership().catch((err) => this.#log('releasing leadership failed', err));
+    }
   }
 
   #every(ms: number, fn: () => Promise<void> | void): void {
@@ -141,7 +146,7 @@ export class Scheduler {
       if (v.kind === 'process') keys.add('');
       else for (const h of v.handlers) keys.add(h);
     }
-    for (const key of keys) if (gate.blocks(breakerKeysOf({ handler: key === '' ? null : key })[0]!)) keys.delete(key);
+    for (const key of keys) if (gate.blocks(key === '' ? 'executor:process' : `handler:${key}`)) keys.delete(key);
     if (keys.size === 0) return 0;
     const lanes = await Promise.all(
       [...keys].map(async (key) => ({ key, page: await this.#store.queuedJobs(PAGE, null, key), pos: 0, done: false })),

@@ -88,7 +88,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const app = await buildApp(
     {
       store, scheduler, body_limit: cfg.body_limit, internal_token, heartbeat_interval_ms: cfg.heartbeat_interval_ms,
-      breakers: { threshold: cfg.breaker_threshold, open_ms: cfg.breaker_open_ms },
+      breakers: { threshold: cfg.breaker_threshold, open_ms: cfg.breaker_open_ms, command_queue: cfg.breaker_command_queue },
     },
     { logger: opts.logger ?? { level: cfg.log_level } },
   );

@@ -50,5 +50,7 @@ export interface SqlDriver extends SqlExecutor {
   listen(channel: string, fn: (payload: string) => void): () => void;
   /** Tries to become (or stay) the single scheduler leader. SQLite: always true. */
   tryLeadership(): Promise<boolean>;
+  /** Gives leadership up now (a server shutting down), so another server takes over at its next try. */
+  releaseLeadership(): Promise<void>;
   close(): Promise<void>;
 }

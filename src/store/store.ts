@@ -68,6 +68,9 @@ export class Store {
   tryLeadership(): Promise<boolean> {
     return this.#db.tryLeadership();
   }
+  releaseLeadership(): Promise<void> {
+    return this.#db.releaseLeadership();
+  }
 
   // Tokens
   createToken(name: string, role: TokenInfo['role'], tenant: string | null, now = Date.now()) {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer, type RunningServer } from '../../src/server/run.ts';
-import { compileServerConfig } from '../../src/config.ts';
+import { compileServerConfig, type ServerConfig } from '../../src/config.ts';
 import { GantryClient } from '../../src/client/http.ts';
 import { freshDatabase, type StoreKind, type TestDatabase } from './db.ts';
 
@@ -18,13 +18,16 @@ export interface TestCluster {
   server: RunningServer;
   client: GantryClient;
   db: TestDatabase;
-  startWorker(opts?: { cpu?: number; slots?: number; gpus?: number }): Promise<WorkerProc>;
+  /** `grace_ms`: how long running jobs may finish on SIGTERM; `non_retryable_exit_code`: the worker's default. */
+  startWorker(opts?: { cpu?: number; slots?: number; gpus?: number; grace_ms?: number; non_retryable_exit_code?: number }): Promise<WorkerProc>;
   close(): Promise<void>;
 }
 
-export async function startCluster(kind: StoreKind, opts: { local_worker?: boolean; lease_timeout_ms?: number } = {}): Promise<TestCluster> {
+export async function startCluster(
+  kind: StoreKind, opts: { local_worker?: boolean; lease_timeout_ms?: number; config?: Partial<ServerConfig> } = {},
+): Promise<TestCluster> {
   const db = await freshDatabase(kind);
-  const config = { ...compileServerConfig({ dataDir: join(db.dir, 'data'), database: db.url, port: 0 }, {}), lease_timeout_ms: opts.lease_timeout_ms ?? 5000 };
+  const config = { ...compileServerConfig({ dataDir: join(db.dir, 'data'), database: db.url, port: 0 }, {}), lease_timeout_ms: opts.lease_timeout_ms ?? 5000, ...opts.config };
   const server = await startServer({
     config,
     local_worker: opts.local_worker ? { cpu_cores: 4, memory_gb: 8, slots: 16, kill_grace_ms: 1000 } : false,
@@ -37,7 +40,8 @@ export async function startCluster(kind: StoreKind, opts: { local_worker?: boole
     client,
     db,
     async startWorker(w = {}) {
-      const child = spawn(process.execPath, [WORKER_SCRIPT, server.url, server.admin_token!, String(w.cpu ?? 2), String(w.slots ?? 8), String(w.gpus ?? 0)], {
+      const args = [server.url, server.admin_token!, String(w.cpu ?? 2), String(w.slots ?? 8), String(w.gpus ?? 0), String(w.grace_ms ?? 2000), String(w.non_retryable_exit_code ?? '')];
+      const child = spawn(process.execPath, [WORKER_SCRIPT, ...args], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       const id = await new Promise<string>((resolve, reject) => {

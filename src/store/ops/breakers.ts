@@ -35,7 +35,7 @@ export async function recordBreakerOutcomes(tx: SqlExecutor, settled: readonly S
   if (opts.threshold <= 0 || settled.length === 0) return;
   const sel = idsIn(tx, 'id', [...new Set(settled.map((s) => s.job_id))]);
   const handlers = new Map((await tx.query(`SELECT id, handler FROM jobs WHERE ${sel.sql}`, [sel.param])).map((r) => [String(r.id), r.handler === null ? null : String(r.handler)]));
-  const steps = settled.flatMap((s) => (handlers.has(s.job_id) ? breakerKeysOf({ handler: handlers.get(s.job_id)! }).map((key) => ({ key, ...s })) : []));
+  const steps = settled.flatMap((s) => (handlers.has(s.job_id) ? breakerKeysOf({ handler: handlers.get(s.job_id)! }, opts).map((key) => ({ key, ...s })) : []));
   const failing = [...new Set(steps.filter((s) => !s.ok).map((s) => s.key))];
   if (failing.length === 0) {
     const ok = [...new Set(steps.map((s) => s.key))];

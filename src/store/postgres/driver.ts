@@ -244,6 +244,17 @@ export class PostgresDriver implements SqlDriver {
     }
   }
 
+  async releaseLeadership(): Promise<void> {
+    if (!this.#leader || this.#closed) return;
+    try {
+      await this.#onSession(async (session) => {
+        if (this.#session === session) await session.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK_KEY]);
+      });
+    } finally {
+      this.#leader = false;
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#bus.removeAllListeners();

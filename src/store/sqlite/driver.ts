@@ -190,6 +190,8 @@ export class SqliteDriver implements SqlDriver {
   async tryLeadership(): Promise<boolean> {
     return true;
   }
+  /** One server per SQLite file: nobody to hand over to. */
+  async releaseLeadership(): Promise<void> {}
 
   async close(): Promise<void> {
     this.#bus.removeAllListeners();
