@@ -262,7 +262,7 @@ for (const kind of STORE_KINDS) {
       await cl.client.deregister(r.worker_id);
     });
 
-    test('SIGTERM: the job is returned within a second of the deadline, with its checkpoint, and the retry budget untouched', async () => {
+    test('SIGTERM: the job is returned within a second of the deadline, with its checkpoint, and the retry budget untouched', async (t) => {
       const a = await cl.startWorker({ grace_ms: 1000 });
       const script = 'if [ -n "$GANTRY_CHECKPOINT" ]; then echo "resumed $GANTRY_CHECKPOINT"; exit 0; fi; echo \'{"epoch": 4}\' > "$GANTRY_CHECKPOINT_FILE"; sleep 60';
       const r = await cl.client.submit({ command: ['sh', '-c', script], retry_policy: { max_attempts: 1 } });
@@ -272,6 +272,7 @@ for (const kind of STORE_KINDS) {
       const requeued = await eventually(async () => (await cl.client.events(r.job_id)).events.find((e) => e.to === 'QUEUED' && e.from !== 'SUBMITTED'), 10_000, 10);
       const after = Date.parse(requeued.at) - sentAt;
       assert.ok(after >= 900 && after <= 2000, `returned ${after} ms after SIGTERM (grace 1000 ms)`);
+      t.diagnostic(`job returned to the queue ${after} ms after SIGTERM (grace 1000 ms)`);
       assert.match(requeued.reason, /shut down; job returned to the queue/);
       const exitCode = await new Promise<number | null>((res) => (a.child.exitCode !== null ? res(a.child.exitCode) : a.child.once('exit', (c) => res(c))));
       assert.equal(exitCode, 0);
@@ -298,7 +299,7 @@ async function metricsText(cl: TestCluster): Promise<string> {
 }
 
 describe('server shutdown on postgres', () => {
-  test('SIGTERM to the leader: it exits cleanly and the other server leads within 5 s', async () => {
+  test('SIGTERM to the leader: it exits cleanly and the other server leads within 5 s', async (t) => {
     const db = await freshDatabase('postgres');
     const dataDir = join(db.dir, 'leader');
     const child = spawn(process.execPath, [GANTRY_BIN, '--data-dir', dataDir, 'server', '--database', db.url, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -306,7 +307,7 @@ describe('server shutdown on postgres', () => {
     try {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      const url = await eventually(async () => /Gantry API\s+(\S+)/.exec(out)?.[1] ?? null, 20_000);
+      const url = await eventually(async () => /Gantry API:\s+(\S+)/.exec(out)?.[1] ?? null, 20_000);
       const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
       const leaderClient = new GantryClient({ server: url, token });
       await eventually(async () => (await leaderClient.request<{ scheduler_leader: boolean }>('GET', '/ready')).scheduler_leader, 10_000);
@@ -320,6 +321,7 @@ describe('server shutdown on postgres', () => {
       const code = await new Promise<number | null>((res) => (child.exitCode !== null ? res(child.exitCode) : child.once('exit', (c) => res(c))));
       assert.equal(code, 0);
       assert.ok(tookOver <= 5000, `took over after ${tookOver} ms`);
+      t.diagnostic(`leadership taken over ${tookOver} ms after SIGTERM`);
       // The new leader schedules: a submitted job is placed on a worker that joins it.
       const c = new GantryClient({ server: other.url, token });
       const w = await c.registerWorker({ name: 'w', kind: 'process', capacity: { slots: 1, cpu_cores: 1, memory_gb: 1 } });
