@@ -252,7 +252,7 @@ for (const kind of STORE_KINDS) {
   describe(`graceful worker shutdown on ${kind}`, () => {
     let cl: TestCluster;
     before(async () => {
-      cl = await startCluster(kind, { config: { heartbeat_interval_ms: 200 } });
+      cl = await startCluster(kind, { lease_timeout_ms: 2000, config: { heartbeat_interval_ms: 200 } });
     });
     after(() => cl.close());
 
@@ -287,6 +287,28 @@ for (const kind of STORE_KINDS) {
       assert.equal(done.status, 'COMPLETED', 'max_attempts 1 still had its one counted run');
       assert.equal(done.attempt_count, 2);
       assert.match(await logText(cl.client, r.job_id), /resumed \{"epoch":4\}/);
+    });
+
+    test('SIGKILL: after the lease lapses the next attempt receives the checkpoint the lost one saved', async () => {
+      const a = await cl.startWorker();
+      // Only `a` may take the job: earlier tests' workers stop taking work.
+      for (const w of (await cl.client.workers()).workers) if (w.worker_id !== a.id && w.state === 'online') await cl.client.drainWorker(w.worker_id);
+      const script = 'if [ -n "$GANTRY_CHECKPOINT" ]; then echo "resumed $GANTRY_CHECKPOINT"; exit 0; fi; echo "pid=$$"; echo \'{"shard": 9}\' > "$GANTRY_CHECKPOINT_FILE"; sleep 60';
+      const r = await cl.client.submit({ command: ['sh', '-c', script], retry_policy: { max_attempts: 1 } });
+      await eventually(async () => (await cl.client.getJob(r.job_id)).last_checkpoint, 10_000);
+      const running = await cl.client.getJob(r.job_id);
+      a.child.kill('SIGKILL');
+      await cl.startWorker();
+      const done = await cl.client.waitFor(r.job_id, { interval_ms: 20, timeout_ms: 15_000 });
+      assert.equal(done.status, 'COMPLETED');
+      assert.equal(done.attempts?.[0]?.outcome, 'lost');
+      assert.equal(done.attempts?.[0]?.worker_id, a.id);
+      assert.equal(running.worker_id, a.id);
+      const logs = await logText(cl.client, r.job_id);
+      assert.match(logs, /resumed \{"shard":9\}/);
+      // The first attempt's process group outlived its SIGKILLed worker: stop the orphan.
+      const pid = Number(/pid=(\d+)/.exec(logs)?.[1]);
+      if (pid) process.kill(-pid, 'SIGKILL');
     });
   });
 }
