@@ -26,13 +26,18 @@ export interface SettledAttempt {
 
 /**
  * Feeds attempt ends into the breakers of their jobs (see src/core/breakers.ts), in the report's
- * transaction. Successes close breakers that are not already clean in one statement (a no-op in
- * the common case); failures lock the rows (the `UPDATE … SET key = key` takes a row lock on
+ * transaction. Successes close breakers that are not already clean in one statement (skipped when
+ * no breaker has a failure on record); failures lock the rows (the `UPDATE … SET key = key` takes a row lock on
  * PostgreSQL; SQLite has one writer) and step the state machine in order.
  * Params: settled — attempt ends in report order; opts — threshold and open time.
  */
 export async function recordBreakerOutcomes(tx: SqlExecutor, settled: readonly SettledAttempt[], opts: BreakerOptions, now: number): Promise<void> {
   if (opts.threshold <= 0 || settled.length === 0) return;
+  // The common case — only successes, every breaker clean — costs one look at a tiny table.
+  if (settled.every((s) => s.ok)) {
+    const dirty = await tx.query(`SELECT key FROM breakers WHERE state != 'closed' OR consecutive_failures > 0 LIMIT 1`);
+    if (dirty.length === 0) return;
+  }
   const sel = idsIn(tx, 'id', [...new Set(settled.map((s) => s.job_id))]);
   const handlers = new Map((await tx.query(`SELECT id, handler FROM jobs WHERE ${sel.sql}`, [sel.param])).map((r) => [String(r.id), r.handler === null ? null : String(r.handler)]));
   const steps = settled.flatMap((s) => (handlers.has(s.job_id) ? breakerKeysOf({ handler: handlers.get(s.job_id)! }, opts).map((key) => ({ key, ...s })) : []));
