@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { STORE_KINDS, freshDatabase } from './helpers/db.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
 import { GantryApiError, GantryClient, type JobView } from '../src/client/http.ts';
-import { Worker } from '../src/client/index.ts';
+import { Worker, type HandlerJob } from '../src/client/index.ts';
 import { openStore } from '../src/store/store.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { startServer } from '../src/server/run.ts';
@@ -287,6 +287,40 @@ for (const kind of STORE_KINDS) {
       assert.equal(done.status, 'COMPLETED', 'max_attempts 1 still had its one counted run');
       assert.equal(done.attempt_count, 2);
       assert.match(await logText(cl.client, r.job_id), /resumed \{"epoch":4\}/);
+    });
+
+    test('SDK Worker.close(): a handler past the deadline is aborted, returned at once, and resumed elsewhere from its checkpoint', async () => {
+      const handlers = {
+        long: async (job: HandlerJob) => {
+          if (job.lastCheckpoint) return { resumed_at: job.lastCheckpoint.data };
+          job.checkpoint({ batch: 1 });
+          // Save where we are when told to stop: the abort listener runs before the worker deregisters.
+          job.signal.addEventListener('abort', () => job.checkpoint({ batch: 2 }));
+          await new Promise((r) => setTimeout(r, 60_000).unref());
+          return { finished: true };
+        },
+      };
+      const first = new Worker({ server: cl.server.url, token: cl.server.admin_token!, handlers });
+      await first.start();
+      const r = await cl.client.submit({ handler: 'long', retry_policy: { max_attempts: 1 } });
+      await eventually(async () => (await cl.client.getJob(r.job_id)).last_checkpoint, 10_000);
+      const closing = Date.now();
+      await first.close(300);
+      const took = Date.now() - closing;
+      assert.ok(took < 1500, `close took ${took} ms with a 300 ms deadline`);
+      const back = await cl.client.getJob(r.job_id);
+      assert.equal(back.status, 'QUEUED');
+      assert.equal(back.attempts?.[0]?.outcome, 'interrupted');
+      assert.equal(back.retries_used, 0);
+      const second = new Worker({ server: cl.server.url, token: cl.server.admin_token!, handlers });
+      await second.start();
+      try {
+        const done = await cl.client.waitFor(r.job_id, { interval_ms: 20, timeout_ms: 10_000 });
+        assert.equal(done.status, 'COMPLETED');
+        assert.deepEqual(done.result, { resumed_at: { batch: 2 } });
+      } finally {
+        await second.close(0);
+      }
     });
 
     test('SIGKILL: after the lease lapses the next attempt receives the checkpoint the lost one saved', async () => {
