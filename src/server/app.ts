@@ -31,6 +31,8 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
     logger: opts.logger ?? false,
     bodyLimit: ctx.body_limit,
     forceCloseConnections: true,
+    // Errors Fastify raises before routing (a malformed URL) get the same {error: {code, message}} shape.
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
   });
   // Bodies are JSON and must have the right types; query strings arrive as text and are coerced.
   const bodyAjv = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, strict: false });

@@ -27,6 +27,10 @@ export function toGantryError(err: FastifyError | Error): GantryError {
       return new GantryError('INVALID_JSON', `body is not valid JSON: ${fe.message}`);
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new GantryError('PAYLOAD_TOO_LARGE', 'body is over the size limit');
+    case 'FST_ERR_BAD_URL':
+      return new GantryError('VALIDATION_FAILED', 'path: not a valid URL (bad percent-encoding)', { field: 'path' });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new GantryError('VALIDATION_FAILED', 'path: a path parameter is too long', { field: 'path' });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new GantryError('UNSUPPORTED_MEDIA_TYPE', `unsupported body: ${fe.message}`);
@@ -34,6 +38,10 @@ export function toGantryError(err: FastifyError | Error): GantryError {
   if (err instanceof SyntaxError || fe.statusCode === 400) return new GantryError('INVALID_JSON', `bad request: ${err.message}`);
   if (fe.statusCode === 413) return new GantryError('PAYLOAD_TOO_LARGE', 'body is over the size limit');
   if (fe.statusCode === 415) return new GantryError('UNSUPPORTED_MEDIA_TYPE', err.message);
+  // PostgreSQL refuses NUL characters in text and jsonb (SQLite stores them): bad input, not a server fault.
+  if (['22021', '22P05'].includes(String((err as { code?: unknown }).code))) {
+    return new GantryError('VALIDATION_FAILED', 'text contains a NUL character (\\u0000), which cannot be stored');
+  }
   if (isConnectionError(err)) return new GantryError('STORE_UNAVAILABLE', `database unavailable: ${err.message}`);
   return new GantryError('INTERNAL', 'internal error');
 }
