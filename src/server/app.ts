@@ -7,6 +7,8 @@ import { collectOpenApi } from './openapi.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { queueRoutes } from './routes/queue.ts';
 import { workerRoutes } from './routes/workers.ts';
+import { workflowRoutes } from './routes/workflows.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -79,5 +81,7 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   jobRoutes(app, ctx);
   queueRoutes(app, ctx);
   workerRoutes(app, ctx);
+  workflowRoutes(app, ctx);
+  scheduleRoutes(app, ctx);
   return app;
 }

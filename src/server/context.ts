@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { TokenInfo } from '../store/store.ts';
+import type { ScheduleRunner } from '../schedules/runner.ts';
 
 export interface ServerContext {
   store: Store;
@@ -9,6 +10,8 @@ export interface ServerContext {
   body_limit: number;
   /** Accepted without a store lookup: the embedded worker of `gantry up` uses it. Never stored. */
   internal_token?: string;
+  /** Fires cron schedules (on the leader); routes wake it when schedules change. */
+  schedules?: ScheduleRunner;
 }
 
 declare module 'fastify' {

@@ -8,11 +8,13 @@ import { buildApp } from './app.ts';
 import type { ServerConfig } from '../config.ts';
 import { startAgent, type AgentOptions } from '../worker/agent.ts';
 import type { WorkerLoop } from '../client/workerLoop.ts';
+import { ScheduleRunner } from '../schedules/runner.ts';
 
 export interface RunningServer {
   url: string;
   store: Store;
   scheduler: Scheduler;
+  schedules: ScheduleRunner;
   app: FastifyInstance;
   /** Set when this start created the first admin token. */
   admin_token: string | null;
@@ -85,18 +87,21 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   const internal_token = `gti_${randomBytes(24).toString('base64url')}`;
   const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms });
-  const app = await buildApp({ store, scheduler, body_limit: cfg.body_limit, internal_token }, { logger: opts.logger ?? { level: cfg.log_level } });
+  const schedules = new ScheduleRunner(store, { isLeader: () => scheduler.isLeader });
+  const app = await buildApp({ store, scheduler, schedules, body_limit: cfg.body_limit, internal_token }, { logger: opts.logger ?? { level: cfg.log_level } });
   await app.listen({ port: cfg.port, host: cfg.host });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
   const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
   if (opts.write_files !== false) writeFileSync(join(cfg.data_dir, 'url'), url + '\n');
   await scheduler.start();
+  schedules.start();
   let worker: WorkerLoop | null = null;
   if (opts.local_worker) {
     try {
       worker = (await startAgent({ ...opts.local_worker, server: url, token: internal_token })).loop;
     } catch (err) {
+      await schedules.stop();
       await scheduler.stop();
       await app.close();
       await store.close();
@@ -106,10 +111,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   let closing: Promise<void> | null = null;
   return {
-    url, store, scheduler, app, admin_token, internal_token, worker,
+    url, store, scheduler, schedules, app, admin_token, internal_token, worker,
     close() {
       closing ??= (async () => {
         if (worker) await worker.stop(0).catch(() => {});
+        await schedules.stop();
         await scheduler.stop();
         await app.close();
         await store.close();

@@ -13,7 +13,17 @@ import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDuratio
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
+import { createWorkflow, findWorkflow, listWorkflows, type StoredWorkflow } from './ops/createWorkflow.ts';
+import {
+  cancelWorkflowRun, getWorkflowRun, listWorkflowRuns, rerunWorkflowRun, startWorkflowRun, type WorkflowEffects, type WorkflowRun,
+} from './ops/advanceWorkflows.ts';
+import { createSchedule, deleteSchedule, getSchedule, listSchedules, scheduleFires, updateSchedule, type ScheduleInput } from './ops/schedules.ts';
+import { advanceScheduleCursor, fireSchedule, releaseBufferedFire, type FireResult } from './ops/fireSchedule.ts';
+import type { OverlapPolicy } from './ops/schedules.ts';
+import type { WorkflowDef } from '../workflows/definition.ts';
+import { buildStepJob } from '../workflows/stepJob.ts';
 
+export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, ScheduleInput };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -184,6 +194,85 @@ export class Store {
   }
   readLogs(jobId: string, afterSeq = 0, limit = 1000): Promise<StoredLogChunk[]> {
     return readLogs(this.#db, jobId, afterSeq, limit);
+  }
+
+  // Workflows (src/store/ops/createWorkflow.ts, advanceWorkflows.ts). Writes wake whom they must after commit.
+  #afterWorkflowWrite(e: WorkflowEffects): void {
+    if (e.submitted > 0) this.notify(CHANNELS.SCHEDULE);
+    for (const w of new Set(e.wake_workers)) this.notify(CHANNELS.WORKER, w);
+  }
+  async createWorkflow(def: WorkflowDef, actor: string, now = Date.now()): Promise<StoredWorkflow> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#db.transaction((tx) => createWorkflow(tx, def, actor, now));
+      } catch (err) {
+        // Two creates of one name raced for the same version: the loser takes the next one.
+        if (attempt >= 5 || !isUniqueViolation(err)) throw err;
+      }
+    }
+  }
+  findWorkflow(ref: string): Promise<StoredWorkflow | null> {
+    return findWorkflow(this.#db, ref);
+  }
+  listWorkflows() {
+    return listWorkflows(this.#db);
+  }
+  async startWorkflowRun(wf: StoredWorkflow, params: Record<string, unknown>, actor: string, now = Date.now()): Promise<string> {
+    const r = await this.#db.transaction((tx) => startWorkflowRun(tx, wf, params, { kind: 'manual' }, actor, now, buildStepJob));
+    this.#afterWorkflowWrite(r.effects);
+    return r.run_id;
+  }
+  getWorkflowRun(id: string) {
+    return getWorkflowRun(this.#db, id);
+  }
+  listWorkflowRuns(name: string, limit = 50): Promise<WorkflowRun[]> {
+    return listWorkflowRuns(this.#db, name, limit);
+  }
+  async cancelWorkflowRun(id: string, reason: string, actor: string, now = Date.now()): Promise<void> {
+    this.#afterWorkflowWrite(await this.#db.transaction((tx) => cancelWorkflowRun(tx, id, reason, actor, now)));
+  }
+  async rerunWorkflowRun(id: string, params: Record<string, unknown>, actor: string, now = Date.now()): Promise<{ run_id: string; reused: string[] }> {
+    const r = await this.#db.transaction((tx) => rerunWorkflowRun(tx, id, params, actor, now, buildStepJob));
+    this.#afterWorkflowWrite(r.effects);
+    return { run_id: r.run_id, reused: r.reused };
+  }
+
+  // Schedules (src/store/ops/schedules.ts, fireSchedule.ts)
+  createSchedule(s: ScheduleInput, now = Date.now()) {
+    return this.#db.transaction((tx) => createSchedule(tx, s, now));
+  }
+  getSchedule(ref: string) {
+    return getSchedule(this.#db, ref);
+  }
+  listSchedules() {
+    return listSchedules(this.#db);
+  }
+  updateSchedule(ref: string, s: ScheduleInput, now = Date.now()) {
+    return this.#db.transaction((tx) => updateSchedule(tx, ref, s, now));
+  }
+  deleteSchedule(ref: string) {
+    return this.#db.transaction((tx) => deleteSchedule(tx, ref));
+  }
+  scheduleFires(id: string, limit = 100) {
+    return scheduleFires(this.#db, id, limit);
+  }
+  /** Fires a schedule for one fire time, exactly once across servers (see ops/fireSchedule.ts). */
+  async fireSchedule(id: string, fireTime: number, kind: string, now = Date.now(), overlap?: OverlapPolicy): Promise<FireResult> {
+    const r = await this.#db.transaction(async (tx) => {
+      const res = await fireSchedule(tx, id, fireTime, kind, now, buildStepJob, overlap);
+      if (kind !== 'backfill') await advanceScheduleCursor(tx, id, fireTime);
+      return res;
+    });
+    this.#afterWorkflowWrite(r.effects);
+    return r;
+  }
+  async releaseBufferedFire(id: string, now = Date.now()): Promise<FireResult | null> {
+    const r = await this.#db.transaction((tx) => releaseBufferedFire(tx, id, now, buildStepJob));
+    if (r) this.#afterWorkflowWrite(r.effects);
+    return r;
+  }
+  advanceScheduleCursor(id: string, to: number): Promise<void> {
+    return this.#db.transaction((tx) => advanceScheduleCursor(tx, id, to));
   }
 }
 
