@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Attempt, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
+import type { Attempt, DependencyType, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
 import { GantryError } from '../core/errors.ts';
-import type { DriverCapabilities, SqlDriver } from './driver.ts';
+import type { DriverCapabilities, SqlDriver, SqlExecutor } from './driver.ts';
+import { AfterCommit, bindAfterCommit, registerFinalHook } from './finalHooks.ts';
+import { addJobDependencies, dependencyStatus, releaseDependents } from './ops/dependencies.ts';
 import { migrate } from './migrate.ts';
 import { SqliteDriver } from './sqlite/driver.ts';
 import { PostgresDriver } from './postgres/driver.ts';
@@ -13,6 +15,9 @@ import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDuratio
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
+
+// Jobs waiting on `depends_on` react to their upstream's end in the same transaction.
+registerFinalHook('dependencies', releaseDependents);
 
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
@@ -34,6 +39,22 @@ export class Store {
   constructor(driver: SqlDriver) {
     this.#db = driver;
     this.#local.setMaxListeners(0);
+  }
+
+  /**
+   * A transaction whose final-state hooks may ask for wake-ups (src/store/finalHooks.ts):
+   * they are sent once it commits, and dropped if it rolls back.
+   */
+  async #tx<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const effects = new AfterCommit();
+    const out = await this.#db.transaction((tx) => {
+      bindAfterCommit(tx, effects);
+      return fn(tx);
+    });
+    if (effects.schedule) this.notify(CHANNELS.SCHEDULE);
+    for (const w of effects.workers) this.notify(CHANNELS.WORKER, w);
+    for (const j of effects.jobs) this.notify(CHANNELS.JOB, j);
+    return out;
   }
 
   get dialect(): SqlDriver['dialect'] {
@@ -79,7 +100,7 @@ export class Store {
     const keyed = specs.some((s) => s.idempotency_key !== null);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#db.transaction((tx) => submitJobs(tx, specs, now, actor));
+        return await this.#tx((tx) => submitJobs(tx, specs, now, actor));
       } catch (err) {
         // Two submits with one idempotency key raced: both saw no job and the later insert hit the
         // unique index. Run again: this time it finds the winner's job and returns it.
@@ -105,7 +126,7 @@ export class Store {
     return jobAttempts(this.#db, id);
   }
   cancelJob(id: string, reason: string, actor: string, now = Date.now()): Promise<ActionResult> {
-    return this.#db.transaction((tx) => cancelJob(tx, id, reason, actor, now));
+    return this.#tx((tx) => cancelJob(tx, id, reason, actor, now));
   }
   controlJob(id: string, control: 'pause' | 'resume', actor: string, now = Date.now()): Promise<ActionResult> {
     return this.#db.transaction((tx) => controlJob(tx, id, control, actor, now));
@@ -132,6 +153,15 @@ export class Store {
     return activeJobs(this.#db);
   }
 
+  /** Adds dependencies to a SUBMITTED or QUEUED job (it waits, is released, or is cancelled at once). Returns ids released to QUEUED. */
+  addJobDependencies(id: string, dependsOn: readonly string[], type: DependencyType, actor: string, now = Date.now()): Promise<string[]> {
+    return this.#tx((tx) => addJobDependencies(tx, id, dependsOn, type, actor, now));
+  }
+  /** A job's dependencies, what it still waits for and why; null when it has none. */
+  dependencyStatus(job: Pick<Job, 'id' | 'state' | 'dependency_type'>) {
+    return dependencyStatus(this.#db, job);
+  }
+
   // Scheduling and execution
   /** The queue in scheduling order; `queueKey` ('' = commands, else a handler name) reads one queue only. */
   queuedJobs(limit: number, cursor: QueueCursor | null = null, queueKey?: string): Promise<QueuedJob[]> {
@@ -148,17 +178,17 @@ export class Store {
     return deliverToWorker(this.#db, workerId, max, held);
   }
   reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now()): Promise<ReportOutcome[]> {
-    return this.#db.transaction((tx) => reportResults(tx, workerId, reports, now));
+    return this.#tx((tx) => reportResults(tx, workerId, reports, now));
   }
   promoteDueRetries(now = Date.now()) {
     return this.#db.transaction((tx) => promoteDueRetries(tx, now));
   }
   reapLostWorkers(cutoff: number, now = Date.now()) {
-    return this.#db.transaction((tx) => reapLostWorkers(tx, cutoff, now));
+    return this.#tx((tx) => reapLostWorkers(tx, cutoff, now));
   }
   /** A worker leaving: offline, its jobs back in the queue. Returns the requeued job ids. */
   releaseWorker(id: string, why: string, actor: string, now = Date.now()): Promise<string[]> {
-    return this.#db.transaction((tx) => releaseWorker(tx, id, why, actor, now));
+    return this.#tx((tx) => releaseWorker(tx, id, why, actor, now));
   }
 
   // Workers
