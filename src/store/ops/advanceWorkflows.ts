@@ -14,6 +14,7 @@ import { toJson } from '../rows.ts';
 import { findWorkflow, workflowFromRow, type StoredWorkflow } from './createWorkflow.ts';
 import { submitJobs } from './submitJobs.ts';
 import { cancelJob } from './jobActions.ts';
+import { watchJobs } from '../finalHooks.ts';
 
 /** Turns a step (with rendered parameters) into a job spec: template, handler or command. */
 export type StepJobBuilder = (tx: SqlExecutor, step: StepDef, parameters: Record<string, unknown>, ctx: StepJobContext) => Promise<JobSpec>;
@@ -276,6 +277,8 @@ export async function advanceRun(tx: SqlExecutor, runId: string, now: number, bu
     }
     if (specs.length > 0) {
       const res = await submitJobs(tx, specs, now, `workflow:${runId}`);
+      // Watched: their ends run the final-state hook, which moves this run on.
+      await watchJobs(tx, res.map((r) => r.job.id));
       await tx.insertMany('workflow_step_jobs', ['job_id', 'run_id', 'step_id', 'map_index', 'state', 'outputs'],
         res.map((r, i) => [r.job.id, runId, links[i]!.step_id, links[i]!.index, r.job.state, null]));
       effects.submitted += specs.length;
