@@ -6,6 +6,7 @@
  */
 import type { JobSpec, JobState } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
+import { isFinal } from '../../core/states.ts';
 import { newId } from '../../core/ids.ts';
 import { FINAL_STEP_STATES, descendants, type StepDef, type StepState, type WorkflowDef } from '../../workflows/definition.ts';
 import { exprContext, outputsOf, planRun, runState, stepParameters, type RunState, type StepStatus } from '../../workflows/planner.ts';
@@ -313,8 +314,13 @@ export async function cancelWorkflowRun(tx: SqlExecutor, runId: string, reason: 
     [runId],
   );
   for (const j of open) {
-    const r = await cancelJob(tx, String(j.job_id), `workflow run ${runId} cancelled: ${reason}`, actor, now);
-    if (r.wake_worker) effects.wake_workers.push(r.wake_worker);
+    // A job the scheduler places at the same moment changes state under the cancel, which then does
+    // not apply (PostgreSQL re-checks the row): look again until it is cancelled or told to stop.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = await cancelJob(tx, String(j.job_id), `workflow run ${runId} cancelled: ${reason}`, actor, now);
+      if (r.wake_worker) effects.wake_workers.push(r.wake_worker);
+      if (r.job.state === 'CANCELLED' || r.job.cancel_requested || isFinal(r.job.state)) break;
+    }
   }
   await tx.run(`UPDATE workflow_run_steps SET state = 'CANCELLED', error = ?, finished_at = ? WHERE run_id = ? AND state IN ('PENDING', 'RUNNING')`, [
     `run cancelled: ${reason}`, now, runId,
