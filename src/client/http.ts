@@ -168,6 +168,8 @@ export interface Assignment {
   resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
   gpu_indices: number[];
   labels: Record<string, string>;
+  /** Execution steps run in order as this one job, each with its own timeout (seconds); absent/null = run `command`. */
+  steps?: { name: string; command: string[]; timeout: number | null }[] | null;
 }
 export interface Control {
   job_id: string;
