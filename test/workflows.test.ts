@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { STORE_KINDS } from './helpers/db.ts';
 import { startCluster, type TestCluster } from './helpers/cluster.ts';
+import { startAgent } from '../src/worker/agent.ts';
 import { Worker, NonRetryableError, workflow, workflows, type RunView, type WorkflowDefinition } from '../src/client/index.ts';
 
 /** Seed 002's "Create job workflow" request body, verbatim. */
@@ -99,6 +100,23 @@ for (const kind of STORE_KINDS) {
       assert.equal(v1.workflow_id, created.workflow_id);
       assert.deepEqual(v1.steps[1].depends_on, ['data_preparation']);
       assert.equal(v1.steps[1].job_template, 'ml_training');
+      // The built-in templates render each step into a job; the run goes through end to end on a
+      // process worker big enough for ml_training's template (4 GPUs, 32 GB).
+      const gpuBox = await startAgent({ server: cl.server.url, token: cl.server.admin_token!, cpu_cores: 16, memory_gb: 64, gpu_count: 4, slots: 4, kill_grace_ms: 1000 });
+      let done: RunView;
+      try {
+        const run = await wf.run('complete_ml_pipeline');
+        done = await wf.waitForRun(run.run_id, { timeout_ms: 60_000, interval_ms: 50 });
+      } finally {
+        await gpuBox.loop.stop(0);
+      }
+      assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done.steps));
+      assert.equal(done.version, 2);
+      const train = await cl.client.getJob(step(done, 'model_training').jobs[0]!.job_id);
+      assert.equal(train.parameters.algorithm, 'random_forest');
+      const unknown = await inject('POST', '/api/v1/workflows', { workflow_name: 'y', steps: [{ step_id: 'a', job_template: 'no_such_template' }] });
+      assert.equal(unknown.statusCode, 400);
+      assert.equal(unknown.json().error.field, 'steps[0].job_template');
     });
 
     test('a cycle is rejected naming it, and nothing is stored', async () => {

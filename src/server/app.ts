@@ -9,6 +9,7 @@ import { queueRoutes } from './routes/queue.ts';
 import { workerRoutes } from './routes/workers.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { templateRoutes } from './routes/templates.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -83,5 +84,6 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   workerRoutes(app, ctx);
   workflowRoutes(app, ctx);
   scheduleRoutes(app, ctx);
+  templateRoutes(app, ctx);
   return app;
 }

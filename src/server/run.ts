@@ -7,6 +7,7 @@ import { Scheduler } from '../scheduler/scheduler.ts';
 import { buildApp } from './app.ts';
 import type { ServerConfig } from '../config.ts';
 import { startAgent, type AgentOptions } from '../worker/agent.ts';
+import { builtinTemplates } from '../templates/builtin.ts';
 import type { WorkerLoop } from '../client/workerLoop.ts';
 import { ScheduleRunner } from '../schedules/runner.ts';
 
@@ -73,6 +74,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   try {
     store = await openStore(cfg.database);
   } catch (err) {
+    releaseLock();
+    throw err;
+  }
+  try {
+    await store.ensureTemplates(builtinTemplates());
+  } catch (err) {
+    await store.close();
     releaseLock();
     throw err;
   }

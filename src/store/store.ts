@@ -3,6 +3,9 @@ import type { Attempt, DependencyType, Job, JobEvent, JobSpec, LogChunk, Priorit
 import { GantryError } from '../core/errors.ts';
 import type { DriverCapabilities, SqlDriver, SqlExecutor } from './driver.ts';
 import { AfterCommit, bindAfterCommit, registerFinalHook } from './finalHooks.ts';
+import { createTemplate, deleteTemplate, ensureTemplates, getTemplate, listTemplates, templatesIn, updateTemplate, type StoredTemplate } from './ops/templates.ts';
+import type { TemplateRequest } from '../templates/definition.ts';
+import type { TemplateSource } from '../templates/render.ts';
 import { addJobDependencies, dependencyStatus, releaseDependents } from './ops/dependencies.ts';
 import { migrate } from './migrate.ts';
 import { SqliteDriver } from './sqlite/driver.ts';
@@ -35,6 +38,7 @@ registerFinalHook('workflows', async (tx, finished, ctx) => {
 });
 
 export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, ScheduleInput };
+export type { StoredTemplate };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -176,6 +180,31 @@ export class Store {
   /** A job's dependencies, what it still waits for and why; null when it has none. */
   dependencyStatus(job: Pick<Job, 'id' | 'state' | 'dependency_type'>) {
     return dependencyStatus(this.#db, job);
+  }
+
+  // Templates (src/store/ops/templates.ts)
+  /** Templates for renderTemplate (src/templates/render.ts). */
+  get templates(): TemplateSource {
+    return templatesIn(this.#db);
+  }
+  getTemplate(id: string, version?: number): Promise<StoredTemplate | null> {
+    return getTemplate(this.#db, id, version);
+  }
+  listTemplates(category?: string): Promise<StoredTemplate[]> {
+    return listTemplates(this.#db, category);
+  }
+  createTemplate(req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
+    return this.#db.transaction((tx) => createTemplate(tx, req, actor, now));
+  }
+  updateTemplate(id: string, req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
+    return this.#db.transaction((tx) => updateTemplate(tx, id, req, actor, now));
+  }
+  deleteTemplate(id: string, now = Date.now()): Promise<void> {
+    return this.#db.transaction((tx) => deleteTemplate(tx, id, now));
+  }
+  /** Built-in templates stored as version 1 when absent. Returns the ids added. */
+  ensureTemplates(requests: readonly TemplateRequest[], now = Date.now()): Promise<string[]> {
+    return this.#db.transaction((tx) => ensureTemplates(tx, requests, now));
   }
 
   // Scheduling and execution

@@ -3,13 +3,13 @@
  * rendered with the step's parameters. The step's retries and timeout apply to every job it
  * creates; its jobs carry labels naming the run and step.
  */
-import type { JobSpec } from '../core/types.ts';
 import { normalizeJobSpec, type JobRequest } from '../core/jobSpec.ts';
-import { validationError } from '../core/errors.ts';
+import { renderTemplate } from '../templates/render.ts';
+import { templatesIn } from '../store/ops/templates.ts';
 import type { StepJobBuilder } from '../store/ops/advanceWorkflows.ts';
 import { renderValue } from './expr.ts';
 
-export const buildStepJob: StepJobBuilder = async (_tx, step, parameters, ctx) => {
+export const buildStepJob: StepJobBuilder = async (tx, step, parameters, ctx) => {
   const name = `${ctx.workflow_name}.${step.step_id}${ctx.map_index === null ? '' : `[${ctx.map_index}]`}`;
   const labels = { 'gantry.workflow_run': ctx.run_id, 'gantry.step': step.step_id };
   const common: JobRequest = {
@@ -31,9 +31,7 @@ export const buildStepJob: StepJobBuilder = async (_tx, step, parameters, ctx) =
     const argv = (renderValue(step.command, ctx.expr) as unknown[]).map((a) => (typeof a === 'string' ? a : JSON.stringify(a)));
     return normalizeJobSpec({ ...common, command: argv });
   }
-  return renderTemplateStep(step.job_template!, common);
+  // A template keeps its own retry policy unless the step sets retries.
+  const { parameters: _p, retry_policy, ...overrides } = common;
+  return renderTemplate(templatesIn(tx), step.job_template!, parameters, { ...overrides, ...(step.retries > 0 ? { retry_policy } : {}) }, `steps.${step.step_id}.`);
 };
-
-function renderTemplateStep(template: string, _common: JobRequest): JobSpec {
-  throw validationError('job_template', `job template '${template}' cannot be rendered: templates are not available on this server`);
-}

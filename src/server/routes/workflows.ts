@@ -75,6 +75,11 @@ export function workflowRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   const create = async (body: WorkflowRequest, actor: string) => {
     const def = normalizeWorkflow(body);
+    for (const [i, s] of def.steps.entries()) {
+      if (s.job_template !== null && !(await store.getTemplate(s.job_template))) {
+        throw new GantryError('VALIDATION_FAILED', `steps[${i}].job_template: unknown template '${s.job_template}'`, { field: `steps[${i}].job_template` });
+      }
+    }
     const wf = await store.createWorkflow(def, actor);
     return {
       workflow_id: wf.id,

@@ -173,7 +173,10 @@ function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () =>
           patch: { ...startPatch, finished_at: now, exit_code: r.exit_code ?? null, ...freed },
         };
       }
-      const what = r.outcome === 'timeout' ? `timed out after ${job.timeout}s` : (r.error ?? `exited with code ${r.exit_code}`);
+      // A step of a multi-step job (its own timeout) is named by the worker: "step train (2/4) timed out after 60s".
+      const what = r.outcome === 'timeout'
+        ? (r.error?.startsWith('step ') ? r.error : `timed out after ${job.timeout}s`)
+        : (r.error ?? `exited with code ${r.exit_code}`);
       const retry = !r.non_retryable && hasAttemptsLeft(job.retry_policy, job.retry_count);
       const failed = r.outcome === 'timeout' ? 'TIMEOUT' : 'FAILED';
       const failPatch = { ...startPatch, exit_code: r.exit_code ?? null, error: what, ...freed };
