@@ -121,10 +121,11 @@ export class ScheduleRunner {
 
   /**
    * One look at every schedule: fires what is due and releases buffered fires. Returns when
-   * the next look is needed (epoch ms), or null. Does nothing on a follower.
+   * the next look is needed (epoch ms), or null. Fires nothing on a follower.
    */
   async tick(now = this.#now()): Promise<number | null> {
-    if (!this.#opts.isLeader()) return null;
+    // A follower looks again soon: if it becomes leader it takes over within a second.
+    if (!this.#opts.isLeader()) return now + 1000;
     let next: number | null = null;
     const soon = (t: number | null) => {
       if (t !== null && (next === null || t < next)) next = t;
