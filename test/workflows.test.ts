@@ -237,6 +237,21 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(step(empty, 'total').outputs, { total: 0 });
     });
 
+    test('a fan-out whose jobs end on two workers at once still joins (one run row lock)', async () => {
+      const w2 = new Worker({ server: cl.server.url, token: cl.server.admin_token!, concurrency: 8, handlers: { square: async (job) => ({ y: Number(job.parameters.x) ** 2 }) } });
+      await w2.start();
+      try {
+        const items = Array.from({ length: 60 }, (_, i) => i);
+        for (let round = 0; round < 3; round++) {
+          const r = await wf.waitForRun((await wf.run('fanout', { items })).run_id, { timeout_ms: 30_000, interval_ms: 20 });
+          assert.equal(r.status, 'SUCCEEDED');
+          assert.deepEqual(step(r, 'total').outputs, { total: items.reduce((a, x) => a + x * x, 0) });
+        }
+      } finally {
+        await w2.stop(0);
+      }
+    });
+
     test('per-step retries: a flaky step succeeds on its second attempt', async () => {
       const r = await runToEnd(workflow('retrying').step('f', { handler: 'flaky', retries: 2, retry_delay: 0.05, timeout: 30 }).build());
       assert.equal(r.status, 'SUCCEEDED');

@@ -164,6 +164,12 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
     [sel.param],
   );
   if (rows.length === 0) return effects;
+  // Jobs of one run can end in two transactions at once (two workers). Take each run's row lock
+  // first (in id order, so two transactions never wait on each other in a circle): the second
+  // waits, then sees the first one's step rows and closes the step the first could not.
+  for (const runId of [...new Set(rows.map((r) => String(r.run_id)))].sort()) {
+    await tx.run('UPDATE workflow_runs SET updated_at = ? WHERE id = ?', [now, runId]);
+  }
   const touched = new Map<string, Set<string>>();
   for (const r of rows) {
     const state = JOB_FINAL[String(r.state)];
