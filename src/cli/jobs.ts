@@ -54,6 +54,7 @@ interface SubmitOptions {
   param?: Record<string, unknown>;
   workdir?: string;
   handler?: string;
+  template?: string;
   idempotencyKey?: string;
   wait?: boolean;
 }
@@ -112,9 +113,13 @@ export function buildJobRequest(command: readonly string[], o: SubmitOptions): J
   } else if (o.handler) {
     body.handler = o.handler;
     delete body.command;
+  } else if (o.template) {
+    body.template = o.template;
+    delete body.command;
+    delete body.handler;
   }
-  if (!body.command && !body.handler) {
-    throw new CliError('nothing to run: give a command after `--` (gantry submit -- python train.py), --handler NAME, or -f job.json', EXIT.USAGE);
+  if (!body.command && !body.handler && !body.template) {
+    throw new CliError('nothing to run: give a command after `--` (gantry submit -- python train.py), --handler NAME, --template NAME, or -f job.json', EXIT.USAGE);
   }
   return body;
 }
@@ -139,7 +144,7 @@ function eventLine(e: JobEventView): string {
  * Polls until the job is final, handing each state change to `onEvent` once. Reading the job
  * before its events means the events always include the final transition.
  */
-async function watch(client: GantryClient, id: string, onEvent: (line: string) => void): Promise<JobView> {
+export async function watch(client: GantryClient, id: string, onEvent: (line: string) => void): Promise<JobView> {
   let shown = 0;
   for (;;) {
     const job = await client.getJob(id);
@@ -151,7 +156,7 @@ async function watch(client: GantryClient, id: string, onEvent: (line: string) =
   }
 }
 
-function outcome(job: JobView): string {
+export function outcome(job: JobView): string {
   const parts = [`job ${job.job_id} ${job.status}`];
   if (job.exit_code !== null) parts.push(`exit code ${job.exit_code}`);
   return parts.join(', ') + (job.error && job.status !== 'COMPLETED' ? `: ${job.error}` : '');
@@ -163,7 +168,7 @@ function resources(r: JobView['resources']): string {
   return `cpu ${num(r.cpu_cores ?? 0)}, memory ${num(r.memory_gb ?? 0)} GB, gpus ${r.gpu_count ?? 0}${storage}`;
 }
 
-function printJob(j: JobView): void {
+export function printJob(j: JobView): void {
   const queued = j.status === 'QUEUED';
   out(fields([
     ['job_id', j.job_id],
@@ -178,7 +183,10 @@ function printJob(j: JobView): void {
     ['attempts', `${j.attempt_count} of ${j.retry_policy.max_attempts ?? '?'}`],
     ['queue_position', queued && j.queue_position !== undefined ? String(j.queue_position) : null],
     ['estimated_start', queued ? estimate(j.estimated_start_time) : null],
-    ['pending_reason', queued ? (j.pending_reason ?? null) : null],
+    ['pending_reason', queued || j.status === 'SUBMITTED' ? (j.pending_reason ?? null) : null],
+    ['template', j.template ? `${j.template} v${j.template_version}` : null],
+    ['steps', j.steps?.length ? j.steps.map((s) => s.name).join(' → ') : null],
+    ['depends_on', j.depends_on?.length ? `${j.depends_on.map((d) => `${d.id} (${d.state})`).join(', ')} [${j.dependency_type}]` : null],
     ['run_after', j.run_after ? time(j.run_after) : null],
     ['progress', j.progress !== null ? `${Math.round(j.progress * 100)}%` : null],
     ['exit_code', j.exit_code !== null ? String(j.exit_code) : null],
@@ -231,6 +239,7 @@ export function jobCommands(program: Command, session: Session): void {
     .option('--param <key=value>', 'parameter; the value is JSON when it parses (repeatable)', collectParam)
     .option('--workdir <dir>', 'working directory on the worker')
     .option('--handler <name>', 'run an SDK handler instead of a command')
+    .option('--template <name>', 'run a job template (its parameters with --param k=v)')
     .option('--idempotency-key <key>', 'submitting twice with one key creates one job')
     .option('--wait', 'show state changes until the job ends; exit with its exit code')
     .action(async (command: string[], o: SubmitOptions, cmd: Command) => {
@@ -241,7 +250,8 @@ export function jobCommands(program: Command, session: Session): void {
       try {
         res = await client.submit(body);
       } catch (err) {
-        const flag = err instanceof GantryApiError && err.field ? FIELD_FLAGS[err.field] : undefined;
+        const field = err instanceof GantryApiError ? err.field : undefined;
+        const flag = field ? (FIELD_FLAGS[field] ?? (field.startsWith('parameters.') ? `--param ${field.slice('parameters.'.length)}=…` : undefined)) : undefined;
         if (flag && err instanceof GantryApiError) throw new CliError(`${err.code} ${err.message} (${flag})`, EXIT.USAGE);
         throw err;
       }
@@ -266,8 +276,11 @@ export function jobCommands(program: Command, session: Session): void {
   program
     .command('status')
     .summary('show one job')
-    .argument('<id>', 'job id')
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument('[id]', 'job id')
+    .option('--execution-id <id>', 'the job id (as the create-* commands print it)')
+    .action(async (arg: string | undefined, o: { executionId?: string }, cmd: Command) => {
+      const id = arg ?? o.executionId;
+      if (!id) throw new CliError('which job? gantry status JOB_ID (or --execution-id JOB_ID)', EXIT.USAGE);
       const job = await session.connect(cmd).getJob(id);
       if (globals(cmd).output === 'json') return printJson(job);
       printJob(job);

@@ -12,6 +12,9 @@ import { serverCommands } from './server.ts';
 import { CliError, EXIT, Session } from './session.ts';
 import { workerCommands } from './workers.ts';
 import { breakerCommands } from './breakers.ts';
+import { workflowCommands } from './workflows.ts';
+import { jobTypeCommands } from './jobTypes.ts';
+import { templateCommands } from './templates.ts';
 
 /** API codes that mean the request itself was wrong, as opposed to the state of the system. */
 const USAGE_CODES: ReadonlySet<string> = new Set(['VALIDATION_FAILED', 'INVALID_JSON', 'INVALID_CURSOR']);
@@ -35,6 +38,9 @@ export function buildProgram(session: Session): Command {
   queueCommands(program, session);
   workerCommands(program, session);
   breakerCommands(program, session);
+  workflowCommands(program, session);
+  jobTypeCommands(program, session);
+  templateCommands(program, session);
   // Subcommands inherit exitOverride and output settings only when created after them, so set them again.
   const configure = (cmd: Command) => {
     cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.replace(/\n(?=.)/g, ' ')) });

@@ -47,6 +47,40 @@ export interface JobRequest {
   parameters?: Record<string, unknown>;
   idempotency_key?: string;
   expected_duration?: number;
+  /** Render this job template instead of giving command/handler (latest version, or template_version). */
+  template?: string;
+  template_version?: number;
+  /** Jobs to wait for; `dependencies` is seed 002's spelling of the same list. */
+  depends_on?: string[];
+  dependencies?: string[];
+  dependency_type?: DependencyType;
+}
+
+export type DependencyType = 'all_complete' | 'any_complete' | 'all_done' | 'any_failed';
+
+/** A job template as the API shows it (resolved: inheritance applied). */
+export interface TemplateView {
+  id: string;
+  version: number;
+  versions: number[];
+  name: string;
+  description: string;
+  category: string;
+  parameters: { name: string; type: string; required: boolean; options?: unknown[]; default?: unknown; description?: string; minimum?: number; maximum?: number }[];
+  default_parameters: Record<string, unknown>;
+  resource_requirements: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; storage_gb?: number };
+  execution_steps: { step: string; timeout: number | null; command?: string[] }[];
+  command: string[] | null;
+  handler: string | null;
+  priority: string | null;
+  timeout: number | null;
+  retry_policy: Record<string, unknown>;
+  base_template: string | null;
+  base_version: number | null;
+  builtin: boolean;
+  created_at: string;
+  created_by: string;
+  [k: string]: unknown;
 }
 
 export interface SubmitResponse {
@@ -55,6 +89,10 @@ export interface SubmitResponse {
   message: string;
   queue_position: number | null;
   estimated_start_time: string | null;
+  template?: string;
+  template_version?: number;
+  waiting_for?: string[];
+  pending_reason?: string | null;
 }
 
 export interface AttemptView {
@@ -68,7 +106,7 @@ export interface AttemptView {
   error: string | null;
 }
 
-export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy'>> {
+export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy' | 'template' | 'template_version' | 'depends_on' | 'dependencies' | 'dependency_type'>> {
   resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
   retry_policy: { name?: string; max_attempts: number; retry_delay: number; backoff: 'fixed' | 'exponential'; max_delay: number; jitter: number; non_retryable_exit_code?: number | null };
   job_id: string;
@@ -97,6 +135,12 @@ export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler'
   finished_at: string | null;
   run_after: string | null;
   attempts?: AttemptView[];
+  template: string | null;
+  template_version: number | null;
+  steps: { name: string; command: string[]; timeout: number | null }[] | null;
+  dependency_type: DependencyType | null;
+  depends_on?: { id: string; state: JobStatus }[];
+  waiting_for?: string[];
   queue_position?: number;
   estimated_start_time?: string | null;
   pending_reason?: string | null;
@@ -195,6 +239,8 @@ export interface Assignment {
   labels: Record<string, string>;
   /** The last checkpoint an earlier attempt saved, or null. */
   checkpoint?: SavedCheckpoint | null;
+  /** Execution steps run in order as this one job, each with its own timeout (seconds); absent/null = run `command`. */
+  steps?: { name: string; command: string[]; timeout: number | null }[] | null;
 }
 /** A checkpoint: a small JSON value and/or a reference to a file the job wrote. */
 export interface CheckpointData {
@@ -284,6 +330,24 @@ export class GantryClient {
 
   submit(job: JobRequest): Promise<SubmitResponse> {
     return this.request('POST', '/api/v1/jobs', job);
+  }
+  addDependencies(id: string, depends_on: string[], dependency_type?: DependencyType): Promise<JobView & { message: string }> {
+    return this.request('POST', `/api/v1/jobs/${encodeURIComponent(id)}/dependencies`, { depends_on, ...(dependency_type ? { dependency_type } : {}) });
+  }
+  listTemplates(category?: string): Promise<{ templates: TemplateView[] }> {
+    return this.request('GET', `/api/v1/templates${queryString({ category })}`);
+  }
+  getTemplate(id: string, version?: number): Promise<TemplateView> {
+    return this.request('GET', `/api/v1/templates/${encodeURIComponent(id)}${queryString({ version })}`);
+  }
+  createTemplate(body: Record<string, unknown>): Promise<TemplateView & { message: string }> {
+    return this.request('POST', '/api/v1/templates', body);
+  }
+  updateTemplate(id: string, body: Record<string, unknown>): Promise<TemplateView & { message: string }> {
+    return this.request('PUT', `/api/v1/templates/${encodeURIComponent(id)}`, body);
+  }
+  deleteTemplate(id: string): Promise<{ id: string; deleted: boolean }> {
+    return this.request('DELETE', `/api/v1/templates/${encodeURIComponent(id)}`);
   }
   submitBatch(jobs: JobRequest[], execution_mode: 'parallel' | 'sequential' = 'parallel') {
     return this.request<{ job_ids: string[]; jobs: { job_id: string; status: JobStatus; created: boolean }[]; message: string }>(

@@ -6,3 +6,5 @@ export type {
 } from './http.ts';
 export { Worker, type WorkerOptions } from './worker.ts';
 export { NonRetryableError, type Handler, type HandlerJob } from '../executors/handler.ts';
+export { workflow, workflows, schedules, WorkflowBuilder } from './workflows.ts';
+export type { WorkflowDefinition, StepOptions, TriggerRule, RunView, RunStepView, StepStatus, RunStatus, ScheduleRequest, WorkflowCreated } from './workflows.ts';

@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   VALIDATION_FAILED: { status: 400, description: 'The request body, query or a parameter is invalid; `field` names it.' },
   INVALID_JSON: { status: 400, description: 'The body is not well-formed JSON.' },
+  DEPENDENCY_CYCLE: { status: 400, description: 'The dependencies would make jobs wait for each other; `cycle` lists the job ids around the loop.' },
   INVALID_CURSOR: { status: 400, description: 'The pagination cursor was not issued by this server.' },
   UNAUTHORIZED: { status: 401, description: 'No bearer token, or one the server does not know.' },
   FORBIDDEN: { status: 403, description: 'The token is valid but may not do this.' },

@@ -1,4 +1,4 @@
-import type { JobSpec, Priority, Resources, RetryPolicy } from './types.ts';
+import type { DependencyType, JobSpec, Priority, Resources, RetryPolicy } from './types.ts';
 import { DEFAULT_RETRY_POLICY, NAMED_RETRY_POLICIES, namedRetryPolicy } from './retry.ts';
 import { parsePriority } from './priorities.ts';
 import { validationError } from './errors.ts';
@@ -21,6 +21,13 @@ export interface JobRequest {
   parameters?: Record<string, unknown>;
   idempotency_key?: string;
   expected_duration?: number;
+  /** Render this template (src/templates/render.ts) instead of giving command/handler. */
+  template?: string;
+  template_version?: number;
+  /** Jobs to wait for (`dependencies` is seed 002's spelling of the same list). */
+  depends_on?: string[];
+  dependencies?: string[];
+  dependency_type?: DependencyType;
 }
 
 export const DEFAULT_RESOURCES: Resources = { cpu_cores: 1, memory_gb: 0.25, gpu_count: 0, storage_gb: 0 };

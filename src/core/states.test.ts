@@ -7,7 +7,7 @@ import { JOB_STATES, type JobState } from './types.ts';
 /** The lifecycle a user reads in the docs, written out edge by edge. */
 const LEGAL: readonly [JobState, JobState][] = [
   ['SUBMITTED', 'QUEUED'], ['SUBMITTED', 'CANCELLED'],
-  ['QUEUED', 'SCHEDULED'], ['QUEUED', 'CANCELLED'], ['QUEUED', 'QUEUED'],
+  ['QUEUED', 'SCHEDULED'], ['QUEUED', 'CANCELLED'], ['QUEUED', 'QUEUED'], ['QUEUED', 'SUBMITTED'],
   ['SCHEDULED', 'RUNNING'], ['SCHEDULED', 'QUEUED'], ['SCHEDULED', 'CANCELLED'],
   ['RUNNING', 'COMPLETED'], ['RUNNING', 'FAILED'], ['RUNNING', 'TIMEOUT'], ['RUNNING', 'RETRYING'],
   ['RUNNING', 'PAUSED'], ['RUNNING', 'CANCELLED'], ['RUNNING', 'QUEUED'],

@@ -4,7 +4,7 @@ import { GantryError } from './errors.ts';
 /**
  * The one transition table of a job. Nothing writes a state that this table refuses.
  *
- *  SUBMITTED → QUEUED → SCHEDULED → RUNNING → COMPLETED
+ *  SUBMITTED ⇄ QUEUED → SCHEDULED → RUNNING → COMPLETED   (SUBMITTED: waiting for dependencies)
  *                 ↑         │          │  ↘ FAILED / TIMEOUT → RETRYING → QUEUED (backoff)
  *                 │         │          ↕ PAUSED
  *                 └── worker lost / preempted (attempt recorded)
@@ -12,7 +12,8 @@ import { GantryError } from './errors.ts';
  */
 export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   SUBMITTED: ['QUEUED', 'CANCELLED'],
-  QUEUED: ['SCHEDULED', 'CANCELLED', 'QUEUED'],
+  // QUEUED → SUBMITTED: a queued job gained dependencies it must wait for (POST /jobs/{id}/dependencies).
+  QUEUED: ['SCHEDULED', 'CANCELLED', 'QUEUED', 'SUBMITTED'],
   SCHEDULED: ['RUNNING', 'QUEUED', 'CANCELLED'],
   RUNNING: ['COMPLETED', 'FAILED', 'TIMEOUT', 'RETRYING', 'PAUSED', 'CANCELLED', 'QUEUED'],
   PAUSED: ['RUNNING', 'CANCELLED', 'QUEUED', 'FAILED', 'TIMEOUT', 'RETRYING', 'COMPLETED'],

@@ -59,6 +59,21 @@ export interface RetryPolicy {
 
 export type JobKind = 'command' | 'handler';
 
+/**
+ * How a job's dependencies gate it: all_complete (every one COMPLETED), any_complete (one
+ * COMPLETED), all_done (every one final, whatever the outcome), any_failed (one FAILED or TIMEOUT).
+ */
+export const DEPENDENCY_TYPES = ['all_complete', 'any_complete', 'all_done', 'any_failed'] as const;
+export type DependencyType = (typeof DEPENDENCY_TYPES)[number];
+
+/** One step of a multi-step job (a template's execution_steps): run in order, each with its own timeout. */
+export interface ExecutionStep {
+  name: string;
+  command: string[];
+  /** Seconds; null = only the job's timeout applies. */
+  timeout: number | null;
+}
+
 /** What a client sends to create a job, after validation and defaults. */
 export interface JobSpec {
   name: string;
@@ -79,6 +94,17 @@ export interface JobSpec {
   idempotency_key: string | null;
   /** Seconds, a user's runtime estimate; null = learn from history. */
   expected_duration: number | null;
+  /** The template (id, version) the job was rendered from; null when none. */
+  template?: string | null;
+  template_version?: number | null;
+  /** Run in order as one job (from a template's execution_steps); null = run `command` once. */
+  steps?: ExecutionStep[] | null;
+  /** Ids of jobs this one waits for (it stays SUBMITTED until they allow it). */
+  depends_on?: string[];
+  /** Indexes of earlier jobs in the same submit call this one waits for (sequential batches, DAGs). */
+  depends_on_index?: number[];
+  /** How the dependencies gate the job; null when it has none. */
+  dependency_type?: DependencyType | null;
 }
 
 export interface Job extends JobSpec {

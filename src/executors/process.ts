@@ -19,18 +19,27 @@ export interface ProcessExecutorOptions {
 }
 
 interface Running {
-  child: ChildProcess;
+  /** The process group of the step running now (null between steps). */
+  child: ChildProcess | null;
   ctx: JobContext;
   job: Assignment;
-  /** Why we are stopping it, if we are. */
-  stopping: 'timeout' | 'cancel' | 'shutdown' | null;
+  /** What runs, in order: the job's steps, or its command as one step. */
+  steps: { name: string; command: string[]; timeout: number | null }[];
+  /** Index of the step running now. */
+  step: number;
+  /** Why we are stopping it, if we are; `step_timeout` = the current step's own timeout. */
+  stopping: 'timeout' | 'step_timeout' | 'cancel' | 'shutdown' | null;
   paused: boolean;
-  /** Active (not paused) run time left before the timeout, ms. */
+  /** Active (not paused) run time left before the job's timeout, ms. */
   remaining_ms: number | null;
+  /** Active run time left before the current step's timeout, ms. */
+  step_remaining_ms: number | null;
   timer: NodeJS.Timeout | null;
   resumed_at: number;
   killTimer: NodeJS.Timeout | null;
   exited: Promise<void>;
+  done: () => void;
+  /** The attempt's checkpoint file, shared by all its steps. */
   checkpoint: CheckpointFile;
 }
 
@@ -49,6 +58,9 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
  * dir, CUDA_VISIBLE_DEVICES set to the assigned GPU indices. Timeout and cancel send SIGTERM to
  * the group and SIGKILL after the grace period; pause/resume send SIGSTOP/SIGCONT, and the
  * timeout clock stops while paused. When the main process exits, what is left of its group is killed.
+ * A job with execution steps (from a template) runs them in order, one process group each, each
+ * under its own timeout as well as the job's; the first step that fails, times out or is
+ * cancelled ends the job, and its error names the step.
  */
 export class ProcessExecutor implements Executor {
   readonly #opts: ProcessExecutorOptions;
@@ -59,12 +71,33 @@ export class ProcessExecutor implements Executor {
   }
 
   start(job: Assignment, ctx: JobContext): void {
-    const [cmd, ...args] = job.command ?? [];
-    if (!cmd) {
+    const steps = job.steps?.length ? job.steps : [{ name: '', command: job.command ?? [], timeout: null }];
+    if (!steps[0]!.command[0]) {
       ctx.report({ outcome: 'failed', error: 'job has no command', non_retryable: true });
       return;
     }
     const checkpoint = new CheckpointFile(join(this.#opts.checkpoint_dir ?? tmpdir(), `gantry-checkpoint-${job.attempt_id}.json`), (c) => ctx.checkpoint(c), (msg) => ctx.log('stderr', msg));
+    let done!: () => void;
+    const r: Running = {
+      child: null, ctx, job, steps, step: 0, stopping: null, paused: false,
+      remaining_ms: job.timeout === null ? null : job.timeout * 1000, step_remaining_ms: null,
+      timer: null, resumed_at: Date.now(), killTimer: null, exited: new Promise((res) => (done = res)), done, checkpoint,
+    };
+    checkpoint.watch(this.#opts.checkpoint_poll_ms);
+    this.#jobs.set(job.job_id, r);
+    ctx.started();
+    this.#runStep(r);
+  }
+
+  /** What a step is called in errors and logs: "step train (2/4)"; the empty string for a one-command job. */
+  #stepName(r: Running): string {
+    return r.job.steps?.length ? `step ${r.steps[r.step]!.name} (${r.step + 1}/${r.steps.length})` : '';
+  }
+
+  #runStep(r: Running): void {
+    const { job, ctx } = r;
+    const step = r.steps[r.step]!;
+    const [cmd, ...args] = step.command;
     const env: NodeJS.ProcessEnv = {
       ...(this.#opts.base_env ?? process.env),
       ...job.env,
@@ -72,28 +105,29 @@ export class ProcessExecutor implements Executor {
       GANTRY_JOB_ID: job.job_id,
       GANTRY_ATTEMPT: String(job.attempt),
       GANTRY_TENANT: job.tenant,
+      ...(job.steps?.length ? { GANTRY_STEP: step.name, GANTRY_STEP_INDEX: String(r.step + 1), GANTRY_STEP_COUNT: String(r.steps.length) } : {}),
       // Write JSON here to checkpoint; the next attempt finds it in GANTRY_CHECKPOINT (and GANTRY_CHECKPOINT_REF for a file reference).
-      GANTRY_CHECKPOINT_FILE: checkpoint.path,
+      GANTRY_CHECKPOINT_FILE: r.checkpoint.path,
     };
     if (job.checkpoint) {
       if (job.checkpoint.data !== null && job.checkpoint.data !== undefined) env.GANTRY_CHECKPOINT = JSON.stringify(job.checkpoint.data);
       if (job.checkpoint.file) env.GANTRY_CHECKPOINT_REF = job.checkpoint.file;
     }
+    const named = this.#stepName(r);
+    if (named) ctx.log('stdout', `[gantry] ${named} started${step.timeout !== null ? ` (timeout ${step.timeout}s)` : ''}\n`);
+    const fail = (error: string, exit_code: number | null) => {
+      this.#finish(r);
+      ctx.report({ outcome: 'failed', error: named ? `${named}: ${error}` : error, exit_code, non_retryable: true });
+    };
+    if (!cmd) return fail('step has no command', null);
     let child: ChildProcess;
     try {
       child = spawn(cmd, args, { cwd: job.working_dir ?? undefined, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
-      ctx.report({ outcome: 'failed', error: `cannot start ${cmd}: ${(err as Error).message}`, exit_code: null, non_retryable: true });
-      return;
+      return fail(`cannot start ${cmd}: ${(err as Error).message}`, null);
     }
-    let resolveExit!: () => void;
-    const r: Running = {
-      child, ctx, job, stopping: null, paused: false, remaining_ms: job.timeout === null ? null : job.timeout * 1000,
-      timer: null, resumed_at: Date.now(), killTimer: null, exited: new Promise((res) => (resolveExit = res)), checkpoint,
-    };
-    checkpoint.watch(this.#opts.checkpoint_poll_ms);
-    this.#jobs.set(job.job_id, r);
-    ctx.started();
+    r.child = child;
+    r.step_remaining_ms = step.timeout === null ? null : step.timeout * 1000;
     child.stdout!.setEncoding('utf8').on('data', (d: string) => ctx.log('stdout', d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => ctx.log('stderr', d));
     this.#armTimeout(r);
@@ -106,47 +140,83 @@ export class ProcessExecutor implements Executor {
     child.on('close', (code, signal) => {
       signalGroup(child.pid, 'SIGKILL');
       this.#clearTimers(r);
-      this.#jobs.delete(job.job_id);
-      // The last checkpoint goes out before the outcome (and before a shutdown deregisters).
-      checkpoint.finish();
-      resolveExit();
+      r.child = null;
       if (spawnError) {
         const notFound = spawnError.code === 'ENOENT';
+        this.#finish(r);
         ctx.report({
           outcome: 'failed',
           exit_code: notFound ? 127 : 126,
-          error: notFound ? `command not found: ${cmd}` : `cannot start ${cmd}: ${spawnError.message}`,
+          error: (named ? `${named}: ` : '') + (notFound ? `command not found: ${cmd}` : `cannot start ${cmd}: ${spawnError.message}`),
           non_retryable: true,
         });
         return;
       }
-      if (r.stopping === 'timeout') {
-        ctx.report({ outcome: 'timeout', exit_code: code, error: `timed out after ${job.timeout}s (${signal ?? 'exit ' + code})` });
-      } else if (r.stopping === 'cancel') {
-        ctx.report({ outcome: 'cancelled', exit_code: code });
-      } else if (r.stopping === 'shutdown') {
+      const how = signal ?? 'exit ' + code;
+      if (r.stopping === 'shutdown') {
         // Not a failure of the job: the server requeues it when this worker deregisters or is declared lost.
+        this.#finish(r);
+      } else if (r.stopping === 'timeout') {
+        this.#finish(r);
+        ctx.report({ outcome: 'timeout', exit_code: code, error: `timed out after ${job.timeout}s${named ? ` in ${named}` : ''} (${how})` });
+      } else if (r.stopping === 'step_timeout') {
+        this.#finish(r);
+        ctx.report({ outcome: 'timeout', exit_code: code, error: `${named} timed out after ${step.timeout}s (${how})` });
+      } else if (r.stopping === 'cancel') {
+        this.#finish(r);
+        ctx.report({ outcome: 'cancelled', exit_code: code });
+      } else if (code === 0 && r.step + 1 < r.steps.length) {
+        ctx.log('stdout', `[gantry] ${named} completed\n`);
+        ctx.progress((r.step + 1) / r.steps.length);
+        r.step++;
+        this.#runStep(r);
       } else if (code === 0) {
+        if (named) ctx.log('stdout', `[gantry] ${named} completed\n`);
+        this.#finish(r);
         ctx.report({ outcome: 'completed', exit_code: 0 });
       } else {
+        this.#finish(r);
+        const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
         ctx.report({
           outcome: 'failed',
           exit_code: code,
-          error: signal ? `killed by ${signal}` : `exited with code ${code}`,
+          error: named ? `${named} ${why}` : why,
           non_retryable: code !== null && code === this.#opts.non_retryable_exit_code,
         });
       }
     });
   }
 
+  #finish(r: Running): void {
+    this.#clearTimers(r);
+    this.#jobs.delete(r.job.job_id);
+    // The last checkpoint goes out before the outcome (and before a shutdown deregisters).
+    r.checkpoint.finish();
+    r.done();
+  }
+
+  /** One timer for whichever comes first: the job's timeout or the current step's. */
   #armTimeout(r: Running): void {
-    if (r.remaining_ms === null) return;
+    const job = r.remaining_ms;
+    const step = r.step_remaining_ms;
+    if (job === null && step === null) return;
     r.resumed_at = Date.now();
-    r.timer = setTimeout(() => this.#stop(r, 'timeout'), Math.max(0, r.remaining_ms));
+    const stepFirst = step !== null && (job === null || step < job);
+    r.timer = setTimeout(() => this.#stop(r, stepFirst ? 'step_timeout' : 'timeout'), Math.max(0, stepFirst ? step : job!));
+  }
+
+  /** Stops the clocks (pause), keeping the active time left. */
+  #holdTimeout(r: Running): void {
+    if (!r.timer) return;
+    clearTimeout(r.timer);
+    r.timer = null;
+    const ran = Date.now() - r.resumed_at;
+    if (r.remaining_ms !== null) r.remaining_ms -= ran;
+    if (r.step_remaining_ms !== null) r.step_remaining_ms -= ran;
   }
 
   #clearTimers(r: Running): void {
-    if (r.timer) clearTimeout(r.timer);
+    this.#holdTimeout(r);
     if (r.killTimer) clearTimeout(r.killTimer);
     r.timer = r.killTimer = null;
   }
@@ -155,7 +225,8 @@ export class ProcessExecutor implements Executor {
     if (r.stopping) return;
     r.stopping = why;
     if (r.timer) clearTimeout(r.timer);
-    const pid = r.child.pid;
+    r.timer = null;
+    const pid = r.child?.pid;
     if (r.paused) signalGroup(pid, 'SIGCONT'); // a stopped process cannot act on SIGTERM
     signalGroup(pid, 'SIGTERM');
     r.killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.#opts.kill_grace_ms);
@@ -166,16 +237,12 @@ export class ProcessExecutor implements Executor {
     if (!r || r.stopping) return;
     if (control === 'cancel') return this.#stop(r, 'cancel');
     if (control === 'pause' && !r.paused) {
-      signalGroup(r.child.pid, 'SIGSTOP');
+      signalGroup(r.child?.pid, 'SIGSTOP');
       r.paused = true;
-      if (r.timer) {
-        clearTimeout(r.timer);
-        r.timer = null;
-        r.remaining_ms = (r.remaining_ms ?? 0) - (Date.now() - r.resumed_at);
-      }
+      this.#holdTimeout(r);
       r.ctx.report({ outcome: 'paused' });
     } else if (control === 'resume' && r.paused) {
-      signalGroup(r.child.pid, 'SIGCONT');
+      signalGroup(r.child?.pid, 'SIGCONT');
       r.paused = false;
       this.#armTimeout(r);
       r.ctx.report({ outcome: 'resumed' });

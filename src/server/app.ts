@@ -12,6 +12,9 @@ import { checkpointRoutes } from './routes/checkpoints.ts';
 import { dlqRoutes } from './routes/dlq.ts';
 import { metricsRoute } from './metrics.ts';
 import { finishInFlightOnClose } from './shutdown.ts';
+import { workflowRoutes } from './routes/workflows.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
+import { templateRoutes } from './routes/templates.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -92,5 +95,8 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   dlqRoutes(app, ctx);
   metricsRoute(app, ctx);
   inFlight.waitOnClose();
+  workflowRoutes(app, ctx);
+  scheduleRoutes(app, ctx);
+  templateRoutes(app, ctx);
   return app;
 }

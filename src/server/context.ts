@@ -2,6 +2,7 @@ import type { Store } from '../store/store.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { TokenInfo } from '../store/store.ts';
 import type { BreakerOptions } from '../core/breakers.ts';
+import type { ScheduleRunner } from '../schedules/runner.ts';
 
 export interface ServerContext {
   store: Store;
@@ -14,6 +15,8 @@ export interface ServerContext {
   heartbeat_interval_ms?: number;
   /** Circuit breaker settings; breakers are off without them. */
   breakers?: BreakerOptions;
+  /** Fires cron schedules (on the leader); routes wake it when schedules change. */
+  schedules?: ScheduleRunner;
 }
 
 declare module 'fastify' {

@@ -7,12 +7,15 @@ import { Scheduler } from '../scheduler/scheduler.ts';
 import { buildApp } from './app.ts';
 import type { ServerConfig } from '../config.ts';
 import { startAgent, type AgentOptions } from '../worker/agent.ts';
+import { builtinTemplates } from '../templates/builtin.ts';
 import type { WorkerLoop } from '../client/workerLoop.ts';
+import { ScheduleRunner } from '../schedules/runner.ts';
 
 export interface RunningServer {
   url: string;
   store: Store;
   scheduler: Scheduler;
+  schedules: ScheduleRunner;
   app: FastifyInstance;
   /** Set when this start created the first admin token. */
   admin_token: string | null;
@@ -74,6 +77,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     releaseLock();
     throw err;
   }
+  try {
+    await store.ensureTemplates(builtinTemplates());
+  } catch (err) {
+    await store.close();
+    releaseLock();
+    throw err;
+  }
   let admin_token: string | null = null;
   if ((await store.countTokens()) === 0) {
     admin_token = (await store.createToken('admin', 'admin', null)).token;
@@ -85,9 +95,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   const internal_token = `gti_${randomBytes(24).toString('base64url')}`;
   const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms, breaker_open_ms: cfg.breaker_open_ms });
+  const schedules = new ScheduleRunner(store, { isLeader: () => scheduler.isLeader });
   const app = await buildApp(
     {
-      store, scheduler, body_limit: cfg.body_limit, internal_token, heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+      store, scheduler, schedules, body_limit: cfg.body_limit, internal_token, heartbeat_interval_ms: cfg.heartbeat_interval_ms,
       breakers: { threshold: cfg.breaker_threshold, open_ms: cfg.breaker_open_ms, command_queue: cfg.breaker_command_queue },
     },
     { logger: opts.logger ?? { level: cfg.log_level } },
@@ -98,11 +109,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
   if (opts.write_files !== false) writeFileSync(join(cfg.data_dir, 'url'), url + '\n');
   await scheduler.start();
+  schedules.start();
   let worker: WorkerLoop | null = null;
   if (opts.local_worker) {
     try {
       worker = (await startAgent({ ...opts.local_worker, server: url, token: internal_token })).loop;
     } catch (err) {
+      await schedules.stop();
       await scheduler.stop();
       await app.close();
       await store.close();
@@ -112,10 +125,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   let closing: Promise<void> | null = null;
   return {
-    url, store, scheduler, app, admin_token, internal_token, worker,
+    url, store, scheduler, schedules, app, admin_token, internal_token, worker,
     close() {
       closing ??= (async () => {
         if (worker) await worker.stop(0).catch(() => {});
+        await schedules.stop();
         await scheduler.stop();
         await app.close();
         await store.close();

@@ -56,6 +56,12 @@ export const jobRequestSchema = {
     parameters: { type: 'object', maxProperties: 1000 },
     idempotency_key: { type: 'string', minLength: 1, maxLength: 200 },
     expected_duration: { type: 'number', exclusiveMinimum: 0, maximum: 31536000 },
+    // Issue 5: a template to render (src/templates/render.ts) and jobs to wait for (src/store/ops/dependencies.ts).
+    template: ident,
+    template_version: { type: 'integer', minimum: 1 },
+    depends_on: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 100 } },
+    dependencies: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 100 } },
+    dependency_type: { type: 'string', enum: ['all_complete', 'any_complete', 'all_done', 'any_failed'] },
   },
 } as const;
 

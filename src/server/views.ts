@@ -41,6 +41,10 @@ export function jobView(j: Job, attempts?: Attempt[]): Record<string, unknown> {
     started_at: iso(j.started_at),
     finished_at: iso(j.finished_at),
     run_after: iso(j.run_after),
+    template: j.template ?? null,
+    template_version: j.template_version ?? null,
+    steps: j.steps ?? null,
+    dependency_type: j.dependency_type ?? null,
     ...(attempts ? { attempts: attempts.map(attemptView) } : {}),
   };
 }

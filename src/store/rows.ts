@@ -1,4 +1,4 @@
-import type { Attempt, Job, JobEvent, JobState, WorkerInfo, Priority, JobKind, JobControl } from '../core/types.ts';
+import type { Attempt, Job, JobEvent, JobState, WorkerInfo, Priority, JobKind, JobControl, DependencyType } from '../core/types.ts';
 import type { Row, SqlValue } from './driver.ts';
 
 function json<T>(v: unknown, fallback: T): T {
@@ -54,6 +54,10 @@ export function jobFromRow(r: Row): Job {
     exit_code: numOrNull(r.exit_code),
     progress: numOrNull(r.progress),
     dead_lettered_at: numOrNull(r.dead_lettered_at),
+    template: strOrNull(r.template),
+    template_version: numOrNull(r.template_version),
+    steps: json(r.steps, null),
+    dependency_type: strOrNull(r.dependency_type) as DependencyType | null,
   };
 }
 
@@ -62,6 +66,7 @@ export const JOB_INSERT_COLUMNS = [
   'id', 'name', 'type', 'tenant', 'priority', 'priority_rank', 'state', 'kind', 'command', 'handler', 'env',
   'working_dir', 'timeout', 'retry_policy', 'labels', 'parameters', 'idempotency_key', 'expected_duration',
   'cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'created_at', 'updated_at', 'queued_at', 'sort_key', 'queue_key',
+  'template', 'template_version', 'steps', 'dependency_type',
 ] as const;
 
 /** Column types of `jobs`, for batch updates that pass values through a recordset. */
@@ -73,6 +78,7 @@ export const JOB_COLUMN_TYPES: Readonly<Record<string, 'text' | 'real' | 'int'>>
   sort_key: 'real', run_after: 'int', worker_id: 'text', gpu_indices: 'text', attempt_count: 'int', retry_count: 'int',
   current_attempt_id: 'text', control: 'text', cancel_requested: 'int', result: 'text', error: 'text', exit_code: 'int',
   progress: 'real', dead_lettered_at: 'int', queue_key: 'text',
+  watched: 'int', template: 'text', template_version: 'int', steps: 'text', dependency_type: 'text',
 };
 
 export function attemptFromRow(r: Row): Attempt {

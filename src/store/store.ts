@@ -1,7 +1,12 @@
 import { EventEmitter } from 'node:events';
-import type { Attempt, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
+import type { Attempt, DependencyType, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
 import { GantryError } from '../core/errors.ts';
-import type { DriverCapabilities, SqlDriver } from './driver.ts';
+import type { DriverCapabilities, SqlDriver, SqlExecutor } from './driver.ts';
+import { AfterCommit, bindAfterCommit, registerFinalHook } from './finalHooks.ts';
+import { createTemplate, deleteTemplate, ensureTemplates, getTemplate, listTemplates, templatesIn, updateTemplate, type StoredTemplate } from './ops/templates.ts';
+import type { TemplateRequest } from '../templates/definition.ts';
+import type { TemplateSource } from '../templates/render.ts';
+import { addJobDependencies, dependencyStatus, releaseDependents } from './ops/dependencies.ts';
 import { migrate } from './migrate.ts';
 import { SqliteDriver } from './sqlite/driver.ts';
 import { PostgresDriver } from './postgres/driver.ts';
@@ -20,6 +25,27 @@ import type { Breaker, BreakerOptions } from '../core/breakers.ts';
 import { countJobs, type JobCounts } from './ops/countJobs.ts';
 
 export type { Checkpoint, StoredCheckpoint, RequeueEdits, DeadLetterSelection, JobCounts };
+import { createWorkflow, findWorkflow, listWorkflows, type StoredWorkflow } from './ops/createWorkflow.ts';
+import {
+  cancelWorkflowRun, getWorkflowRun, listWorkflowRuns, rerunWorkflowRun, startWorkflowRun, workflowJobsFinished, type WorkflowEffects, type WorkflowRun,
+} from './ops/advanceWorkflows.ts';
+import { createSchedule, deleteSchedule, getSchedule, listSchedules, scheduleFires, updateSchedule, type ScheduleInput } from './ops/schedules.ts';
+import { advanceScheduleCursor, fireSchedule, releaseBufferedFire, type FireResult } from './ops/fireSchedule.ts';
+import type { OverlapPolicy } from './ops/schedules.ts';
+import type { WorkflowDef } from '../workflows/definition.ts';
+import { buildStepJob } from '../workflows/stepJob.ts';
+
+// Jobs waiting on `depends_on` react to their upstream's end in the same transaction.
+registerFinalHook('dependencies', releaseDependents);
+// Workflow steps advance when their jobs end, in the same transaction (no poll interval between steps).
+registerFinalHook('workflows', async (tx, finished, ctx) => {
+  const e = await workflowJobsFinished(tx, finished.map((f) => f.id), ctx.now, buildStepJob);
+  if (e.submitted > 0) ctx.wakeScheduler();
+  for (const w of e.wake_workers) ctx.wakeWorker(w);
+});
+
+export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, ScheduleInput };
+export type { StoredTemplate };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -40,6 +66,22 @@ export class Store {
   constructor(driver: SqlDriver) {
     this.#db = driver;
     this.#local.setMaxListeners(0);
+  }
+
+  /**
+   * A transaction whose final-state hooks may ask for wake-ups (src/store/finalHooks.ts):
+   * they are sent once it commits, and dropped if it rolls back.
+   */
+  async #tx<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const effects = new AfterCommit();
+    const out = await this.#db.transaction((tx) => {
+      bindAfterCommit(tx, effects);
+      return fn(tx);
+    });
+    if (effects.schedule) this.notify(CHANNELS.SCHEDULE);
+    for (const w of effects.workers) this.notify(CHANNELS.WORKER, w);
+    for (const j of effects.jobs) this.notify(CHANNELS.JOB, j);
+    return out;
   }
 
   get dialect(): SqlDriver['dialect'] {
@@ -88,7 +130,7 @@ export class Store {
     const keyed = specs.some((s) => s.idempotency_key !== null);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#db.transaction((tx) => submitJobs(tx, specs, now, actor));
+        return await this.#tx((tx) => submitJobs(tx, specs, now, actor));
       } catch (err) {
         // Two submits with one idempotency key raced: both saw no job and the later insert hit the
         // unique index. Run again: this time it finds the winner's job and returns it.
@@ -114,7 +156,7 @@ export class Store {
     return jobAttempts(this.#db, id);
   }
   cancelJob(id: string, reason: string, actor: string, now = Date.now()): Promise<ActionResult> {
-    return this.#db.transaction((tx) => cancelJob(tx, id, reason, actor, now));
+    return this.#tx((tx) => cancelJob(tx, id, reason, actor, now));
   }
   controlJob(id: string, control: 'pause' | 'resume', actor: string, now = Date.now()): Promise<ActionResult> {
     return this.#db.transaction((tx) => controlJob(tx, id, control, actor, now));
@@ -145,6 +187,40 @@ export class Store {
     return countJobs(this.#db);
   }
 
+  /** Adds dependencies to a SUBMITTED or QUEUED job (it waits, is released, or is cancelled at once). Returns ids released to QUEUED. */
+  addJobDependencies(id: string, dependsOn: readonly string[], type: DependencyType, actor: string, now = Date.now()): Promise<string[]> {
+    return this.#tx((tx) => addJobDependencies(tx, id, dependsOn, type, actor, now));
+  }
+  /** A job's dependencies, what it still waits for and why; null when it has none. */
+  dependencyStatus(job: Pick<Job, 'id' | 'state' | 'dependency_type'>) {
+    return dependencyStatus(this.#db, job);
+  }
+
+  // Templates (src/store/ops/templates.ts)
+  /** Templates for renderTemplate (src/templates/render.ts). */
+  get templates(): TemplateSource {
+    return templatesIn(this.#db);
+  }
+  getTemplate(id: string, version?: number): Promise<StoredTemplate | null> {
+    return getTemplate(this.#db, id, version);
+  }
+  listTemplates(category?: string): Promise<StoredTemplate[]> {
+    return listTemplates(this.#db, category);
+  }
+  createTemplate(req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
+    return this.#db.transaction((tx) => createTemplate(tx, req, actor, now));
+  }
+  updateTemplate(id: string, req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
+    return this.#db.transaction((tx) => updateTemplate(tx, id, req, actor, now));
+  }
+  deleteTemplate(id: string, now = Date.now()): Promise<void> {
+    return this.#db.transaction((tx) => deleteTemplate(tx, id, now));
+  }
+  /** Built-in templates stored as version 1 when absent. Returns the ids added. */
+  ensureTemplates(requests: readonly TemplateRequest[], now = Date.now()): Promise<string[]> {
+    return this.#db.transaction((tx) => ensureTemplates(tx, requests, now));
+  }
+
   // Scheduling and execution
   /** The queue in scheduling order; `queueKey` ('' = commands, else a handler name) reads one queue only. */
   queuedJobs(limit: number, cursor: QueueCursor | null = null, queueKey?: string): Promise<QueuedJob[]> {
@@ -162,7 +238,7 @@ export class Store {
   }
   /** Applies a worker's reports; with `breakers`, attempt ends also step the circuit breakers, in the same transaction. */
   reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now(), breakers?: BreakerOptions): Promise<ReportOutcome[]> {
-    return this.#db.transaction(async (tx) => {
+    return this.#tx(async (tx) => {
       const out = await reportResults(tx, workerId, reports, now);
       if (breakers) await recordBreakerOutcomes(tx, settledAttempts(reports, out), breakers, now);
       return out;
@@ -172,11 +248,11 @@ export class Store {
     return this.#db.transaction((tx) => promoteDueRetries(tx, now));
   }
   reapLostWorkers(cutoff: number, now = Date.now()) {
-    return this.#db.transaction((tx) => reapLostWorkers(tx, cutoff, now));
+    return this.#tx((tx) => reapLostWorkers(tx, cutoff, now));
   }
   /** A worker leaving: offline, its jobs back in the queue. Returns the requeued job ids. */
   releaseWorker(id: string, why: string, actor: string, now = Date.now(), outcome: 'lost' | 'interrupted' = 'lost'): Promise<string[]> {
-    return this.#db.transaction((tx) => releaseWorker(tx, id, why, actor, now, outcome));
+    return this.#tx((tx) => releaseWorker(tx, id, why, actor, now, outcome));
   }
 
   // Circuit breakers (src/core/breakers.ts)
@@ -228,6 +304,85 @@ export class Store {
   }
   readLogs(jobId: string, afterSeq = 0, limit = 1000): Promise<StoredLogChunk[]> {
     return readLogs(this.#db, jobId, afterSeq, limit);
+  }
+
+  // Workflows (src/store/ops/createWorkflow.ts, advanceWorkflows.ts). Writes wake whom they must after commit.
+  #afterWorkflowWrite(e: WorkflowEffects): void {
+    if (e.submitted > 0) this.notify(CHANNELS.SCHEDULE);
+    for (const w of new Set(e.wake_workers)) this.notify(CHANNELS.WORKER, w);
+  }
+  async createWorkflow(def: WorkflowDef, actor: string, now = Date.now()): Promise<StoredWorkflow> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#tx((tx) => createWorkflow(tx, def, actor, now));
+      } catch (err) {
+        // Two creates of one name raced for the same version: the loser takes the next one.
+        if (attempt >= 5 || !isUniqueViolation(err)) throw err;
+      }
+    }
+  }
+  findWorkflow(ref: string): Promise<StoredWorkflow | null> {
+    return findWorkflow(this.#db, ref);
+  }
+  listWorkflows() {
+    return listWorkflows(this.#db);
+  }
+  async startWorkflowRun(wf: StoredWorkflow, params: Record<string, unknown>, actor: string, now = Date.now()): Promise<string> {
+    const r = await this.#tx((tx) => startWorkflowRun(tx, wf, params, { kind: 'manual' }, actor, now, buildStepJob));
+    this.#afterWorkflowWrite(r.effects);
+    return r.run_id;
+  }
+  getWorkflowRun(id: string) {
+    return getWorkflowRun(this.#db, id);
+  }
+  listWorkflowRuns(name: string, limit = 50): Promise<WorkflowRun[]> {
+    return listWorkflowRuns(this.#db, name, limit);
+  }
+  async cancelWorkflowRun(id: string, reason: string, actor: string, now = Date.now()): Promise<void> {
+    this.#afterWorkflowWrite(await this.#tx((tx) => cancelWorkflowRun(tx, id, reason, actor, now)));
+  }
+  async rerunWorkflowRun(id: string, params: Record<string, unknown>, actor: string, now = Date.now()): Promise<{ run_id: string; reused: string[] }> {
+    const r = await this.#tx((tx) => rerunWorkflowRun(tx, id, params, actor, now, buildStepJob));
+    this.#afterWorkflowWrite(r.effects);
+    return { run_id: r.run_id, reused: r.reused };
+  }
+
+  // Schedules (src/store/ops/schedules.ts, fireSchedule.ts)
+  createSchedule(s: ScheduleInput, now = Date.now()) {
+    return this.#tx((tx) => createSchedule(tx, s, now));
+  }
+  getSchedule(ref: string) {
+    return getSchedule(this.#db, ref);
+  }
+  listSchedules() {
+    return listSchedules(this.#db);
+  }
+  updateSchedule(ref: string, s: ScheduleInput, now = Date.now()) {
+    return this.#tx((tx) => updateSchedule(tx, ref, s, now));
+  }
+  deleteSchedule(ref: string) {
+    return this.#tx((tx) => deleteSchedule(tx, ref));
+  }
+  scheduleFires(id: string, limit = 100) {
+    return scheduleFires(this.#db, id, limit);
+  }
+  /** Fires a schedule for one fire time, exactly once across servers (see ops/fireSchedule.ts). */
+  async fireSchedule(id: string, fireTime: number, kind: string, now = Date.now(), overlap?: OverlapPolicy): Promise<FireResult> {
+    const r = await this.#tx(async (tx) => {
+      const res = await fireSchedule(tx, id, fireTime, kind, now, buildStepJob, overlap);
+      if (kind !== 'backfill') await advanceScheduleCursor(tx, id, fireTime);
+      return res;
+    });
+    this.#afterWorkflowWrite(r.effects);
+    return r;
+  }
+  async releaseBufferedFire(id: string, now = Date.now()): Promise<FireResult | null> {
+    const r = await this.#tx((tx) => releaseBufferedFire(tx, id, now, buildStepJob));
+    if (r) this.#afterWorkflowWrite(r.effects);
+    return r;
+  }
+  advanceScheduleCursor(id: string, to: number): Promise<void> {
+    return this.#tx((tx) => advanceScheduleCursor(tx, id, to));
   }
 }
 

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import type { JobState, Priority } from '../../core/types.ts';
+import type { DependencyType, JobState, Priority } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
-import { normalizeJobSpec, type JobRequest } from '../../core/jobSpec.ts';
+import type { JobRequest } from '../../core/jobSpec.ts';
+import { resolveJobRequest } from '../../templates/jobRequest.ts';
+import { dependenciesSchema } from '../templateSchemas.ts';
 import { parsePriority } from '../../core/priorities.ts';
 import { isFinal } from '../../core/states.ts';
 import { CHANNELS } from '../../store/store.ts';
@@ -28,18 +30,21 @@ type IdParams = { id: string };
 export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
 
-  app.post<{ Body: JobRequest }>('/api/v1/jobs', { schema: { body: jobRequestSchema, summary: 'Submit a job' } }, async (req, reply) => {
-    const spec = normalizeJobSpec(req.body);
+  app.post<{ Body: JobRequest }>('/api/v1/jobs', { schema: { body: jobRequestSchema, summary: 'Submit a job (a command, a handler, or a template with parameters)' } }, async (req, reply) => {
+    const spec = await resolveJobRequest(store.templates, req.body);
     const [res] = await store.submitJobs([spec], actorOf(req.principal));
     const job = res!.job;
     if (res!.created) store.notify(CHANNELS.SCHEDULE);
     const insight = job.state === 'QUEUED' ? await queueInsight(store, job, Date.now(), { allow_stale: true }) : null;
+    const deps = await store.dependencyStatus(job);
     return reply.status(res!.created ? 201 : 200).send({
       job_id: job.id,
       status: job.state,
       message: res!.created ? 'Job submitted successfully' : 'Job already submitted with this idempotency key',
       queue_position: insight?.queue_position ?? null,
       estimated_start_time: insight?.estimated_start_time ?? null,
+      ...(job.template ? { template: job.template, template_version: job.template_version } : {}),
+      ...(deps ? { waiting_for: deps.waiting_for, pending_reason: deps.pending_reason ?? (job.state === 'CANCELLED' ? job.error : null) } : {}),
     });
   });
 
@@ -48,10 +53,16 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { schema: { body: batchRequestSchema, summary: 'Submit many jobs at once (all or nothing)' } },
     async (req, reply) => {
       const mode = req.body.execution_mode ?? 'parallel';
+      const specs = [];
+      for (const [i, j] of req.body.jobs.entries()) specs.push(await resolveJobRequest(store.templates, j, `jobs[${i}].`));
+      // Sequential: each job waits for the one before it (all_complete unless the entry says otherwise).
       if (mode === 'sequential') {
-        throw new GantryError('VALIDATION_FAILED', 'execution_mode: sequential batches need job dependencies, which this server does not support yet; submit with parallel', { field: 'execution_mode' });
+        specs.forEach((s, i) => {
+          if (i === 0) return;
+          s.depends_on_index = [i - 1];
+          s.dependency_type ??= 'all_complete';
+        });
       }
-      const specs = req.body.jobs.map((j, i) => normalizeJobSpec(j, `jobs[${i}].`));
       const results = await store.submitJobs(specs, actorOf(req.principal));
       store.notify(CHANNELS.SCHEDULE);
       return reply.status(201).send({
@@ -84,7 +95,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.get<{ Params: IdParams }>('/api/v1/jobs/:id', { schema: { params: jobIdParams, summary: 'A job with its attempts' } }, async (req) => {
+  app.get<{ Params: IdParams }>('/api/v1/jobs/:id', { schema: { params: jobIdParams, summary: 'A job with its attempts (and dependencies)' } }, async (req) => {
     const job = await store.getJob(req.params.id);
     if (!job) throw notFound('job', req.params.id);
     const [attempts, saved] = await Promise.all([store.jobAttempts(job.id), store.checkpointsOf([job.id])]);
@@ -98,8 +109,21 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const held = breakerPendingReason((await store.listBreakers(true)).filter((b) => keys.has(b.key)), Date.now());
       if (held) view.pending_reason = held;
     }
+    const deps = await store.dependencyStatus(job);
+    if (deps) Object.assign(view, deps);
     return view;
   });
+
+  app.post<{ Params: IdParams; Body: { depends_on: string[]; dependency_type?: DependencyType } }>(
+    '/api/v1/jobs/:id/dependencies',
+    { schema: { params: jobIdParams, body: dependenciesSchema, summary: 'Make a SUBMITTED or QUEUED job wait for other jobs' } },
+    async (req) => {
+      const released = await store.addJobDependencies(req.params.id, req.body.depends_on, req.body.dependency_type ?? 'all_complete', actorOf(req.principal));
+      if (released.length > 0) store.notify(CHANNELS.SCHEDULE);
+      const job = (await store.getJob(req.params.id))!;
+      return { ...jobView(job), ...(await store.dependencyStatus(job)), message: `job ${job.id} is ${job.state}` };
+    },
+  );
 
   app.get<{ Params: IdParams }>('/api/v1/jobs/:id/events', { schema: { params: jobIdParams, summary: 'Every state transition of a job' } }, async (req) => {
     const job = await store.getJob(req.params.id);

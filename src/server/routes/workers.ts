@@ -118,6 +118,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
                 kind: j.kind, command: j.command, handler: j.handler, env: j.env, working_dir: j.working_dir, timeout: j.timeout,
                 parameters: j.parameters, resources: j.resources, gpu_indices: j.gpu_indices, labels: j.labels,
                 checkpoint: checkpointWire(saved.get(j.id)),
+                ...(j.steps ? { steps: j.steps } : {}),
               })),
               controls: d.controls,
             };

@@ -1,7 +1,8 @@
 import type { JobState } from '../../core/types.ts';
-import { assertTransition } from '../../core/states.ts';
+import { assertTransition, FINAL_STATES } from '../../core/states.ts';
 import type { ColumnType, Row, SqlExecutor, SqlValue } from '../driver.ts';
 import { JOB_COLUMN_TYPES } from '../rows.ts';
+import { runFinalHooks, type FinishedJob } from '../finalHooks.ts';
 
 /** Add to a counter column instead of setting it. */
 export interface Increment {
@@ -34,7 +35,7 @@ export interface Transition {
 
 const EVENT_COLUMNS = ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'] as const;
 /** What every applied transition hands back: enough to number a new attempt. */
-const RETURNING = 'jobs.id, jobs.attempt_count, jobs.retry_count';
+const RETURNING = 'jobs.id, jobs.attempt_count, jobs.retry_count, jobs.watched';
 
 const isIncrement = (v: PatchValue): v is Increment => v !== null && typeof v === 'object';
 
@@ -44,6 +45,7 @@ const isIncrement = (v: PatchValue): v is Increment => v !== null && typeof v ==
  * concurrent change wins; the caller learns it from the result), and recorded as events in the
  * same transaction — one per step. Changes of the same shape are written with one statement.
  * Params: tx — an open transaction; changes — at most one per job; now — epoch ms.
+ * Watched jobs that become final run the final-state hooks in the same transaction (src/store/finalHooks.ts).
  * Returns, per change, the updated row's id and counters, or null if it was not applied.
  */
 export async function applyTransitions(tx: SqlExecutor, changes: readonly Transition[], now: number): Promise<(Row | null)[]> {
@@ -101,6 +103,12 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
     events.push([c.job_id, now, at, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null]);
   });
   await tx.insertMany('job_events', EVENT_COLUMNS, events);
+  // Watched jobs that just became final: their follow-ups run now, in this transaction (src/store/finalHooks.ts).
+  const finished: FinishedJob[] = [];
+  changes.forEach((c, i) => {
+    if (out[i] && Number(out[i]!.watched) === 1 && FINAL_STATES.has(c.to)) finished.push({ id: c.job_id, state: c.to, reason: c.reason });
+  });
+  if (finished.length > 0) await runFinalHooks(tx, finished, now);
   return out;
 }
 

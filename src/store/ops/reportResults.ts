@@ -190,7 +190,10 @@ function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () =>
           patch: { ...startPatch, finished_at: now, exit_code: r.exit_code ?? null, ...freed },
         };
       }
-      const what = r.outcome === 'timeout' ? `timed out after ${job.timeout}s` : (r.error ?? `exited with code ${r.exit_code}`);
+      // A step of a multi-step job (its own timeout) is named by the worker: "step train (2/4) timed out after 60s".
+      const what = r.outcome === 'timeout'
+        ? (r.error?.startsWith('step ') ? r.error : `timed out after ${job.timeout}s`)
+        : (r.error ?? `exited with code ${r.exit_code}`);
       const nonRetryable = r.non_retryable === true || (r.exit_code != null && r.exit_code === job.retry_policy.non_retryable_exit_code);
       const retry = !nonRetryable && hasAttemptsLeft(job.retry_policy, job.retry_count);
       const failed = r.outcome === 'timeout' ? 'TIMEOUT' : 'FAILED';

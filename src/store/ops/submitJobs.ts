@@ -3,6 +3,10 @@ import { newId } from '../../core/ids.ts';
 import { priorityRank } from '../../core/priorities.ts';
 import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_INSERT_COLUMNS, jobFromRow, toJson } from '../rows.ts';
+import { addDependencies } from './dependencies.ts';
+
+/** How a job is named in errors: `jobs[3].` within a batch, nothing for a single submit. */
+const prefixOf = (count: number, index: number) => (count > 1 ? `jobs[${index}].` : '');
 
 export interface SubmitResult {
   job: Job;
@@ -11,7 +15,9 @@ export interface SubmitResult {
 }
 
 /**
- * Creates jobs in one transaction: each is written SUBMITTED→QUEUED with both events.
+ * Creates jobs in one transaction: each is written SUBMITTED→QUEUED with both events — or, when
+ * it has dependencies, SUBMITTED only, and ops/dependencies.ts decides at once whether it waits,
+ * is released to QUEUED, or can never run (CANCELLED).
  * A spec whose (tenant, idempotency_key) already exists returns the original job.
  * Params: specs — validated; now — epoch ms; actor — who submitted.
  */
@@ -21,6 +27,7 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
   const events: SqlValue[][] = [];
   const newIds: { index: number; id: string }[] = [];
   const seenKeys = new Map<string, number>();
+  const waiting: { index: number; id: string }[] = [];
   for (let i = 0; i < specs.length; i++) {
     const s = specs[i]!;
     if (s.idempotency_key !== null) {
@@ -41,17 +48,29 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
     newIds.push({ index: i, id });
     // Position within the priority class = queue time; jobs of one batch keep their order by seq.
     const sortKey = now;
+    const waits = (s.depends_on?.length ?? 0) + (s.depends_on_index?.length ?? 0) > 0;
+    if (waits) waiting.push({ index: i, id });
     rows.push([
-      id, s.name, s.type, s.tenant, s.priority, priorityRank(s.priority), 'QUEUED', s.kind, toJson(s.command), s.handler,
+      id, s.name, s.type, s.tenant, s.priority, priorityRank(s.priority), waits ? 'SUBMITTED' : 'QUEUED', s.kind, toJson(s.command), s.handler,
       JSON.stringify(s.env), s.working_dir, s.timeout, JSON.stringify(s.retry_policy), JSON.stringify(s.labels),
       JSON.stringify(s.parameters), s.idempotency_key, s.expected_duration, s.resources.cpu_cores, s.resources.memory_gb,
-      s.resources.gpu_count, s.resources.storage_gb, now, now, now, sortKey, s.handler ?? '',
+      s.resources.gpu_count, s.resources.storage_gb, now, now, waits ? null : now, sortKey, s.handler ?? '',
+      s.template ?? null, s.template_version ?? null, toJson(s.steps ?? null), waits ? (s.dependency_type ?? 'all_complete') : null,
     ]);
     events.push([id, now, null, 'SUBMITTED', 'submitted', actor, null]);
-    events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);
+    if (!waits) events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);
   }
   await tx.insertMany('jobs', JOB_INSERT_COLUMNS, rows);
   await tx.insertMany('job_events', ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'], events);
+  if (waiting.length > 0) {
+    const idAt = new Map(newIds.map((n) => [n.index, n.id]));
+    for (let i = 0; i < specs.length; i++) if (out[i]) idAt.set(i, out[i]!.job.id);
+    await addDependencies(tx, waiting.map((w) => {
+      const s = specs[w.index]!;
+      const upstream = [...(s.depends_on ?? []), ...(s.depends_on_index ?? []).map((k) => idAt.get(k)!)];
+      return { job_id: w.id, depends_on: upstream, dependency_type: s.dependency_type ?? 'all_complete', field: `${prefixOf(specs.length, w.index)}depends_on` };
+    }), now, actor, { existing_jobs: false });
+  }
   // Read back the created rows (seq is assigned by the database).
   const byId = new Map<string, Job>();
   const ids = [...new Set(newIds.map((n) => n.id))];
