@@ -11,9 +11,18 @@
  * | GANTRY_LOG_LEVEL | warn | pino level of the server log |
  * | GANTRY_LEASE_TIMEOUT_MS | 5000 | a worker silent this long is lost; its jobs are requeued |
  * | GANTRY_BODY_LIMIT | 16777216 | largest request body, bytes |
+ * | GANTRY_DEFAULT_TIER | enterprise | tier of tenants nobody registered (`gantry tenants create`), incl. `default` |
+ * | GANTRY_USAGE_HALF_LIFE_S | 3600 | half-life of the decayed usage fair share is computed from, seconds |
  * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI connects, and with what token |
  */
 import { join, resolve } from 'node:path';
+import { isTier, TIERS, type Tier } from './core/tiers.ts';
+
+function tier(name: string, v: string | undefined): Tier {
+  if (v === undefined || v === '') return 'enterprise';
+  if (!isTier(v)) throw new Error(`${name} must be one of ${TIERS.join(', ')}, got '${v}'`);
+  return v;
+}
 
 export interface ServerConfig {
   data_dir: string;
@@ -23,6 +32,8 @@ export interface ServerConfig {
   log_level: string;
   lease_timeout_ms: number;
   body_limit: number;
+  default_tier: Tier;
+  usage_half_life_s: number;
 }
 
 export interface ServerFlags {
@@ -49,6 +60,8 @@ export function compileServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     log_level: env.GANTRY_LOG_LEVEL ?? 'warn',
     lease_timeout_ms: int('GANTRY_LEASE_TIMEOUT_MS', env.GANTRY_LEASE_TIMEOUT_MS, 5000, 500),
     body_limit: int('GANTRY_BODY_LIMIT', env.GANTRY_BODY_LIMIT, 16 * 1024 * 1024, 1024),
+    default_tier: tier('GANTRY_DEFAULT_TIER', env.GANTRY_DEFAULT_TIER),
+    usage_half_life_s: int('GANTRY_USAGE_HALF_LIFE_S', env.GANTRY_USAGE_HALF_LIFE_S, 3600, 1),
   };
 }
 

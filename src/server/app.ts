@@ -7,6 +7,7 @@ import { collectOpenApi } from './openapi.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { queueRoutes } from './routes/queue.ts';
 import { workerRoutes } from './routes/workers.ts';
+import { tenantRoutes } from './routes/tenants.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -79,5 +80,6 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   jobRoutes(app, ctx);
   queueRoutes(app, ctx);
   workerRoutes(app, ctx);
+  tenantRoutes(app, ctx);
   return app;
 }

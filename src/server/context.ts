@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { TokenInfo } from '../store/store.ts';
+import type { TenantDirectory } from './tenantDirectory.ts';
 
 export interface ServerContext {
   store: Store;
@@ -9,6 +10,8 @@ export interface ServerContext {
   body_limit: number;
   /** Accepted without a store lookup: the embedded worker of `gantry up` uses it. Never stored. */
   internal_token?: string;
+  /** Tenant settings for submit checks (cached briefly; writes through the API refresh it). */
+  tenants: TenantDirectory;
 }
 
 declare module 'fastify' {

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { openStore, type Store } from '../store/store.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
+import { TenantDirectory } from './tenantDirectory.ts';
 import { buildApp } from './app.ts';
 import type { ServerConfig } from '../config.ts';
 import { startAgent, type AgentOptions } from '../worker/agent.ts';
@@ -85,7 +86,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   const internal_token = `gti_${randomBytes(24).toString('base64url')}`;
   const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms });
-  const app = await buildApp({ store, scheduler, body_limit: cfg.body_limit, internal_token }, { logger: opts.logger ?? { level: cfg.log_level } });
+  const tenants = new TenantDirectory(store, cfg.default_tier);
+  const app = await buildApp({ store, scheduler, body_limit: cfg.body_limit, internal_token, tenants }, { logger: opts.logger ?? { level: cfg.log_level } });
   await app.listen({ port: cfg.port, host: cfg.host });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;

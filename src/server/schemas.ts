@@ -51,6 +51,9 @@ export const jobRequestSchema = {
     parameters: { type: 'object', maxProperties: 1000 },
     idempotency_key: { type: 'string', minLength: 1, maxLength: 200 },
     expected_duration: { type: 'number', exclusiveMinimum: 0, maximum: 31536000 },
+    preemptible: { type: 'boolean' },
+    grace_period: { type: 'number', minimum: 0, maximum: 86400 },
+    nodes: { type: 'integer', minimum: 1, maximum: 1024 },
   },
 } as const;
 

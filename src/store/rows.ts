@@ -54,6 +54,10 @@ export function jobFromRow(r: Row): Job {
     exit_code: numOrNull(r.exit_code),
     progress: numOrNull(r.progress),
     dead_lettered_at: numOrNull(r.dead_lettered_at),
+    preemptible: r.preemptible === undefined ? true : Number(r.preemptible) === 1,
+    grace_period: numOrNull(r.grace_period),
+    nodes: r.nodes === undefined ? 1 : num(r.nodes),
+    preemption: json(r.preemption, null),
   };
 }
 
@@ -62,6 +66,7 @@ export const JOB_INSERT_COLUMNS = [
   'id', 'name', 'type', 'tenant', 'priority', 'priority_rank', 'state', 'kind', 'command', 'handler', 'env',
   'working_dir', 'timeout', 'retry_policy', 'labels', 'parameters', 'idempotency_key', 'expected_duration',
   'cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'created_at', 'updated_at', 'queued_at', 'sort_key', 'queue_key',
+  'preemptible', 'grace_period', 'nodes',
 ] as const;
 
 /** Column types of `jobs`, for batch updates that pass values through a recordset. */
@@ -73,6 +78,7 @@ export const JOB_COLUMN_TYPES: Readonly<Record<string, 'text' | 'real' | 'int'>>
   sort_key: 'real', run_after: 'int', worker_id: 'text', gpu_indices: 'text', attempt_count: 'int', retry_count: 'int',
   current_attempt_id: 'text', control: 'text', cancel_requested: 'int', result: 'text', error: 'text', exit_code: 'int',
   progress: 'real', dead_lettered_at: 'int', queue_key: 'text',
+  preemptible: 'int', grace_period: 'real', nodes: 'int', preemption: 'text',
 };
 
 export function attemptFromRow(r: Row): Attempt {

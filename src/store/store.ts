@@ -13,7 +13,10 @@ import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDuratio
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
+import { createTenant, deleteTenant, getTenant, listTenants, updateTenant, type TenantChanges } from './ops/tenants.ts';
+import type { TenantRecord, Tier } from '../core/tiers.ts';
 
+export type { TenantChanges };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -176,6 +179,24 @@ export class Store {
   }
   setWorkerState(id: string, state: WorkerInfo['state']): Promise<boolean> {
     return setWorkerState(this.#db, id, state);
+  }
+
+  // Tenants
+  listTenants(): Promise<TenantRecord[]> {
+    return listTenants(this.#db);
+  }
+  getTenant(id: string): Promise<TenantRecord | null> {
+    return getTenant(this.#db, id);
+  }
+  createTenant(id: string, c: TenantChanges & { tier: Tier }, now = Date.now()): Promise<TenantRecord> {
+    return this.#db.transaction((tx) => createTenant(tx, id, c, now));
+  }
+  /** `replace` (PUT): settings not given go back to the tier default; otherwise (PATCH) only the given ones change. */
+  updateTenant(id: string, c: TenantChanges, replace: boolean, now = Date.now()): Promise<TenantRecord> {
+    return this.#db.transaction((tx) => updateTenant(tx, id, c, replace, now));
+  }
+  deleteTenant(id: string): Promise<void> {
+    return this.#db.transaction((tx) => deleteTenant(tx, id));
   }
 
   // Logs

@@ -29,6 +29,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<{ Body: JobRequest }>('/api/v1/jobs', { schema: { body: jobRequestSchema, summary: 'Submit a job' } }, async (req, reply) => {
     const spec = normalizeJobSpec(req.body);
+    await ctx.tenants.assertMaySubmit([spec]);
     const [res] = await store.submitJobs([spec], actorOf(req.principal));
     const job = res!.job;
     if (res!.created) store.notify(CHANNELS.SCHEDULE);
@@ -51,6 +52,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
         throw new GantryError('VALIDATION_FAILED', 'execution_mode: sequential batches need job dependencies, which this server does not support yet; submit with parallel', { field: 'execution_mode' });
       }
       const specs = req.body.jobs.map((j, i) => normalizeJobSpec(j, `jobs[${i}].`));
+      await ctx.tenants.assertMaySubmit(specs, (i) => `jobs[${i}].`);
       const results = await store.submitJobs(specs, actorOf(req.principal));
       store.notify(CHANNELS.SCHEDULE);
       return reply.status(201).send({
@@ -142,6 +144,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/api/v1/jobs/:id/priority',
     { schema: { params: jobIdParams, body: priorityChangeSchema, summary: 'Change a job priority' } },
     async (req) => {
+      const current = await store.getJob(req.params.id);
+      if (current) await ctx.tenants.assertMaySubmit([{ ...current, priority: parsePriority(req.body.priority)! }]);
       const job = await store.setPriority(req.params.id, parsePriority(req.body.priority)!, req.body.reason ?? 'no reason given', actorOf(req.principal));
       store.notify(CHANNELS.SCHEDULE);
       return jobView(job);

@@ -46,6 +46,7 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
       JSON.stringify(s.env), s.working_dir, s.timeout, JSON.stringify(s.retry_policy), JSON.stringify(s.labels),
       JSON.stringify(s.parameters), s.idempotency_key, s.expected_duration, s.resources.cpu_cores, s.resources.memory_gb,
       s.resources.gpu_count, s.resources.storage_gb, now, now, now, sortKey, s.handler ?? '',
+      s.preemptible ? 1 : 0, s.grace_period, s.nodes,
     ]);
     events.push([id, now, null, 'SUBMITTED', 'submitted', actor, null]);
     events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);
