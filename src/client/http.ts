@@ -168,16 +168,19 @@ export interface Assignment {
   resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
   gpu_indices: number[];
   labels: Record<string, string>;
+  /** Seconds between SIGTERM and SIGKILL when the job is stopped; null = the worker's default. */
+  grace_period?: number | null;
 }
 export interface Control {
   job_id: string;
   attempt_id: string;
-  control: 'cancel' | 'pause' | 'resume';
+  /** `preempt`: stop the job (SIGTERM, grace period, SIGKILL) and report `preempted`; the server requeues it. */
+  control: 'cancel' | 'pause' | 'resume' | 'preempt';
 }
 export interface AttemptReport {
   job_id: string;
   attempt_id: string;
-  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress';
+  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'preempted' | 'paused' | 'resumed' | 'progress';
   exit_code?: number | null;
   error?: string | null;
   result?: unknown;

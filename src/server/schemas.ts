@@ -166,7 +166,7 @@ export const reportSchema = {
         properties: {
           job_id: { type: 'string', maxLength: 100 },
           attempt_id: { type: 'string', maxLength: 100 },
-          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'paused', 'resumed', 'progress'] },
+          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'preempted', 'paused', 'resumed', 'progress'] },
           exit_code: { type: ['integer', 'null'] },
           error: { type: ['string', 'null'], maxLength: 65536 },
           result: {},

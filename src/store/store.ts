@@ -15,8 +15,10 @@ import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
 import { createTenant, deleteTenant, getTenant, listTenants, updateTenant, type TenantChanges } from './ops/tenants.ts';
 import type { TenantRecord, Tier } from '../core/tiers.ts';
+import { activeJobRows, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
+import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 
-export type { TenantChanges };
+export type { TenantChanges, ActiveRow, PendingRow, PreemptionOrder };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -145,6 +147,32 @@ export class Store {
   }
   assignJobs(assignments: readonly Assignment[], now = Date.now()): Promise<Assignment[]> {
     return this.#db.transaction((tx) => assignJobs(tx, assignments, now));
+  }
+  /**
+   * A cycle's decisions in one transaction: admissions (QUEUED → SCHEDULED + attempt) and
+   * preemption requests. Returns the admissions that took effect and the preemptions asked.
+   */
+  applySchedulingDecisions(assignments: readonly Assignment[], preemptions: readonly PreemptionOrder[], now = Date.now()) {
+    return this.#db.transaction(async (tx) => ({
+      assigned: assignments.length > 0 ? await assignJobs(tx, assignments, now) : [],
+      preempted: preemptions.length > 0 ? await preemptJobs(tx, preemptions, now) : { job_ids: [], workers: [] },
+    }));
+  }
+  /** Tenants with queued jobs. */
+  queuedTenants(): Promise<string[]> {
+    return queuedTenants(this.#db);
+  }
+  /** A tenant's first `limit` queued jobs in the given queues, in queue order. */
+  tenantQueueHead(tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
+    return tenantQueueHead(this.#db, tenant, queueKeys, limit);
+  }
+  /** Jobs holding resources on workers, lean. */
+  activeJobRows(): Promise<ActiveRow[]> {
+    return activeJobRows(this.#db);
+  }
+  /** Runs since `since` (or still running), for rebuilding decayed usage on a new leader. */
+  usageHistory(since: number) {
+    return usageHistory(this.#db, since);
   }
   /** What a worker should get now; `held` = the attempt ids it already runs. Writes nothing but taken controls. */
   deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {

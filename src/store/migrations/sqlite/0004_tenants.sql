@@ -24,3 +24,7 @@ ALTER TABLE jobs ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE jobs ADD COLUMN grace_period REAL;
 ALTER TABLE jobs ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE jobs ADD COLUMN preemption TEXT;
+
+-- The scheduler reads each tenant's queue head (fair share across tenants), so a tenant flooding
+-- the queue never hides another tenant's jobs behind its own.
+CREATE INDEX jobs_queue_by_tenant ON jobs (tenant, priority_rank, sort_key, seq) WHERE state = 'QUEUED';
