@@ -85,7 +85,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     }
   }
   const internal_token = `gti_${randomBytes(24).toString('base64url')}`;
-  const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms });
+  const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms, default_tier: cfg.default_tier, usage_half_life_ms: cfg.usage_half_life_s * 1000 });
   const tenants = new TenantDirectory(store, cfg.default_tier);
   const app = await buildApp({ store, scheduler, body_limit: cfg.body_limit, internal_token, tenants }, { logger: opts.logger ?? { level: cfg.log_level } });
   await app.listen({ port: cfg.port, host: cfg.host });
