@@ -150,6 +150,50 @@ export interface ListJobsQuery {
   cursor?: string;
 }
 
+export type ResourceAmounts = { cpu_cores?: number; memory_gb?: number; gpu_count?: number };
+/** A tenant create/update body; null resets a setting to the tier default. */
+export interface TenantRequest {
+  name?: string;
+  tier?: 'enterprise_plus' | 'enterprise' | 'premium' | 'basic' | 'free' | (string & {});
+  cohort?: string;
+  quota?: ResourceAmounts | null;
+  borrowing_limit?: ResourceAmounts | null;
+  lending_limit?: ResourceAmounts | null;
+  max_running_jobs?: number | null;
+  fair_share_weight?: number | null;
+  allowed_priorities?: Priority[] | null;
+  paused?: boolean;
+}
+interface TenantSettings {
+  quota: ResourceAmounts;
+  borrowing_limit: ResourceAmounts;
+  lending_limit: ResourceAmounts;
+  max_running_jobs: number | null;
+  fair_share_weight: number | null;
+  allowed_priorities: Priority[] | null;
+}
+export interface TenantView {
+  tenant_id: string;
+  name: string;
+  tier: string;
+  cohort: string;
+  paused: boolean;
+  overrides: TenantSettings;
+  effective: TenantSettings & { quota: Required<ResourceAmounts>; fair_share_weight: number; allowed_priorities: Priority[] };
+  created_at: string;
+  updated_at: string;
+}
+export interface JobExplanation {
+  job_id: string;
+  status: JobStatus;
+  /** Plain words; null when the job is not waiting. */
+  summary: string | null;
+  reasons: { kind: string; text: string; [k: string]: unknown }[];
+  estimated_start_time: string | null;
+  queue_position: number | null;
+  tenant: { id: string; tier: string; cohort: string; paused: boolean; registered: boolean };
+}
+
 /** Wire shapes of the worker protocol. */
 export interface Assignment {
   job_id: string;
@@ -324,6 +368,34 @@ export class GantryClient {
   }
   drainWorker(id: string): Promise<{ worker_id: string; state: string }> {
     return this.request('POST', `/api/v1/workers/${encodeURIComponent(id)}/drain`, {});
+  }
+
+  // Tenants
+  listTenants(): Promise<{ tenants: TenantView[]; default_tier: string }> {
+    return this.request('GET', '/api/v1/tenants');
+  }
+  createTenant(t: TenantRequest & { id: string }): Promise<TenantView> {
+    return this.request('POST', '/api/v1/tenants', t);
+  }
+  getTenant(id: string): Promise<TenantView> {
+    return this.request('GET', `/api/v1/tenants/${encodeURIComponent(id)}`);
+  }
+  /** `replace`: PUT (settings not given go back to tier defaults); otherwise PATCH. */
+  updateTenant(id: string, t: TenantRequest, replace = false): Promise<TenantView> {
+    return this.request(replace ? 'PUT' : 'PATCH', `/api/v1/tenants/${encodeURIComponent(id)}`, t);
+  }
+  deleteTenant(id: string): Promise<{ tenant_id: string; deleted: boolean }> {
+    return this.request('DELETE', `/api/v1/tenants/${encodeURIComponent(id)}`);
+  }
+  pauseTenant(id: string): Promise<TenantView> {
+    return this.request('POST', `/api/v1/tenants/${encodeURIComponent(id)}/pause`, {});
+  }
+  resumeTenant(id: string): Promise<TenantView> {
+    return this.request('POST', `/api/v1/tenants/${encodeURIComponent(id)}/resume`, {});
+  }
+  /** Why a job is pending, in words and as data. */
+  explain(id: string): Promise<JobExplanation> {
+    return this.request('GET', `/api/v1/jobs/${encodeURIComponent(id)}/explain`);
   }
   health(): Promise<{ status: string; version: string }> {
     return this.request('GET', '/health');

@@ -63,6 +63,7 @@ export class Scheduler {
   readonly #estimates: RuntimeEstimates;
   readonly #usage: TenantUsage;
   #usageBuilt = false;
+  #usageBuiltAt = 0;
   readonly #policyConfig: PolicyConfig;
   /** The last cycle's reservations (for explanations). */
   last: { at: number; reservations: Reservation[] } | null = null;
@@ -149,6 +150,8 @@ export class Scheduler {
 
   /** The decayed usage fair share works from (for explanations on this server). */
   async usage(now = Date.now()): Promise<ReadonlyMap<string, DecayedUsage>> {
+    // A follower's copy is not advanced by cycles: rebuild it from the store when it is older than 10 s.
+    if (!this.#leader && now - this.#usageBuiltAt > 10_000) this.#usageBuilt = false;
     await this.#ensureUsage(now);
     return this.#usage.snapshot();
   }
@@ -157,6 +160,7 @@ export class Scheduler {
     if (this.#usageBuilt) return;
     await this.#usage.rebuild(this.#store, now);
     this.#usageBuilt = true;
+    this.#usageBuiltAt = now;
   }
 
   /** The options explanations need to rebuild this scheduler's view (same policy, same settings). */

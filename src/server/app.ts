@@ -8,6 +8,7 @@ import { jobRoutes } from './routes/jobs.ts';
 import { queueRoutes } from './routes/queue.ts';
 import { workerRoutes } from './routes/workers.ts';
 import { tenantRoutes } from './routes/tenants.ts';
+import { explainRoutes } from './routes/explain.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -81,5 +82,6 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   queueRoutes(app, ctx);
   workerRoutes(app, ctx);
   tenantRoutes(app, ctx);
+  explainRoutes(app, ctx);
   return app;
 }

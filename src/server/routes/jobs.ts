@@ -6,6 +6,7 @@ import { parsePriority } from '../../core/priorities.ts';
 import { isFinal } from '../../core/states.ts';
 import { CHANNELS } from '../../store/store.ts';
 import { queueInsight } from '../../scheduler/estimate.ts';
+import { jobInsight } from './explain.ts';
 import { actorOf, type ServerContext } from '../context.ts';
 import { jobView } from '../views.ts';
 import {
@@ -89,7 +90,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const job = await store.getJob(req.params.id);
     if (!job) throw notFound('job', req.params.id);
     const view = jobView(job, await store.jobAttempts(job.id));
-    if (job.state === 'QUEUED') Object.assign(view, await queueInsight(store, job));
+    if (job.state === 'QUEUED') Object.assign(view, await jobInsight(ctx, job));
     return view;
   });
 
