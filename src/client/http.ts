@@ -46,6 +46,11 @@ export interface JobRequest {
   parameters?: Record<string, unknown>;
   idempotency_key?: string;
   expected_duration?: number;
+  /** May be stopped for more urgent work (default true; `emergency` work preempts it anyway). */
+  preemptible?: boolean;
+  /** Seconds between SIGTERM and SIGKILL when stopped (default: the worker's). */
+  grace_period?: number;
+  nodes?: number;
 }
 
 export interface SubmitResponse {
@@ -67,7 +72,10 @@ export interface AttemptView {
   error: string | null;
 }
 
-export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy'>> {
+export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy' | 'grace_period'>> {
+  grace_period: number | null;
+  /** A pending preemption: the worker was told to stop the job for more urgent work. */
+  preemption: { by_job: string | null; by_tenant: string | null; reason: string; at: string } | null;
   resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
   retry_policy: { max_attempts: number; retry_delay: number; backoff: 'fixed' | 'exponential'; max_delay: number; jitter: number };
   job_id: string;
