@@ -261,6 +261,11 @@ function queryString(q: object): string {
   return qs ? `?${qs}` : '';
 }
 
+/** A text body `request` parsed as JSON when it happened to be one JSON value (a one-line JSONL) back to its text. */
+function asText(v: unknown): string {
+  return typeof v === 'string' ? v : v === null ? '' : JSON.stringify(v) + '\n';
+}
+
 export class GantryClient {
   readonly server: string;
   readonly #token: string;
@@ -400,6 +405,14 @@ export class GantryClient {
   }
   resumeTenant(id: string): Promise<TenantView> {
     return this.request('POST', `/api/v1/tenants/${encodeURIComponent(id)}/resume`, {});
+  }
+  /** The recorded history as a simulator trace (JSONL text), jobs created in [since, until). */
+  async exportTrace(q: { since?: string; until?: string } = {}): Promise<string> {
+    return asText(await this.request<unknown>('GET', `/api/v1/trace${queryString(q)}`, undefined, 600_000));
+  }
+  /** The cluster (workers, tenants) as the simulator's YAML. */
+  async exportCluster(): Promise<string> {
+    return asText(await this.request<unknown>('GET', '/api/v1/trace/cluster'));
   }
   /** Why a job is pending, in words and as data. */
   explain(id: string): Promise<JobExplanation> {

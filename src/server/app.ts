@@ -9,6 +9,7 @@ import { queueRoutes } from './routes/queue.ts';
 import { workerRoutes } from './routes/workers.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { explainRoutes } from './routes/explain.ts';
+import { traceRoutes } from './routes/trace.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -83,5 +84,6 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   workerRoutes(app, ctx);
   tenantRoutes(app, ctx);
   explainRoutes(app, ctx);
+  traceRoutes(app, ctx);
   return app;
 }

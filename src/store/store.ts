@@ -17,8 +17,9 @@ import { createTenant, deleteTenant, getTenant, listTenants, updateTenant, type 
 import type { TenantRecord, Tier } from '../core/tiers.ts';
 import { activeJobRows, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
+import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
 
-export type { TenantChanges, ActiveRow, PendingRow, PreemptionOrder };
+export type { TenantChanges, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -225,6 +226,11 @@ export class Store {
   }
   deleteTenant(id: string): Promise<void> {
     return this.#db.transaction((tx) => deleteTenant(tx, id));
+  }
+
+  /** Finished runs of jobs created in [since, until), `limit` jobs after `afterSeq` (for trace export). */
+  jobHistory(since: number, until: number, afterSeq: number, limit: number): Promise<{ rows: HistoryRow[]; next_after: number | null }> {
+    return jobHistory(this.#db, since, until, afterSeq, limit);
   }
 
   // Logs
