@@ -1,3 +1,4 @@
+import type { WorkerUsage } from '../core/types.ts';
 import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type Tier } from '../core/tiers.ts';
 import type { Store, ActiveRow, PendingRow } from '../store/store.ts';
 import { buildWorkerViews } from './placement.ts';
@@ -24,6 +25,8 @@ export interface BuiltSnapshot {
 
 /** A tenant's queue head is at least this long, however many tenants share the scan limit. */
 const MIN_PER_TENANT = 100;
+/** With no free slot anywhere, each tenant's first jobs only (candidates for preemption or reclaim). */
+const FULL_CLUSTER_HEAD = 20;
 
 export function policyTenant(t: EffectiveTenant): PolicyTenant {
   const quota = {} as Record<(typeof QUOTA_RESOURCES)[number], ResourceQuota>;
@@ -43,9 +46,20 @@ export function policyTenant(t: EffectiveTenant): PolicyTenant {
  * afresh — so a quota change is in force on the next cycle.
  */
 export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
-  const [workers, usage, active, records, queuedTenants] = await Promise.all([
-    store.listWorkers(false), store.workerUsage(), store.activeJobRows(), store.listTenants(), store.queuedTenants(),
+  const [workers, active, records, queuedTenants] = await Promise.all([
+    store.listWorkers(false), store.activeJobRows(), store.listTenants(), store.queuedTenants(),
   ]);
+  // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
+  const usage = new Map<string, WorkerUsage>();
+  for (const a of active) {
+    let u = usage.get(a.worker_id);
+    if (!u) usage.set(a.worker_id, (u = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0, gpu_indices: [] }));
+    u.cpu_cores += a.cpu_cores;
+    u.memory_gb += a.memory_gb;
+    u.gpu_count += a.gpu_count;
+    u.slots += 1;
+    u.gpu_indices.push(...a.gpu_indices);
+  }
   const views = buildWorkerViews(workers, usage);
   const policyWorkers: PolicyWorker[] = views.map((v, i) => ({
     id: v.id,
@@ -61,7 +75,11 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   const pending = new Map<string, PendingJob[]>();
   if (keys.size > 0 && queuedTenants.length > 0) {
-    const per = Math.max(MIN_PER_TENANT, Math.ceil(o.scan_limit / queuedTenants.length));
+    // Read what this cycle can use: with free slots, a few times as many jobs as slots (backfill and
+    // other shapes need choice); with none, only each tenant's head — the jobs that could preempt or reclaim.
+    const freeSlots = policyWorkers.reduce((n, w) => n + (w.draining ? 0 : Math.max(0, w.free.slots)), 0);
+    const want = freeSlots === 0 ? FULL_CLUSTER_HEAD : Math.max(MIN_PER_TENANT, freeSlots * 4);
+    const per = Math.min(want, Math.max(MIN_PER_TENANT, Math.ceil(o.scan_limit / queuedTenants.length)));
     const heads = await Promise.all(queuedTenants.map((t) => store.tenantQueueHead(t, [...keys], per)));
     for (const rows of heads) {
       if (rows.length === 0) continue;
