@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { STORE_KINDS } from './helpers/db.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
+import { Worker } from '../src/client/worker.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/gantry.js');
 
@@ -99,6 +100,45 @@ for (const kind of STORE_KINDS) {
       const s = await cl.client.waitFor(stubborn.job_id, { interval_ms: 25, timeout_ms: 15_000 });
       assert.deepEqual(s.attempts?.map((a) => a.outcome), ['preempted', 'completed'], 'emergency preempts even non-preemptible work');
       assert.match(s.attempts?.[0]?.error ?? '', /SIGKILL/);
+    });
+  });
+
+  describe(`handler preemption on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind);
+    });
+    after(() => cl.close());
+
+    test("a preempted handler sees its signal aborted ('preempted'), winds down, is requeued and completes on its next attempt", async () => {
+      const seen: string[] = [];
+      const w = new Worker({
+        server: cl.server.url, token: cl.server.admin_token!, concurrency: 1,
+        handlers: {
+          train: async (job) => {
+            if (job.parameters.block === true && job.attempt === 1) {
+              await new Promise<void>((r) => job.signal.addEventListener('abort', () => r(), { once: true }));
+              seen.push(String((job.signal.reason as Error).message));
+              return 'checkpointed';
+            }
+            return { attempt: job.attempt };
+          },
+        },
+      });
+      await w.start();
+      try {
+        const victim = await cl.client.submit({ handler: 'train', priority: 'low', parameters: { block: true } });
+        await eventually(async () => (await cl.client.getJob(victim.job_id)).status === 'RUNNING');
+        const urgent = await cl.client.submit({ handler: 'train', priority: 'emergency' });
+        assert.equal((await cl.client.waitFor(urgent.job_id, { interval_ms: 25, timeout_ms: 15_000 })).status, 'COMPLETED');
+        const v = await cl.client.waitFor(victim.job_id, { interval_ms: 25, timeout_ms: 15_000 });
+        assert.equal(v.status, 'COMPLETED');
+        assert.deepEqual(v.result, { attempt: 2 });
+        assert.deepEqual(v.attempts?.map((a) => a.outcome), ['preempted', 'completed']);
+        assert.deepEqual(seen, ['preempted']);
+      } finally {
+        await w.stop();
+      }
     });
   });
 

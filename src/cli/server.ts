@@ -123,12 +123,13 @@ export function serverCommands(program: Command, session: Session): void {
     .option('--labels <k=v,...>', 'labels jobs can be placed by', labelList)
     .option('--name <name>', 'worker name (default: host:pid)')
     .option('--grace <seconds>', 'on SIGTERM, how long running jobs may finish before they are stopped', nonNegative, 30)
-    .action(async (o: CapacityOptions & { labels?: Record<string, string>; name?: string; grace: number }, cmd: Command) => {
+    .option('--preempt-grace <seconds>', 'SIGTERM→SIGKILL time of a preempted job that sets no grace_period (its checkpoint window)', nonNegative, 30)
+    .action(async (o: CapacityOptions & { labels?: Record<string, string>; name?: string; grace: number; preemptGrace: number }, cmd: Command) => {
       const { server: url, token } = session.resolve(cmd);
       const stop = stopSignal();
       const { startAgent } = await import('../worker/agent.ts');
       const agent = await startAgent({
-        server: url, token, name: o.name, labels: o.labels, ...capacity(o),
+        server: url, token, name: o.name, labels: o.labels, ...capacity(o), preempt_grace_ms: o.preemptGrace * 1000,
         onError: (err) => process.stderr.write(`worker: ${err.message}\n`),
       });
       const c = agent.capacity;
