@@ -15,9 +15,18 @@
  * | GANTRY_BREAKER_OPEN_MS | 30000 | how long a breaker stays open before one probe job may run |
  * | GANTRY_BREAKER_COMMAND_QUEUE | 0 | 1 = also a breaker for the shared command-job queue (handler queues and templates always have one) |
  * | GANTRY_BODY_LIMIT | 16777216 | largest request body, bytes |
+ * | GANTRY_DEFAULT_TIER | enterprise | tier of tenants nobody registered (`gantry tenants create`), incl. `default` |
+ * | GANTRY_USAGE_HALF_LIFE_S | 3600 | half-life of the decayed usage fair share is computed from, seconds |
  * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI connects, and with what token |
  */
 import { join, resolve } from 'node:path';
+import { isTier, TIERS, type Tier } from './core/tiers.ts';
+
+function tier(name: string, v: string | undefined): Tier {
+  if (v === undefined || v === '') return 'enterprise';
+  if (!isTier(v)) throw new Error(`${name} must be one of ${TIERS.join(', ')}, got '${v}'`);
+  return v;
+}
 
 export interface ServerConfig {
   data_dir: string;
@@ -32,6 +41,8 @@ export interface ServerConfig {
   breaker_threshold: number;
   breaker_open_ms: number;
   breaker_command_queue: boolean;
+  default_tier: Tier;
+  usage_half_life_s: number;
 }
 
 export interface ServerFlags {
@@ -61,6 +72,8 @@ export function compileServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     breaker_threshold: int('GANTRY_BREAKER_THRESHOLD', env.GANTRY_BREAKER_THRESHOLD, 5, 0, 1_000_000),
     breaker_open_ms: int('GANTRY_BREAKER_OPEN_MS', env.GANTRY_BREAKER_OPEN_MS, 30_000, 100),
     breaker_command_queue: int('GANTRY_BREAKER_COMMAND_QUEUE', env.GANTRY_BREAKER_COMMAND_QUEUE, 0, 0, 1) === 1,
+    default_tier: tier('GANTRY_DEFAULT_TIER', env.GANTRY_DEFAULT_TIER),
+    usage_half_life_s: int('GANTRY_USAGE_HALF_LIFE_S', env.GANTRY_USAGE_HALF_LIFE_S, 3600, 1),
   };
 }
 

@@ -130,8 +130,9 @@ for (const kind of STORE_KINDS) {
     });
 
     test('higher priority runs first; FIFO within a priority', async () => {
-      // One slot of 2 cpus: jobs run one at a time, so start order is queue order.
-      const blocker = await cl.client.submit({ command: ['sleep', '0.5'], resources: { cpu_cores: 2 } });
+      // One slot of 2 cpus: jobs run one at a time, so start order is queue order. The blocker is an
+      // emergency job so that no job below preempts it (critical and emergency work preempts lower priorities).
+      const blocker = await cl.client.submit({ command: ['sleep', '0.5'], priority: 'emergency', resources: { cpu_cores: 2 } });
       await eventually(async () => (await cl.client.getJob(blocker.job_id)).status === 'RUNNING');
       const order = ['low', 'normal', 'critical', 'normal', 'emergency'] as const;
       const ids: string[] = [];

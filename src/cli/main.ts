@@ -15,6 +15,8 @@ import { breakerCommands } from './breakers.ts';
 import { workflowCommands } from './workflows.ts';
 import { jobTypeCommands } from './jobTypes.ts';
 import { templateCommands } from './templates.ts';
+import { tenantCommands, whyCommand } from './tenants.ts';
+import { simulateExportCommand } from './simulateExport.ts';
 
 /** API codes that mean the request itself was wrong, as opposed to the state of the system. */
 const USAGE_CODES: ReadonlySet<string> = new Set(['VALIDATION_FAILED', 'INVALID_JSON', 'INVALID_CURSOR']);
@@ -41,6 +43,10 @@ export function buildProgram(session: Session): Command {
   workflowCommands(program, session);
   jobTypeCommands(program, session);
   templateCommands(program, session);
+  tenantCommands(program, session);
+  whyCommand(program, session);
+  // After the simulator's own `simulate` command, if any: `export` joins that group.
+  simulateExportCommand(program, session);
   // Subcommands inherit exitOverride and output settings only when created after them, so set them again.
   const configure = (cmd: Command) => {
     cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.replace(/\n(?=.)/g, ' ')) });

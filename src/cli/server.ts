@@ -124,12 +124,14 @@ export function serverCommands(program: Command, session: Session): void {
     .option('--name <name>', 'worker name (default: host:pid)')
     .option('--grace <seconds>', 'on SIGTERM, how long running jobs may finish before they are stopped and returned to the queue', nonNegative, 30)
     .option('--non-retryable-exit-code <code>', 'a job exiting with this code fails for good, without retries (a job\'s own retry_policy.non_retryable_exit_code also applies)', count)
-    .action(async (o: CapacityOptions & { labels?: Record<string, string>; name?: string; grace: number; nonRetryableExitCode?: number }, cmd: Command) => {
+    .option('--preempt-grace <seconds>', 'SIGTERM→SIGKILL time of a preempted job that sets no grace_period (its checkpoint window)', nonNegative, 30)
+    .action(async (o: CapacityOptions & { labels?: Record<string, string>; name?: string; grace: number; nonRetryableExitCode?: number; preemptGrace: number }, cmd: Command) => {
       const { server: url, token } = session.resolve(cmd);
       const stop = stopSignal();
       const { startAgent } = await import('../worker/agent.ts');
       const agent = await startAgent({
         server: url, token, name: o.name, labels: o.labels, ...capacity(o), non_retryable_exit_code: o.nonRetryableExitCode ?? null,
+        preempt_grace_ms: o.preemptGrace * 1000,
         onError: (err) => process.stderr.write(`worker: ${err.message}\n`),
       });
       const c = agent.capacity;

@@ -54,6 +54,11 @@ export interface JobRequest {
   depends_on?: string[];
   dependencies?: string[];
   dependency_type?: DependencyType;
+  /** May be stopped for more urgent work (default true; `emergency` work preempts it anyway). */
+  preemptible?: boolean;
+  /** Seconds between SIGTERM and SIGKILL when stopped (default: the worker's). */
+  grace_period?: number;
+  nodes?: number;
 }
 
 export type DependencyType = 'all_complete' | 'any_complete' | 'all_done' | 'any_failed';
@@ -106,7 +111,10 @@ export interface AttemptView {
   error: string | null;
 }
 
-export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy' | 'template' | 'template_version' | 'depends_on' | 'dependencies' | 'dependency_type'>> {
+export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler' | 'working_dir' | 'timeout' | 'idempotency_key' | 'expected_duration' | 'resources' | 'retry_policy' | 'template' | 'template_version' | 'depends_on' | 'dependencies' | 'dependency_type' | 'grace_period'>> {
+  grace_period: number | null;
+  /** A pending preemption: the worker was told to stop the job for more urgent work. */
+  preemption: { by_job: string | null; by_tenant: string | null; reason: string; at: string } | null;
   resources: { cpu_cores: number; memory_gb: number; gpu_count: number; storage_gb: number };
   retry_policy: { name?: string; max_attempts: number; retry_delay: number; backoff: 'fixed' | 'exponential'; max_delay: number; jitter: number; non_retryable_exit_code?: number | null };
   job_id: string;
@@ -197,6 +205,50 @@ export interface ListJobsQuery {
   cursor?: string;
 }
 
+export type ResourceAmounts = { cpu_cores?: number; memory_gb?: number; gpu_count?: number };
+/** A tenant create/update body; null resets a setting to the tier default. */
+export interface TenantRequest {
+  name?: string;
+  tier?: 'enterprise_plus' | 'enterprise' | 'premium' | 'basic' | 'free' | (string & {});
+  cohort?: string;
+  quota?: ResourceAmounts | null;
+  borrowing_limit?: ResourceAmounts | null;
+  lending_limit?: ResourceAmounts | null;
+  max_running_jobs?: number | null;
+  fair_share_weight?: number | null;
+  allowed_priorities?: Priority[] | null;
+  paused?: boolean;
+}
+interface TenantSettings {
+  quota: ResourceAmounts;
+  borrowing_limit: ResourceAmounts;
+  lending_limit: ResourceAmounts;
+  max_running_jobs: number | null;
+  fair_share_weight: number | null;
+  allowed_priorities: Priority[] | null;
+}
+export interface TenantView {
+  tenant_id: string;
+  name: string;
+  tier: string;
+  cohort: string;
+  paused: boolean;
+  overrides: TenantSettings;
+  effective: TenantSettings & { quota: Required<ResourceAmounts>; fair_share_weight: number; allowed_priorities: Priority[] };
+  created_at: string;
+  updated_at: string;
+}
+export interface JobExplanation {
+  job_id: string;
+  status: JobStatus;
+  /** Plain words; null when the job is not waiting. */
+  summary: string | null;
+  reasons: { kind: string; text: string; [k: string]: unknown }[];
+  estimated_start_time: string | null;
+  queue_position: number | null;
+  tenant: { id: string; tier: string; cohort: string; paused: boolean; registered: boolean };
+}
+
 export interface BreakerView {
   key: string;
   state: 'closed' | 'open' | 'half_open';
@@ -241,6 +293,8 @@ export interface Assignment {
   checkpoint?: SavedCheckpoint | null;
   /** Execution steps run in order as this one job, each with its own timeout (seconds); absent/null = run `command`. */
   steps?: { name: string; command: string[]; timeout: number | null }[] | null;
+  /** Seconds between SIGTERM and SIGKILL when the job is stopped; null = the worker's default. */
+  grace_period?: number | null;
 }
 /** A checkpoint: a small JSON value and/or a reference to a file the job wrote. */
 export interface CheckpointData {
@@ -257,12 +311,13 @@ export interface SavedCheckpoint {
 export interface Control {
   job_id: string;
   attempt_id: string;
-  control: 'cancel' | 'pause' | 'resume';
+  /** `preempt`: stop the job (SIGTERM, grace period, SIGKILL) and report `preempted`; the server requeues it. */
+  control: 'cancel' | 'pause' | 'resume' | 'preempt';
 }
 export interface AttemptReport {
   job_id: string;
   attempt_id: string;
-  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress' | 'checkpoint';
+  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'preempted' | 'paused' | 'resumed' | 'progress' | 'checkpoint';
   exit_code?: number | null;
   error?: string | null;
   result?: unknown;
@@ -290,6 +345,11 @@ function queryString(q: object): string {
     .map(([k, v]): [string, string] => [k, String(v)]);
   const qs = new URLSearchParams(pairs).toString();
   return qs ? `?${qs}` : '';
+}
+
+/** A text body `request` parsed as JSON when it happened to be one JSON value (a one-line JSONL) back to its text. */
+function asText(v: unknown): string {
+  return typeof v === 'string' ? v : v === null ? '' : JSON.stringify(v) + '\n';
 }
 
 export class GantryClient {
@@ -447,6 +507,42 @@ export class GantryClient {
   }
   drainWorker(id: string): Promise<{ worker_id: string; state: string }> {
     return this.request('POST', `/api/v1/workers/${encodeURIComponent(id)}/drain`, {});
+  }
+
+  // Tenants
+  listTenants(): Promise<{ tenants: TenantView[]; default_tier: string }> {
+    return this.request('GET', '/api/v1/tenants');
+  }
+  createTenant(t: TenantRequest & { id: string }): Promise<TenantView> {
+    return this.request('POST', '/api/v1/tenants', t);
+  }
+  getTenant(id: string): Promise<TenantView> {
+    return this.request('GET', `/api/v1/tenants/${encodeURIComponent(id)}`);
+  }
+  /** `replace`: PUT (settings not given go back to tier defaults); otherwise PATCH. */
+  updateTenant(id: string, t: TenantRequest, replace = false): Promise<TenantView> {
+    return this.request(replace ? 'PUT' : 'PATCH', `/api/v1/tenants/${encodeURIComponent(id)}`, t);
+  }
+  deleteTenant(id: string): Promise<{ tenant_id: string; deleted: boolean }> {
+    return this.request('DELETE', `/api/v1/tenants/${encodeURIComponent(id)}`);
+  }
+  pauseTenant(id: string): Promise<TenantView> {
+    return this.request('POST', `/api/v1/tenants/${encodeURIComponent(id)}/pause`, {});
+  }
+  resumeTenant(id: string): Promise<TenantView> {
+    return this.request('POST', `/api/v1/tenants/${encodeURIComponent(id)}/resume`, {});
+  }
+  /** The recorded history as a simulator trace (JSONL text), jobs created in [since, until). */
+  async exportTrace(q: { since?: string; until?: string } = {}): Promise<string> {
+    return asText(await this.request<unknown>('GET', `/api/v1/trace${queryString(q)}`, undefined, 600_000));
+  }
+  /** The cluster (workers, tenants) as the simulator's YAML. */
+  async exportCluster(): Promise<string> {
+    return asText(await this.request<unknown>('GET', '/api/v1/trace/cluster'));
+  }
+  /** Why a job is pending, in words and as data. */
+  explain(id: string): Promise<JobExplanation> {
+    return this.request('GET', `/api/v1/jobs/${encodeURIComponent(id)}/explain`);
   }
   health(): Promise<{ status: string; version: string }> {
     return this.request('GET', '/health');

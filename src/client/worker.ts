@@ -17,6 +17,8 @@ export interface WorkerOptions {
   handlers: Record<string, Handler>;
   name?: string;
   labels?: Record<string, string>;
+  /** How long a preempted handler may take to wind down after its signal is aborted, unless the job sets `grace_period` (ms). Default 30 000. */
+  preempt_grace_ms?: number;
   /** Lease renewal interval (ms). Default: what the server says at registration (1000 unless GANTRY_HEARTBEAT_MS). */
   heartbeat_ms?: number;
   onError?: (err: Error) => void;
@@ -44,7 +46,7 @@ export class Worker {
     this.#loop = new WorkerLoop(
       new GantryClient({ server: opts.server, token: opts.token }),
       { name: opts.name ?? `sdk@${hostname()}:${process.pid}`, kind: 'handler', handlers, capacity: { slots: concurrency + prefetch }, labels: opts.labels ?? {} },
-      new HandlerExecutor(opts.handlers, concurrency),
+      new HandlerExecutor(opts.handlers, concurrency, opts.preempt_grace_ms),
       { heartbeat_ms: opts.heartbeat_ms, poll_wait_ms: 20_000, onError: opts.onError },
     );
   }

@@ -37,7 +37,7 @@ export interface WorkerLoopOptions {
   onError?: (err: Error) => void;
 }
 
-const FINAL = new Set(['completed', 'failed', 'timeout', 'cancelled']);
+const FINAL = new Set(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 const MAX_LOG_CHUNK = 64 * 1024;
 
 /**

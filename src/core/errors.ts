@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   INVALID_CURSOR: { status: 400, description: 'The pagination cursor was not issued by this server.' },
   UNAUTHORIZED: { status: 401, description: 'No bearer token, or one the server does not know.' },
   FORBIDDEN: { status: 403, description: 'The token is valid but may not do this.' },
+  PRIORITY_NOT_ALLOWED: { status: 403, description: "The job's tenant may not use this priority (its tier's or its own `allowed_priorities`); `field` is `priority`." },
   NOT_FOUND: { status: 404, description: 'No such job, worker, route or resource.' },
   INVALID_TRANSITION: { status: 409, description: 'The job is in a state from which this action is not allowed.' },
   CONFLICT: { status: 409, description: 'The request conflicts with the current state (e.g. reorder across priority classes).' },

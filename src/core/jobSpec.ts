@@ -28,6 +28,9 @@ export interface JobRequest {
   depends_on?: string[];
   dependencies?: string[];
   dependency_type?: DependencyType;
+  preemptible?: boolean;
+  grace_period?: number;
+  nodes?: number;
 }
 
 export const DEFAULT_RESOURCES: Resources = { cpu_cores: 1, memory_gb: 0.25, gpu_count: 0, storage_gb: 0 };
@@ -70,6 +73,9 @@ export function normalizeJobSpec(req: JobRequest, prefix = ''): JobSpec {
     parameters: req.parameters ?? {},
     idempotency_key: req.idempotency_key ?? null,
     expected_duration: req.expected_duration ?? null,
+    preemptible: req.preemptible ?? true,
+    grace_period: req.grace_period ?? null,
+    nodes: req.nodes ?? 1,
   };
 }
 

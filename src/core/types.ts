@@ -105,6 +105,21 @@ export interface JobSpec {
   depends_on_index?: number[];
   /** How the dependencies gate the job; null when it has none. */
   dependency_type?: DependencyType | null;
+  /** May the scheduler stop this job to make room for more urgent work? (`emergency` work preempts it anyway.) */
+  preemptible: boolean;
+  /** Seconds between SIGTERM and SIGKILL when stopped (preemption, cancel, timeout); null = the worker's default. */
+  grace_period: number | null;
+  /** Machines the job spans; > 1 = gang placement (all or nothing, started together). */
+  nodes: number;
+}
+
+/** A preemption asked of a running job, kept until its worker confirms the stop. */
+export interface PreemptionRequest {
+  /** The job that needs the room (null when a tenant reclaims quota as a whole). */
+  by_job: string | null;
+  by_tenant: string | null;
+  reason: string;
+  at: number;
 }
 
 export interface Job extends JobSpec {
@@ -135,9 +150,11 @@ export interface Job extends JobSpec {
   exit_code: number | null;
   progress: number | null;
   dead_lettered_at: number | null;
+  /** A pending preemption (the worker was told to stop the job), or null. */
+  preemption: PreemptionRequest | null;
 }
 
-export type JobControl = 'cancel' | 'pause' | 'resume';
+export type JobControl = 'cancel' | 'pause' | 'resume' | 'preempt';
 
 /** `interrupted`: the worker shut down gracefully and returned the job (not counted against the retry budget). */
 export type AttemptOutcome = 'running' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'lost' | 'preempted' | 'interrupted';

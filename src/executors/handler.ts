@@ -18,7 +18,7 @@ export interface HandlerJob {
   attempt: number;
   parameters: Record<string, unknown>;
   labels: Record<string, string>;
-  /** Aborted on cancel, timeout or shutdown: long handlers should watch it. */
+  /** Aborted on cancel, timeout, preemption or shutdown: long handlers should watch it (the reason says which). */
   signal: AbortSignal;
   /** Reports progress 0..1. */
   progress(fraction: number): void;
@@ -47,11 +47,16 @@ export class HandlerExecutor implements Executor {
   readonly #handlers: Record<string, Handler>;
   readonly #concurrency: number;
   readonly #waiting: { job: Assignment; ctx: JobContext }[] = [];
-  readonly #running = new Map<string, { id: string; abort: AbortController; settle: (r: Parameters<JobContext['report']>[0]) => void }>();
+  readonly #running = new Map<string, {
+    id: string; abort: AbortController; settle: (r: Parameters<JobContext['report']>[0]) => void; preempted: boolean; grace_ms: number;
+  }>();
+  readonly #preemptGraceMs: number;
 
-  constructor(handlers: Record<string, Handler>, concurrency = Infinity) {
+  /** `preempt_grace_ms`: how long a preempted handler may take to wind down (unless the job sets `grace_period`). */
+  constructor(handlers: Record<string, Handler>, concurrency = Infinity, preempt_grace_ms = 30_000) {
     this.#handlers = handlers;
     this.#concurrency = concurrency;
+    this.#preemptGraceMs = preempt_grace_ms;
   }
 
   start(job: Assignment, ctx: JobContext): void {
@@ -83,7 +88,8 @@ export class HandlerExecutor implements Executor {
       ctx.report(r);
       this.#pump();
     };
-    this.#running.set(job.job_id, { id: job.job_id, abort, settle });
+    const entry = { id: job.job_id, abort, settle, preempted: false, grace_ms: job.grace_period != null ? job.grace_period * 1000 : this.#preemptGraceMs };
+    this.#running.set(job.job_id, entry);
     ctx.started();
     if (job.timeout !== null) {
       timer = setTimeout(() => {
@@ -107,13 +113,18 @@ export class HandlerExecutor implements Executor {
       return;
     }
     if (out instanceof Promise) {
-      out.then((result) => settle({ outcome: 'completed', result: result ?? null }), (err) => settle(failure(err)));
+      // A preempted handler that winds down (returns or throws on its aborted signal) is requeued, not completed or failed.
+      out.then(
+        (result) => settle(entry.preempted ? { outcome: 'preempted' } : { outcome: 'completed', result: result ?? null }),
+        (err) => settle(entry.preempted ? { outcome: 'preempted' } : failure(err)),
+      );
     } else {
       settle({ outcome: 'completed', result: out ?? null });
     }
   }
 
   control(jobId: string, control: Control['control']): void {
+    if (control === 'preempt') return this.#preempt(jobId);
     if (control !== 'cancel') return; // pause/resume have no meaning inside a JS function
     const w = this.#waiting.findIndex((x) => x.job.job_id === jobId);
     if (w >= 0) {
@@ -125,6 +136,21 @@ export class HandlerExecutor implements Executor {
     if (!r) return;
     r.abort.abort(new Error('cancelled'));
     r.settle({ outcome: 'cancelled' });
+  }
+
+  /** Aborts the job's signal; it is reported preempted when the handler settles or its grace period ends. */
+  #preempt(jobId: string): void {
+    const w = this.#waiting.findIndex((x) => x.job.job_id === jobId);
+    if (w >= 0) {
+      const [x] = this.#waiting.splice(w, 1);
+      x!.ctx.report({ outcome: 'preempted' });
+      return;
+    }
+    const r = this.#running.get(jobId);
+    if (!r || r.preempted) return;
+    r.preempted = true;
+    r.abort.abort(new Error('preempted'));
+    setTimeout(() => r.settle({ outcome: 'preempted' }), r.grace_ms).unref();
   }
 
   async stopAll(): Promise<void> {

@@ -6,8 +6,10 @@ import type { Assignment, Control } from '../client/http.ts';
 import type { Executor, JobContext } from '../client/workerLoop.ts';
 
 export interface ProcessExecutorOptions {
-  /** SIGTERM → SIGKILL grace on timeout and cancel (ms). */
+  /** SIGTERM → SIGKILL grace on timeout and cancel (ms), unless the job sets `grace_period`. */
   kill_grace_ms: number;
+  /** SIGTERM → SIGKILL grace on preemption (ms), unless the job sets `grace_period`: time to write a checkpoint. */
+  preempt_grace_ms: number;
   /** Exit code a process uses to say "do not retry me". */
   non_retryable_exit_code: number | null;
   /** Environment every job starts from (defaults to this process's). */
@@ -28,7 +30,7 @@ interface Running {
   /** Index of the step running now. */
   step: number;
   /** Why we are stopping it, if we are; `step_timeout` = the current step's own timeout. */
-  stopping: 'timeout' | 'step_timeout' | 'cancel' | 'shutdown' | null;
+  stopping: 'timeout' | 'step_timeout' | 'cancel' | 'preempt' | 'shutdown' | null;
   paused: boolean;
   /** Active (not paused) run time left before the job's timeout, ms. */
   remaining_ms: number | null;
@@ -67,7 +69,7 @@ export class ProcessExecutor implements Executor {
   readonly #jobs = new Map<string, Running>();
 
   constructor(opts: Partial<ProcessExecutorOptions> = {}) {
-    this.#opts = { kill_grace_ms: 5000, non_retryable_exit_code: null, checkpoint_poll_ms: 1000, ...opts };
+    this.#opts = { kill_grace_ms: 5000, preempt_grace_ms: 30_000, non_retryable_exit_code: null, checkpoint_poll_ms: 1000, ...opts };
   }
 
   start(job: Assignment, ctx: JobContext): void {
@@ -165,6 +167,10 @@ export class ProcessExecutor implements Executor {
       } else if (r.stopping === 'cancel') {
         this.#finish(r);
         ctx.report({ outcome: 'cancelled', exit_code: code });
+      } else if (r.stopping === 'preempt') {
+        // Whatever it exited with after SIGTERM (a checkpointing job often exits 0 or 143): the server requeues it.
+        this.#finish(r);
+        ctx.report({ outcome: 'preempted', exit_code: code, error: signal ? `stopped for preemption (${signal})` : null });
       } else if (code === 0 && r.step + 1 < r.steps.length) {
         ctx.log('stdout', `[gantry] ${named} completed\n`);
         ctx.progress((r.step + 1) / r.steps.length);
@@ -229,13 +235,15 @@ export class ProcessExecutor implements Executor {
     const pid = r.child?.pid;
     if (r.paused) signalGroup(pid, 'SIGCONT'); // a stopped process cannot act on SIGTERM
     signalGroup(pid, 'SIGTERM');
-    r.killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.#opts.kill_grace_ms);
+    const grace = r.job.grace_period != null ? r.job.grace_period * 1000 : why === 'preempt' ? this.#opts.preempt_grace_ms : this.#opts.kill_grace_ms;
+    r.killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), grace);
   }
 
   control(jobId: string, control: Control['control']): void {
     const r = this.#jobs.get(jobId);
     if (!r || r.stopping) return;
     if (control === 'cancel') return this.#stop(r, 'cancel');
+    if (control === 'preempt') return this.#stop(r, 'preempt');
     if (control === 'pause' && !r.paused) {
       signalGroup(r.child?.pid, 'SIGSTOP');
       r.paused = true;

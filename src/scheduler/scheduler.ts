@@ -1,6 +1,12 @@
-import type { Store, Assignment, QueueCursor } from '../store/store.ts';
+import type { Store, Assignment, PreemptionOrder } from '../store/store.ts';
 import { CHANNELS } from '../store/store.ts';
-import { buildWorkerViews, place, reserve, type WorkerSlotView } from './placement.ts';
+import type { Tier } from '../core/tiers.ts';
+import type { WorkerSlotView } from './placement.ts';
+import { DEFAULT_POLICY_CONFIG, type DecayedUsage, type PendingJob, type Policy, type PolicyConfig, type Reservation } from './policy/types.ts';
+import { gantryPolicy } from './policy/policies.ts';
+import { buildSnapshot } from './snapshot.ts';
+import { RuntimeEstimates } from './runtimeEstimates.ts';
+import { TenantUsage } from './tenantUsage.ts';
 import { BreakerGate, breakerKeysOf } from '../core/breakers.ts';
 
 export interface SchedulerOptions {
@@ -10,8 +16,15 @@ export interface SchedulerOptions {
   reap_interval_ms: number;
   /** A safety-net cycle even without wake-ups (ms). */
   idle_cycle_ms: number;
-  /** How many queued jobs one cycle looks at, at most (keyset pages of 500). */
+  /** How many queued jobs one cycle reads at most, shared out over the tenants with queued work. */
   scan_limit: number;
+  /** Tier of tenants nobody registered. */
+  default_tier: Tier;
+  /** Half-life of the decayed usage fair share is computed from (ms). */
+  usage_half_life_ms: number;
+  /** The scheduling policy (Gantry's by default) and overrides of its settings. */
+  policy: Policy;
+  policy_config?: Partial<PolicyConfig>;
   /** How often a follower tries to become leader (ms). */
   leader_poll_ms: number;
   /** How long a breaker's probe may run before another probe is allowed (ms). */
@@ -26,9 +39,10 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   scan_limit: 5000,
   leader_poll_ms: 1000,
   breaker_open_ms: 30_000,
+  default_tier: 'enterprise',
+  usage_half_life_ms: 3_600_000,
+  policy: gantryPolicy,
 };
-
-const PAGE = 500;
 
 /**
  * The scheduler loop. Exactly one server runs it (the leader: an advisory lock on PostgreSQL,
@@ -49,11 +63,24 @@ export class Scheduler {
   #unlisten: (() => void) | null = null;
   #cycleDone: Promise<void> = Promise.resolve();
   /** Counters for tests and metrics. */
-  readonly stats = { cycles: 0, assigned: 0, requeued_lost: 0 };
+  readonly stats = { cycles: 0, assigned: 0, preempted: 0, requeued_lost: 0 };
+  readonly #estimates: RuntimeEstimates;
+  readonly #usage: TenantUsage;
+  #usageBuilt = false;
+  #usageBuiltAt = 0;
+  readonly #policyConfig: PolicyConfig;
+  /** The last cycle's reservations (for explanations). */
+  last: { at: number; reservations: Reservation[] } | null = null;
 
   constructor(store: Store, opts: Partial<SchedulerOptions> = {}) {
     this.#store = store;
     this.#opts = { ...DEFAULT_SCHEDULER_OPTIONS, ...opts };
+    this.#estimates = new RuntimeEstimates(store);
+    this.#usage = new TenantUsage(this.#opts.usage_half_life_ms);
+    this.#policyConfig = {
+      ...DEFAULT_POLICY_CONFIG, half_life_ms: this.#opts.usage_half_life_ms, explain: 'none',
+      max_considered: Math.max(DEFAULT_POLICY_CONFIG.max_considered, this.#opts.scan_limit), ...this.#opts.policy_config,
+    };
   }
 
   get isLeader(): boolean {
@@ -101,7 +128,8 @@ export class Scheduler {
     this.#leader = await this.#store.tryLeadership();
     if (this.#leader && !was) {
       this.#log('became scheduler leader');
-      // A new leader rebuilds everything from the store: nothing is carried in memory across cycles.
+      // A new leader rebuilds everything from the store; decayed usage is rebuilt from attempts on the first cycle.
+      this.#usageBuilt = false;
       this.#checkRetries();
       this.requestCycle();
     }
@@ -129,60 +157,73 @@ export class Scheduler {
     })();
   }
 
-  /** One scheduling cycle. Returns how many jobs were assigned. */
+  /** The decayed usage fair share works from (for explanations on this server). */
+  async usage(now = Date.now()): Promise<ReadonlyMap<string, DecayedUsage>> {
+    // A follower's copy is not advanced by cycles: rebuild it from the store when it is older than 10 s.
+    if (!this.#leader && now - this.#usageBuiltAt > 10_000) this.#usageBuilt = false;
+    await this.#ensureUsage(now);
+    return this.#usage.snapshot();
+  }
+
+  async #ensureUsage(now: number): Promise<void> {
+    if (this.#usageBuilt) return;
+    await this.#usage.rebuild(this.#store, now);
+    this.#usageBuilt = true;
+    this.#usageBuiltAt = now;
+  }
+
+  /** The options explanations need to rebuild this scheduler's view (same policy, same settings). */
+  get policyContext(): { policy: Policy; config: PolicyConfig; default_tier: Tier; scan_limit: number; estimates: RuntimeEstimates } {
+    return { policy: this.#opts.policy, config: this.#policyConfig, default_tier: this.#opts.default_tier, scan_limit: this.#opts.scan_limit, estimates: this.#estimates };
+  }
+
+  /**
+   * One scheduling cycle: builds the policy snapshot from the store (workers, running jobs,
+   * each tenant's queue head, tenants' effective quotas, decayed usage), asks the policy, and
+   * writes its admissions and preemptions in one transaction; then wakes the workers concerned.
+   * Returns how many jobs were assigned.
+   */
   async cycle(now = Date.now()): Promise<number> {
     this.stats.cycles++;
-    const workers = (await this.#store.listWorkers()).filter((w) => w.state === 'online');
-    if (workers.length === 0) return 0;
-    const views = buildWorkerViews(workers, await this.#store.workerUsage());
-    // One queue per executor kind ('' = commands, else a handler name); read only those some worker with room serves.
-    const roomFor = (key: string) =>
-      views.some((v) => v.free.slots > 0 && (key === '' ? v.kind === 'process' : v.kind === 'handler' && v.handlers.has(key)));
-    // Open circuit breakers: their queues are not read at all; a breaker due a probe lets one job through.
+    await this.#ensureUsage(now);
+    const built = await buildSnapshot(this.#store, {
+      now, default_tier: this.#opts.default_tier, scan_limit: this.#opts.scan_limit, usage: new Map(), estimates: this.#estimates,
+    });
+    this.#usage.advance(built.active, now);
+    // Open circuit breakers hold their jobs back before the policy sees them; a breaker due a probe lets one job through.
     const gate = new BreakerGate(await this.#store.listBreakers(true), now);
-    const keys = new Set<string>();
-    for (const v of views) {
-      if (v.free.slots <= 0) continue;
-      if (v.kind === 'process') keys.add('');
-      else for (const h of v.handlers) keys.add(h);
+    const keysOf = new Map<string, string[]>();
+    const pending = new Map<string, readonly PendingJob[]>();
+    for (const [tenant, jobs] of built.snapshot.pending) {
+      const open = jobs.filter((j) => {
+        const keys = breakerKeysOf({ handler: j.queue_key === '' ? null : j.queue_key, template: built.templates.get(j.id) ?? null });
+        keysOf.set(j.id, keys);
+        return !keys.some((k) => gate.blocks(k));
+      });
+      if (open.length > 0) pending.set(tenant, open);
     }
-    for (const key of keys) if (gate.blocks(key === '' ? 'executor:process' : `handler:${key}`)) keys.delete(key);
-    if (keys.size === 0) return 0;
-    const lanes = await Promise.all(
-      [...keys].map(async (key) => ({ key, page: await this.#store.queuedJobs(PAGE, null, key), pos: 0, done: false })),
-    );
+    if (built.snapshot.workers.length === 0 || pending.size === 0) return 0;
+    const decisions = this.#opts.policy.decide({ ...built.snapshot, pending, usage: this.#usage.snapshot() }, this.#policyConfig);
+    this.last = { at: now, reservations: decisions.reservations };
     const assignments: Assignment[] = [];
-    let scanned = 0;
-    // Merge the queues in scheduling order (priority class, position, seq).
-    while (scanned < this.#opts.scan_limit) {
-      let best: (typeof lanes)[number] | null = null;
-      for (const lane of lanes) {
-        const head = lane.page[lane.pos];
-        if (!head || !roomFor(lane.key)) continue;
-        const b = best?.page[best.pos];
-        if (!b || head.priority_rank < b.priority_rank || (head.priority_rank === b.priority_rank && (head.sort_key < b.sort_key || (head.sort_key === b.sort_key && head.seq < b.seq)))) {
-          best = lane;
-        }
-      }
-      if (!best) break;
-      const j = best.page[best.pos++]!;
-      scanned++;
-      if (best.pos >= best.page.length && best.page.length === PAGE) {
-        const cursor: QueueCursor = { priority_rank: j.priority_rank, sort_key: j.sort_key, seq: j.seq };
-        best.page = await this.#store.queuedJobs(PAGE, cursor, best.key);
-        best.pos = 0;
-      }
-      const spot = place(views, j);
-      if (!spot || !gate.admit(j.id, breakerKeysOf(j))) continue;
-      reserve(spot.worker, j, spot.gpu_indices);
-      assignments.push({ job_id: j.id, worker_id: spot.worker.id, gpu_indices: spot.gpu_indices });
+    for (const a of decisions.admissions) {
+      // Gang jobs (nodes > 1) are refused at submit on the server for now; a policy never admits one here.
+      const p = a.placements[0];
+      if (a.placements.length !== 1 || !p) continue;
+      if (!gate.admit(a.job_id, keysOf.get(a.job_id) ?? [])) continue;
+      assignments.push({ job_id: a.job_id, worker_id: p.worker_id, gpu_indices: p.gpu_indices });
     }
-    if (assignments.length === 0) return 0;
-    const done = await this.#store.assignJobs(assignments, now);
-    await this.#store.startProbes(gate.probes(new Set(done.map((a) => a.job_id))), this.#opts.breaker_open_ms, now);
-    this.stats.assigned += done.length;
-    for (const w of new Set(done.map((a) => a.worker_id))) this.#store.notify(CHANNELS.WORKER, w);
-    return done.length;
+    const orders: PreemptionOrder[] = decisions.preemptions.map((p) => ({
+      victim_id: p.victim_id, by_job: p.for_job_id, by_tenant: p.for_tenant, reason: p.reason, at: now,
+    }));
+    if (assignments.length === 0 && orders.length === 0) return 0;
+    const { assigned, preempted } = await this.#store.applySchedulingDecisions(assignments, orders, now);
+    await this.#store.startProbes(gate.probes(new Set(assigned.map((a) => a.job_id))), this.#opts.breaker_open_ms, now);
+    this.stats.assigned += assigned.length;
+    this.stats.preempted += preempted.job_ids.length;
+    if (preempted.job_ids.length > 0) this.#opts.log?.('preempting jobs', { jobs: preempted.job_ids });
+    for (const w of new Set([...assigned.map((a) => a.worker_id), ...preempted.workers])) this.#store.notify(CHANNELS.WORKER, w);
+    return assigned.length;
   }
 
   async #reap(): Promise<void> {

@@ -15,6 +15,9 @@ import { finishInFlightOnClose } from './shutdown.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { templateRoutes } from './routes/templates.ts';
+import { tenantRoutes } from './routes/tenants.ts';
+import { explainRoutes } from './routes/explain.ts';
+import { traceRoutes } from './routes/trace.ts';
 import type { TokenInfo } from '../store/store.ts';
 
 export const VERSION = '0.1.0';
@@ -98,5 +101,8 @@ export async function buildApp(ctx: ServerContext, opts: AppOptions = {}): Promi
   workflowRoutes(app, ctx);
   scheduleRoutes(app, ctx);
   templateRoutes(app, ctx);
+  tenantRoutes(app, ctx);
+  explainRoutes(app, ctx);
+  traceRoutes(app, ctx);
   return app;
 }

@@ -3,6 +3,7 @@ import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { TokenInfo } from '../store/store.ts';
 import type { BreakerOptions } from '../core/breakers.ts';
 import type { ScheduleRunner } from '../schedules/runner.ts';
+import type { TenantDirectory } from './tenantDirectory.ts';
 
 export interface ServerContext {
   store: Store;
@@ -17,6 +18,8 @@ export interface ServerContext {
   breakers?: BreakerOptions;
   /** Fires cron schedules (on the leader); routes wake it when schedules change. */
   schedules?: ScheduleRunner;
+  /** Tenant settings for submit checks (cached briefly; writes through the API refresh it). */
+  tenants: TenantDirectory;
 }
 
 declare module 'fastify' {

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { openStore, type Store } from '../store/store.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
+import { TenantDirectory } from './tenantDirectory.ts';
 import { buildApp } from './app.ts';
 import type { ServerConfig } from '../config.ts';
 import { startAgent, type AgentOptions } from '../worker/agent.ts';
@@ -94,11 +95,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     }
   }
   const internal_token = `gti_${randomBytes(24).toString('base64url')}`;
-  const scheduler = new Scheduler(store, { lease_timeout_ms: cfg.lease_timeout_ms, breaker_open_ms: cfg.breaker_open_ms });
+  const scheduler = new Scheduler(store, {
+    lease_timeout_ms: cfg.lease_timeout_ms, breaker_open_ms: cfg.breaker_open_ms, default_tier: cfg.default_tier, usage_half_life_ms: cfg.usage_half_life_s * 1000,
+  });
   const schedules = new ScheduleRunner(store, { isLeader: () => scheduler.isLeader });
+  const tenants = new TenantDirectory(store, cfg.default_tier);
   const app = await buildApp(
     {
-      store, scheduler, schedules, body_limit: cfg.body_limit, internal_token, heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+      store, scheduler, schedules, tenants, body_limit: cfg.body_limit, internal_token, heartbeat_interval_ms: cfg.heartbeat_interval_ms,
       breakers: { threshold: cfg.breaker_threshold, open_ms: cfg.breaker_open_ms, command_queue: cfg.breaker_command_queue },
     },
     { logger: opts.logger ?? { level: cfg.log_level } },

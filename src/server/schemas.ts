@@ -62,6 +62,9 @@ export const jobRequestSchema = {
     depends_on: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 100 } },
     dependencies: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 100 } },
     dependency_type: { type: 'string', enum: ['all_complete', 'any_complete', 'all_done', 'any_failed'] },
+    preemptible: { type: 'boolean' },
+    grace_period: { type: 'number', minimum: 0, maximum: 86400 },
+    nodes: { type: 'integer', minimum: 1, maximum: 1024 },
   },
 } as const;
 
@@ -174,7 +177,7 @@ export const reportSchema = {
         properties: {
           job_id: { type: 'string', maxLength: 100 },
           attempt_id: { type: 'string', maxLength: 100 },
-          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'paused', 'resumed', 'progress', 'checkpoint'] },
+          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'preempted', 'paused', 'resumed', 'progress', 'checkpoint'] },
           exit_code: { type: ['integer', 'null'] },
           error: { type: ['string', 'null'], maxLength: 65536 },
           result: {},

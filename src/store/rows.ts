@@ -58,6 +58,10 @@ export function jobFromRow(r: Row): Job {
     template_version: numOrNull(r.template_version),
     steps: json(r.steps, null),
     dependency_type: strOrNull(r.dependency_type) as DependencyType | null,
+    preemptible: r.preemptible === undefined ? true : Number(r.preemptible) === 1,
+    grace_period: numOrNull(r.grace_period),
+    nodes: r.nodes === undefined ? 1 : num(r.nodes),
+    preemption: json(r.preemption, null),
   };
 }
 
@@ -67,6 +71,7 @@ export const JOB_INSERT_COLUMNS = [
   'working_dir', 'timeout', 'retry_policy', 'labels', 'parameters', 'idempotency_key', 'expected_duration',
   'cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'created_at', 'updated_at', 'queued_at', 'sort_key', 'queue_key',
   'template', 'template_version', 'steps', 'dependency_type',
+  'preemptible', 'grace_period', 'nodes',
 ] as const;
 
 /** Column types of `jobs`, for batch updates that pass values through a recordset. */
@@ -79,6 +84,7 @@ export const JOB_COLUMN_TYPES: Readonly<Record<string, 'text' | 'real' | 'int'>>
   current_attempt_id: 'text', control: 'text', cancel_requested: 'int', result: 'text', error: 'text', exit_code: 'int',
   progress: 'real', dead_lettered_at: 'int', queue_key: 'text',
   watched: 'int', template: 'text', template_version: 'int', steps: 'text', dependency_type: 'text',
+  preemptible: 'int', grace_period: 'real', nodes: 'int', preemption: 'text',
 };
 
 export function attemptFromRow(r: Row): Attempt {

@@ -46,6 +46,13 @@ registerFinalHook('workflows', async (tx, finished, ctx) => {
 
 export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, ScheduleInput };
 export type { StoredTemplate };
+import { createTenant, deleteTenant, getTenant, listTenants, updateTenant, type TenantChanges } from './ops/tenants.ts';
+import type { TenantRecord, Tier } from '../core/tiers.ts';
+import { activeJobRows, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
+import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
+import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
+
+export type { TenantChanges, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -232,6 +239,32 @@ export class Store {
   assignJobs(assignments: readonly Assignment[], now = Date.now()): Promise<Assignment[]> {
     return this.#db.transaction((tx) => assignJobs(tx, assignments, now));
   }
+  /**
+   * A cycle's decisions in one transaction: admissions (QUEUED → SCHEDULED + attempt) and
+   * preemption requests. Returns the admissions that took effect and the preemptions asked.
+   */
+  applySchedulingDecisions(assignments: readonly Assignment[], preemptions: readonly PreemptionOrder[], now = Date.now()) {
+    return this.#db.transaction(async (tx) => ({
+      assigned: assignments.length > 0 ? await assignJobs(tx, assignments, now) : [],
+      preempted: preemptions.length > 0 ? await preemptJobs(tx, preemptions, now) : { job_ids: [], workers: [] },
+    }));
+  }
+  /** Tenants with queued jobs. */
+  queuedTenants(): Promise<string[]> {
+    return queuedTenants(this.#db);
+  }
+  /** A tenant's first `limit` queued jobs in the given queues, in queue order. */
+  tenantQueueHead(tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
+    return tenantQueueHead(this.#db, tenant, queueKeys, limit);
+  }
+  /** Jobs holding resources on workers, lean. */
+  activeJobRows(): Promise<ActiveRow[]> {
+    return activeJobRows(this.#db);
+  }
+  /** Runs since `since` (or still running), for rebuilding decayed usage on a new leader. */
+  usageHistory(since: number) {
+    return usageHistory(this.#db, since);
+  }
   /** What a worker should get now; `held` = the attempt ids it already runs. Writes nothing but taken controls. */
   deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
     return deliverToWorker(this.#db, workerId, max, held);
@@ -296,6 +329,29 @@ export class Store {
   }
   setWorkerState(id: string, state: WorkerInfo['state']): Promise<boolean> {
     return setWorkerState(this.#db, id, state);
+  }
+
+  // Tenants
+  listTenants(): Promise<TenantRecord[]> {
+    return listTenants(this.#db);
+  }
+  getTenant(id: string): Promise<TenantRecord | null> {
+    return getTenant(this.#db, id);
+  }
+  createTenant(id: string, c: TenantChanges & { tier: Tier }, now = Date.now()): Promise<TenantRecord> {
+    return this.#db.transaction((tx) => createTenant(tx, id, c, now));
+  }
+  /** `replace` (PUT): settings not given go back to the tier default; otherwise (PATCH) only the given ones change. */
+  updateTenant(id: string, c: TenantChanges, replace: boolean, now = Date.now()): Promise<TenantRecord> {
+    return this.#db.transaction((tx) => updateTenant(tx, id, c, replace, now));
+  }
+  deleteTenant(id: string): Promise<void> {
+    return this.#db.transaction((tx) => deleteTenant(tx, id));
+  }
+
+  /** Finished runs of jobs created in [since, until), `limit` jobs after `afterSeq` (for trace export). */
+  jobHistory(since: number, until: number, afterSeq: number, limit: number): Promise<{ rows: HistoryRow[]; next_after: number | null }> {
+    return jobHistory(this.#db, since, until, afterSeq, limit);
   }
 
   // Logs

@@ -17,6 +17,8 @@ export interface AgentOptions {
   labels?: Record<string, string>;
   heartbeat_ms?: number;
   kill_grace_ms?: number;
+  /** SIGTERM → SIGKILL of a preempted job that sets no `grace_period` (ms). Default 30 s. */
+  preempt_grace_ms?: number;
   non_retryable_exit_code?: number | null;
   onError?: (err: Error) => void;
 }
@@ -33,7 +35,9 @@ export async function startAgent(opts: AgentOptions): Promise<{ loop: WorkerLoop
   const loop = new WorkerLoop(
     new GantryClient({ server: opts.server, token: opts.token }),
     { name: opts.name ?? `${hostname()}:${process.pid}`, kind: 'process', capacity, labels: opts.labels ?? {} },
-    new ProcessExecutor({ kill_grace_ms: opts.kill_grace_ms ?? 5000, non_retryable_exit_code: opts.non_retryable_exit_code ?? null }),
+    new ProcessExecutor({
+      kill_grace_ms: opts.kill_grace_ms ?? 5000, preempt_grace_ms: opts.preempt_grace_ms ?? 30_000, non_retryable_exit_code: opts.non_retryable_exit_code ?? null,
+    }),
     { heartbeat_ms: opts.heartbeat_ms, poll_wait_ms: 20_000, onError: opts.onError },
   );
   const id = await loop.start();

@@ -9,6 +9,7 @@ import { isFinal } from '../../core/states.ts';
 import { CHANNELS } from '../../store/store.ts';
 import { queueInsight } from '../../scheduler/estimate.ts';
 import { breakerKeysOf, breakerPendingReason } from '../../core/breakers.ts';
+import { jobInsight } from './explain.ts';
 import { actorOf, type ServerContext } from '../context.ts';
 import { jobView } from '../views.ts';
 import {
@@ -32,6 +33,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<{ Body: JobRequest }>('/api/v1/jobs', { schema: { body: jobRequestSchema, summary: 'Submit a job (a command, a handler, or a template with parameters)' } }, async (req, reply) => {
     const spec = await resolveJobRequest(store.templates, req.body);
+    await ctx.tenants.assertMaySubmit([spec]);
     const [res] = await store.submitJobs([spec], actorOf(req.principal));
     const job = res!.job;
     if (res!.created) store.notify(CHANNELS.SCHEDULE);
@@ -63,6 +65,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
           s.dependency_type ??= 'all_complete';
         });
       }
+      await ctx.tenants.assertMaySubmit(specs, (i) => `jobs[${i}].`);
       const results = await store.submitJobs(specs, actorOf(req.principal));
       store.notify(CHANNELS.SCHEDULE);
       return reply.status(201).send({
@@ -103,7 +106,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const c = saved.get(job.id);
     view.last_checkpoint = c ? { attempt: c.attempt, saved_at: new Date(c.at).toISOString(), size: c.size, file: c.file } : null;
     if (job.state === 'QUEUED') {
-      Object.assign(view, await queueInsight(store, job));
+      Object.assign(view, await jobInsight(ctx, job));
       // An open circuit breaker is the reason that wins: nothing else will move the job until it closes.
       const keys = new Set(breakerKeysOf(job));
       const held = breakerPendingReason((await store.listBreakers(true)).filter((b) => keys.has(b.key)), Date.now());
@@ -176,6 +179,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/api/v1/jobs/:id/priority',
     { schema: { params: jobIdParams, body: priorityChangeSchema, summary: 'Change a job priority' } },
     async (req) => {
+      const current = await store.getJob(req.params.id);
+      if (current) await ctx.tenants.assertMaySubmit([{ ...current, priority: parsePriority(req.body.priority)! }]);
       const job = await store.setPriority(req.params.id, parsePriority(req.body.priority)!, req.body.reason ?? 'no reason given', actorOf(req.principal));
       store.notify(CHANNELS.SCHEDULE);
       return jobView(job);

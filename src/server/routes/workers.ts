@@ -116,7 +116,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
               jobs: d.jobs.map((j) => ({
                 job_id: j.id, attempt_id: j.current_attempt_id, attempt: j.attempt_count, name: j.name, type: j.type, tenant: j.tenant,
                 kind: j.kind, command: j.command, handler: j.handler, env: j.env, working_dir: j.working_dir, timeout: j.timeout,
-                parameters: j.parameters, resources: j.resources, gpu_indices: j.gpu_indices, labels: j.labels,
+                parameters: j.parameters, resources: j.resources, gpu_indices: j.gpu_indices, labels: j.labels, grace_period: j.grace_period,
                 checkpoint: checkpointWire(saved.get(j.id)),
                 ...(j.steps ? { steps: j.steps } : {}),
               })),

@@ -47,7 +47,7 @@ export async function cancelJob(tx: SqlExecutor, id: string, reason: string, act
 export async function controlJob(tx: SqlExecutor, id: string, control: 'pause' | 'resume', actor: string, now: number): Promise<ActionResult> {
   const job = await loadJob(tx, id);
   const need = control === 'pause' ? 'RUNNING' : 'PAUSED';
-  if (job.state !== need || job.cancel_requested) {
+  if (job.state !== need || job.cancel_requested || job.preemption) {
     throw new GantryError('INVALID_TRANSITION', `job ${id} is ${job.state}; only a ${need} job can be ${control}d`, {
       job_id: id, from: job.state, to: control === 'pause' ? 'PAUSED' : 'RUNNING',
     });

@@ -11,7 +11,7 @@ export interface AttemptReport {
   job_id: string;
   /** The fencing token handed out with the job. */
   attempt_id: string;
-  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'paused' | 'resumed' | 'progress' | 'checkpoint';
+  outcome: 'started' | 'completed' | 'failed' | 'timeout' | 'cancelled' | 'preempted' | 'paused' | 'resumed' | 'progress' | 'checkpoint';
   exit_code?: number | null;
   error?: string | null;
   result?: unknown;
@@ -30,10 +30,10 @@ export interface ReportOutcome {
 }
 
 const ACTIVE = new Set<Job['state']>(['SCHEDULED', 'RUNNING', 'PAUSED']);
-const FINAL_OUTCOMES = new Set<AttemptReport['outcome']>(['completed', 'failed', 'timeout', 'cancelled']);
+const FINAL_OUTCOMES = new Set<AttemptReport['outcome']>(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 
 /** What reporting needs to know of a job. */
-type ReportedJob = Pick<Job, 'id' | 'state' | 'worker_id' | 'current_attempt_id' | 'retry_policy' | 'retry_count' | 'timeout' | 'cancel_requested'>;
+type ReportedJob = Pick<Job, 'id' | 'state' | 'worker_id' | 'current_attempt_id' | 'retry_policy' | 'retry_count' | 'timeout' | 'cancel_requested' | 'preemption'>;
 
 /** A job's changes within one batch: one write, one event per step. */
 interface Chain {
@@ -66,7 +66,7 @@ export async function reportResults(
   {
     const sel = idsIn(tx, 'id', ids);
     const rows = await tx.query(
-      `SELECT id, state, worker_id, current_attempt_id, retry_policy, retry_count, timeout, cancel_requested FROM jobs WHERE ${sel.sql}`,
+      `SELECT id, state, worker_id, current_attempt_id, retry_policy, retry_count, timeout, cancel_requested, preemption FROM jobs WHERE ${sel.sql}`,
       [sel.param],
     );
     for (const r of rows) {
@@ -75,6 +75,7 @@ export async function reportResults(
         current_attempt_id: r.current_attempt_id === null ? null : String(r.current_attempt_id),
         retry_policy: JSON.parse(String(r.retry_policy)) as Job['retry_policy'], retry_count: Number(r.retry_count),
         timeout: r.timeout === null ? null : Number(r.timeout), cancel_requested: Number(r.cancel_requested) === 1,
+        preemption: r.preemption === null || r.preemption === undefined ? null : (JSON.parse(String(r.preemption)) as Job['preemption']),
       });
     }
   }
@@ -156,14 +157,14 @@ export async function reportResults(
 }
 
 function attemptOutcome(o: AttemptReport['outcome']): string {
-  return o === 'completed' ? 'completed' : o === 'timeout' ? 'timeout' : o === 'cancelled' ? 'cancelled' : 'failed';
+  return o === 'completed' || o === 'timeout' || o === 'cancelled' || o === 'preempted' ? o : 'failed';
 }
 
 /** The steps one report takes a job through (from its current state), and the columns to write. */
 function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () => number): { steps: Step[]; patch: Record<string, PatchValue> } {
   const pre: Step[] = job.state === 'SCHEDULED' ? [{ to: 'RUNNING', reason: 'worker started the job' }] : [];
   const startPatch: Record<string, PatchValue> = job.state === 'SCHEDULED' ? { started_at: now } : {};
-  const freed: Record<string, PatchValue> = { worker_id: null, gpu_indices: '[]', control: null };
+  const freed: Record<string, PatchValue> = { worker_id: null, gpu_indices: '[]', control: null, preemption: null };
   const data = { attempt_id: r.attempt_id, exit_code: r.exit_code ?? null, error: r.error ?? null };
   switch (r.outcome) {
     case 'started':
@@ -178,6 +179,21 @@ function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () =>
         steps: [...pre, { to: 'CANCELLED', reason: 'cancelled by request; process stopped', data }],
         patch: { ...startPatch, finished_at: now, exit_code: r.exit_code ?? null, ...freed },
       };
+    case 'preempted': {
+      if (job.cancel_requested) {
+        return {
+          steps: [...pre, { to: 'CANCELLED', reason: 'cancelled by request (was being preempted)', data }],
+          patch: { ...startPatch, finished_at: now, exit_code: r.exit_code ?? null, ...freed },
+        };
+      }
+      // Back to the queue at its old place; the attempt is recorded 'preempted' and does not count against the retry budget.
+      const p = job.preemption;
+      const reason = p ? `preempted: ${p.reason}; requeued` : 'preempted by the worker; requeued';
+      return {
+        steps: [...pre, { to: 'QUEUED', reason, data: { ...data, preempted_by_job: p?.by_job ?? null, preempted_by_tenant: p?.by_tenant ?? null } }],
+        patch: { ...startPatch, ...freed, queued_at: now, current_attempt_id: null, retry_count: { add: -1 }, exit_code: r.exit_code ?? null },
+      };
+    }
     case 'paused':
       return job.state === 'PAUSED' ? { steps: [], patch: {} } : { steps: [...pre, { to: 'PAUSED', reason: 'paused (SIGSTOP)' }], patch: startPatch };
     case 'resumed':
@@ -270,8 +286,8 @@ export async function releaseWorker(
       actor,
       data: { worker_id: wid, attempt_id: j.current_attempt_id },
       patch: cancel
-        ? ({ worker_id: null, gpu_indices: '[]', control: null, finished_at: now } as Record<string, SqlValue>)
-        : { worker_id: null, gpu_indices: '[]', control: null, queued_at: now, current_attempt_id: null },
+        ? ({ worker_id: null, gpu_indices: '[]', control: null, preemption: null, finished_at: now } as Record<string, SqlValue>)
+        : { worker_id: null, gpu_indices: '[]', control: null, preemption: null, queued_at: now, current_attempt_id: null },
     };
   });
   const applied = await applyTransitions(tx, changes, now);

@@ -56,6 +56,7 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
       JSON.stringify(s.parameters), s.idempotency_key, s.expected_duration, s.resources.cpu_cores, s.resources.memory_gb,
       s.resources.gpu_count, s.resources.storage_gb, now, now, waits ? null : now, sortKey, s.handler ?? '',
       s.template ?? null, s.template_version ?? null, toJson(s.steps ?? null), waits ? (s.dependency_type ?? 'all_complete') : null,
+      s.preemptible ? 1 : 0, s.grace_period, s.nodes,
     ]);
     events.push([id, now, null, 'SUBMITTED', 'submitted', actor, null]);
     if (!waits) events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);

@@ -1,0 +1,129 @@
+/**
+ * Kueue-style quota accounting within one cycle: per tenant what it holds, per cohort how much
+ * idle nominal quota its members lend and how much they borrow. Updates are O(1) per admission.
+ */
+import { RESOURCE_NAMES, type PolicyTenant, type ResourceName, type ResourceVector } from './types.ts';
+import { zeroVector } from './usage.ts';
+
+export const DEFAULT_TENANT = (id: string): PolicyTenant => ({
+  id,
+  cohort: null,
+  weight: 1,
+  quota: {
+    cpu_cores: { nominal: Infinity, borrowing_limit: null, lending_limit: null },
+    memory_gb: { nominal: Infinity, borrowing_limit: null, lending_limit: null },
+    gpu_count: { nominal: Infinity, borrowing_limit: null, lending_limit: null },
+  },
+  max_running: null,
+  paused: false,
+  allowed_priorities: ['emergency', 'critical', 'high', 'normal', 'low'],
+});
+
+export interface TenantState {
+  tenant: PolicyTenant;
+  /** Held now (running + admitted this cycle), per resource; gang jobs count every node. */
+  alloc: ResourceVector;
+  running: number;
+}
+
+export type QuotaVerdict =
+  | { ok: true; borrowing: boolean }
+  | { ok: false; resource: ResourceName; used: number; need: number; limit: number; cohort_idle: number };
+
+const EPS = 1e-9;
+
+function lendable(t: TenantState, r: ResourceName): number {
+  const q = t.tenant.quota[r];
+  if (!Number.isFinite(q.nominal)) return 0;
+  const idle = Math.max(0, q.nominal - t.alloc[r]);
+  return q.lending_limit === null ? idle : Math.min(idle, q.lending_limit);
+}
+
+function borrowed(t: TenantState, r: ResourceName): number {
+  const q = t.tenant.quota[r];
+  return Number.isFinite(q.nominal) ? Math.max(0, t.alloc[r] - q.nominal) : 0;
+}
+
+export class QuotaLedger {
+  readonly tenants = new Map<string, TenantState>();
+  /** Per cohort, per resource: Σ lendable and Σ borrowed of its members. */
+  readonly #cohorts = new Map<string, { lend: ResourceVector; borrow: ResourceVector }>();
+
+  constructor(tenants: ReadonlyMap<string, PolicyTenant>) {
+    for (const t of tenants.values()) this.#add(t);
+  }
+
+  #add(t: PolicyTenant): TenantState {
+    const s: TenantState = { tenant: t, alloc: zeroVector(), running: 0 };
+    this.tenants.set(t.id, s);
+    if (t.cohort !== null) {
+      let c = this.#cohorts.get(t.cohort);
+      if (!c) this.#cohorts.set(t.cohort, (c = { lend: zeroVector(), borrow: zeroVector() }));
+      for (const r of RESOURCE_NAMES) c.lend[r] += lendable(s, r);
+    }
+    return s;
+  }
+
+  get(id: string): TenantState {
+    return this.tenants.get(id) ?? this.#add(DEFAULT_TENANT(id));
+  }
+
+  /** Adds (sign 1) or removes (sign -1) a job's resources to a tenant's holding. */
+  charge(id: string, res: ResourceVector, nodes: number, sign: 1 | -1): void {
+    const s = this.get(id);
+    const c = s.tenant.cohort === null ? undefined : this.#cohorts.get(s.tenant.cohort);
+    for (const r of RESOURCE_NAMES) {
+      if (c) {
+        c.lend[r] -= lendable(s, r);
+        c.borrow[r] -= borrowed(s, r);
+      }
+      s.alloc[r] += sign * res[r] * nodes;
+      if (c) {
+        c.lend[r] += lendable(s, r);
+        c.borrow[r] += borrowed(s, r);
+      }
+    }
+    s.running += sign;
+  }
+
+  /** Idle quota the rest of the cohort could lend to `s` now. */
+  cohortIdle(s: TenantState, r: ResourceName): number {
+    if (s.tenant.cohort === null) return 0;
+    const c = this.#cohorts.get(s.tenant.cohort)!;
+    return Math.max(0, c.lend[r] - lendable(s, r) - (c.borrow[r] - borrowed(s, r)));
+  }
+
+  /** Would admitting `res × nodes` for tenant `id` respect its quota, and would it borrow? */
+  check(id: string, res: ResourceVector, nodes: number): QuotaVerdict {
+    const s = this.get(id);
+    let borrowing = false;
+    for (const r of RESOURCE_NAMES) {
+      const need = res[r] * nodes;
+      if (need <= 0) continue;
+      const q = s.tenant.quota[r];
+      if (!Number.isFinite(q.nominal)) continue;
+      const after = s.alloc[r] + need;
+      if (after <= q.nominal + EPS) continue;
+      const idle = this.cohortIdle(s, r);
+      const over = after - q.nominal;
+      const cap = q.borrowing_limit === null ? idle : Math.min(idle, q.borrowing_limit);
+      if (over > cap + EPS) {
+        return { ok: false, resource: r, used: s.alloc[r], need, limit: q.nominal + cap, cohort_idle: idle };
+      }
+      borrowing = true;
+    }
+    return { ok: true, borrowing };
+  }
+
+  /** Is the tenant above nominal on any resource now? */
+  isBorrowing(id: string): boolean {
+    const s = this.get(id);
+    return RESOURCE_NAMES.some((r) => borrowed(s, r) > EPS);
+  }
+
+  /** Would the tenant stay within nominal on every resource after adding `res × nodes`? */
+  withinNominal(id: string, res: ResourceVector, nodes: number): boolean {
+    const s = this.get(id);
+    return RESOURCE_NAMES.every((r) => s.alloc[r] + res[r] * nodes <= s.tenant.quota[r].nominal + EPS);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Workers within one cycle: free room that shrinks as jobs are admitted, best-fit placement
+ * (the rule of `src/scheduler/placement.ts`: GPU jobs onto the worker with the fewest free GPUs
+ * that fit, lowest GPU indices first, so whole machines stay free for large jobs; CPU jobs onto
+ * the fullest machine, GPU machines last), gangs all-or-nothing, and the earliest time a job
+ * could start from running jobs' expected ends (for reservations and estimates).
+ */
+import type { Placement, PendingJob, PolicyWorker, ResourceVector, RunningJob } from './types.ts';
+
+const EPS = 1e-9;
+
+export interface CycleWorker {
+  w: PolicyWorker;
+  free: ResourceVector & { slots: number };
+  free_gpus: number[];
+  /** Held for a job whose victims are stopping: no other admission this cycle. */
+  held: boolean;
+  /** A reservation starts here then: only jobs that end before it may be placed. */
+  reserved_at: number;
+  /** Running jobs (and this cycle's admissions) on it: room that comes free at `end`. */
+  ends: { end: number | null; res: ResourceVector; job: RunningJob | null }[];
+}
+
+export interface PlaceOptions {
+  now: number;
+  /** The job's estimated run time; null = unknown (cannot use a reserved worker). */
+  duration: number | null;
+}
+
+function fitsRoom(cw: CycleWorker, room: ResourceVector & { slots: number }, res: ResourceVector): boolean {
+  if (room.slots < 1) return false;
+  if (cw.w.kind === 'handler') return true;
+  return room.cpu_cores + EPS >= res.cpu_cores && room.memory_gb + EPS >= res.memory_gb && room.gpu_count >= res.gpu_count;
+}
+
+export class CycleWorkers {
+  readonly all: CycleWorker[] = [];
+  readonly byId = new Map<string, CycleWorker>();
+  readonly #byQueue = new Map<string, CycleWorker[]>();
+  /** Workers with at least one free slot and some free CPU. When 0, nothing more can start. */
+  open = 0;
+
+  constructor(workers: readonly PolicyWorker[], running: readonly RunningJob[]) {
+    for (const w of workers) {
+      if (w.draining) continue;
+      const cw: CycleWorker = { w, free: { ...w.free }, free_gpus: [...w.free_gpus], held: false, reserved_at: Infinity, ends: [] };
+      this.all.push(cw);
+      this.byId.set(w.id, cw);
+      for (const k of w.queue_keys) {
+        let list = this.#byQueue.get(k);
+        if (!list) this.#byQueue.set(k, (list = []));
+        list.push(cw);
+      }
+      if (this.#isOpen(cw)) this.open++;
+    }
+    for (const r of running) {
+      for (const p of r.placements) this.byId.get(p.worker_id)?.ends.push({ end: r.expected_end, res: r.resources, job: r });
+    }
+  }
+
+  #isOpen(cw: CycleWorker): boolean {
+    return cw.free.slots >= 1 && (cw.w.kind === 'handler' || cw.free.cpu_cores > EPS || cw.free.memory_gb > EPS);
+  }
+
+  capable(queueKey: string): readonly CycleWorker[] {
+    return this.#byQueue.get(queueKey) ?? [];
+  }
+
+  /** Largest capacity among the workers serving the queue (for "too big" explanations). */
+  largest(queueKey: string): ResourceVector & { workers: number } {
+    const out = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, workers: 0 };
+    for (const cw of this.capable(queueKey)) {
+      if (cw.w.kind === 'handler') {
+        out.cpu_cores = out.memory_gb = out.gpu_count = Infinity;
+      } else {
+        out.cpu_cores = Math.max(out.cpu_cores, cw.w.capacity.cpu_cores);
+        out.memory_gb = Math.max(out.memory_gb, cw.w.capacity.memory_gb);
+        out.gpu_count = Math.max(out.gpu_count, cw.w.capacity.gpu_count);
+      }
+      out.workers++;
+    }
+    return out;
+  }
+
+  /** Workers that could ever run the job (by total capacity). */
+  everFits(job: PendingJob): number {
+    let n = 0;
+    for (const cw of this.capable(job.queue_key)) if (fitsRoom(cw, cw.w.capacity, job.resources)) n++;
+    return n;
+  }
+
+  #score(cw: CycleWorker, res: ResourceVector): number {
+    if (cw.w.kind === 'handler') return -cw.free.slots;
+    return (cw.free.gpu_count - res.gpu_count) * 1e6 + (res.gpu_count === 0 ? cw.w.capacity.gpu_count * 1e3 : 0) + (cw.free.cpu_cores - res.cpu_cores);
+  }
+
+  #usable(cw: CycleWorker, job: PendingJob, o: PlaceOptions): boolean {
+    if (cw.held) return false;
+    if (cw.reserved_at !== Infinity && (o.duration === null || o.now + o.duration > cw.reserved_at)) return false;
+    return fitsRoom(cw, cw.free, job.resources);
+  }
+
+  /**
+   * Best-fit placement of every node of the job, or null (nothing changes). `blockedByReservation`
+   * tells whether some worker had room but was reserved.
+   */
+  place(job: PendingJob, o: PlaceOptions): { placements: Placement[]; backfilled: boolean } | { placements: null; blockedByReservation: boolean } {
+    const nodes = Math.max(1, job.nodes);
+    let blockedByReservation = false;
+    if (nodes === 1) {
+      let best: CycleWorker | null = null;
+      let bestScore = Infinity;
+      for (const cw of this.capable(job.queue_key)) {
+        if (!this.#usable(cw, job, o)) {
+          if (!blockedByReservation && cw.reserved_at !== Infinity && !cw.held && fitsRoom(cw, cw.free, job.resources)) blockedByReservation = true;
+          continue;
+        }
+        const s = this.#score(cw, job.resources);
+        if (s < bestScore) {
+          best = cw;
+          bestScore = s;
+          if (s === 0) break;
+        }
+      }
+      if (!best) return { placements: null, blockedByReservation };
+      return { placements: [this.#take(best, job, o)], backfilled: best.reserved_at !== Infinity };
+    }
+    const fitting: { cw: CycleWorker; s: number }[] = [];
+    for (const cw of this.capable(job.queue_key)) {
+      if (this.#usable(cw, job, o)) fitting.push({ cw, s: this.#score(cw, job.resources) });
+      else if (cw.reserved_at !== Infinity && !cw.held && fitsRoom(cw, cw.free, job.resources)) blockedByReservation = true;
+    }
+    if (fitting.length < nodes) return { placements: null, blockedByReservation };
+    fitting.sort((a, b) => a.s - b.s);
+    const chosen = fitting.slice(0, nodes);
+    return { placements: chosen.map((f) => this.#take(f.cw, job, o)), backfilled: chosen.some((f) => f.cw.reserved_at !== Infinity) };
+  }
+
+  #take(cw: CycleWorker, job: PendingJob, o: PlaceOptions): Placement {
+    const wasOpen = this.#isOpen(cw);
+    cw.free.slots -= 1;
+    let gpus: number[] = [];
+    if (cw.w.kind === 'process') {
+      cw.free.cpu_cores -= job.resources.cpu_cores;
+      cw.free.memory_gb -= job.resources.memory_gb;
+      cw.free.gpu_count -= job.resources.gpu_count;
+      gpus = cw.free_gpus.splice(0, job.resources.gpu_count);
+    }
+    cw.ends.push({ end: o.duration === null ? null : o.now + o.duration, res: job.resources, job: null });
+    if (wasOpen && !this.#isOpen(cw)) this.open--;
+    return { worker_id: cw.w.id, gpu_indices: gpus };
+  }
+
+  hold(cw: CycleWorker): void {
+    if (!cw.held && this.#isOpen(cw)) this.open--;
+    cw.held = true;
+  }
+
+  /**
+   * Earliest time each capable worker has room for the job, from expected ends (a job with an
+   * unknown end never frees room). Returns the start of the earliest set of `nodes` workers,
+   * or null when unknown.
+   */
+  earliestStart(job: PendingJob, now: number): { start_at: number; workers: CycleWorker[] } | null {
+    const nodes = Math.max(1, job.nodes);
+    const times: { cw: CycleWorker; t: number }[] = [];
+    for (const cw of this.capable(job.queue_key)) {
+      if (cw.held || !fitsRoom(cw, cw.w.capacity, job.resources)) continue;
+      if (fitsRoom(cw, cw.free, job.resources)) {
+        times.push({ cw, t: now });
+        continue;
+      }
+      const room = { ...cw.free };
+      const ends = cw.ends.filter((e) => e.end !== null || e.job?.terminating).sort((a, b) => (a.end ?? now) - (b.end ?? now));
+      for (const e of ends) {
+        room.slots += 1;
+        room.cpu_cores += e.res.cpu_cores;
+        room.memory_gb += e.res.memory_gb;
+        room.gpu_count += e.res.gpu_count;
+        if (fitsRoom(cw, room, job.resources)) {
+          times.push({ cw, t: Math.max(now, e.end ?? now) });
+          break;
+        }
+      }
+    }
+    if (times.length < nodes) return null;
+    times.sort((a, b) => a.t - b.t);
+    const chosen = times.slice(0, nodes);
+    return { start_at: chosen[nodes - 1]!.t, workers: chosen.map((c) => c.cw) };
+  }
+
+  /** Would the job fit on `cw` if `freed` came free (room only, ignoring holds and reservations)? */
+  fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], res: ResourceVector): boolean {
+    const room = { ...cw.free };
+    for (const f of freed) {
+      room.slots += 1;
+      room.cpu_cores += f.cpu_cores;
+      room.memory_gb += f.memory_gb;
+      room.gpu_count += f.gpu_count;
+    }
+    return fitsRoom(cw, room, res);
+  }
+}

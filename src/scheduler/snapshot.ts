@@ -1,0 +1,133 @@
+import type { WorkerUsage } from '../core/types.ts';
+import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type Tier } from '../core/tiers.ts';
+import type { Store, ActiveRow, PendingRow } from '../store/store.ts';
+import { buildWorkerViews } from './placement.ts';
+import type { ClusterSnapshot, DecayedUsage, PendingJob, PolicyTenant, PolicyWorker, ResourceQuota, RunningJob } from './policy/types.ts';
+import type { RuntimeEstimates } from './runtimeEstimates.ts';
+
+export interface SnapshotOptions {
+  now: number;
+  default_tier: Tier;
+  /** Queued jobs read per cycle at most, shared out over the tenants with queued work. */
+  scan_limit: number;
+  usage: ReadonlyMap<string, DecayedUsage>;
+  estimates: RuntimeEstimates;
+  /** Also read these queues (e.g. the queue of a job being explained, even if no worker serves it). */
+  extra_queue_keys?: readonly string[];
+}
+
+export interface BuiltSnapshot {
+  snapshot: ClusterSnapshot;
+  /** Effective settings of every tenant in the snapshot (tier defaults + overrides). */
+  tenants: ReadonlyMap<string, EffectiveTenant>;
+  active: readonly ActiveRow[];
+  /** The template of each pending job that has one (circuit breakers are keyed by it too). */
+  templates: ReadonlyMap<string, string>;
+}
+
+/** A tenant's queue head is at least this long, however many tenants share the scan limit. */
+const MIN_PER_TENANT = 100;
+/** With no free slot anywhere, each tenant's first jobs only (candidates for preemption or reclaim). */
+const FULL_CLUSTER_HEAD = 20;
+
+export function policyTenant(t: EffectiveTenant): PolicyTenant {
+  const quota = {} as Record<(typeof QUOTA_RESOURCES)[number], ResourceQuota>;
+  for (const r of QUOTA_RESOURCES) {
+    quota[r] = { nominal: t.nominal_quota[r], borrowing_limit: t.borrowing_limit[r] ?? null, lending_limit: t.lending_limit[r] ?? null };
+  }
+  return {
+    id: t.id, cohort: t.cohort, weight: t.fair_share_weight, quota, max_running: t.max_running_jobs, paused: t.paused,
+    allowed_priorities: t.allowed_priorities,
+  };
+}
+
+/**
+ * Builds the policy's view of the cluster from the store: online and draining workers with what
+ * is free on them, the jobs holding resources (with expected ends), each tenant's queue head (FIFO
+ * within the tenant, from the tenant queue index) and every tenant's effective settings, read
+ * afresh — so a quota change is in force on the next cycle.
+ */
+export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
+  const [workers, active, records, queuedTenants] = await Promise.all([
+    store.listWorkers(false), store.activeJobRows(), store.listTenants(), store.queuedTenants(),
+  ]);
+  // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
+  const usage = new Map<string, WorkerUsage>();
+  for (const a of active) {
+    let u = usage.get(a.worker_id);
+    if (!u) usage.set(a.worker_id, (u = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0, gpu_indices: [] }));
+    u.cpu_cores += a.cpu_cores;
+    u.memory_gb += a.memory_gb;
+    u.gpu_count += a.gpu_count;
+    u.slots += 1;
+    u.gpu_indices.push(...a.gpu_indices);
+  }
+  const views = buildWorkerViews(workers, usage);
+  const policyWorkers: PolicyWorker[] = views.map((v, i) => ({
+    id: v.id,
+    kind: v.kind,
+    queue_keys: v.kind === 'process' ? [''] : [...v.handlers],
+    capacity: { cpu_cores: v.total.cpu_cores, memory_gb: v.total.memory_gb, gpu_count: v.total.gpu_count, slots: v.total.slots },
+    free: { ...v.free },
+    free_gpus: v.free_gpus,
+    draining: workers[i]!.state !== 'online',
+  }));
+  const keys = new Set<string>(o.extra_queue_keys ?? []);
+  for (const w of policyWorkers) if (!w.draining) for (const k of w.queue_keys) keys.add(k);
+
+  const pending = new Map<string, PendingJob[]>();
+  const templates = new Map<string, string>();
+  if (keys.size > 0 && queuedTenants.length > 0) {
+    // Read what this cycle can use: with free slots, a few times as many jobs as slots (backfill and
+    // other shapes need choice); with none, only each tenant's head — the jobs that could preempt or reclaim.
+    const freeSlots = policyWorkers.reduce((n, w) => n + (w.draining ? 0 : Math.max(0, w.free.slots)), 0);
+    const want = freeSlots === 0 ? FULL_CLUSTER_HEAD : Math.max(MIN_PER_TENANT, freeSlots * 4);
+    const per = Math.min(want, Math.max(MIN_PER_TENANT, Math.ceil(o.scan_limit / queuedTenants.length)));
+    const heads = await Promise.all(queuedTenants.map((t) => store.tenantQueueHead(t, [...keys], per)));
+    for (const rows of heads) {
+      if (rows.length === 0) continue;
+      for (const r of rows) if (r.template) templates.set(r.id, r.template);
+      pending.set(rows[0]!.tenant, await Promise.all(rows.map((r) => pendingJob(r, o))));
+    }
+  }
+
+  const running: RunningJob[] = [];
+  for (const a of active) {
+    const start = a.started_at ?? a.updated_at;
+    const est = await o.estimates.estimateMs(a.type, a.expected_duration, o.now);
+    const d = est ?? (a.timeout !== null ? a.timeout * 1000 : null);
+    running.push({
+      id: a.id, tenant: a.tenant, priority: a.priority,
+      resources: { cpu_cores: a.cpu_cores, memory_gb: a.memory_gb, gpu_count: a.gpu_count },
+      placements: [{ worker_id: a.worker_id, gpu_indices: a.gpu_indices }],
+      started_at: start, expected_end: d === null ? null : Math.max(o.now, start + d),
+      preemptible: a.preemptible, terminating: a.terminating,
+    });
+  }
+
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const effective = new Map<string, EffectiveTenant>();
+  const tenants = new Map<string, PolicyTenant>();
+  const add = (id: string) => {
+    if (effective.has(id)) return;
+    const e = effectiveTenant(id, byId.get(id) ?? null, o.default_tier);
+    effective.set(id, e);
+    tenants.set(id, policyTenant(e));
+  };
+  for (const r of records) add(r.id);
+  for (const t of pending.keys()) add(t);
+  for (const r of running) add(r.tenant);
+
+  return { snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates };
+}
+
+async function pendingJob(r: PendingRow, o: SnapshotOptions): Promise<PendingJob> {
+  return {
+    id: r.id, tenant: r.tenant, priority: r.priority,
+    resources: { cpu_cores: r.cpu_cores, memory_gb: r.memory_gb, gpu_count: r.gpu_count },
+    // The queue position key: queue time, as edited by reorder — so FIFO within a tenant honours reorders.
+    queued_at: r.sort_key, seq: r.seq,
+    expected_duration_ms: await o.estimates.estimateMs(r.type, r.expected_duration, o.now),
+    preemptible: r.preemptible, nodes: r.nodes, queue_key: r.queue_key,
+  };
+}

@@ -1,0 +1,30 @@
+-- Tenants (issue 4): a tier and only the settings a tenant overrides (JSON per-resource maps,
+-- NULL = the tier's default; see src/core/tiers.ts). Quotas are read by every scheduling cycle,
+-- so a change takes effect on the next cycle without a restart.
+CREATE TABLE tenants (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  tier TEXT NOT NULL,
+  cohort TEXT NOT NULL,
+  nominal_quota TEXT NOT NULL DEFAULT '{}',
+  borrowing_limit TEXT NOT NULL DEFAULT '{}',
+  lending_limit TEXT NOT NULL DEFAULT '{}',
+  max_running_jobs INTEGER,
+  fair_share_weight REAL,
+  allowed_priorities TEXT,
+  paused INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+-- Preemption: whether a job may be preempted (emergency work preempts it regardless), its
+-- SIGTERM→SIGKILL grace in seconds (NULL = the worker's default), how many machines it spans,
+-- and a pending preemption (JSON {by, reason, at}) until the worker confirms the stop.
+ALTER TABLE jobs ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN grace_period REAL;
+ALTER TABLE jobs ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN preemption TEXT;
+
+-- The scheduler reads each tenant's queue head (fair share across tenants), so a tenant flooding
+-- the queue never hides another tenant's jobs behind its own.
+CREATE INDEX jobs_queue_by_tenant ON jobs (tenant, priority_rank, sort_key, seq) WHERE state = 'QUEUED';

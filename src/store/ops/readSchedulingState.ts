@@ -1,0 +1,108 @@
+import type { Priority } from '../../core/types.ts';
+import { idsIn, type SqlExecutor } from '../driver.ts';
+
+/**
+ * Reads for the scheduling policy's snapshot (src/scheduler/snapshot.ts): the tenants with queued
+ * work, each tenant's queue head, and the jobs holding resources — lean rows, no JSON but GPU indices.
+ */
+
+/** A queued job as the policy needs it. */
+export interface PendingRow {
+  id: string;
+  seq: number;
+  tenant: string;
+  priority: Priority;
+  priority_rank: number;
+  sort_key: number;
+  queue_key: string;
+  type: string;
+  cpu_cores: number;
+  memory_gb: number;
+  gpu_count: number;
+  expected_duration: number | null;
+  template: string | null;
+  preemptible: boolean;
+  nodes: number;
+}
+
+/** A job holding resources on a worker (SCHEDULED, RUNNING, PAUSED). */
+export interface ActiveRow {
+  id: string;
+  tenant: string;
+  priority: Priority;
+  state: string;
+  type: string;
+  cpu_cores: number;
+  memory_gb: number;
+  gpu_count: number;
+  worker_id: string;
+  gpu_indices: number[];
+  started_at: number | null;
+  updated_at: number;
+  expected_duration: number | null;
+  timeout: number | null;
+  preemptible: boolean;
+  /** A preemption is pending (the worker was told to stop it). */
+  terminating: boolean;
+}
+
+/** Tenants that have queued jobs: one index probe per tenant (a loose index scan that runs on both engines). */
+export async function queuedTenants(db: SqlExecutor): Promise<string[]> {
+  const rows = await db.query<{ tenant: string | null }>(
+    `WITH RECURSIVE t(tenant) AS (
+       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED'
+       UNION ALL
+       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+     )
+     SELECT tenant FROM t WHERE tenant IS NOT NULL`,
+  );
+  return rows.map((r) => String(r.tenant));
+}
+
+/**
+ * The first `limit` queued jobs of one tenant in queue order (priority class, position, seq),
+ * only from the queues in `queueKeys` ('' = command jobs, else handler names) — those some worker serves.
+ */
+export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
+  const keys = idsIn(db, 'queue_key', queueKeys);
+  const rows = await db.query(
+    `SELECT id, seq, tenant, priority, priority_rank, sort_key, queue_key, type, cpu_cores, memory_gb, gpu_count, expected_duration, preemptible, nodes, template
+     FROM jobs WHERE state = 'QUEUED' AND tenant = ? AND ${keys.sql} ORDER BY priority_rank, sort_key, seq LIMIT ?`,
+    [tenant, keys.param, limit],
+  );
+  return rows.map((r) => ({
+    id: String(r.id), seq: Number(r.seq), tenant: String(r.tenant), priority: r.priority as Priority, priority_rank: Number(r.priority_rank),
+    sort_key: Number(r.sort_key), queue_key: String(r.queue_key), type: String(r.type), cpu_cores: Number(r.cpu_cores),
+    memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count), expected_duration: r.expected_duration === null ? null : Number(r.expected_duration),
+    preemptible: Number(r.preemptible) === 1, nodes: Number(r.nodes), template: r.template == null ? null : String(r.template),
+  }));
+}
+
+export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
+  const rows = await db.query(
+    `SELECT id, tenant, priority, state, type, cpu_cores, memory_gb, gpu_count, worker_id, gpu_indices, started_at, updated_at,
+       expected_duration, timeout, preemptible, preemption
+     FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL`,
+  );
+  return rows.map((r) => ({
+    id: String(r.id), tenant: String(r.tenant), priority: r.priority as Priority, state: String(r.state), type: String(r.type),
+    cpu_cores: Number(r.cpu_cores), memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count), worker_id: String(r.worker_id),
+    gpu_indices: Number(r.gpu_count) > 0 ? (JSON.parse(String(r.gpu_indices)) as number[]) : [],
+    started_at: r.started_at === null ? null : Number(r.started_at), updated_at: Number(r.updated_at),
+    expected_duration: r.expected_duration === null ? null : Number(r.expected_duration), timeout: r.timeout === null ? null : Number(r.timeout),
+    preemptible: Number(r.preemptible) === 1, terminating: r.preemption !== null,
+  }));
+}
+
+/** Runs that used resources since `since` (ended after it, or still running): for rebuilding decayed usage. */
+export async function usageHistory(db: SqlExecutor, since: number): Promise<{ tenant: string; cpu_cores: number; memory_gb: number; gpu_count: number; started_at: number; ended_at: number | null }[]> {
+  const rows = await db.query(
+    `SELECT j.tenant, j.cpu_cores, j.memory_gb, j.gpu_count, a.started_at, a.ended_at
+     FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE a.ended_at IS NULL OR a.ended_at >= ?`,
+    [since],
+  );
+  return rows.map((r) => ({
+    tenant: String(r.tenant), cpu_cores: Number(r.cpu_cores), memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count),
+    started_at: Number(r.started_at), ended_at: r.ended_at === null ? null : Number(r.ended_at),
+  }));
+}
