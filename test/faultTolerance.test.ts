@@ -202,6 +202,9 @@ for (const kind of STORE_KINDS) {
       await rejects(cl.client.checkpoint(r.job_id, { attempt_id: attempt, data: 'x'.repeat(70_000) }), 413, 'PAYLOAD_TOO_LARGE', 'data');
       await rejects(cl.client.checkpoint('job_missing', { attempt_id: attempt, data: 1 }), 404, 'NOT_FOUND');
       await rejects(cl.client.request('POST', `/api/v1/jobs/${r.job_id}/checkpoint`, { data: 1 }), 400, 'VALIDATION_FAILED', 'attempt_id');
+      // Through the worker protocol, a checkpoint from an attempt the worker no longer owns is fenced off too.
+      const late = await cl.client.report(running.worker_id!, [{ job_id: r.job_id, attempt_id: 'att_old', outcome: 'checkpoint', checkpoint: { data: 'stale' } }]);
+      assert.deepEqual(late.results.map((x) => x.status), ['stale']);
       assert.equal((await cl.client.getJob(r.job_id)).last_checkpoint?.file, 's3://bucket/ckpt-1');
       await cl.client.cancel(r.job_id);
     });
@@ -352,6 +355,26 @@ async function metricsText(cl: TestCluster): Promise<string> {
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
   return res.text();
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`server close on ${kind}`, () => {
+    test('a long-poll in flight is answered at once, not cut off; new requests get 503 or a refused connection', async () => {
+      const cl = await startCluster(kind);
+      try {
+        const w = await cl.client.registerWorker({ name: 'poller', kind: 'process', capacity: { slots: 1 } });
+        const poll = cl.client.poll(w.worker_id, 20_000);
+        await new Promise((r) => setTimeout(r, 200));
+        const t0 = Date.now();
+        await cl.server.close();
+        assert.deepEqual(await poll, { jobs: [], controls: [] });
+        assert.ok(Date.now() - t0 < 3000, `close took ${Date.now() - t0} ms with a poll in flight`);
+        await assert.rejects(cl.client.health(), (err: unknown) => err instanceof GantryApiError && (err.code === 'UNREACHABLE' || err.status === 503));
+      } finally {
+        await cl.close();
+      }
+    });
+  });
 }
 
 describe('server shutdown on postgres', () => {
