@@ -58,6 +58,7 @@ for (const kind of STORE_KINDS) {
         handlers: {
           fragile: async (job) => {
             if (job.parameters.fail) throw new Error('upstream 503');
+            if (job.parameters.hang) await new Promise((r) => job.signal.addEventListener('abort', r));
             return { ok: true };
           },
           resumable: async (job) => {
@@ -171,6 +172,27 @@ for (const kind of STORE_KINDS) {
       const next = await cl.client.submit({ handler: 'fragile', parameters: {} });
       assert.equal((await cl.client.waitFor(next.job_id, { interval_ms: 20, timeout_ms: 10_000 })).status, 'COMPLETED');
       await rejects(cl.client.resetBreaker('handler:never-seen'), 404, 'NOT_FOUND');
+    });
+
+    test('breaker: a probe that is cancelled makes way for the next probe at once', async () => {
+      const fails = await cl.client.submitBatch(Array.from({ length: 3 }, () => ({ handler: 'fragile', parameters: { fail: true }, retry_policy: { max_attempts: 1 } })));
+      for (const id of fails.job_ids) await cl.client.waitFor(id, { interval_ms: 20, timeout_ms: 10_000 });
+      const hang = await cl.client.submit({ handler: 'fragile', parameters: { hang: true } });
+      const half = await eventually(async () => {
+        const b = (await cl.client.breakers()).breakers.find((x) => x.key === 'handler:fragile');
+        return b?.state === 'half_open' ? b : null;
+      }, 10_000);
+      assert.equal(half.probe_job_id, hang.job_id);
+      const next = await cl.client.submit({ handler: 'fragile', parameters: {} });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await cl.client.getJob(next.job_id)).status, 'QUEUED', 'held while the probe runs');
+      const cancelledAt = Date.now();
+      await cl.client.cancel(hang.job_id);
+      const done = await cl.client.waitFor(next.job_id, { interval_ms: 20, timeout_ms: 10_000 });
+      assert.equal(done.status, 'COMPLETED');
+      const waited = Date.parse(done.started_at!) - cancelledAt;
+      assert.ok(waited < 1200, `the next probe started ${waited} ms after the cancel (open period 2500 ms)`);
+      assert.equal((await cl.client.breakers()).breakers.find((x) => x.key === 'handler:fragile')?.state, 'closed');
     });
 
     test('checkpoints: attempt 2 receives what attempt 1 saved (process file and SDK handler)', async () => {
