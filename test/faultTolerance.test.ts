@@ -58,6 +58,7 @@ for (const kind of STORE_KINDS) {
         handlers: {
           fragile: async (job) => {
             if (job.parameters.fail) throw new Error('upstream 503');
+            if (job.parameters.hang) await new Promise((r) => job.signal.addEventListener('abort', r));
             return { ok: true };
           },
           resumable: async (job) => {
@@ -173,6 +174,27 @@ for (const kind of STORE_KINDS) {
       await rejects(cl.client.resetBreaker('handler:never-seen'), 404, 'NOT_FOUND');
     });
 
+    test('breaker: a probe that is cancelled makes way for the next probe at once', async () => {
+      const fails = await cl.client.submitBatch(Array.from({ length: 3 }, () => ({ handler: 'fragile', parameters: { fail: true }, retry_policy: { max_attempts: 1 } })));
+      for (const id of fails.job_ids) await cl.client.waitFor(id, { interval_ms: 20, timeout_ms: 10_000 });
+      const hang = await cl.client.submit({ handler: 'fragile', parameters: { hang: true } });
+      const half = await eventually(async () => {
+        const b = (await cl.client.breakers()).breakers.find((x) => x.key === 'handler:fragile');
+        return b?.state === 'half_open' ? b : null;
+      }, 10_000);
+      assert.equal(half.probe_job_id, hang.job_id);
+      const next = await cl.client.submit({ handler: 'fragile', parameters: {} });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await cl.client.getJob(next.job_id)).status, 'QUEUED', 'held while the probe runs');
+      const cancelledAt = Date.now();
+      await cl.client.cancel(hang.job_id);
+      const done = await cl.client.waitFor(next.job_id, { interval_ms: 20, timeout_ms: 10_000 });
+      assert.equal(done.status, 'COMPLETED');
+      const waited = Date.parse(done.started_at!) - cancelledAt;
+      assert.ok(waited < 1200, `the next probe started ${waited} ms after the cancel (open period 2500 ms)`);
+      assert.equal((await cl.client.breakers()).breakers.find((x) => x.key === 'handler:fragile')?.state, 'closed');
+    });
+
     test('checkpoints: attempt 2 receives what attempt 1 saved (process file and SDK handler)', async () => {
       const script = 'if [ -n "$GANTRY_CHECKPOINT" ]; then echo "resumed $GANTRY_CHECKPOINT"; exit 0; fi; echo \'{"step": 7}\' > "$GANTRY_CHECKPOINT_FILE"; exit 3';
       const p = await cl.client.submit({ command: ['sh', '-c', script], retry_policy: { max_attempts: 2, retry_delay: 0.05 } });
@@ -202,6 +224,9 @@ for (const kind of STORE_KINDS) {
       await rejects(cl.client.checkpoint(r.job_id, { attempt_id: attempt, data: 'x'.repeat(70_000) }), 413, 'PAYLOAD_TOO_LARGE', 'data');
       await rejects(cl.client.checkpoint('job_missing', { attempt_id: attempt, data: 1 }), 404, 'NOT_FOUND');
       await rejects(cl.client.request('POST', `/api/v1/jobs/${r.job_id}/checkpoint`, { data: 1 }), 400, 'VALIDATION_FAILED', 'attempt_id');
+      // Through the worker protocol, a checkpoint from an attempt the worker no longer owns is fenced off too.
+      const late = await cl.client.report(running.worker_id!, [{ job_id: r.job_id, attempt_id: 'att_old', outcome: 'checkpoint', checkpoint: { data: 'stale' } }]);
+      assert.deepEqual(late.results.map((x) => x.status), ['stale']);
       assert.equal((await cl.client.getJob(r.job_id)).last_checkpoint?.file, 's3://bucket/ckpt-1');
       await cl.client.cancel(r.job_id);
     });
@@ -352,6 +377,26 @@ async function metricsText(cl: TestCluster): Promise<string> {
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
   return res.text();
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`server close on ${kind}`, () => {
+    test('a long-poll in flight is answered at once, not cut off; new requests get 503 or a refused connection', async () => {
+      const cl = await startCluster(kind);
+      try {
+        const w = await cl.client.registerWorker({ name: 'poller', kind: 'process', capacity: { slots: 1 } });
+        const poll = cl.client.poll(w.worker_id, 20_000);
+        await new Promise((r) => setTimeout(r, 200));
+        const t0 = Date.now();
+        await cl.server.close();
+        assert.deepEqual(await poll, { jobs: [], controls: [] });
+        assert.ok(Date.now() - t0 < 3000, `close took ${Date.now() - t0} ms with a poll in flight`);
+        await assert.rejects(cl.client.health(), (err: unknown) => err instanceof GantryApiError && (err.code === 'UNREACHABLE' || err.status === 503));
+      } finally {
+        await cl.close();
+      }
+    });
+  });
 }
 
 describe('server shutdown on postgres', () => {

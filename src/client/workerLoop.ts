@@ -233,7 +233,8 @@ export class WorkerLoop {
       this.#abort.abort();
       // Draining: the scheduler gives this worker nothing new. The heartbeat goes on while jobs
       // finish, so a grace period longer than the lease does not get them declared lost.
-      if (this.#id) await this.#client.drainWorker(this.#id).catch(() => {});
+      // Not awaited: a server that is slow to answer must not eat into the grace period.
+      const draining = this.#id ? this.#client.drainWorker(this.#id).catch(() => {}) : Promise.resolve();
       if (this.#running.size > 0 && grace_ms > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise((r) => (timer = setTimeout(r, grace_ms)))]);
@@ -246,6 +247,7 @@ export class WorkerLoop {
       }
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       await this.#polling?.catch(() => {});
+      await draining;
       // Deregistering returns every job still held to the queue at once, its attempt recorded
       // as interrupted (not counted against the retry budget), its checkpoint kept.
       if (this.#id) await this.#client.deregister(this.#id).catch(() => {});

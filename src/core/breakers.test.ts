@@ -33,6 +33,12 @@ describe('circuit breaker state machine', () => {
     assert.equal(afterAttempt(half, true, null, opts, 2000).state, 'closed');
   });
 
+  it('a half-open breaker whose probe job left its worker (cancelled, lost) lets the next probe go at once', () => {
+    const half: Breaker = { ...run([false, false, false]), state: 'half_open', probe_job_id: 'job_1', probe_at: 5000 };
+    assert.equal(admission({ ...half, probe_live: true }, 2000), 'wait');
+    assert.equal(admission({ ...half, probe_live: false }, 2000), 'probe');
+  });
+
   it('the gate lets exactly one probe through per key and holds open keys', () => {
     const open = { ...run([false, false, false]), key: 'handler:x' };
     const gate = new BreakerGate([open], 2000);

@@ -12,7 +12,8 @@
  * non-retryable failures (the job's own input is bad, the executor is fine) and lost workers
  * (the lease reaper handles a dead machine; it says nothing about the queue's code).
  * While open, the scheduler leaves the key's jobs QUEUED with a pending reason, so they do not
- * burn attempts; once `probe_at` passes it lets exactly one job through as the probe.
+ * burn attempts; once `probe_at` passes it lets exactly one job through as the probe. A probe
+ * that ends without a verdict (cancelled, its worker lost) makes way for the next one at once.
  */
 export const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
 export type BreakerState = (typeof BREAKER_STATES)[number];
@@ -28,6 +29,8 @@ export interface Breaker {
   last_error: string | null;
   last_failure_at: number | null;
   updated_at: number;
+  /** half_open: whether the probe job is still on a worker (false: it was cancelled, lost or requeued — probe again). */
+  probe_live?: boolean;
 }
 
 export interface BreakerOptions {
@@ -76,6 +79,7 @@ export function afterAttempt(b: Breaker, ok: boolean, error: string | null, opts
 /** What the scheduler may do with a key's jobs now: run them, run one probe, or leave them queued. */
 export function admission(b: Breaker | undefined, now: number): 'run' | 'probe' | 'wait' {
   if (!b || b.state === 'closed') return 'run';
+  if (b.state === 'half_open' && b.probe_live === false) return 'probe';
   return b.probe_at !== null && b.probe_at <= now ? 'probe' : 'wait';
 }
 

@@ -8,12 +8,16 @@ function breakerFromRow(r: Row): Breaker {
     key: String(r.key), state: r.state as BreakerState, consecutive_failures: Number(r.consecutive_failures),
     opened_at: numOrNull(r.opened_at), probe_at: numOrNull(r.probe_at), probe_job_id: r.probe_job_id === null ? null : String(r.probe_job_id),
     last_error: r.last_error === null ? null : String(r.last_error), last_failure_at: numOrNull(r.last_failure_at), updated_at: Number(r.updated_at),
+    ...(r.probe_live === undefined ? {} : { probe_live: Number(r.probe_live) === 1 }),
   };
 }
 
-/** Every breaker, or only those not closed (`heldOnly`), by key. */
+/** Every breaker, or only those not closed (`heldOnly`), by key; half-open ones say whether their probe job is still on a worker. */
 export async function listBreakers(db: SqlExecutor, heldOnly = false): Promise<Breaker[]> {
-  const rows = await db.query(`SELECT * FROM breakers ${heldOnly ? "WHERE state != 'closed'" : ''} ORDER BY key`);
+  const rows = await db.query(
+    `SELECT b.*, CASE WHEN j.state IN ('SCHEDULED', 'RUNNING', 'PAUSED') THEN 1 ELSE 0 END AS probe_live
+     FROM breakers b LEFT JOIN jobs j ON j.id = b.probe_job_id ${heldOnly ? "WHERE b.state != 'closed'" : ''} ORDER BY b.key`,
+  );
   return rows.map(breakerFromRow);
 }
 
