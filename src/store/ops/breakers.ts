@@ -43,8 +43,15 @@ export async function recordBreakerOutcomes(tx: SqlExecutor, settled: readonly S
     if (dirty.length === 0) return;
   }
   const sel = idsIn(tx, 'id', [...new Set(settled.map((s) => s.job_id))]);
-  const handlers = new Map((await tx.query(`SELECT id, handler FROM jobs WHERE ${sel.sql}`, [sel.param])).map((r) => [String(r.id), r.handler === null ? null : String(r.handler)]));
-  const steps = settled.flatMap((s) => (handlers.has(s.job_id) ? breakerKeysOf({ handler: handlers.get(s.job_id)! }, opts).map((key) => ({ key, ...s })) : []));
+  const jobs = new Map(
+    (await tx.query(`SELECT id, handler, template FROM jobs WHERE ${sel.sql}`, [sel.param])).map((r) => [
+      String(r.id), { handler: r.handler === null ? null : String(r.handler), template: r.template == null ? null : String(r.template) },
+    ]),
+  );
+  const steps = settled.flatMap((s) => {
+    const j = jobs.get(s.job_id);
+    return j ? breakerKeysOf(j, opts).map((key) => ({ key, ...s })) : [];
+  });
   const failing = [...new Set(steps.filter((s) => !s.ok).map((s) => s.key))];
   if (failing.length === 0) {
     const ok = [...new Set(steps.map((s) => s.key))];
