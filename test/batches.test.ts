@@ -77,6 +77,7 @@ for (const kind of STORE_KINDS) {
       ['a schema error', [step('a'), { command: ['true'], resources: { cpu_cores: -1 } }], 'jobs[1].resources.cpu_cores'],
       ['nothing to run', [step('a'), step('b'), { name: 'empty' }], 'jobs[2].command'],
       ['an unknown dependency', [step('a'), { ...step('b'), depends_on: ['job_nope'] }], 'jobs[1].depends_on[0]'],
+      ['an unknown dependency in a batch of one', [{ ...step('b'), depends_on: ['job_nope'] }], 'jobs[0].depends_on[0]'],
       ['a bad template parameter', [{ template: 'billing_report', parameters: { period: 'hourly' } }, step('b')], 'jobs[0].parameters.period'],
     ];
     for (const mode of ['parallel', 'sequential']) {

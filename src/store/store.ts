@@ -100,11 +100,12 @@ export class Store {
   }
 
   // Jobs
-  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now()): Promise<SubmitResult[]> {
+  /** `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). */
+  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean } = {}): Promise<SubmitResult[]> {
     const keyed = specs.some((s) => s.idempotency_key !== null);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#tx((tx) => submitJobs(tx, specs, now, actor));
+        return await this.#tx((tx) => submitJobs(tx, specs, now, actor, opts.batch ?? false));
       } catch (err) {
         // Two submits with one idempotency key raced: both saw no job and the later insert hit the
         // unique index. Run again: this time it finds the winner's job and returns it.
