@@ -324,6 +324,16 @@ for (const kind of STORE_KINDS) {
       assert.equal(await jobCount(), before);
     });
 
+    test('concurrent updates make distinct versions or a 409, never a 500', async () => {
+      assert.equal((await api('POST', '/api/v1/templates', { name: 'racy', command: ['true'] })).status, 201);
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => api('PUT', '/api/v1/templates/racy', { description: `edit ${i}` })));
+      for (const r of results) assert.ok(r.status === 200 || (r.status === 409 && r.body.error.code === 'CONFLICT'), JSON.stringify(r.body));
+      const ok = results.filter((r) => r.status === 200).map((r) => r.body.version as number);
+      assert.ok(ok.length >= 1);
+      assert.equal(new Set(ok).size, ok.length, 'no version handed out twice');
+      assert.deepEqual((await api('GET', '/api/v1/templates/racy')).body.versions, Array.from({ length: ok.length + 1 }, (_, i) => i + 1));
+    });
+
     test('templates appear in the OpenAPI document', async () => {
       const doc = (await api('GET', '/api/v1/openapi.json')).body;
       assert.ok(doc.paths['/api/v1/templates'].post);

@@ -179,10 +179,10 @@ export class Store {
     return listTemplates(this.#db, category);
   }
   createTemplate(req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
-    return this.#db.transaction((tx) => createTemplate(tx, req, actor, now));
+    return this.#db.transaction((tx) => createTemplate(tx, req, actor, now)).catch(concurrentVersion);
   }
   updateTemplate(id: string, req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
-    return this.#db.transaction((tx) => updateTemplate(tx, id, req, actor, now));
+    return this.#db.transaction((tx) => updateTemplate(tx, id, req, actor, now)).catch(concurrentVersion);
   }
   deleteTemplate(id: string, now = Date.now()): Promise<void> {
     return this.#db.transaction((tx) => deleteTemplate(tx, id, now));
@@ -266,6 +266,12 @@ export async function openStore(url: string): Promise<Store> {
     throw new GantryError('STORE_UNAVAILABLE', `cannot prepare database ${redact(url)}: ${(err as Error).message}`);
   }
   return store;
+}
+
+/** Two writers made the same template version at once: the later one is told, not a 500. */
+function concurrentVersion(err: unknown): never {
+  if (isUniqueViolation(err)) throw new GantryError('CONFLICT', 'the template changed while this request was being applied; read it again and retry', { field: 'id' });
+  throw err;
 }
 
 /** A unique-index violation, as PostgreSQL (23505) or SQLite reports it. */
