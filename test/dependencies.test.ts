@@ -202,6 +202,19 @@ for (const kind of STORE_KINDS) {
       assert.equal(none.body.status, 'QUEUED');
     });
 
+    test('upstreams ending in two transactions at once still release the dependent', async () => {
+      for (let round = 0; round < 15; round++) {
+        const [a, b] = [await upstream(), await upstream()];
+        const c = await dependent([a, b]);
+        while (!attempts.has(a) || !attempts.has(b)) {
+          for (const j of (await cl.client.poll(worker, 2000, [...attempts.values()])).jobs) attempts.set(j.job_id, j.attempt_id);
+        }
+        // Two report requests in flight together: two transactions, each seeing the other's upstream still running.
+        await Promise.all([a, b].map((id) => cl.client.report(worker, [{ job_id: id, attempt_id: attempts.get(id)!, outcome: 'completed' }])));
+        assert.equal((await job(c.job_id)).status, 'QUEUED', `round ${round}`);
+      }
+    });
+
     test('only a job not yet on a worker can gain dependencies', async () => {
       const a = await upstream();
       const running = await upstream();
