@@ -66,7 +66,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
         });
       }
       await ctx.tenants.assertMaySubmit(specs, (i) => `jobs[${i}].`);
-      const results = await store.submitJobs(specs, actorOf(req.principal));
+      const results = await store.submitJobs(specs, actorOf(req.principal), Date.now(), { batch: true });
       store.notify(CHANNELS.SCHEDULE);
       return reply.status(201).send({
         job_ids: results.map((r) => r.job.id),
