@@ -167,8 +167,10 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
   // Jobs of one run can end in two transactions at once (two workers). Take each run's row lock
   // first (in id order, so two transactions never wait on each other in a circle): the second
   // waits, then sees the first one's step rows and closes the step the first could not.
+  const running = new Set<string>();
   for (const runId of [...new Set(rows.map((r) => String(r.run_id)))].sort()) {
-    await tx.run('UPDATE workflow_runs SET updated_at = ? WHERE id = ?', [now, runId]);
+    const st = await tx.query<{ state: string }>('UPDATE workflow_runs SET updated_at = ? WHERE id = ? RETURNING state', [now, runId]);
+    if (st[0]?.state === 'RUNNING') running.add(runId);
   }
   const touched = new Map<string, Set<string>>();
   for (const r of rows) {
@@ -186,8 +188,7 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
     touched.get(run)!.add(String(r.step_id));
   }
   for (const [runId, stepIds] of touched) {
-    const cur = await tx.query<{ state: string }>('SELECT state FROM workflow_runs WHERE id = ?', [runId]);
-    if (cur[0]?.state !== 'RUNNING') continue;
+    if (!running.has(runId)) continue;
     for (const stepId of stepIds) await closeStepIfDone(tx, runId, stepId, now);
     await advanceRun(tx, runId, now, build, effects);
   }
@@ -226,8 +227,7 @@ async function closeStepIfDone(tx: SqlExecutor, runId: string, stepId: string, n
 export async function advanceRun(tx: SqlExecutor, runId: string, now: number, build: StepJobBuilder, effects: WorkflowEffects): Promise<void> {
   const run = await loadRun(tx, runId);
   if (run.state !== 'RUNNING') return;
-  const wf = workflowFromRow((await tx.query('SELECT * FROM workflows WHERE id = ?', [run.workflow_id]))[0]!);
-  const def: WorkflowDef = wf.definition;
+  const def: WorkflowDef = await definitionOf(tx, run.workflow_id);
   const steps = await loadSteps(tx, runId);
   const byId = new Map(def.steps.map((s) => [s.step_id, s]));
   const runInfo = { id: run.id, fire_time: run.trigger.fire_time ?? null };
@@ -296,6 +296,18 @@ export async function advanceRun(tx: SqlExecutor, runId: string, now: number, bu
     await tx.run('UPDATE workflow_runs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?', [state, now, now, runId]);
     effects.finished_runs.push(runId);
   }
+}
+
+// Definition versions never change: keep them by id instead of reading them for every step.
+const definitions = new Map<string, WorkflowDef>();
+async function definitionOf(tx: SqlExecutor, workflowId: string): Promise<WorkflowDef> {
+  let def = definitions.get(workflowId);
+  if (!def) {
+    def = workflowFromRow((await tx.query('SELECT * FROM workflows WHERE id = ?', [workflowId]))[0]!).definition;
+    if (definitions.size > 10_000) definitions.clear();
+    definitions.set(workflowId, def);
+  }
+  return def;
 }
 
 async function setStep(tx: SqlExecutor, runId: string, stepId: string, state: StepState, error: string | null, now: number, outputs: unknown): Promise<void> {
