@@ -116,11 +116,12 @@ export class Store {
   }
 
   // Jobs
-  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now()): Promise<SubmitResult[]> {
+  /** `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). */
+  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean } = {}): Promise<SubmitResult[]> {
     const keyed = specs.some((s) => s.idempotency_key !== null);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#tx((tx) => submitJobs(tx, specs, now, actor));
+        return await this.#tx((tx) => submitJobs(tx, specs, now, actor, opts.batch ?? false));
       } catch (err) {
         // Two submits with one idempotency key raced: both saw no job and the later insert hit the
         // unique index. Run again: this time it finds the winner's job and returns it.
@@ -194,10 +195,10 @@ export class Store {
     return listTemplates(this.#db, category);
   }
   createTemplate(req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
-    return this.#db.transaction((tx) => createTemplate(tx, req, actor, now));
+    return this.#db.transaction((tx) => createTemplate(tx, req, actor, now)).catch(concurrentVersion);
   }
   updateTemplate(id: string, req: TemplateRequest, actor: string, now = Date.now()): Promise<StoredTemplate> {
-    return this.#db.transaction((tx) => updateTemplate(tx, id, req, actor, now));
+    return this.#db.transaction((tx) => updateTemplate(tx, id, req, actor, now)).catch(concurrentVersion);
   }
   deleteTemplate(id: string, now = Date.now()): Promise<void> {
     return this.#db.transaction((tx) => deleteTemplate(tx, id, now));
@@ -360,6 +361,12 @@ export async function openStore(url: string): Promise<Store> {
     throw new GantryError('STORE_UNAVAILABLE', `cannot prepare database ${redact(url)}: ${(err as Error).message}`);
   }
   return store;
+}
+
+/** Two writers made the same template version at once: the later one is told, not a 500. */
+function concurrentVersion(err: unknown): never {
+  if (isUniqueViolation(err)) throw new GantryError('CONFLICT', 'the template changed while this request was being applied; read it again and retry', { field: 'id' });
+  throw err;
 }
 
 /** A unique-index violation, as PostgreSQL (23505) or SQLite reports it. */

@@ -62,7 +62,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
           s.dependency_type ??= 'all_complete';
         });
       }
-      const results = await store.submitJobs(specs, actorOf(req.principal));
+      const results = await store.submitJobs(specs, actorOf(req.principal), Date.now(), { batch: true });
       store.notify(CHANNELS.SCHEDULE);
       return reply.status(201).send({
         job_ids: results.map((r) => r.job.id),

@@ -25,22 +25,27 @@ export interface ActionResult {
  * period) and the job becomes CANCELLED when it confirms — or when its lease lapses.
  */
 export async function cancelJob(tx: SqlExecutor, id: string, reason: string, actor: string, now: number): Promise<ActionResult> {
-  const job = await loadJob(tx, id);
-  if (job.state === 'RUNNING' || job.state === 'PAUSED') {
-    await tx.run(`UPDATE jobs SET cancel_requested = 1, control = 'cancel', updated_at = ? WHERE id = ?`, [now, id]);
-    await recordEvents(tx, [{ job_id: id, state: job.state, reason: `cancel requested: ${reason}`, actor }], now);
-    return { job: await loadJob(tx, id), wake_worker: job.worker_id };
+  // The scheduler (another connection) may move the job (QUEUED → SCHEDULED) between our read and
+  // our write; the write then applies to nothing, so read again and cancel from the new state.
+  for (let tries = 0; ; tries++) {
+    const job = await loadJob(tx, id);
+    if (job.state === 'RUNNING' || job.state === 'PAUSED') {
+      await tx.run(`UPDATE jobs SET cancel_requested = 1, control = 'cancel', updated_at = ? WHERE id = ?`, [now, id]);
+      await recordEvents(tx, [{ job_id: id, state: job.state, reason: `cancel requested: ${reason}`, actor }], now);
+      return { job: await loadJob(tx, id), wake_worker: job.worker_id };
+    }
+    const scheduledOn = job.state === 'SCHEDULED' ? job.worker_id : null;
+    // A SCHEDULED job keeps its worker id so the cancel control reaches that worker; it no longer holds resources there.
+    const patch: Record<string, PatchValue> = scheduledOn
+      ? { finished_at: now, run_after: null, control: 'cancel', cancel_requested: 1 }
+      : { finished_at: now, worker_id: null, gpu_indices: '[]', run_after: null };
+    const [applied] = await applyTransitions(tx, [{ job_id: id, from: job.state, to: 'CANCELLED', reason, actor, patch }], now);
+    if (!applied && tries < 5) continue;
+    if (scheduledOn && job.current_attempt_id) {
+      await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = 'cancelled' WHERE id = ?`, [now, job.current_attempt_id]);
+    }
+    return { job: await loadJob(tx, id), wake_worker: scheduledOn };
   }
-  const scheduledOn = job.state === 'SCHEDULED' ? job.worker_id : null;
-  // A SCHEDULED job keeps its worker id so the cancel control reaches that worker; it no longer holds resources there.
-  const patch: Record<string, PatchValue> = scheduledOn
-    ? { finished_at: now, run_after: null, control: 'cancel', cancel_requested: 1 }
-    : { finished_at: now, worker_id: null, gpu_indices: '[]', run_after: null };
-  await applyTransitions(tx, [{ job_id: id, from: job.state, to: 'CANCELLED', reason, actor, patch }], now);
-  if (scheduledOn && job.current_attempt_id) {
-    await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = 'cancelled' WHERE id = ?`, [now, job.current_attempt_id]);
-  }
-  return { job: await loadJob(tx, id), wake_worker: scheduledOn };
 }
 
 /** Pause (SIGSTOP) or resume (SIGCONT) a running job: the worker is told, the state follows its confirmation. */

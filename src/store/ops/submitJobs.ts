@@ -5,8 +5,7 @@ import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_INSERT_COLUMNS, jobFromRow, toJson } from '../rows.ts';
 import { addDependencies } from './dependencies.ts';
 
-/** How a job is named in errors: `jobs[3].` within a batch, nothing for a single submit. */
-const prefixOf = (count: number, index: number) => (count > 1 ? `jobs[${index}].` : '');
+
 
 export interface SubmitResult {
   job: Job;
@@ -19,9 +18,9 @@ export interface SubmitResult {
  * it has dependencies, SUBMITTED only, and ops/dependencies.ts decides at once whether it waits,
  * is released to QUEUED, or can never run (CANCELLED).
  * A spec whose (tenant, idempotency_key) already exists returns the original job.
- * Params: specs — validated; now — epoch ms; actor — who submitted.
+ * Params: specs — validated; now — epoch ms; actor — who submitted; batch — errors name `jobs[i].` fields.
  */
-export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now: number, actor: string): Promise<SubmitResult[]> {
+export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now: number, actor: string, batch = false): Promise<SubmitResult[]> {
   const out: (SubmitResult | null)[] = new Array(specs.length).fill(null);
   const rows: SqlValue[][] = [];
   const events: SqlValue[][] = [];
@@ -68,7 +67,7 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
     await addDependencies(tx, waiting.map((w) => {
       const s = specs[w.index]!;
       const upstream = [...(s.depends_on ?? []), ...(s.depends_on_index ?? []).map((k) => idAt.get(k)!)];
-      return { job_id: w.id, depends_on: upstream, dependency_type: s.dependency_type ?? 'all_complete', field: `${prefixOf(specs.length, w.index)}depends_on` };
+      return { job_id: w.id, depends_on: upstream, dependency_type: s.dependency_type ?? 'all_complete', field: `${batch ? `jobs[${w.index}].` : ''}depends_on` };
     }), now, actor, { existing_jobs: false });
   }
   // Read back the created rows (seq is assigned by the database).
