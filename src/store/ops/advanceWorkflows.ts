@@ -16,6 +16,7 @@ import { findWorkflow, workflowFromRow, type StoredWorkflow } from './createWork
 import { submitJobs } from './submitJobs.ts';
 import { cancelJob } from './jobActions.ts';
 import { watchJobs } from '../finalHooks.ts';
+import { finishingWorkers, handOffStep } from './handOffStep.ts';
 
 /** Turns a step (with rendered parameters) into a job spec: template, handler or command. */
 export type StepJobBuilder = (tx: SqlExecutor, step: StepDef, parameters: Record<string, unknown>, ctx: StepJobContext) => Promise<JobSpec>;
@@ -63,9 +64,11 @@ export interface WorkflowEffects {
   wake_workers: string[];
   /** Runs that reached a final state. */
   finished_runs: string[];
+  /** New jobs assigned straight to the worker that finished their upstream. */
+  handed_off: number;
 }
 
-export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [] });
+export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [], handed_off: 0 });
 
 const MAX_MAP = 10_000;
 const JOB_FINAL: Record<string, StepState> = { COMPLETED: 'SUCCEEDED', FAILED: 'FAILED', TIMEOUT: 'FAILED', CANCELLED: 'CANCELLED' };
@@ -187,10 +190,17 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
     if (!touched.has(run)) touched.set(run, new Set());
     touched.get(run)!.add(String(r.step_id));
   }
+  // The worker that finished a run's job may take that run's next step directly (see handOffStep.ts).
+  const workers = await finishingWorkers(tx, rows.filter((r) => running.has(String(r.run_id))).map((r) => String(r.id)));
+  const workerOfRun = new Map<string, string>();
+  for (const r of rows) {
+    const w = workers.get(String(r.id));
+    if (w) workerOfRun.set(String(r.run_id), w);
+  }
   for (const [runId, stepIds] of touched) {
     if (!running.has(runId)) continue;
     for (const stepId of stepIds) await closeStepIfDone(tx, runId, stepId, now);
-    await advanceRun(tx, runId, now, build, effects);
+    await advanceRun(tx, runId, now, build, effects, workerOfRun.get(runId) ?? null);
   }
   return effects;
 }
@@ -224,7 +234,9 @@ async function closeStepIfDone(tx: SqlExecutor, runId: string, stepId: string, n
  * Decides every step that can be decided (cascading skips), submits the jobs of steps that may
  * run — all in this transaction — and closes the run when every step is final.
  */
-export async function advanceRun(tx: SqlExecutor, runId: string, now: number, build: StepJobBuilder, effects: WorkflowEffects): Promise<void> {
+export async function advanceRun(
+  tx: SqlExecutor, runId: string, now: number, build: StepJobBuilder, effects: WorkflowEffects, handOffTo: string | null = null,
+): Promise<void> {
   const run = await loadRun(tx, runId);
   if (run.state !== 'RUNNING') return;
   const def: WorkflowDef = await definitionOf(tx, run.workflow_id);
@@ -286,6 +298,14 @@ export async function advanceRun(tx: SqlExecutor, runId: string, now: number, bu
       const res = await submitJobs(tx, specs, now, `workflow:${runId}`);
       // Watched: their ends run the final-state hook, which moves this run on.
       await watchJobs(tx, res.map((r) => r.job.id));
+      if (handOffTo !== null) {
+        // Until the worker is full or a job is not its to take; the scheduler places the rest.
+        for (const r of res) {
+          if (!(await handOffStep(tx, r.job.id, handOffTo, now))) break;
+          effects.handed_off++;
+          if (!effects.wake_workers.includes(handOffTo)) effects.wake_workers.push(handOffTo);
+        }
+      }
       await tx.insertMany('workflow_step_jobs', ['job_id', 'run_id', 'step_id', 'map_index', 'state', 'outputs'],
         res.map((r, i) => [r.job.id, runId, links[i]!.step_id, links[i]!.index, r.job.state, null]));
       effects.submitted += specs.length;
