@@ -16,7 +16,7 @@ import { findWorkflow, workflowFromRow, type StoredWorkflow } from './createWork
 import { submitJobs } from './submitJobs.ts';
 import { cancelJob } from './jobActions.ts';
 import { watchJobs } from '../finalHooks.ts';
-import { finishingWorkers, handOffStep } from './handOffStep.ts';
+import { handOffStep } from './handOffStep.ts';
 
 /** Turns a step (with rendered parameters) into a job spec: template, handler or command. */
 export type StepJobBuilder = (tx: SqlExecutor, step: StepDef, parameters: Record<string, unknown>, ctx: StepJobContext) => Promise<JobSpec>;
@@ -163,7 +163,8 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
   if (jobIds.length === 0) return effects;
   const sel = idsIn(tx, 'j.id', jobIds);
   const rows = await tx.query(
-    `SELECT j.id, j.state, j.kind, j.result, s.run_id, s.step_id FROM jobs j JOIN workflow_step_jobs s ON s.job_id = j.id WHERE ${sel.sql}`,
+    `SELECT j.id, j.state, j.kind, j.result, s.run_id, s.step_id, a.worker_id FROM jobs j JOIN workflow_step_jobs s ON s.job_id = j.id
+     LEFT JOIN job_attempts a ON a.id = j.current_attempt_id WHERE ${sel.sql}`,
     [sel.param],
   );
   if (rows.length === 0) return effects;
@@ -191,12 +192,8 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
     touched.get(run)!.add(String(r.step_id));
   }
   // The worker that finished a run's job may take that run's next step directly (see handOffStep.ts).
-  const workers = await finishingWorkers(tx, rows.filter((r) => running.has(String(r.run_id))).map((r) => String(r.id)));
   const workerOfRun = new Map<string, string>();
-  for (const r of rows) {
-    const w = workers.get(String(r.id));
-    if (w) workerOfRun.set(String(r.run_id), w);
-  }
+  for (const r of rows) if (r.worker_id) workerOfRun.set(String(r.run_id), String(r.worker_id));
   for (const [runId, stepIds] of touched) {
     if (!running.has(runId)) continue;
     for (const stepId of stepIds) await closeStepIfDone(tx, runId, stepId, now);
@@ -301,7 +298,7 @@ export async function advanceRun(
       if (handOffTo !== null) {
         // Until the worker is full or a job is not its to take; the scheduler places the rest.
         for (const r of res) {
-          if (!(await handOffStep(tx, r.job.id, handOffTo, now))) break;
+          if (!(await handOffStep(tx, r.job, handOffTo, now))) break;
           effects.handed_off++;
           if (!effects.wake_workers.includes(handOffTo)) effects.wake_workers.push(handOffTo);
         }

@@ -9,41 +9,31 @@
  * delivery beyond a worker's `max_jobs` does.)
  */
 import type { SqlExecutor } from '../driver.ts';
-import { getWorker } from './workers.ts';
+import type { Job } from '../../core/types.ts';
+import { priorityRank } from '../../core/priorities.ts';
 import { assignJobs } from './scheduling.ts';
 
 /**
- * The worker that ran a job's current attempt, for jobs that just became final.
- * Params: jobIds — final jobs. Returns job id → worker id.
+ * Assigns `job` (QUEUED, just submitted in this transaction) to `workerId` when the rules above
+ * allow it. Returns true when it was handed off (wake the worker after commit).
  */
-export async function finishingWorkers(tx: SqlExecutor, jobIds: readonly string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const id of jobIds) {
-    const r = await tx.query('SELECT a.worker_id FROM jobs j JOIN job_attempts a ON a.id = j.current_attempt_id WHERE j.id = ?', [id]);
-    if (r[0]?.worker_id) out.set(id, String(r[0].worker_id));
-  }
-  return out;
-}
-
-/**
- * Assigns `jobId` (QUEUED, just submitted) to `workerId` when the rules above allow it.
- * Returns true when it was handed off (wake the worker after commit).
- */
-export async function handOffStep(tx: SqlExecutor, jobId: string, workerId: string, now: number): Promise<boolean> {
-  const j = (await tx.query('SELECT kind, handler, queue_key, priority_rank, sort_key, seq, state FROM jobs WHERE id = ?', [jobId]))[0];
-  if (!j || j.kind !== 'handler' || j.state !== 'QUEUED') return false;
-  const w = await getWorker(tx, workerId);
-  if (!w || w.state !== 'online' || w.kind !== 'handler' || !w.handlers.includes(String(j.handler))) return false;
-  const used = await tx.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE worker_id = ? AND state IN ('SCHEDULED', 'RUNNING', 'PAUSED')`, [workerId]);
-  if (Number(used[0]?.n ?? 0) >= w.capacity.slots) return false;
-  const rank = Number(j.priority_rank);
-  const key = Number(j.sort_key);
+export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, now: number): Promise<boolean> {
+  if (job.kind !== 'handler' || job.state !== 'QUEUED' || job.handler === null) return false;
+  const w = (await tx.query(
+    `SELECT w.state, w.kind, w.handlers, w.slots,
+       (SELECT COUNT(*) FROM jobs WHERE worker_id = w.id AND state IN ('SCHEDULED', 'RUNNING', 'PAUSED')) AS used
+     FROM workers w WHERE w.id = ?`,
+    [workerId],
+  ))[0];
+  if (!w || w.state !== 'online' || w.kind !== 'handler' || !(JSON.parse(String(w.handlers)) as string[]).includes(job.handler)) return false;
+  if (Number(w.used) >= Number(w.slots)) return false;
+  const rank = priorityRank(job.priority);
   const ahead = await tx.query(
     `SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?
        AND (priority_rank < ? OR (priority_rank = ? AND (sort_key < ? OR (sort_key = ? AND seq < ?)))) LIMIT 1`,
-    [String(j.queue_key), jobId, rank, rank, key, key, Number(j.seq)],
+    [job.handler, job.id, rank, rank, job.sort_key, job.sort_key, job.seq],
   );
   if (ahead.length > 0) return false;
-  const done = await assignJobs(tx, [{ job_id: jobId, worker_id: workerId, gpu_indices: [] }], now);
+  const done = await assignJobs(tx, [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }], now);
   return done.length === 1;
 }
