@@ -46,7 +46,9 @@ for (const kind of STORE_KINDS) {
     };
     /** Ends an upstream job with `outcome` through the worker protocol. */
     const end = async (id: string, outcome: AttemptReport['outcome']) => {
+      const deadline = Date.now() + 10_000;
       while (!attempts.has(id)) {
+        if (Date.now() > deadline) throw new Error(`job ${id} was never assigned to the test worker`);
         const got = await cl.client.poll(worker, 2000, [...attempts.values()]);
         for (const j of got.jobs) attempts.set(j.job_id, j.attempt_id);
       }
@@ -165,6 +167,23 @@ for (const kind of STORE_KINDS) {
       assert.match(cv.error ?? '', new RegExp(`dependency ${a} ended CANCELLED`));
     });
 
+    test('the lease reaper ending an upstream (cancel pending on a lost worker) cancels its dependent too', async () => {
+      const lost = (await cl.client.registerWorker({ name: 'doomed', kind: 'handler', handlers: ['doomed'], capacity: { slots: 1 } })).worker_id;
+      const a = (await cl.client.submit({ handler: 'doomed' })).job_id;
+      const c = await dependent([a]);
+      let attempt: string | undefined;
+      while (!attempt) attempt = (await cl.client.poll(lost, 2000)).jobs.find((j) => j.job_id === a)?.attempt_id;
+      await cl.client.report(lost, [{ job_id: a, attempt_id: attempt, outcome: 'started' }]);
+      await api('POST', `/api/v1/jobs/${a}/cancel`, {});
+      assert.equal((await job(a)).status, 'RUNNING', 'cancel requested, worker never confirms');
+      // What the lease reaper does to each worker silent past its lease (reapLostWorkers → releaseWorker).
+      await cl.server.store.releaseWorker(lost, `worker ${lost} lost (test)`, 'lease-reaper');
+      assert.equal((await job(a)).status, 'CANCELLED');
+      const cv = await job(c.job_id);
+      assert.equal(cv.status, 'CANCELLED');
+      assert.match(cv.error ?? '', new RegExp(`dependency ${a} ended CANCELLED`));
+    });
+
     test('cycles are refused with the cycle named', async () => {
       const a = (await cl.client.submit({ handler: 'down' })).job_id;
       const b = await dependent([a]);
@@ -200,6 +219,19 @@ for (const kind of STORE_KINDS) {
       assert.equal(c.body.status, 'QUEUED');
       const none = await api('POST', '/api/v1/jobs', { handler: 'down', dependencies: [] });
       assert.equal(none.body.status, 'QUEUED');
+    });
+
+    test('upstreams ending in two transactions at once still release the dependent', async () => {
+      for (let round = 0; round < 15; round++) {
+        const [a, b] = [await upstream(), await upstream()];
+        const c = await dependent([a, b]);
+        while (!attempts.has(a) || !attempts.has(b)) {
+          for (const j of (await cl.client.poll(worker, 2000, [...attempts.values()])).jobs) attempts.set(j.job_id, j.attempt_id);
+        }
+        // Two report requests in flight together: two transactions, each seeing the other's upstream still running.
+        await Promise.all([a, b].map((id) => cl.client.report(worker, [{ job_id: id, attempt_id: attempts.get(id)!, outcome: 'completed' }])));
+        assert.equal((await job(c.job_id)).status, 'QUEUED', `round ${round}`);
+      }
     });
 
     test('only a job not yet on a worker can gain dependencies', async () => {

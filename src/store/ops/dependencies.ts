@@ -146,7 +146,15 @@ export const releaseDependents: FinalHook = async (tx, finished, ctx) => {
     [sel.param],
   );
   if (rows.length === 0) return;
-  const released = await settleJobs(tx, rows.map((r) => String(r.job_id)), ctx.now, 'dependencies');
+  // Two upstreams of one job can end in two transactions at once (PostgreSQL), each seeing the
+  // other still running. Lock each waiting job first, in id order (so two transactions never wait
+  // on each other in a circle): the second waits, then reads the first one's committed state.
+  const locked: string[] = [];
+  for (const id of rows.map((r) => String(r.job_id)).sort()) {
+    const got = await tx.query(`UPDATE jobs SET watched = watched WHERE id = ? AND state = 'SUBMITTED' RETURNING id`, [id]);
+    if (got.length > 0) locked.push(id);
+  }
+  const released = await settleJobs(tx, locked, ctx.now, 'dependencies');
   if (released.length > 0) ctx.wakeScheduler();
 };
 

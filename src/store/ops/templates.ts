@@ -29,14 +29,15 @@ function fromRow(r: Record<string, unknown>): StoredTemplate {
   };
 }
 
-/** The latest live version, or version `version` (deleted or not). */
-export async function getTemplate(db: SqlExecutor, id: string, version?: number): Promise<StoredTemplate | null> {
+/** The latest live version, or version `version` (deleted or not); `versions` lists them all unless `bare`. */
+export async function getTemplate(db: SqlExecutor, id: string, version?: number, bare = false): Promise<StoredTemplate | null> {
   const rows = version === undefined
     ? await db.query(`SELECT * FROM job_templates WHERE id = ? ORDER BY version DESC LIMIT 1`, [id])
     : await db.query(`SELECT * FROM job_templates WHERE id = ? AND version = ?`, [id, version]);
   const r = rows[0];
   if (!r || (version === undefined && r.deleted_at !== null)) return null;
   const t = fromRow(r);
+  if (bare) return t;
   const vs = await db.query(`SELECT version FROM job_templates WHERE id = ? ORDER BY version`, [id]);
   t.versions = vs.map((v) => Number(v.version));
   return t;
@@ -44,7 +45,7 @@ export async function getTemplate(db: SqlExecutor, id: string, version?: number)
 
 /** A TemplateSource over a transaction or the store's connection (for renderTemplate). */
 export function templatesIn(db: SqlExecutor): TemplateSource {
-  return { getTemplate: async (id, version) => (await getTemplate(db, id, version))?.definition ?? null };
+  return { getTemplate: async (id, version) => (await getTemplate(db, id, version, true))?.definition ?? null };
 }
 
 /** The live templates (latest version of each), by id. */
