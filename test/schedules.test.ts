@@ -122,6 +122,13 @@ for (const kind of STORE_KINDS) {
       assert.ok(again.every((f) => f.outcome === 'duplicate'));
     });
 
+    test('a fire whose target cannot start is recorded as failed, not retried', async () => {
+      const s = await store.createSchedule(input('ghost', { target: { kind: 'workflow', workflow: 'no_such_workflow', parameters: {} } }), T0);
+      await runner.tick(T0 + 10 * MIN);
+      await runner.tick(T0 + 10 * MIN + 5000);
+      assert.deepEqual((await fires(s.id)).map((f) => f.outcome), ['failed']);
+    });
+
     test('a follower fires nothing', async () => {
       const s = await store.createSchedule(input('follower'), T0);
       const follower = new ScheduleRunner(store, { now: () => clock, isLeader: () => false });

@@ -252,6 +252,19 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test("a step's job goes straight to the worker that finished its upstream, in the same transaction", async () => {
+      const r = await runToEnd(workflow('handoff').step('a', { handler: 'noop' }).step('b', { handler: 'noop', depends_on: ['a'] }).build());
+      assert.equal(r.status, 'SUCCEEDED');
+      const events = async (id: string) => (await cl.client.request<{ events: { at: string; to: string; data: { worker_id?: string } | null }[] }>('GET', `/api/v1/jobs/${id}/events`)).events;
+      const up = await events(step(r, 'a').jobs[0]!.job_id);
+      const down = await events(step(r, 'b').jobs[0]!.job_id);
+      const completed = up.find((e) => e.to === 'COMPLETED')!;
+      const scheduled = down.find((e) => e.to === 'SCHEDULED')!;
+      assert.equal(scheduled.at, completed.at, 'assigned in the transaction that completed the upstream step');
+      const upWorker = up.find((e) => e.to === 'SCHEDULED')!.data!.worker_id;
+      assert.equal(scheduled.data!.worker_id, upWorker);
+    });
+
     test('per-step retries: a flaky step succeeds on its second attempt', async () => {
       const r = await runToEnd(workflow('retrying').step('f', { handler: 'flaky', retries: 2, retry_delay: 0.05, timeout: 30 }).build());
       assert.equal(r.status, 'SUCCEEDED');

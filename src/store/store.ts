@@ -40,7 +40,7 @@ registerFinalHook('dependencies', releaseDependents);
 // Workflow steps advance when their jobs end, in the same transaction (no poll interval between steps).
 registerFinalHook('workflows', async (tx, finished, ctx) => {
   const e = await workflowJobsFinished(tx, finished.map((f) => f.id), ctx.now, buildStepJob);
-  if (e.submitted > 0) ctx.wakeScheduler();
+  if (e.submitted > e.handed_off) ctx.wakeScheduler();
   for (const w of e.wake_workers) ctx.wakeWorker(w);
 });
 

@@ -16,6 +16,7 @@ import { findWorkflow, workflowFromRow, type StoredWorkflow } from './createWork
 import { submitJobs } from './submitJobs.ts';
 import { cancelJob } from './jobActions.ts';
 import { watchJobs } from '../finalHooks.ts';
+import { handOffStep } from './handOffStep.ts';
 
 /** Turns a step (with rendered parameters) into a job spec: template, handler or command. */
 export type StepJobBuilder = (tx: SqlExecutor, step: StepDef, parameters: Record<string, unknown>, ctx: StepJobContext) => Promise<JobSpec>;
@@ -63,9 +64,11 @@ export interface WorkflowEffects {
   wake_workers: string[];
   /** Runs that reached a final state. */
   finished_runs: string[];
+  /** New jobs assigned straight to the worker that finished their upstream. */
+  handed_off: number;
 }
 
-export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [] });
+export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [], handed_off: 0 });
 
 const MAX_MAP = 10_000;
 const JOB_FINAL: Record<string, StepState> = { COMPLETED: 'SUCCEEDED', FAILED: 'FAILED', TIMEOUT: 'FAILED', CANCELLED: 'CANCELLED' };
@@ -160,15 +163,18 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
   if (jobIds.length === 0) return effects;
   const sel = idsIn(tx, 'j.id', jobIds);
   const rows = await tx.query(
-    `SELECT j.id, j.state, j.kind, j.result, s.run_id, s.step_id FROM jobs j JOIN workflow_step_jobs s ON s.job_id = j.id WHERE ${sel.sql}`,
+    `SELECT j.id, j.state, j.kind, j.result, s.run_id, s.step_id, a.worker_id FROM jobs j JOIN workflow_step_jobs s ON s.job_id = j.id
+     LEFT JOIN job_attempts a ON a.id = j.current_attempt_id WHERE ${sel.sql}`,
     [sel.param],
   );
   if (rows.length === 0) return effects;
   // Jobs of one run can end in two transactions at once (two workers). Take each run's row lock
   // first (in id order, so two transactions never wait on each other in a circle): the second
   // waits, then sees the first one's step rows and closes the step the first could not.
+  const running = new Set<string>();
   for (const runId of [...new Set(rows.map((r) => String(r.run_id)))].sort()) {
-    await tx.run('UPDATE workflow_runs SET updated_at = ? WHERE id = ?', [now, runId]);
+    const st = await tx.query<{ state: string }>('UPDATE workflow_runs SET updated_at = ? WHERE id = ? RETURNING state', [now, runId]);
+    if (st[0]?.state === 'RUNNING') running.add(runId);
   }
   const touched = new Map<string, Set<string>>();
   for (const r of rows) {
@@ -185,11 +191,13 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
     if (!touched.has(run)) touched.set(run, new Set());
     touched.get(run)!.add(String(r.step_id));
   }
+  // The worker that finished a run's job may take that run's next step directly (see handOffStep.ts).
+  const workerOfRun = new Map<string, string>();
+  for (const r of rows) if (r.worker_id) workerOfRun.set(String(r.run_id), String(r.worker_id));
   for (const [runId, stepIds] of touched) {
-    const cur = await tx.query<{ state: string }>('SELECT state FROM workflow_runs WHERE id = ?', [runId]);
-    if (cur[0]?.state !== 'RUNNING') continue;
+    if (!running.has(runId)) continue;
     for (const stepId of stepIds) await closeStepIfDone(tx, runId, stepId, now);
-    await advanceRun(tx, runId, now, build, effects);
+    await advanceRun(tx, runId, now, build, effects, workerOfRun.get(runId) ?? null);
   }
   return effects;
 }
@@ -223,11 +231,12 @@ async function closeStepIfDone(tx: SqlExecutor, runId: string, stepId: string, n
  * Decides every step that can be decided (cascading skips), submits the jobs of steps that may
  * run — all in this transaction — and closes the run when every step is final.
  */
-export async function advanceRun(tx: SqlExecutor, runId: string, now: number, build: StepJobBuilder, effects: WorkflowEffects): Promise<void> {
+export async function advanceRun(
+  tx: SqlExecutor, runId: string, now: number, build: StepJobBuilder, effects: WorkflowEffects, handOffTo: string | null = null,
+): Promise<void> {
   const run = await loadRun(tx, runId);
   if (run.state !== 'RUNNING') return;
-  const wf = workflowFromRow((await tx.query('SELECT * FROM workflows WHERE id = ?', [run.workflow_id]))[0]!);
-  const def: WorkflowDef = wf.definition;
+  const def: WorkflowDef = await definitionOf(tx, run.workflow_id);
   const steps = await loadSteps(tx, runId);
   const byId = new Map(def.steps.map((s) => [s.step_id, s]));
   const runInfo = { id: run.id, fire_time: run.trigger.fire_time ?? null };
@@ -286,6 +295,14 @@ export async function advanceRun(tx: SqlExecutor, runId: string, now: number, bu
       const res = await submitJobs(tx, specs, now, `workflow:${runId}`);
       // Watched: their ends run the final-state hook, which moves this run on.
       await watchJobs(tx, res.map((r) => r.job.id));
+      if (handOffTo !== null) {
+        // Until the worker is full or a job is not its to take; the scheduler places the rest.
+        for (const r of res) {
+          if (!(await handOffStep(tx, r.job, handOffTo, now))) break;
+          effects.handed_off++;
+          if (!effects.wake_workers.includes(handOffTo)) effects.wake_workers.push(handOffTo);
+        }
+      }
       await tx.insertMany('workflow_step_jobs', ['job_id', 'run_id', 'step_id', 'map_index', 'state', 'outputs'],
         res.map((r, i) => [r.job.id, runId, links[i]!.step_id, links[i]!.index, r.job.state, null]));
       effects.submitted += specs.length;
@@ -296,6 +313,18 @@ export async function advanceRun(tx: SqlExecutor, runId: string, now: number, bu
     await tx.run('UPDATE workflow_runs SET state = ?, updated_at = ?, finished_at = ? WHERE id = ?', [state, now, now, runId]);
     effects.finished_runs.push(runId);
   }
+}
+
+// Definition versions never change: keep them by id instead of reading them for every step.
+const definitions = new Map<string, WorkflowDef>();
+async function definitionOf(tx: SqlExecutor, workflowId: string): Promise<WorkflowDef> {
+  let def = definitions.get(workflowId);
+  if (!def) {
+    def = workflowFromRow((await tx.query('SELECT * FROM workflows WHERE id = ?', [workflowId]))[0]!).definition;
+    if (definitions.size > 10_000) definitions.clear();
+    definitions.set(workflowId, def);
+  }
+  return def;
 }
 
 async function setStep(tx: SqlExecutor, runId: string, stepId: string, state: StepState, error: string | null, now: number, outputs: unknown): Promise<void> {

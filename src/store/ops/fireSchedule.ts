@@ -17,7 +17,7 @@ import { scheduleFromRow, type OverlapPolicy, type Schedule } from './schedules.
 export interface FireResult {
   /** false: another server (or an earlier tick) already handled this fire time. */
   fired: boolean;
-  outcome: 'started' | 'skipped' | 'buffered' | 'duplicate';
+  outcome: 'started' | 'skipped' | 'buffered' | 'duplicate' | 'failed';
   target_id: string | null;
   effects: WorkflowEffects;
 }
@@ -88,8 +88,15 @@ export async function fireSchedule(
   }
   let target: string | null = null;
   if (outcome === 'started') {
-    target = await startTarget(tx, s, fireTime, now, build, effects);
-    await tx.run('UPDATE schedules SET last_target_id = ? WHERE id = ?', [target, id]);
+    try {
+      target = await startTarget(tx, s, fireTime, now, build, effects);
+      await tx.run('UPDATE schedules SET last_target_id = ? WHERE id = ?', [target, id]);
+    } catch (err) {
+      // The target cannot start (its workflow was deleted, the job request no longer validates):
+      // this fire time is recorded as failed rather than retried at every look. Nothing was written yet.
+      if (!(err instanceof GantryError)) throw err;
+      outcome = 'failed';
+    }
   } else if (outcome === 'buffered') {
     await tx.run('UPDATE schedules SET buffered_fire = ? WHERE id = ?', [fireTime, id]);
   }

@@ -42,7 +42,7 @@ export interface ScheduleFire {
   fire_time: number;
   /** scheduled | catchup | backfill */
   kind: string;
-  /** started | skipped | buffered */
+  /** started | skipped | buffered | failed (the target could not start) */
   outcome: string;
   target_id: string | null;
   created_at: number;

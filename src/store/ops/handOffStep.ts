@@ -1,0 +1,39 @@
+/**
+ * Hand-off: the next step of a workflow goes straight to the SDK Worker that just finished its
+ * upstream, inside the transaction that finished it — no scheduler cycle between the steps.
+ * Only when it changes nothing the scheduler would decide differently in a way that matters:
+ * the job is a handler job, the worker is an online handler worker serving that handler with a
+ * free slot, and no other queued job of that queue is ahead of it. Otherwise the scheduler
+ * places it as usual. (A scheduler cycle that read the worker's usage just before this commit
+ * may place one more job there; it then waits SCHEDULED until the worker has room, as any
+ * delivery beyond a worker's `max_jobs` does.)
+ */
+import type { SqlExecutor } from '../driver.ts';
+import type { Job } from '../../core/types.ts';
+import { priorityRank } from '../../core/priorities.ts';
+import { assignJobs } from './scheduling.ts';
+
+/**
+ * Assigns `job` (QUEUED, just submitted in this transaction) to `workerId` when the rules above
+ * allow it. Returns true when it was handed off (wake the worker after commit).
+ */
+export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, now: number): Promise<boolean> {
+  if (job.kind !== 'handler' || job.state !== 'QUEUED' || job.handler === null) return false;
+  const w = (await tx.query(
+    `SELECT w.state, w.kind, w.handlers, w.slots,
+       (SELECT COUNT(*) FROM jobs WHERE worker_id = w.id AND state IN ('SCHEDULED', 'RUNNING', 'PAUSED')) AS used
+     FROM workers w WHERE w.id = ?`,
+    [workerId],
+  ))[0];
+  if (!w || w.state !== 'online' || w.kind !== 'handler' || !(JSON.parse(String(w.handlers)) as string[]).includes(job.handler)) return false;
+  if (Number(w.used) >= Number(w.slots)) return false;
+  const rank = priorityRank(job.priority);
+  const ahead = await tx.query(
+    `SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?
+       AND (priority_rank < ? OR (priority_rank = ? AND (sort_key < ? OR (sort_key = ? AND seq < ?)))) LIMIT 1`,
+    [job.handler, job.id, rank, rank, job.sort_key, job.sort_key, job.seq],
+  );
+  if (ahead.length > 0) return false;
+  const done = await assignJobs(tx, [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }], now);
+  return done.length === 1;
+}
