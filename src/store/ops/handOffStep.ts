@@ -3,7 +3,8 @@
  * upstream, inside the transaction that finished it — no scheduler cycle between the steps.
  * Only when it changes nothing the scheduler would decide differently in a way that matters:
  * the job is a handler job, the worker is an online handler worker serving that handler with a
- * free slot, and no other queued job of that queue is ahead of it. Otherwise the scheduler
+ * free slot, no other queued job of that queue is ahead of it, its tenant's queue is not paused
+ * and no circuit breaker holds its handler or template back. Otherwise the scheduler
  * places it as usual. (A scheduler cycle that read the worker's usage just before this commit
  * may place one more job there; it then waits SCHEDULED until the worker has room, as any
  * delivery beyond a worker's `max_jobs` does.)
@@ -34,6 +35,13 @@ export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, n
     [job.handler, job.id, rank, rank, job.sort_key, job.sort_key, job.seq],
   );
   if (ahead.length > 0) return false;
+  // What the scheduler would hold back stays with the scheduler: a paused tenant, a breaker not closed.
+  const held = await tx.query(
+    `SELECT 1 AS x FROM tenants WHERE id = ? AND paused = 1
+     UNION ALL SELECT 1 AS x FROM breakers WHERE key IN (?, ?) AND state != 'closed' LIMIT 1`,
+    [job.tenant, `handler:${job.handler}`, `template:${job.template ?? ''}`],
+  );
+  if (held.length > 0) return false;
   const done = await assignJobs(tx, [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }], now);
   return done.length === 1;
 }
