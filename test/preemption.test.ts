@@ -6,26 +6,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { STORE_KINDS } from './helpers/db.ts';
+import { runGantry } from './helpers/cli.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
 import { Worker } from '../src/client/worker.ts';
-
-const BIN = resolve(import.meta.dirname, '../bin/gantry.js');
-
-function gantry(cl: TestCluster, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, '--server', cl.server.url, '--token', cl.server.admin_token!, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', fail);
-    child.on('close', (code) => (clearTimeout(timer), done({ code, stdout, stderr })));
-  });
-}
 
 for (const kind of STORE_KINDS) {
   describe(`preemption on ${kind}`, () => {
@@ -166,7 +150,7 @@ for (const kind of STORE_KINDS) {
       assert.equal(r.need, 8);
       assert.equal(r.largest, 4);
       assert.equal(e.estimated_start_time, null);
-      const cli = await gantry(cl, ['why', big.job_id]);
+      const cli = await runGantry(cl, ['why', big.job_id]);
       assert.match(cli.stdout, /too big for any worker: needs gpu_count 8, the largest worker has 4/);
       await cl.client.cancel(big.job_id);
     });
@@ -183,10 +167,10 @@ for (const kind of STORE_KINDS) {
       const a = await cl.startWorker({ cpu: 1, slots: 1 });
       const running = await cl.client.submit({ command: ['sh', '-c', 'echo started; sleep 1; echo finished'], resources: { cpu_cores: 1 } });
       await eventually(async () => (await cl.client.getJob(running.job_id)).status === 'RUNNING');
-      const drained = await gantry(cl, ['workers', 'drain', a.id]);
+      const drained = await runGantry(cl, ['workers', 'drain', a.id]);
       assert.equal(drained.code, 0, drained.stderr);
       assert.match(drained.stdout, new RegExp(`worker ${a.id} draining`));
-      const list = await gantry(cl, ['workers', '--output', 'json']);
+      const list = await runGantry(cl, ['workers', '--output', 'json']);
       assert.equal(JSON.parse(list.stdout).workers.find((w: { worker_id: string }) => w.worker_id === a.id).state, 'draining');
       const later = await cl.client.submit({ command: ['true'], resources: { cpu_cores: 1 } });
       const done = await cl.client.waitFor(running.job_id, { interval_ms: 25, timeout_ms: 15_000 });
