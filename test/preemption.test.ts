@@ -156,6 +156,38 @@ for (const kind of STORE_KINDS) {
     });
   });
 
+  describe(`reservations on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind);
+    });
+    after(() => cl.close());
+
+    test('a job waiting for room gets its estimated start from the reservation, on GET /jobs/{id}, /explain and gantry why', async () => {
+      await cl.startWorker({ cpu: 2, slots: 4 });
+      const long = await cl.client.submit({ command: ['sleep', '30'], priority: 'high', resources: { cpu_cores: 2 }, expected_duration: 60 });
+      const running = await eventually(async () => {
+        const j = await cl.client.getJob(long.job_id);
+        return j.status === 'RUNNING' ? j : null;
+      });
+      const wide = await cl.client.submit({ command: ['true'], resources: { cpu_cores: 2 }, expected_duration: 5 });
+      await new Promise((r) => setTimeout(r, 1200));
+      const e = await cl.client.explain(wide.job_id);
+      assert.equal(e.status, 'QUEUED');
+      const expected = Date.parse(running.started_at!) + 60_000;
+      assert.ok(e.estimated_start_time, JSON.stringify(e));
+      assert.ok(Math.abs(Date.parse(e.estimated_start_time) - expected) < 2000, `${e.estimated_start_time} vs ${new Date(expected).toISOString()}`);
+      assert.ok(e.reasons.length > 0, JSON.stringify(e));
+      const j = await cl.client.getJob(wide.job_id);
+      assert.equal(j.estimated_start_time, e.estimated_start_time, 'GET /jobs/{id} uses the same model');
+      assert.ok(j.pending_reason);
+      const why = await runGantry(cl, ['why', wide.job_id]);
+      assert.match(why.stdout, /estimated_start:\s+\d{4}-\d\d-\d\dT/);
+      await cl.client.cancel(wide.job_id);
+      await cl.client.cancel(long.job_id);
+    });
+  });
+
   describe(`draining a worker on ${kind}`, () => {
     let cl: TestCluster;
     before(async () => {
