@@ -87,6 +87,36 @@ for (const kind of STORE_KINDS) {
     });
   });
 
+  describe(`quota reclaim on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind);
+    });
+    after(() => cl.close());
+
+    test("a tenant below its nominal quota reclaims what another borrowed: the borrower's jobs are preempted and requeued", async () => {
+      await cl.startWorker({ cpu: 4, slots: 8 });
+      for (const id of ['lender', 'borrower']) {
+        await cl.client.createTenant({ id, tier: 'premium', cohort: 'pool', quota: { cpu_cores: 2 } });
+      }
+      const borrowed: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        borrowed.push((await cl.client.submit({ command: ['sleep', '30'], tenant: 'borrower', resources: { cpu_cores: 1 }, grace_period: 1 })).job_id);
+      }
+      await eventually(async () => (await Promise.all(borrowed.map(async (id) => (await cl.client.getJob(id)).status))).every((s) => s === 'RUNNING'));
+      const mine: string[] = [];
+      for (let i = 0; i < 2; i++) mine.push((await cl.client.submit({ command: ['sleep', '30'], tenant: 'lender', resources: { cpu_cores: 1 } })).job_id);
+      await eventually(async () => (await Promise.all(mine.map(async (id) => (await cl.client.getJob(id)).status))).every((s) => s === 'RUNNING'), 15_000);
+      const after = await Promise.all(borrowed.map((id) => cl.client.getJob(id)));
+      const preempted = after.filter((j) => j.attempts?.some((a) => a.outcome === 'preempted'));
+      assert.equal(preempted.length, 2, 'exactly the borrowed part was reclaimed');
+      assert.equal(after.filter((j) => j.status === 'RUNNING').length, 2, 'the borrower keeps its nominal quota');
+      const ev = (await cl.client.events(preempted[0]!.job_id)).events.find((e) => e.from === 'RUNNING' && e.to === 'QUEUED');
+      assert.equal(ev?.data?.preempted_by_tenant, 'lender');
+      for (const id of [...borrowed, ...mine]) await cl.client.cancel(id);
+    });
+  });
+
   describe(`handler preemption on ${kind}`, () => {
     let cl: TestCluster;
     before(async () => {
