@@ -1,5 +1,5 @@
 import type { Priority } from '../../core/types.ts';
-import { idsIn, type SqlExecutor } from '../driver.ts';
+import type { SqlExecutor } from '../driver.ts';
 
 /**
  * Reads for the scheduling policy's snapshot (src/scheduler/snapshot.ts): the tenants with queued
@@ -60,21 +60,24 @@ export async function queuedTenants(db: SqlExecutor): Promise<string[]> {
 
 /**
  * The first `limit` queued jobs of one tenant in queue order (priority class, position, seq),
- * only from the queues in `queueKeys` ('' = command jobs, else handler names) — those some worker serves.
+ * only from the queues in `queueKeys` ('' = command jobs, else handler names) — those some worker
+ * serves. One index range per queue (`jobs_queue_by_tenant`), merged here, so a backlog in a queue
+ * no worker serves is never walked.
  */
 export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
-  const keys = idsIn(db, 'queue_key', queueKeys);
-  const rows = await db.query(
+  const lists = await Promise.all(queueKeys.map((k) => db.query(
     `SELECT id, seq, tenant, priority, priority_rank, sort_key, queue_key, type, cpu_cores, memory_gb, gpu_count, expected_duration, preemptible, nodes
-     FROM jobs WHERE state = 'QUEUED' AND tenant = ? AND ${keys.sql} ORDER BY priority_rank, sort_key, seq LIMIT ?`,
-    [tenant, keys.param, limit],
-  );
-  return rows.map((r) => ({
+     FROM jobs WHERE state = 'QUEUED' AND tenant = ? AND queue_key = ? ORDER BY priority_rank, sort_key, seq LIMIT ?`,
+    [tenant, k, limit],
+  )));
+  const rows = lists.flat().map((r): PendingRow => ({
     id: String(r.id), seq: Number(r.seq), tenant: String(r.tenant), priority: r.priority as Priority, priority_rank: Number(r.priority_rank),
     sort_key: Number(r.sort_key), queue_key: String(r.queue_key), type: String(r.type), cpu_cores: Number(r.cpu_cores),
     memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count), expected_duration: r.expected_duration === null ? null : Number(r.expected_duration),
     preemptible: Number(r.preemptible) === 1, nodes: Number(r.nodes),
   }));
+  if (lists.length > 1) rows.sort((a, b) => a.priority_rank - b.priority_rank || a.sort_key - b.sort_key || a.seq - b.seq);
+  return rows.slice(0, limit);
 }
 
 export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
