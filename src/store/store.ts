@@ -159,9 +159,9 @@ export class Store {
       preempted: preemptions.length > 0 ? await preemptJobs(tx, preemptions, now) : { job_ids: [], workers: [] },
     }));
   }
-  /** Tenants with queued jobs. */
-  queuedTenants(): Promise<string[]> {
-    return queuedTenants(this.#db);
+  /** Tenants with queued jobs in the given queues ('' = commands, else handler names). */
+  queuedTenants(queueKeys: readonly string[]): Promise<string[]> {
+    return queuedTenants(this.#db, queueKeys);
   }
   /** A tenant's first `limit` queued jobs in the given queues, in queue order. */
   tenantQueueHead(tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {

@@ -45,17 +45,22 @@ export interface ActiveRow {
   terminating: boolean;
 }
 
-/** Tenants that have queued jobs: one index probe per tenant (a loose index scan that runs on both engines). */
-export async function queuedTenants(db: SqlExecutor): Promise<string[]> {
-  const rows = await db.query<{ tenant: string | null }>(
+/**
+ * Tenants that have queued jobs in the queues `queueKeys`: per queue, one probe of
+ * `jobs_queue_by_tenant (queue_key, tenant, …)` per tenant — a loose index scan written as a
+ * recursive CTE, which both engines run (and which never walks a queue's jobs).
+ */
+export async function queuedTenants(db: SqlExecutor, queueKeys: readonly string[]): Promise<string[]> {
+  const lists = await Promise.all(queueKeys.map((k) => db.query<{ tenant: string | null }>(
     `WITH RECURSIVE t(tenant) AS (
-       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED'
+       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ?
        UNION ALL
-       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
      )
      SELECT tenant FROM t WHERE tenant IS NOT NULL`,
-  );
-  return rows.map((r) => String(r.tenant));
+    [k, k],
+  )));
+  return [...new Set(lists.flat().map((r) => String(r.tenant)))].sort();
 }
 
 /**
@@ -67,8 +72,8 @@ export async function queuedTenants(db: SqlExecutor): Promise<string[]> {
 export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
   const lists = await Promise.all(queueKeys.map((k) => db.query(
     `SELECT id, seq, tenant, priority, priority_rank, sort_key, queue_key, type, cpu_cores, memory_gb, gpu_count, expected_duration, preemptible, nodes
-     FROM jobs WHERE state = 'QUEUED' AND tenant = ? AND queue_key = ? ORDER BY priority_rank, sort_key, seq LIMIT ?`,
-    [tenant, k, limit],
+     FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND tenant = ? ORDER BY priority_rank, sort_key, seq LIMIT ?`,
+    [k, tenant, limit],
   )));
   const rows = lists.flat().map((r): PendingRow => ({
     id: String(r.id), seq: Number(r.seq), tenant: String(r.tenant), priority: r.priority as Priority, priority_rank: Number(r.priority_rank),
