@@ -10,6 +10,7 @@ import { OUTPUT_FORMATS } from './output.ts';
 import { queueCommands } from './queue.ts';
 import { serverCommands } from './server.ts';
 import { CliError, EXIT, Session } from './session.ts';
+import { simulateCommands } from './simulate.ts';
 import { workerCommands } from './workers.ts';
 
 /** API codes that mean the request itself was wrong, as opposed to the state of the system. */
@@ -33,6 +34,7 @@ export function buildProgram(session: Session): Command {
   jobCommands(program, session);
   queueCommands(program, session);
   workerCommands(program, session);
+  simulateCommands(program, session);
   // Subcommands inherit exitOverride and output settings only when created after them, so set them again.
   const configure = (cmd: Command) => {
     cmd.exitOverride().configureOutput({ outputError: (str, write) => write(str.replace(/\n(?=.)/g, ' ')) });

@@ -171,7 +171,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
    * Victims for `j`, Kueue-style. When `j` is held back by quota (its cohort's quota is in use),
    * first lower-priority jobs of its cohort are chosen until the quota admits it; then the
    * minimal set of victims on one worker that makes room (the quota victims on that worker
-   * count as going). Holds the worker for `j`. Null when no such set exists.
+   * count as going). The room is promised to `j` for the rest of the cycle. Null when no such set exists.
    */
   const tryPreempt = (j: PendingJob, quotaBlocked: boolean): string[] | null => {
     if (j.nodes > 1 || preemptAttempts >= cfg.max_preemption_attempts) return null;
@@ -202,7 +202,6 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
 
     let best: { cw: CycleWorker; victims: RunningJob[]; kinds: ('priority' | 'reclaim')[]; cost: number } | null = null;
     for (const cw of workers.capable(j.queue_key)) {
-      if (cw.held) continue;
       const going: ResourceVector[] = [];
       const candidates: { job: RunningJob; kind: 'priority' | 'reclaim' }[] = [];
       for (const e of cw.ends) {
@@ -242,7 +241,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       if (!best || cost < best.cost) best = { cw, victims: chosen.map((c) => c.job), kinds: chosen.map((c) => c.kind), cost };
     }
     if (!best) return null;
-    workers.hold(best.cw);
+    workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));
     // The job claims its quota for the rest of the cycle, so lower jobs cannot take what its victims free.
     ledger.charge(j.tenant, j.resources, j.nodes, 1);
     const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...best.victims.map((v, i) => ({ v, kind: best.kinds[i]! }))];
