@@ -48,7 +48,10 @@ function bestIndex(r: Row, ms: readonly PolicyMetrics[]): number | null {
     const b = best === null ? null : r.values(ms[best]!);
     if (b === null || b === undefined || (r.better === 'low' ? v < b : v > b)) best = i;
   });
-  return best;
+  if (best === null) return null;
+  const top = r.values(ms[best]!);
+  // A tie for best marks nobody.
+  return ms.filter((m) => r.values(m) === top).length > 1 ? null : best;
 }
 
 /** Plain-text table: one row per metric, one column per policy; the best value is marked `*`. */

@@ -86,7 +86,7 @@ interface Run {
   start: number;
   end: number;
   terminating: boolean;
-  /** Bumped on preemption so the stale end event is ignored. */
+  /** Unique per run and renewed on preemption, so stale end events are ignored. */
   gen: number;
 }
 
@@ -165,6 +165,8 @@ export function simulate(trace: readonly TraceJob[], spec: ClusterSpec, policy: 
   let contended = 0;
   let lastEnd = now;
   let seq = 0;
+  /** Run generations: an event applies only to the run (and state) it was scheduled for. */
+  let gens = 0;
 
   const enqueue = (t: TraceJob, queuedAt: number): void => {
     const pj: PendingJob = {
@@ -270,11 +272,11 @@ export function simulate(trace: readonly TraceJob[], spec: ClusterSpec, policy: 
           w.free_gpus = w.free_gpus.filter((g) => !taken.has(g));
         }
         charge(t, j.resources, a.placements.length, 1);
-        const run: Run = { job: j, trace: tj, placements: a.placements, start: now, end: now + tj.duration_ms, terminating: false, gen: 0 };
+        const run: Run = { job: j, trace: tj, placements: a.placements, start: now, end: now + tj.duration_ms, terminating: false, gen: ++gens };
         running.set(j.id, run);
         const res = results.get(j.id)!;
         if (res.first_start_ms === null) res.first_start_ms = now;
-        events.push({ t: run.end, kind: 'end', id: j.id, gen: 0 });
+        events.push({ t: run.end, kind: 'end', id: j.id, gen: run.gen });
       }
       pendingCount -= list.length - kept.length;
       pending.set(t, kept);
@@ -283,7 +285,7 @@ export function simulate(trace: readonly TraceJob[], spec: ClusterSpec, policy: 
       const run = running.get(p.victim_id);
       if (!run || run.terminating) continue;
       run.terminating = true;
-      run.gen++;
+      run.gen = ++gens;
       preemptions++;
       results.get(p.victim_id)!.preempted++;
       events.push({ t: now + spec.preempt_grace_ms, kind: 'stop', id: p.victim_id, gen: run.gen });
