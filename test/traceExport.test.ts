@@ -31,7 +31,7 @@ for (const kind of STORE_KINDS) {
 
       const file = join(cl.db.dir, 'trace.jsonl');
       const cluster = join(cl.db.dir, 'cluster.yaml');
-      const r = await runGantry(cl, ['simulate', 'export', '--out', file, '--cluster', cluster]);
+      const r = await runGantry(cl, ['simulate', 'export', '--out', file, '--cluster-out', cluster]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /wrote 2 jobs to .*trace\.jsonl and the cluster to .*cluster\.yaml/);
       const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -56,6 +56,12 @@ for (const kind of STORE_KINDS) {
       const acme = y.tenants.find((t) => t.id === 'acme')!;
       assert.equal(acme.cohort, 'research');
       assert.deepEqual(acme.quota, { cpu_cores: 128, memory_gb: 1024, gpu_count: 2 });
+
+      // The simulator replays the exported history on the exported cluster, and a what-if on it.
+      const sim = await runGantry(cl, ['simulate', '--trace', file, '--cluster', cluster, '--policy', 'gantry,strict-fifo', '--add-gpus', '8', '--output', 'json']);
+      assert.equal(sim.code, 0, sim.stderr);
+      const res = JSON.parse(sim.stdout) as { jobs: number };
+      assert.equal(res.jobs, 2);
 
       const window = await runGantry(cl, ['simulate', 'export', '--out', file, '--since', new Date(Date.now() + 60_000).toISOString()]);
       assert.match(window.stdout, /wrote 0 jobs/);

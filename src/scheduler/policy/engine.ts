@@ -42,7 +42,7 @@ export interface Ordering {
   aging: boolean;
   /** Jobs that fit under nominal quota go before jobs that must borrow. */
   nominal_first: boolean;
-  /** The first job that cannot be admitted stops the cycle (head-of-line blocking). */
+  /** The first job of a tenant that cannot be admitted holds back the rest of that tenant's queue (head-of-line blocking). */
   strict: boolean;
   backfill: boolean;
   preemption: boolean;
@@ -81,6 +81,8 @@ const shapeKey = (j: PendingJob): string => `${j.queue_key}|${j.resources.cpu_co
 /** After the cluster is full, look at this many more jobs (for preemption and explanations). */
 const FULL_EXTRA = 200;
 const MAX_RESERVATIONS = 1;
+/** Aging lifts a job at most to this rank (high). */
+const AGING_CEILING = 2;
 
 export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering): Decisions {
   const now = snap.now;
@@ -119,7 +121,8 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     if (!ord.aging || base <= 1) return base;
     const wait = now - j.queued_at;
     if (wait >= cfg.max_wait_ms) return 0.5; // past the bound on wait: first after emergency
-    return cfg.aging_step_ms > 0 ? Math.max(1, base - Math.floor(wait / cfg.aging_step_ms)) : base;
+    // Aging lifts low and normal jobs up to `high`, never over critical work.
+    return cfg.aging_step_ms > 0 ? Math.max(AGING_CEILING, base - Math.floor(wait / cfg.aging_step_ms)) : base;
   };
   const keyOf = (c: Cursor): number[] => {
     const j = c.jobs[c.i]!;
@@ -164,25 +167,47 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   };
 
   let preemptAttempts = 0;
-  /** Finds the minimal set of victims on one worker that makes room for `j`; holds the worker. */
-  const tryPreempt = (j: PendingJob): string[] | null => {
+  /**
+   * Victims for `j`, Kueue-style. When `j` is held back by quota (its cohort's quota is in use),
+   * first lower-priority jobs of its cohort are chosen until the quota admits it; then the
+   * minimal set of victims on one worker that makes room (the quota victims on that worker
+   * count as going). The room is promised to `j` for the rest of the cycle. Null when no such set exists.
+   */
+  const tryPreempt = (j: PendingJob, quotaBlocked: boolean): string[] | null => {
     if (j.nodes > 1 || preemptAttempts >= cfg.max_preemption_attempts) return null;
     const rank = PRIORITY_RANK[j.priority];
-    const byPriority = rank <= 1 && runningByRank.some((n, r) => r > rank && n > 0);
+    const byPriority =
+      (rank === 0 || (rank === 1 && now - j.queued_at >= cfg.critical_preempt_after_ms)) && runningByRank.some((n, r) => r > rank && n > 0);
     const tenant = ledger.get(j.tenant);
-    const reclaim = tenant.tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
+    const reclaim = !quotaBlocked && tenant.tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
     if (!byPriority && !reclaim) return null;
     preemptAttempts++;
     const emergency = rank === 0;
+    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank;
+
+    const quotaVictims: RunningJob[] = [];
+    if (quotaBlocked) {
+      const sameCohort = (v: RunningJob) => v.tenant === j.tenant || (tenant.tenant.cohort !== null && ledger.get(v.tenant).tenant.cohort === tenant.tenant.cohort);
+      const cands = snap.running.filter((v) => eligible(v) && sameCohort(v)).sort((a, b) => (victimLess(a, b) ? -1 : victimLess(b, a) ? 1 : 0));
+      for (const v of cands) {
+        quotaVictims.push(v);
+        ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+        if (ledger.check(j.tenant, j.resources, j.nodes).ok) break;
+      }
+      const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
+      for (const v of quotaVictims) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
+      if (!ok) return null;
+    }
+    const quotaIds = new Set(quotaVictims.map((v) => v.id));
+
     let best: { cw: CycleWorker; victims: RunningJob[]; kinds: ('priority' | 'reclaim')[]; cost: number } | null = null;
     for (const cw of workers.capable(j.queue_key)) {
-      if (cw.held) continue;
       const going: ResourceVector[] = [];
       const candidates: { job: RunningJob; kind: 'priority' | 'reclaim' }[] = [];
       for (const e of cw.ends) {
         const v = e.job;
         if (!v) continue;
-        if (v.terminating || stopping.has(v.id)) {
+        if (v.terminating || stopping.has(v.id) || quotaIds.has(v.id)) {
           going.push(v.resources);
           continue;
         }
@@ -193,7 +218,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
           candidates.push({ job: v, kind: 'reclaim' });
         }
       }
-      if (going.length > 0 && workers.fitsWith(cw, going, j.resources)) {
+      if (workers.fitsWith(cw, going, j.resources)) {
         best = { cw, victims: [], kinds: [], cost: -1 };
         break;
       }
@@ -216,10 +241,12 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       if (!best || cost < best.cost) best = { cw, victims: chosen.map((c) => c.job), kinds: chosen.map((c) => c.kind), cost };
     }
     if (!best) return null;
-    workers.hold(best.cw);
-    best.victims.forEach((v, i) => {
+    workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));
+    // The job claims its quota for the rest of the cycle, so lower jobs cannot take what its victims free.
+    ledger.charge(j.tenant, j.resources, j.nodes, 1);
+    const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...best.victims.map((v, i) => ({ v, kind: best.kinds[i]! }))];
+    for (const { v, kind } of all) {
       stopping.add(v.id);
-      const kind = best.kinds[i]!;
       preemptions.push({
         victim_id: v.id,
         victim_tenant: v.tenant,
@@ -231,8 +258,8 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
             ? `preempted by ${j.priority} job ${j.id} of tenant ${j.tenant} (higher priority than ${v.priority})`
             : `preempted by job ${j.id}: tenant ${j.tenant} reclaims its nominal quota that tenant ${v.tenant} borrowed`,
       });
-    });
-    return best.victims.map((v) => v.id);
+    }
+    return all.map((x) => x.v.id);
   };
 
   const tooBig = new Map<string, PendingReasonData | null>();
@@ -240,9 +267,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   const blockedTenants = new Map<string, PendingReasonData>();
   let considered = 0;
   let fullExtra = 0;
-  let stopped = false;
+  let strictBlocked = false;
 
-  while (heap.size > 0 && !stopped) {
+  while (heap.size > 0) {
     if (admissions.length >= cfg.max_admissions || considered >= cfg.max_considered) break;
     if (workers.open === 0 && ++fullExtra > FULL_EXTRA) break;
     const c = heap.pop()!;
@@ -267,7 +294,6 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
         : { kind: 'max_running', tenant: j.tenant, running: t.running, limit: t.tenant.max_running! };
       blockedTenants.set(c.tenant, why);
       explain(j, [why]);
-      if (ord.strict) break;
       continue;
     }
     let outcome: 'admitted' | 'blocked' | 'skip' = 'skip';
@@ -292,7 +318,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       } else {
         const q = ledger.check(j.tenant, j.resources, j.nodes);
         if (!q.ok) {
-          explain(j, [{ kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle }]);
+          const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
+          const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
+          explain(j, victims ? [why, { kind: 'preempting', victims }] : [why]);
           outcome = 'blocked';
         } else {
           const placed = noRoom.has(skey) ? null : workers.place(j, { now, duration: j.expected_duration_ms });
@@ -306,7 +334,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
             outcome = 'blocked';
             const reasons: PendingReasonData[] = [];
             let estimated: number | null = null;
-            const victims = preemption ? tryPreempt(j) : null;
+            const victims = preemption ? tryPreempt(j, false) : null;
             if (victims) {
               reasons.push({ kind: 'preempting', victims });
             } else {
@@ -330,8 +358,10 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       }
     }
     if (outcome === 'blocked' && ord.strict) {
-      stopped = true;
-      break;
+      // Kueue StrictFIFO: the blocked head holds back everything behind it in its tenant's queue.
+      blockedTenants.set(c.tenant, { kind: 'not_considered' });
+      strictBlocked = true;
+      continue;
     }
     c.i++;
     if (c.i < c.end) {
@@ -340,7 +370,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     }
   }
 
-  if (explainIds) explainRest(snap, explainIds, explanations, workers, ledger, pendingByRank, admittedByRank, stopped);
+  if (explainIds) explainRest(snap, explainIds, explanations, workers, ledger, pendingByRank, admittedByRank, strictBlocked);
   return { admissions, preemptions, reservations, explanations, stats: { considered, admitted: admissions.length, preempted: preemptions.length } };
 }
 
@@ -353,7 +383,7 @@ function explainRest(
   ledger: QuotaLedger,
   pendingByRank: number[],
   admittedByRank: number[],
-  stopped: boolean,
+  strictBlocked: boolean,
 ): void {
   for (const jobs of snap.pending.values()) {
     for (const j of jobs) {
@@ -372,7 +402,7 @@ function explainRest(
       let ahead = 0;
       for (let r = 0; r < rank; r++) ahead += pendingByRank[r]! - admittedByRank[r]!;
       if (ahead > 0) reasons.push({ kind: 'higher_ahead', count: ahead });
-      if (reasons.length === 0) reasons.push({ kind: stopped ? 'not_considered' : 'cycle_limit' });
+      if (reasons.length === 0) reasons.push({ kind: strictBlocked ? 'not_considered' : 'cycle_limit' });
       out.set(j.id, { job_id: j.id, reasons, estimated_start: est?.start_at ?? null });
     }
   }

@@ -129,12 +129,18 @@ export interface ClusterSnapshot {
 export interface PolicyConfig {
   /** Half-life of past usage in fair share (ms). */
   half_life_ms: number;
-  /** A waiting job rises one priority class per this much wait (never into emergency); 0 = no aging. */
+  /** A waiting low/normal job rises one priority class per this much wait, up to `high`; 0 = no aging. */
   aging_step_ms: number;
-  /** Bound on wait: a job waiting longer ranks first among non-emergency jobs and gets a reservation. */
+  /** Bound on wait: a job waiting longer ranks first among non-emergency jobs. */
   max_wait_ms: number;
   /** Whether to preempt (emergency/critical over lower priority; reclaim of borrowed quota). */
   preemption: boolean;
+  /**
+   * A critical job preempts lower-priority work only after waiting this long (ms): preemption
+   * wastes the victims' work, so a critical job first gets the chance to start in room that frees
+   * up. Emergency jobs preempt at once; reclaiming nominal quota is immediate too.
+   */
+  critical_preempt_after_ms: number;
   /** Whether the top blocked job holds a reservation and others backfill around it. */
   backfill: boolean;
   /** At most this many admissions per cycle (bounds a cycle's time). */
@@ -219,6 +225,7 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = {
   aging_step_ms: 30 * 60_000,
   max_wait_ms: 24 * 3_600_000,
   preemption: true,
+  critical_preempt_after_ms: 0,
   backfill: true,
   max_admissions: 5_000,
   max_considered: 20_000,
