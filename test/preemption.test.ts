@@ -216,6 +216,18 @@ for (const kind of STORE_KINDS) {
       await cl.client.cancel(wide.job_id);
       await cl.client.cancel(long.job_id);
     });
+
+    test('gantry submit --not-preemptible --grace-period sets the job spec; a bad grace period names its flag', async () => {
+      const r = await runGantry(cl, ['submit', '--not-preemptible', '--grace-period', '7', '--cpu', '64', '--output', 'json', '--', 'true']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = await cl.client.getJob((JSON.parse(r.stdout) as { job_id: string }).job_id);
+      assert.equal(j.preemptible, false);
+      assert.equal(j.grace_period, 7);
+      await cl.client.cancel(j.job_id);
+      const bad = await runGantry(cl, ['submit', '--grace-period', '-1', '--', 'true']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--grace-period/);
+    });
   });
 
   describe(`draining a worker on ${kind}`, () => {
