@@ -13,13 +13,13 @@ import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDuratio
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
-import { createTenant, deleteTenant, getTenant, listTenants, updateTenant, type TenantChanges } from './ops/tenants.ts';
+import { createTenant, deleteTenant, getTenant, listTenants, tenantLoad, updateTenant, type TenantChanges, type TenantLoad } from './ops/tenants.ts';
 import type { TenantRecord, Tier } from '../core/tiers.ts';
 import { activeJobRows, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
 
-export type { TenantChanges, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
+export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -223,6 +223,10 @@ export class Store {
   /** `replace` (PUT): settings not given go back to the tier default; otherwise (PATCH) only the given ones change. */
   updateTenant(id: string, c: TenantChanges, replace: boolean, now = Date.now()): Promise<TenantRecord> {
     return this.#db.transaction((tx) => updateTenant(tx, id, c, replace, now));
+  }
+  /** A tenant's jobs on workers, the resources they hold, and its queued jobs. */
+  tenantLoad(id: string): Promise<TenantLoad> {
+    return tenantLoad(this.#db, id);
   }
   deleteTenant(id: string): Promise<void> {
     return this.#db.transaction((tx) => deleteTenant(tx, id));
