@@ -13,7 +13,7 @@
  */
 import { PRIORITIES, type Priority } from '../../core/types.ts';
 import { Heap } from './heap.ts';
-import { QuotaLedger } from './quota.ts';
+import { QuotaLedger, type QuotaVerdict } from './quota.ts';
 import {
   RESOURCE_NAMES,
   type Admission,
@@ -167,6 +167,8 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   };
 
   let preemptAttempts = 0;
+  /** Running jobs in victim order, sorted once per cycle when first needed. */
+  let sortedRunning: RunningJob[] | null = null;
   /**
    * Victims for `j`, Kueue-style. When `j` is held back by quota (its cohort's quota is in use),
    * first lower-priority jobs of its cohort are chosen until the quota admits it; then the
@@ -188,7 +190,14 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     const quotaVictims: RunningJob[] = [];
     if (quotaBlocked) {
       const sameCohort = (v: RunningJob) => v.tenant === j.tenant || (tenant.tenant.cohort !== null && ledger.get(v.tenant).tenant.cohort === tenant.tenant.cohort);
-      const cands = snap.running.filter((v) => eligible(v) && sameCohort(v)).sort((a, b) => (victimLess(a, b) ? -1 : victimLess(b, a) ? 1 : 0));
+      if (!sortedRunning) {
+        const borrowing = new Map<string, boolean>();
+        const isB = (t: string) => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t)), borrowing.get(t)!);
+        const keyed = snap.running.map((v) => ({ v, b: isB(v.tenant) ? 0 : 1, r: PRIORITY_RANK[v.priority] }));
+        keyed.sort((x, y) => x.b - y.b || y.r - x.r || y.v.started_at - x.v.started_at);
+        sortedRunning = keyed.map((x) => x.v);
+      }
+      const cands = sortedRunning.filter((v) => eligible(v) && sameCohort(v));
       for (const v of cands) {
         quotaVictims.push(v);
         ledger.charge(v.tenant, v.resources, v.placements.length, -1);
@@ -264,14 +273,27 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
 
   const tooBig = new Map<string, PendingReasonData | null>();
   const noRoom = new Set<string>();
+  const quotaFail = new Map<string, QuotaVerdict>();
+  const quiet = !explainAll;
+  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? */
+  const knownToFail = (j: PendingJob): boolean => {
+    if (explainIds?.has(j.id)) return false;
+    const skey = shapeKey(j);
+    if (tooBig.get(skey)) return true;
+    if (PRIORITY_RANK[j.priority] <= 1 && preemption) return false;
+    return quotaFail.has(`${j.tenant}|${skey}`) || (noRoom.has(skey) && !backfill);
+  };
   const blockedTenants = new Map<string, PendingReasonData>();
   let considered = 0;
   let fullExtra = 0;
+  let lastAdmitAt = 0;
   let strictBlocked = false;
 
   while (heap.size > 0) {
     if (admissions.length >= cfg.max_admissions || considered >= cfg.max_considered) break;
     if (workers.open === 0 && ++fullExtra > FULL_EXTRA) break;
+    // Room is fragmented past use: this many jobs in a row found nothing, stop looking.
+    if (considered - lastAdmitAt > cfg.max_fruitless) break;
     const c = heap.pop()!;
     const k = keyOf(c);
     const top = heap.peek();
@@ -316,8 +338,10 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       if (big) {
         explain(j, [big]);
       } else {
-        const q = ledger.check(j.tenant, j.resources, j.nodes);
+        const qkey = `${j.tenant}|${skey}`;
+        const q = quotaFail.get(qkey) ?? ledger.check(j.tenant, j.resources, j.nodes);
         if (!q.ok) {
+          quotaFail.set(qkey, q); // usage only grows within a cycle: the same shape fails again
           const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
           const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
           explain(j, victims ? [why, { kind: 'preempting', victims }] : [why]);
@@ -328,6 +352,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
             admissions.push({ job_id: j.id, tenant: j.tenant, placements: placed.placements, borrowing: q.borrowing, backfilled: placed.backfilled });
             ledger.charge(j.tenant, j.resources, placed.placements.length, 1);
             admittedByRank[PRIORITY_RANK[j.priority]]!++;
+            lastAdmitAt = considered;
             outcome = 'admitted';
           } else {
             if (placed && !placed.blockedByReservation) noRoom.add(skey);
@@ -364,6 +389,13 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       continue;
     }
     c.i++;
+    // Skip, without heap work, the jobs of this cursor that must fail the same way.
+    if (quiet && outcome !== 'admitted') {
+      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!)) {
+        c.i++;
+        considered++;
+      }
+    }
     if (c.i < c.end) {
       c.key = keyOf(c);
       heap.push(c);

@@ -147,6 +147,8 @@ export interface PolicyConfig {
   max_admissions: number;
   /** At most this many pending jobs looked at per cycle. */
   max_considered: number;
+  /** Stop the cycle after this many jobs in a row found no room or quota (fragmented cluster). */
+  max_fruitless: number;
   /** At most this many preemption searches per cycle (each scans running jobs). */
   max_preemption_attempts: number;
   /** Explanations: for every job looked at and not admitted ('considered'), for the given ids, or none. */
@@ -229,6 +231,7 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = {
   backfill: true,
   max_admissions: 5_000,
   max_considered: 20_000,
+  max_fruitless: 2_000,
   max_preemption_attempts: 8,
   explain: 'considered',
 };

@@ -5,6 +5,7 @@
  * the fullest machine, GPU machines last), gangs all-or-nothing, and the earliest time a job
  * could start from running jobs' expected ends (for reservations and estimates).
  */
+import { FitIndex } from './fitIndex.ts';
 import type { Placement, PendingJob, PolicyWorker, ResourceVector, RunningJob } from './types.ts';
 
 const EPS = 1e-9;
@@ -52,6 +53,8 @@ export class CycleWorkers {
   readonly all: CycleWorker[] = [];
   readonly byId = new Map<string, CycleWorker>();
   readonly #byQueue = new Map<string, CycleWorker[]>();
+  /** Best-fit index of the process workers (queue key ''). */
+  readonly #index = new FitIndex<CycleWorker>();
   /** Workers with at least one free slot and some free CPU. When 0, nothing more can start. */
   open = 0;
 
@@ -68,6 +71,7 @@ export class CycleWorkers {
         list.push(cw);
       }
       if (this.#isOpen(cw)) this.open++;
+      if (w.kind === 'process' && w.queue_keys.includes('')) this.#index.update(cw);
     }
     for (const r of running) {
       for (const p of r.placements) {
@@ -127,6 +131,15 @@ export class CycleWorkers {
   place(job: PendingJob, o: PlaceOptions): { placements: Placement[]; backfilled: boolean } | { placements: null; blockedByReservation: boolean } {
     const nodes = Math.max(1, job.nodes);
     let blockedByReservation = false;
+    if (nodes === 1 && job.queue_key === '') {
+      const best = this.#index.best(job.resources, (cw) => {
+        if (this.#usable(cw, job, o)) return true;
+        if (!blockedByReservation && cw.reserved_at !== Infinity && fitsRoom(cw, roomNow(cw), job.resources)) blockedByReservation = true;
+        return false;
+      });
+      if (!best) return { placements: null, blockedByReservation };
+      return { placements: [this.#take(best, job, o)], backfilled: best.reserved_at !== Infinity };
+    }
     if (nodes === 1) {
       let best: CycleWorker | null = null;
       let bestScore = Infinity;
@@ -168,6 +181,7 @@ export class CycleWorkers {
     }
     cw.ends.push({ end: o.duration === null ? null : o.now + o.duration, res: job.resources, job: null });
     if (wasOpen && !this.#isOpen(cw)) this.open--;
+    if (cw.w.kind === 'process' && cw.w.queue_keys.includes('')) this.#index.update(cw);
     return { worker_id: cw.w.id, gpu_indices: gpus };
   }
 
