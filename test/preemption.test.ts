@@ -6,26 +6,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { STORE_KINDS } from './helpers/db.ts';
+import { runGantry } from './helpers/cli.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
 import { Worker } from '../src/client/worker.ts';
-
-const BIN = resolve(import.meta.dirname, '../bin/gantry.js');
-
-function gantry(cl: TestCluster, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, '--server', cl.server.url, '--token', cl.server.admin_token!, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', fail);
-    child.on('close', (code) => (clearTimeout(timer), done({ code, stdout, stderr })));
-  });
-}
 
 for (const kind of STORE_KINDS) {
   describe(`preemption on ${kind}`, () => {
@@ -103,6 +87,36 @@ for (const kind of STORE_KINDS) {
     });
   });
 
+  describe(`quota reclaim on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind);
+    });
+    after(() => cl.close());
+
+    test("a tenant below its nominal quota reclaims what another borrowed: the borrower's jobs are preempted and requeued", async () => {
+      await cl.startWorker({ cpu: 4, slots: 8 });
+      for (const id of ['lender', 'borrower']) {
+        await cl.client.createTenant({ id, tier: 'premium', cohort: 'pool', quota: { cpu_cores: 2 } });
+      }
+      const borrowed: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        borrowed.push((await cl.client.submit({ command: ['sleep', '30'], tenant: 'borrower', resources: { cpu_cores: 1 }, grace_period: 1 })).job_id);
+      }
+      await eventually(async () => (await Promise.all(borrowed.map(async (id) => (await cl.client.getJob(id)).status))).every((s) => s === 'RUNNING'));
+      const mine: string[] = [];
+      for (let i = 0; i < 2; i++) mine.push((await cl.client.submit({ command: ['sleep', '30'], tenant: 'lender', resources: { cpu_cores: 1 } })).job_id);
+      await eventually(async () => (await Promise.all(mine.map(async (id) => (await cl.client.getJob(id)).status))).every((s) => s === 'RUNNING'), 15_000);
+      const after = await Promise.all(borrowed.map((id) => cl.client.getJob(id)));
+      const preempted = after.filter((j) => j.attempts?.some((a) => a.outcome === 'preempted'));
+      assert.equal(preempted.length, 2, 'exactly the borrowed part was reclaimed');
+      assert.equal(after.filter((j) => j.status === 'RUNNING').length, 2, 'the borrower keeps its nominal quota');
+      const ev = (await cl.client.events(preempted[0]!.job_id)).events.find((e) => e.from === 'RUNNING' && e.to === 'QUEUED');
+      assert.equal(ev?.data?.preempted_by_tenant, 'lender');
+      for (const id of [...borrowed, ...mine]) await cl.client.cancel(id);
+    });
+  });
+
   describe(`handler preemption on ${kind}`, () => {
     let cl: TestCluster;
     before(async () => {
@@ -166,9 +180,53 @@ for (const kind of STORE_KINDS) {
       assert.equal(r.need, 8);
       assert.equal(r.largest, 4);
       assert.equal(e.estimated_start_time, null);
-      const cli = await gantry(cl, ['why', big.job_id]);
+      const cli = await runGantry(cl, ['why', big.job_id]);
       assert.match(cli.stdout, /too big for any worker: needs gpu_count 8, the largest worker has 4/);
       await cl.client.cancel(big.job_id);
+    });
+  });
+
+  describe(`reservations on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind);
+    });
+    after(() => cl.close());
+
+    test('a job waiting for room gets its estimated start from the reservation, on GET /jobs/{id}, /explain and gantry why', async () => {
+      await cl.startWorker({ cpu: 2, slots: 4 });
+      const long = await cl.client.submit({ command: ['sleep', '30'], priority: 'high', resources: { cpu_cores: 2 }, expected_duration: 60 });
+      const running = await eventually(async () => {
+        const j = await cl.client.getJob(long.job_id);
+        return j.status === 'RUNNING' ? j : null;
+      });
+      const wide = await cl.client.submit({ command: ['true'], resources: { cpu_cores: 2 }, expected_duration: 5 });
+      await new Promise((r) => setTimeout(r, 1200));
+      const e = await cl.client.explain(wide.job_id);
+      assert.equal(e.status, 'QUEUED');
+      const expected = Date.parse(running.started_at!) + 60_000;
+      assert.ok(e.estimated_start_time, JSON.stringify(e));
+      assert.ok(Math.abs(Date.parse(e.estimated_start_time) - expected) < 2000, `${e.estimated_start_time} vs ${new Date(expected).toISOString()}`);
+      assert.ok(e.reasons.length > 0, JSON.stringify(e));
+      const j = await cl.client.getJob(wide.job_id);
+      assert.equal(j.estimated_start_time, e.estimated_start_time, 'GET /jobs/{id} uses the same model');
+      assert.ok(j.pending_reason);
+      const why = await runGantry(cl, ['why', wide.job_id]);
+      assert.match(why.stdout, /estimated_start:\s+\d{4}-\d\d-\d\dT/);
+      await cl.client.cancel(wide.job_id);
+      await cl.client.cancel(long.job_id);
+    });
+
+    test('gantry submit --not-preemptible --grace-period sets the job spec; a bad grace period names its flag', async () => {
+      const r = await runGantry(cl, ['submit', '--not-preemptible', '--grace-period', '7', '--cpu', '64', '--output', 'json', '--', 'true']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = await cl.client.getJob((JSON.parse(r.stdout) as { job_id: string }).job_id);
+      assert.equal(j.preemptible, false);
+      assert.equal(j.grace_period, 7);
+      await cl.client.cancel(j.job_id);
+      const bad = await runGantry(cl, ['submit', '--grace-period', '-1', '--', 'true']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--grace-period/);
     });
   });
 
@@ -183,10 +241,10 @@ for (const kind of STORE_KINDS) {
       const a = await cl.startWorker({ cpu: 1, slots: 1 });
       const running = await cl.client.submit({ command: ['sh', '-c', 'echo started; sleep 1; echo finished'], resources: { cpu_cores: 1 } });
       await eventually(async () => (await cl.client.getJob(running.job_id)).status === 'RUNNING');
-      const drained = await gantry(cl, ['workers', 'drain', a.id]);
+      const drained = await runGantry(cl, ['workers', 'drain', a.id]);
       assert.equal(drained.code, 0, drained.stderr);
       assert.match(drained.stdout, new RegExp(`worker ${a.id} draining`));
-      const list = await gantry(cl, ['workers', '--output', 'json']);
+      const list = await runGantry(cl, ['workers', '--output', 'json']);
       assert.equal(JSON.parse(list.stdout).workers.find((w: { worker_id: string }) => w.worker_id === a.id).state, 'draining');
       const later = await cl.client.submit({ command: ['true'], resources: { cpu_cores: 1 } });
       const done = await cl.client.waitFor(running.job_id, { interval_ms: 25, timeout_ms: 15_000 });

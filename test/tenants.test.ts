@@ -5,27 +5,10 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { STORE_KINDS } from './helpers/db.ts';
+import { runGantry } from './helpers/cli.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
 import { GantryApiError } from '../src/client/http.ts';
-
-const BIN = resolve(import.meta.dirname, '../bin/gantry.js');
-
-/** Runs the `gantry` CLI against the test server. */
-function gantry(cl: TestCluster, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, '--server', cl.server.url, '--token', cl.server.admin_token!, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', fail);
-    child.on('close', (code) => (clearTimeout(timer), done({ code, stdout, stderr })));
-  });
-}
 
 async function apiError(p: Promise<unknown>): Promise<GantryApiError> {
   try {
@@ -132,23 +115,23 @@ for (const kind of STORE_KINDS) {
     });
 
     test('gantry tenants create/show/update/list/pause/resume/delete, and errors name the field', async () => {
-      const c = await gantry(cl, ['tenants', 'create', 'cli-t', '--tier', 'premium', '--quota', 'gpu_count=2', '--weight', '3']);
+      const c = await runGantry(cl, ['tenants', 'create', 'cli-t', '--tier', 'premium', '--quota', 'gpu_count=2', '--weight', '3']);
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stdout, /tier:\s+premium/);
       assert.match(c.stdout, /quota:\s+cpu_cores=128 memory_gb=1024 gpu_count=2/);
-      const u = await gantry(cl, ['tenants', 'update', 'cli-t', '--max-running', '4', '--output', 'json']);
+      const u = await runGantry(cl, ['tenants', 'update', 'cli-t', '--max-running', '4', '--output', 'json']);
       assert.equal(u.code, 0, u.stderr);
       assert.equal(JSON.parse(u.stdout).effective.max_running_jobs, 4);
-      const l = await gantry(cl, ['tenants', 'list']);
+      const l = await runGantry(cl, ['tenants', 'list']);
       assert.match(l.stdout, /cli-t\s+premium\s+default\s+active/);
-      assert.match((await gantry(cl, ['tenants', 'pause', 'cli-t'])).stdout, /tenant cli-t queue paused/);
-      assert.match((await gantry(cl, ['tenants', 'show', 'cli-t'])).stdout, /queue:\s+PAUSED/);
-      assert.match((await gantry(cl, ['tenants', 'resume', 'cli-t'])).stdout, /tenant cli-t queue active/);
-      const bad = await gantry(cl, ['tenants', 'update', 'cli-t', '--tier', 'gold']);
+      assert.match((await runGantry(cl, ['tenants', 'pause', 'cli-t'])).stdout, /tenant cli-t queue paused/);
+      assert.match((await runGantry(cl, ['tenants', 'show', 'cli-t'])).stdout, /queue:\s+PAUSED/);
+      assert.match((await runGantry(cl, ['tenants', 'resume', 'cli-t'])).stdout, /tenant cli-t queue active/);
+      const bad = await runGantry(cl, ['tenants', 'update', 'cli-t', '--tier', 'gold']);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /VALIDATION_FAILED tier: unknown tier 'gold'/);
-      assert.equal((await gantry(cl, ['tenants', 'delete', 'cli-t'])).code, 0);
-      const missing = await gantry(cl, ['tenants', 'show', 'cli-t']);
+      assert.equal((await runGantry(cl, ['tenants', 'delete', 'cli-t'])).code, 0);
+      const missing = await runGantry(cl, ['tenants', 'show', 'cli-t']);
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /NOT_FOUND tenant cli-t not found/);
     });
@@ -173,10 +156,13 @@ for (const kind of STORE_KINDS) {
         assert.equal(q.limit, 1);
         assert.match(why.summary ?? '', /tenant quota-t at quota for cpu_cores \(1\/1/);
         assert.match((await cl.client.getJob(ids[1]!)).pending_reason ?? '', /at quota for cpu_cores/);
-        const cli = await gantry(cl, ['why', ids[1]!]);
+        const cli = await runGantry(cl, ['why', ids[1]!]);
         assert.equal(cli.code, 0, cli.stderr);
         assert.match(cli.stdout, /tenant:\s+quota-t \(tier basic, cohort quota-solo\)/);
         assert.match(cli.stdout, /- tenant quota-t at quota for cpu_cores/);
+        const load = (await cl.client.getTenant('quota-t')).load;
+        assert.deepEqual(load, { running_jobs: 1, queued_jobs: 2, held: { cpu_cores: 1, memory_gb: 0.25, gpu_count: 0 } });
+        assert.match((await runGantry(cl, ['tenants', 'show', 'quota-t'])).stdout, /running:\s+1 jobs holding cpu_cores=1 memory_gb=0.25 gpu_count=0\nqueued:\s+2 jobs/);
 
         await cl.client.updateTenant('quota-t', { quota: { cpu_cores: 3 } });
         await eventually(async () => (await Promise.all(ids.map(async (id) => (await cl.client.getJob(id)).status))).every((s) => s === 'RUNNING'), 5000);

@@ -4,27 +4,12 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { STORE_KINDS } from './helpers/db.ts';
+import { runGantry } from './helpers/cli.ts';
 import { startCluster, type TestCluster } from './helpers/cluster.ts';
-
-const BIN = resolve(import.meta.dirname, '../bin/gantry.js');
-
-function gantry(cl: TestCluster, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, '--server', cl.server.url, '--token', cl.server.admin_token!, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', fail);
-    child.on('close', (code) => (clearTimeout(timer), done({ code, stdout, stderr })));
-  });
-}
 
 for (const kind of STORE_KINDS) {
   describe(`trace export on ${kind}`, () => {
@@ -46,7 +31,7 @@ for (const kind of STORE_KINDS) {
 
       const file = join(cl.db.dir, 'trace.jsonl');
       const cluster = join(cl.db.dir, 'cluster.yaml');
-      const r = await gantry(cl, ['simulate', 'export', '--out', file, '--cluster', cluster]);
+      const r = await runGantry(cl, ['simulate', 'export', '--out', file, '--cluster-out', cluster]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /wrote 2 jobs to .*trace\.jsonl and the cluster to .*cluster\.yaml/);
       const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -72,7 +57,13 @@ for (const kind of STORE_KINDS) {
       assert.equal(acme.cohort, 'research');
       assert.deepEqual(acme.quota, { cpu_cores: 128, memory_gb: 1024, gpu_count: 2 });
 
-      const window = await gantry(cl, ['simulate', 'export', '--out', file, '--since', new Date(Date.now() + 60_000).toISOString()]);
+      // The simulator replays the exported history on the exported cluster, and a what-if on it.
+      const sim = await runGantry(cl, ['simulate', '--trace', file, '--cluster', cluster, '--policy', 'gantry,strict-fifo', '--add-gpus', '8', '--output', 'json']);
+      assert.equal(sim.code, 0, sim.stderr);
+      const res = JSON.parse(sim.stdout) as { jobs: number };
+      assert.equal(res.jobs, 2);
+
+      const window = await runGantry(cl, ['simulate', 'export', '--out', file, '--since', new Date(Date.now() + 60_000).toISOString()]);
       assert.match(window.stdout, /wrote 0 jobs/);
       const bad = await cl.server.app.inject({ method: 'GET', url: '/api/v1/trace?since=yesterday', headers: { authorization: `Bearer ${cl.server.admin_token}` } });
       assert.equal(bad.statusCode, 400);

@@ -23,6 +23,7 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
   'resources.storage_gb': '--storage-gb',
   timeout: '--timeout',
   expected_duration: '--expected-duration',
+  grace_period: '--grace-period',
   'retry_policy.max_attempts': '--max-attempts',
   'retry_policy.retry_delay': '--retry-delay',
   'retry_policy.name': '--retry-policy',
@@ -45,6 +46,8 @@ interface SubmitOptions {
   storageGb?: number;
   timeout?: number;
   expectedDuration?: number;
+  gracePeriod?: number;
+  notPreemptible?: boolean;
   maxAttempts?: number;
   retryDelay?: number;
   retryPolicy?: string;
@@ -93,6 +96,8 @@ export function buildJobRequest(command: readonly string[], o: SubmitOptions): J
     priority: o.priority as Priority | undefined,
     timeout: o.timeout,
     expected_duration: o.expectedDuration,
+    grace_period: o.gracePeriod,
+    preemptible: o.notPreemptible ? false : undefined,
     working_dir: o.workdir,
     idempotency_key: o.idempotencyKey,
   }));
@@ -232,6 +237,8 @@ export function jobCommands(program: Command, session: Session): void {
     .option('--expected-duration <seconds>', 'your run-time estimate', number)
     .option('--retry-policy <name>', 'a named retry policy: network_error, resource_exhausted, temporary_failure, critical_job')
     .option('--non-retryable-exit-code <code>', 'this exit code fails the job for good, without retries', integer)
+    .option('--grace-period <seconds>', 'time between SIGTERM and SIGKILL when stopped (e.g. to checkpoint when preempted)', number)
+    .option('--not-preemptible', 'only emergency work may preempt this job')
     .option('--max-attempts <n>', 'runs allowed, including the first', integer)
     .option('--retry-delay <seconds>', 'wait before the first retry', number)
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collectPair)

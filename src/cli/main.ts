@@ -10,6 +10,7 @@ import { OUTPUT_FORMATS } from './output.ts';
 import { queueCommands } from './queue.ts';
 import { serverCommands } from './server.ts';
 import { CliError, EXIT, Session } from './session.ts';
+import { simulateCommands } from './simulate.ts';
 import { workerCommands } from './workers.ts';
 import { breakerCommands } from './breakers.ts';
 import { workflowCommands } from './workflows.ts';
@@ -43,9 +44,10 @@ export function buildProgram(session: Session): Command {
   workflowCommands(program, session);
   jobTypeCommands(program, session);
   templateCommands(program, session);
+  simulateCommands(program, session);
   tenantCommands(program, session);
   whyCommand(program, session);
-  // After the simulator's own `simulate` command, if any: `export` joins that group.
+  // After the simulator's `simulate` command: `export` joins that group.
   simulateExportCommand(program, session);
   // Subcommands inherit exitOverride and output settings only when created after them, so set them again.
   const configure = (cmd: Command) => {

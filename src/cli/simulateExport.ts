@@ -15,16 +15,16 @@ export function simulateExportCommand(program: Command, session: Session): void 
     .command('export')
     .summary('write the recorded job history as a trace (JSONL) and the cluster as YAML')
     .requiredOption('--out <file>', 'trace file to write (JSONL)')
-    .option('--cluster <file>', 'also write the cluster (workers, tenants) as YAML')
+    .option('--cluster-out <file>', 'also write the cluster (workers, tenants) as YAML')
     .option('--since <time>', 'only jobs created at or after (ISO time or epoch ms)')
     .option('--until <time>', 'only jobs created before (ISO time or epoch ms)')
-    .action(async (o: { out: string; cluster?: string; since?: string; until?: string }, cmd: Command) => {
+    .action(async (o: { out: string; clusterOut?: string; since?: string; until?: string }, cmd: Command) => {
       const c = session.connect(cmd);
       const trace = await c.exportTrace({ since: o.since, until: o.until });
       writeFileSync(o.out, trace);
       const jobs = trace.split('\n').filter(Boolean).length;
-      if (o.cluster) writeFileSync(o.cluster, await c.exportCluster());
-      if (globals(cmd).output === 'json') return out(JSON.stringify({ trace: o.out, jobs, cluster: o.cluster ?? null }));
-      out(`wrote ${jobs} jobs to ${o.out}${o.cluster ? ` and the cluster to ${o.cluster}` : ''}`);
+      if (o.clusterOut) writeFileSync(o.clusterOut, await c.exportCluster());
+      if (globals(cmd).output === 'json') return out(JSON.stringify({ trace: o.out, jobs, cluster: o.clusterOut ?? null }));
+      out(`wrote ${jobs} jobs to ${o.out}${o.clusterOut ? ` and the cluster to ${o.clusterOut}` : ''}`);
     });
 }

@@ -68,6 +68,8 @@ function show(t: TenantView): void {
     ['tier', t.tier],
     ['cohort', t.cohort],
     ['queue', t.paused ? 'PAUSED (queued jobs are held)' : 'active'],
+    ['running', t.load ? `${t.load.running_jobs} jobs holding ${amounts(t.load.held)}` : null],
+    ['queued', t.load ? `${t.load.queued_jobs} jobs` : null],
     ['quota', amounts(e.quota)],
     ['borrowing_limit', Object.keys(e.borrowing_limit).length ? amounts(e.borrowing_limit) : 'no limit'],
     ['lending_limit', Object.keys(e.lending_limit).length ? amounts(e.lending_limit) : 'no limit'],

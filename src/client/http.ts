@@ -237,6 +237,8 @@ export interface TenantView {
   effective: TenantSettings & { quota: Required<ResourceAmounts>; fair_share_weight: number; allowed_priorities: Priority[] };
   created_at: string;
   updated_at: string;
+  /** GET /tenants/{id} only: its jobs on workers, what they hold, and its queued jobs. */
+  load?: { running_jobs: number; queued_jobs: number; held: Required<ResourceAmounts> };
 }
 export interface JobExplanation {
   job_id: string;

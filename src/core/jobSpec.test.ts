@@ -39,6 +39,9 @@ describe('normalizeJobSpec', () => {
       parameters: {},
       idempotency_key: null,
       expected_duration: null,
+      preemptible: true,
+      grace_period: null,
+      nodes: 1,
     });
     assert.deepEqual(DEFAULT_RESOURCES, { cpu_cores: 1, memory_gb: 0.25, gpu_count: 0, storage_gb: 0 });
   });

@@ -4,7 +4,7 @@ import type { Store } from '../store/store.ts';
 import { renderReason } from './policy/explain.ts';
 import type { PendingReasonData } from './policy/types.ts';
 import type { Scheduler } from './scheduler.ts';
-import { buildSnapshot } from './snapshot.ts';
+import { buildSnapshot, type BuiltSnapshot } from './snapshot.ts';
 
 export interface JobExplanation {
   job_id: string;
@@ -19,18 +19,34 @@ export interface JobExplanation {
   tenant: Pick<EffectiveTenant, 'id' | 'tier' | 'cohort' | 'paused' | 'registered'>;
 }
 
+/** Explanations within this long of each other share one snapshot (clients polling a queued job, `waitFor`). */
+const SNAPSHOT_MS = 250;
+const snapshots = new WeakMap<Store, Map<string, { at: number; built: Promise<BuiltSnapshot> }>>();
+
+function cachedSnapshot(store: Store, scheduler: Scheduler, queueKey: string, now: number): Promise<BuiltSnapshot> {
+  let byKey = snapshots.get(store);
+  if (!byKey) snapshots.set(store, (byKey = new Map()));
+  const hit = byKey.get(queueKey);
+  if (hit && now - hit.at < SNAPSHOT_MS && now >= hit.at) return hit.built;
+  const pc = scheduler.policyContext;
+  const built = scheduler.usage(now).then((usage) => buildSnapshot(store, {
+    now, default_tier: pc.default_tier, scan_limit: pc.scan_limit, usage, estimates: pc.estimates, extra_queue_keys: [queueKey],
+  }));
+  if (byKey.size > 100) byKey.clear();
+  byKey.set(queueKey, { at: now, built });
+  built.catch(() => byKey.delete(queueKey));
+  return built;
+}
+
 /**
  * Why a job waits, from the scheduling model itself: builds the same snapshot the scheduler's
  * cycle builds (workers, running jobs, tenants' queue heads and quotas, decayed usage) and asks
- * the same policy to explain this job. Read-only: the decisions are not applied. The estimated
+ * the same policy to explain this job (the snapshot is shared for 250 ms). Read-only: the decisions are not applied. The estimated
  * start comes from the policy's reservation and running jobs' expected ends.
  */
 export async function explainJob(store: Store, scheduler: Scheduler, job: Job, now = Date.now()): Promise<JobExplanation> {
   const pc = scheduler.policyContext;
-  const usage = await scheduler.usage(now);
-  const built = await buildSnapshot(store, {
-    now, default_tier: pc.default_tier, scan_limit: pc.scan_limit, usage, estimates: pc.estimates, extra_queue_keys: [job.handler ?? ''],
-  });
+  const built = await cachedSnapshot(store, scheduler, job.handler ?? '', now);
   const t = built.tenants.get(job.tenant);
   const tenant = t
     ? { id: t.id, tier: t.tier, cohort: t.cohort, paused: t.paused, registered: t.registered }

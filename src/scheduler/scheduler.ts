@@ -2,7 +2,7 @@ import type { Store, Assignment, PreemptionOrder } from '../store/store.ts';
 import { CHANNELS } from '../store/store.ts';
 import type { Tier } from '../core/tiers.ts';
 import type { WorkerSlotView } from './placement.ts';
-import { DEFAULT_POLICY_CONFIG, type DecayedUsage, type PendingJob, type Policy, type PolicyConfig, type Reservation } from './policy/types.ts';
+import { DEFAULT_POLICY_CONFIG, type DecayedUsage, type PendingJob, type Policy, type PolicyConfig } from './policy/types.ts';
 import { gantryPolicy } from './policy/policies.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { RuntimeEstimates } from './runtimeEstimates.ts';
@@ -69,8 +69,6 @@ export class Scheduler {
   #usageBuilt = false;
   #usageBuiltAt = 0;
   readonly #policyConfig: PolicyConfig;
-  /** The last cycle's reservations (for explanations). */
-  last: { at: number; reservations: Reservation[] } | null = null;
 
   constructor(store: Store, opts: Partial<SchedulerOptions> = {}) {
     this.#store = store;
@@ -204,7 +202,6 @@ export class Scheduler {
     }
     if (built.snapshot.workers.length === 0 || pending.size === 0) return 0;
     const decisions = this.#opts.policy.decide({ ...built.snapshot, pending, usage: this.#usage.snapshot() }, this.#policyConfig);
-    this.last = { at: now, reservations: decisions.reservations };
     const assignments: Assignment[] = [];
     for (const a of decisions.admissions) {
       // Gang jobs (nodes > 1) are refused at submit on the server for now; a policy never admits one here.

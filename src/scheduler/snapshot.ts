@@ -48,9 +48,7 @@ export function policyTenant(t: EffectiveTenant): PolicyTenant {
  * afresh — so a quota change is in force on the next cycle.
  */
 export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
-  const [workers, active, records, queuedTenants] = await Promise.all([
-    store.listWorkers(false), store.activeJobRows(), store.listTenants(), store.queuedTenants(),
-  ]);
+  const [workers, active, records] = await Promise.all([store.listWorkers(false), store.activeJobRows(), store.listTenants()]);
   // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
   const usage = new Map<string, WorkerUsage>();
   for (const a of active) {
@@ -77,7 +75,8 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   const pending = new Map<string, PendingJob[]>();
   const templates = new Map<string, string>();
-  if (keys.size > 0 && queuedTenants.length > 0) {
+  const queuedTenants = keys.size > 0 ? await store.queuedTenants([...keys]) : [];
+  if (queuedTenants.length > 0) {
     // Read what this cycle can use: with free slots, a few times as many jobs as slots (backfill and
     // other shapes need choice); with none, only each tenant's head — the jobs that could preempt or reclaim.
     const freeSlots = policyWorkers.reduce((n, w) => n + (w.draining ? 0 : Math.max(0, w.free.slots)), 0);

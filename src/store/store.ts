@@ -46,13 +46,13 @@ registerFinalHook('workflows', async (tx, finished, ctx) => {
 
 export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, ScheduleInput };
 export type { StoredTemplate };
-import { createTenant, deleteTenant, getTenant, listTenants, updateTenant, type TenantChanges } from './ops/tenants.ts';
+import { createTenant, deleteTenant, getTenant, listTenants, tenantLoad, updateTenant, type TenantChanges, type TenantLoad } from './ops/tenants.ts';
 import type { TenantRecord, Tier } from '../core/tiers.ts';
 import { activeJobRows, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
 
-export type { TenantChanges, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
+export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
@@ -250,9 +250,9 @@ export class Store {
       preempted: preemptions.length > 0 ? await preemptJobs(tx, preemptions, now) : { job_ids: [], workers: [] },
     }));
   }
-  /** Tenants with queued jobs. */
-  queuedTenants(): Promise<string[]> {
-    return queuedTenants(this.#db);
+  /** Tenants with queued jobs in the given queues ('' = commands, else handler names). */
+  queuedTenants(queueKeys: readonly string[]): Promise<string[]> {
+    return queuedTenants(this.#db, queueKeys);
   }
   /** A tenant's first `limit` queued jobs in the given queues, in queue order. */
   tenantQueueHead(tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
@@ -345,6 +345,10 @@ export class Store {
   /** `replace` (PUT): settings not given go back to the tier default; otherwise (PATCH) only the given ones change. */
   updateTenant(id: string, c: TenantChanges, replace: boolean, now = Date.now()): Promise<TenantRecord> {
     return this.#db.transaction((tx) => updateTenant(tx, id, c, replace, now));
+  }
+  /** A tenant's jobs on workers, the resources they hold, and its queued jobs. */
+  tenantLoad(id: string): Promise<TenantLoad> {
+    return tenantLoad(this.#db, id);
   }
   deleteTenant(id: string): Promise<void> {
     return this.#db.transaction((tx) => deleteTenant(tx, id));

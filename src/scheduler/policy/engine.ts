@@ -13,7 +13,7 @@
  */
 import { PRIORITIES, type Priority } from '../../core/types.ts';
 import { Heap } from './heap.ts';
-import { QuotaLedger } from './quota.ts';
+import { QuotaLedger, type QuotaVerdict } from './quota.ts';
 import {
   RESOURCE_NAMES,
   type Admission,
@@ -42,7 +42,7 @@ export interface Ordering {
   aging: boolean;
   /** Jobs that fit under nominal quota go before jobs that must borrow. */
   nominal_first: boolean;
-  /** The first job that cannot be admitted stops the cycle (head-of-line blocking). */
+  /** The first job of a tenant that cannot be admitted holds back the rest of that tenant's queue (head-of-line blocking). */
   strict: boolean;
   backfill: boolean;
   preemption: boolean;
@@ -81,6 +81,8 @@ const shapeKey = (j: PendingJob): string => `${j.queue_key}|${j.resources.cpu_co
 /** After the cluster is full, look at this many more jobs (for preemption and explanations). */
 const FULL_EXTRA = 200;
 const MAX_RESERVATIONS = 1;
+/** Aging lifts a job at most to this rank (high). */
+const AGING_CEILING = 2;
 
 export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering): Decisions {
   const now = snap.now;
@@ -119,7 +121,8 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     if (!ord.aging || base <= 1) return base;
     const wait = now - j.queued_at;
     if (wait >= cfg.max_wait_ms) return 0.5; // past the bound on wait: first after emergency
-    return cfg.aging_step_ms > 0 ? Math.max(1, base - Math.floor(wait / cfg.aging_step_ms)) : base;
+    // Aging lifts low and normal jobs up to `high`, never over critical work.
+    return cfg.aging_step_ms > 0 ? Math.max(AGING_CEILING, base - Math.floor(wait / cfg.aging_step_ms)) : base;
   };
   const keyOf = (c: Cursor): number[] => {
     const j = c.jobs[c.i]!;
@@ -164,19 +167,31 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   };
 
   let preemptAttempts = 0;
-  /** Finds the minimal set of victims on one worker that makes room for `j`; holds the worker. */
-  const tryPreempt = (j: PendingJob): string[] | null => {
+  /** Running jobs in victim order, sorted once per cycle when first needed. */
+  let sortedRunning: RunningJob[] | null = null;
+  /**
+   * Victims for `j`, Kueue-style: the minimal set on one worker that makes room (borrowing
+   * tenants first, then lowest priority, then newest). When `j` is held back by quota (its
+   * cohort's quota is in use), victims of its own cohort come first since they free quota too,
+   * and more lower-priority jobs of the cohort are added until the quota admits it. The room is
+   * promised to `j` for the rest of the cycle. Null when no such set exists.
+   */
+  const tryPreempt = (j: PendingJob, quotaBlocked: boolean): string[] | null => {
     if (j.nodes > 1 || preemptAttempts >= cfg.max_preemption_attempts) return null;
     const rank = PRIORITY_RANK[j.priority];
-    const byPriority = rank <= 1 && runningByRank.some((n, r) => r > rank && n > 0);
+    const byPriority =
+      (rank === 0 || (rank === 1 && now - j.queued_at >= cfg.critical_preempt_after_ms)) && runningByRank.some((n, r) => r > rank && n > 0);
     const tenant = ledger.get(j.tenant);
-    const reclaim = tenant.tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
+    const reclaim = !quotaBlocked && tenant.tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
     if (!byPriority && !reclaim) return null;
     preemptAttempts++;
     const emergency = rank === 0;
+    const sameCohort = (v: RunningJob) => v.tenant === j.tenant || (tenant.tenant.cohort !== null && ledger.get(v.tenant).tenant.cohort === tenant.tenant.cohort);
+    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank;
+
+
     let best: { cw: CycleWorker; victims: RunningJob[]; kinds: ('priority' | 'reclaim')[]; cost: number } | null = null;
     for (const cw of workers.capable(j.queue_key)) {
-      if (cw.held) continue;
       const going: ResourceVector[] = [];
       const candidates: { job: RunningJob; kind: 'priority' | 'reclaim' }[] = [];
       for (const e of cw.ends) {
@@ -193,12 +208,14 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
           candidates.push({ job: v, kind: 'reclaim' });
         }
       }
-      if (going.length > 0 && workers.fitsWith(cw, going, j.resources)) {
+      if (workers.fitsWith(cw, going, j.resources)) {
         best = { cw, victims: [], kinds: [], cost: -1 };
         break;
       }
       if (candidates.length === 0) continue;
-      candidates.sort((a, b) => (victimLess(a.job, b.job) ? -1 : victimLess(b.job, a.job) ? 1 : 0));
+      // Held back by quota: victims of its own cohort first, they free quota as well as room.
+      const own = (v: RunningJob) => (quotaBlocked && sameCohort(v) ? 0 : 1);
+      candidates.sort((a, b) => own(a.job) - own(b.job) || (victimLess(a.job, b.job) ? -1 : victimLess(b.job, a.job) ? 1 : 0));
       const chosen: typeof candidates = [];
       const freed = [...going];
       for (const c of candidates) {
@@ -216,10 +233,36 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       if (!best || cost < best.cost) best = { cw, victims: chosen.map((c) => c.job), kinds: chosen.map((c) => c.kind), cost };
     }
     if (!best) return null;
-    workers.hold(best.cw);
-    best.victims.forEach((v, i) => {
+    // Quota: the room victims of its cohort free quota too; add more cohort victims while it still does not fit.
+    const quotaVictims: RunningJob[] = [];
+    if (quotaBlocked) {
+      for (const v of best.victims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+      const picked = new Set(best.victims.map((v) => v.id));
+      if (!ledger.check(j.tenant, j.resources, j.nodes).ok) {
+        if (!sortedRunning) {
+          const borrowing = new Map<string, boolean>();
+          const isB = (t: string) => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t)), borrowing.get(t)!);
+          const keyed = snap.running.map((v) => ({ v, b: isB(v.tenant) ? 0 : 1, r: PRIORITY_RANK[v.priority] }));
+          keyed.sort((x, y) => x.b - y.b || y.r - x.r || y.v.started_at - x.v.started_at);
+          sortedRunning = keyed.map((x) => x.v);
+        }
+        for (const v of sortedRunning) {
+          if (picked.has(v.id) || !eligible(v) || !sameCohort(v)) continue;
+          quotaVictims.push(v);
+          ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+          if (ledger.check(j.tenant, j.resources, j.nodes).ok) break;
+        }
+      }
+      const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
+      for (const v of [...best.victims, ...quotaVictims]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
+      if (!ok) return null;
+    }
+    workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));
+    // The job claims its quota for the rest of the cycle, so lower jobs cannot take what its victims free.
+    ledger.charge(j.tenant, j.resources, j.nodes, 1);
+    const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...best.victims.map((v, i) => ({ v, kind: best.kinds[i]! }))];
+    for (const { v, kind } of all) {
       stopping.add(v.id);
-      const kind = best.kinds[i]!;
       preemptions.push({
         victim_id: v.id,
         victim_tenant: v.tenant,
@@ -231,20 +274,33 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
             ? `preempted by ${j.priority} job ${j.id} of tenant ${j.tenant} (higher priority than ${v.priority})`
             : `preempted by job ${j.id}: tenant ${j.tenant} reclaims its nominal quota that tenant ${v.tenant} borrowed`,
       });
-    });
-    return best.victims.map((v) => v.id);
+    }
+    return all.map((x) => x.v.id);
   };
 
   const tooBig = new Map<string, PendingReasonData | null>();
   const noRoom = new Set<string>();
+  const quotaFail = new Map<string, QuotaVerdict>();
+  const quiet = !explainAll;
+  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? */
+  const knownToFail = (j: PendingJob): boolean => {
+    if (explainIds?.has(j.id)) return false;
+    const skey = shapeKey(j);
+    if (tooBig.get(skey)) return true;
+    if (PRIORITY_RANK[j.priority] <= 1 && preemption) return false;
+    return quotaFail.has(`${j.tenant}|${skey}`) || (noRoom.has(skey) && !backfill);
+  };
   const blockedTenants = new Map<string, PendingReasonData>();
   let considered = 0;
   let fullExtra = 0;
-  let stopped = false;
+  let lastAdmitAt = 0;
+  let strictBlocked = false;
 
-  while (heap.size > 0 && !stopped) {
+  while (heap.size > 0) {
     if (admissions.length >= cfg.max_admissions || considered >= cfg.max_considered) break;
     if (workers.open === 0 && ++fullExtra > FULL_EXTRA) break;
+    // Room is fragmented past use: this many jobs in a row found nothing, stop looking.
+    if (considered - lastAdmitAt > cfg.max_fruitless) break;
     const c = heap.pop()!;
     const k = keyOf(c);
     const top = heap.peek();
@@ -267,7 +323,6 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
         : { kind: 'max_running', tenant: j.tenant, running: t.running, limit: t.tenant.max_running! };
       blockedTenants.set(c.tenant, why);
       explain(j, [why]);
-      if (ord.strict) break;
       continue;
     }
     let outcome: 'admitted' | 'blocked' | 'skip' = 'skip';
@@ -290,9 +345,13 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       if (big) {
         explain(j, [big]);
       } else {
-        const q = ledger.check(j.tenant, j.resources, j.nodes);
+        const qkey = `${j.tenant}|${skey}`;
+        const q = quotaFail.get(qkey) ?? ledger.check(j.tenant, j.resources, j.nodes);
         if (!q.ok) {
-          explain(j, [{ kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle }]);
+          quotaFail.set(qkey, q); // usage only grows within a cycle: the same shape fails again
+          const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
+          const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
+          explain(j, victims ? [why, { kind: 'preempting', victims }] : [why]);
           outcome = 'blocked';
         } else {
           const placed = noRoom.has(skey) ? null : workers.place(j, { now, duration: j.expected_duration_ms });
@@ -300,13 +359,14 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
             admissions.push({ job_id: j.id, tenant: j.tenant, placements: placed.placements, borrowing: q.borrowing, backfilled: placed.backfilled });
             ledger.charge(j.tenant, j.resources, placed.placements.length, 1);
             admittedByRank[PRIORITY_RANK[j.priority]]!++;
+            lastAdmitAt = considered;
             outcome = 'admitted';
           } else {
             if (placed && !placed.blockedByReservation) noRoom.add(skey);
             outcome = 'blocked';
             const reasons: PendingReasonData[] = [];
             let estimated: number | null = null;
-            const victims = preemption ? tryPreempt(j) : null;
+            const victims = preemption ? tryPreempt(j, false) : null;
             if (victims) {
               reasons.push({ kind: 'preempting', victims });
             } else {
@@ -330,17 +390,26 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       }
     }
     if (outcome === 'blocked' && ord.strict) {
-      stopped = true;
-      break;
+      // Kueue StrictFIFO: the blocked head holds back everything behind it in its tenant's queue.
+      blockedTenants.set(c.tenant, { kind: 'not_considered' });
+      strictBlocked = true;
+      continue;
     }
     c.i++;
+    // Skip, without heap work, the jobs of this cursor that must fail the same way.
+    if (quiet && outcome !== 'admitted') {
+      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!)) {
+        c.i++;
+        considered++;
+      }
+    }
     if (c.i < c.end) {
       c.key = keyOf(c);
       heap.push(c);
     }
   }
 
-  if (explainIds) explainRest(snap, explainIds, explanations, workers, ledger, pendingByRank, admittedByRank, stopped);
+  if (explainIds) explainRest(snap, explainIds, explanations, workers, ledger, pendingByRank, admittedByRank, strictBlocked);
   return { admissions, preemptions, reservations, explanations, stats: { considered, admitted: admissions.length, preempted: preemptions.length } };
 }
 
@@ -353,7 +422,7 @@ function explainRest(
   ledger: QuotaLedger,
   pendingByRank: number[],
   admittedByRank: number[],
-  stopped: boolean,
+  strictBlocked: boolean,
 ): void {
   for (const jobs of snap.pending.values()) {
     for (const j of jobs) {
@@ -372,7 +441,7 @@ function explainRest(
       let ahead = 0;
       for (let r = 0; r < rank; r++) ahead += pendingByRank[r]! - admittedByRank[r]!;
       if (ahead > 0) reasons.push({ kind: 'higher_ahead', count: ahead });
-      if (reasons.length === 0) reasons.push({ kind: stopped ? 'not_considered' : 'cycle_limit' });
+      if (reasons.length === 0) reasons.push({ kind: strictBlocked ? 'not_considered' : 'cycle_limit' });
       out.set(j.id, { job_id: j.id, reasons, estimated_start: est?.start_at ?? null });
     }
   }

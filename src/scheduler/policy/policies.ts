@@ -14,7 +14,7 @@ const policy = (name: string, ord: Ordering): Policy => ({ name, decide: (snap, 
  */
 export const gantryPolicy = policy('gantry', { priority: true, fair_share: 'decayed', aging: true, nominal_first: true, strict: false, backfill: true, preemption: true });
 
-/** Kueue StrictFIFO: priority then queue time; the first job that cannot start blocks the rest. */
+/** Kueue StrictFIFO: priority then queue time; a tenant's first job that cannot start blocks the rest of its queue. */
 export const strictFifoPolicy = policy('strict-fifo', { priority: true, fair_share: 'none', aging: false, nominal_first: false, strict: true, backfill: false, preemption: false });
 
 /** Kueue BestEffortFIFO: priority then queue time; a job that cannot start is passed over. */

@@ -129,18 +129,26 @@ export interface ClusterSnapshot {
 export interface PolicyConfig {
   /** Half-life of past usage in fair share (ms). */
   half_life_ms: number;
-  /** A waiting job rises one priority class per this much wait (never into emergency); 0 = no aging. */
+  /** A waiting low/normal job rises one priority class per this much wait, up to `high`; 0 = no aging. */
   aging_step_ms: number;
-  /** Bound on wait: a job waiting longer ranks first among non-emergency jobs and gets a reservation. */
+  /** Bound on wait: a job waiting longer ranks first among non-emergency jobs. */
   max_wait_ms: number;
   /** Whether to preempt (emergency/critical over lower priority; reclaim of borrowed quota). */
   preemption: boolean;
+  /**
+   * A critical job preempts lower-priority work only after waiting this long (ms): preemption
+   * wastes the victims' work, so a critical job first gets the chance to start in room that frees
+   * up. Emergency jobs preempt at once; reclaiming nominal quota is immediate too.
+   */
+  critical_preempt_after_ms: number;
   /** Whether the top blocked job holds a reservation and others backfill around it. */
   backfill: boolean;
   /** At most this many admissions per cycle (bounds a cycle's time). */
   max_admissions: number;
   /** At most this many pending jobs looked at per cycle. */
   max_considered: number;
+  /** Stop the cycle after this many jobs in a row found no room or quota (fragmented cluster). */
+  max_fruitless: number;
   /** At most this many preemption searches per cycle (each scans running jobs). */
   max_preemption_attempts: number;
   /** Explanations: for every job looked at and not admitted ('considered'), for the given ids, or none. */
@@ -219,9 +227,11 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = {
   aging_step_ms: 30 * 60_000,
   max_wait_ms: 24 * 3_600_000,
   preemption: true,
+  critical_preempt_after_ms: 0,
   backfill: true,
   max_admissions: 5_000,
   max_considered: 20_000,
+  max_fruitless: 2_000,
   max_preemption_attempts: 8,
   explain: 'considered',
 };

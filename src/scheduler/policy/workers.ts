@@ -5,6 +5,7 @@
  * the fullest machine, GPU machines last), gangs all-or-nothing, and the earliest time a job
  * could start from running jobs' expected ends (for reservations and estimates).
  */
+import { FitIndex } from './fitIndex.ts';
 import type { Placement, PendingJob, PolicyWorker, ResourceVector, RunningJob } from './types.ts';
 
 const EPS = 1e-9;
@@ -13,8 +14,9 @@ export interface CycleWorker {
   w: PolicyWorker;
   free: ResourceVector & { slots: number };
   free_gpus: number[];
-  /** Held for a job whose victims are stopping: no other admission this cycle. */
-  held: boolean;
+  /** Room promised to jobs whose victims are stopping (preemption), and the room those victims hold. */
+  claim: ResourceVector & { slots: number };
+  going: ResourceVector & { slots: number };
   /** A reservation starts here then: only jobs that end before it may be placed. */
   reserved_at: number;
   /** Running jobs (and this cycle's admissions) on it: room that comes free at `end`. */
@@ -33,17 +35,34 @@ function fitsRoom(cw: CycleWorker, room: ResourceVector & { slots: number }, res
   return room.cpu_cores + EPS >= res.cpu_cores && room.memory_gb + EPS >= res.memory_gb && room.gpu_count >= res.gpu_count;
 }
 
+function addRoom(room: ResourceVector & { slots: number }, res: ResourceVector, sign = 1): void {
+  room.slots += sign;
+  room.cpu_cores += sign * res.cpu_cores;
+  room.memory_gb += sign * res.memory_gb;
+  room.gpu_count += sign * res.gpu_count;
+}
+
+/** Free room minus what is promised to preempting jobs beyond what their victims will free. */
+function roomNow(cw: CycleWorker): ResourceVector & { slots: number } {
+  const r = { ...cw.free };
+  for (const k of ['slots', 'cpu_cores', 'memory_gb', 'gpu_count'] as const) r[k] -= Math.max(0, cw.claim[k] - cw.going[k]);
+  return r;
+}
+
 export class CycleWorkers {
   readonly all: CycleWorker[] = [];
   readonly byId = new Map<string, CycleWorker>();
   readonly #byQueue = new Map<string, CycleWorker[]>();
+  /** Best-fit index of the process workers (queue key ''). */
+  readonly #index = new FitIndex<CycleWorker>();
   /** Workers with at least one free slot and some free CPU. When 0, nothing more can start. */
   open = 0;
 
   constructor(workers: readonly PolicyWorker[], running: readonly RunningJob[]) {
     for (const w of workers) {
       if (w.draining) continue;
-      const cw: CycleWorker = { w, free: { ...w.free }, free_gpus: [...w.free_gpus], held: false, reserved_at: Infinity, ends: [] };
+      const zero = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0 };
+      const cw: CycleWorker = { w, free: { ...w.free }, free_gpus: [...w.free_gpus], claim: { ...zero }, going: { ...zero }, reserved_at: Infinity, ends: [] };
       this.all.push(cw);
       this.byId.set(w.id, cw);
       for (const k of w.queue_keys) {
@@ -52,9 +71,15 @@ export class CycleWorkers {
         list.push(cw);
       }
       if (this.#isOpen(cw)) this.open++;
+      if (w.kind === 'process' && w.queue_keys.includes('')) this.#index.update(cw);
     }
     for (const r of running) {
-      for (const p of r.placements) this.byId.get(p.worker_id)?.ends.push({ end: r.expected_end, res: r.resources, job: r });
+      for (const p of r.placements) {
+        const cw = this.byId.get(p.worker_id);
+        if (!cw) continue;
+        cw.ends.push({ end: r.expected_end, res: r.resources, job: r });
+        if (r.terminating) addRoom(cw.going, r.resources);
+      }
     }
   }
 
@@ -95,9 +120,8 @@ export class CycleWorkers {
   }
 
   #usable(cw: CycleWorker, job: PendingJob, o: PlaceOptions): boolean {
-    if (cw.held) return false;
     if (cw.reserved_at !== Infinity && (o.duration === null || o.now + o.duration > cw.reserved_at)) return false;
-    return fitsRoom(cw, cw.free, job.resources);
+    return fitsRoom(cw, cw.claim.slots > 0 ? roomNow(cw) : cw.free, job.resources);
   }
 
   /**
@@ -107,12 +131,21 @@ export class CycleWorkers {
   place(job: PendingJob, o: PlaceOptions): { placements: Placement[]; backfilled: boolean } | { placements: null; blockedByReservation: boolean } {
     const nodes = Math.max(1, job.nodes);
     let blockedByReservation = false;
+    if (nodes === 1 && job.queue_key === '') {
+      const best = this.#index.best(job.resources, (cw) => {
+        if (this.#usable(cw, job, o)) return true;
+        if (!blockedByReservation && cw.reserved_at !== Infinity && fitsRoom(cw, roomNow(cw), job.resources)) blockedByReservation = true;
+        return false;
+      });
+      if (!best) return { placements: null, blockedByReservation };
+      return { placements: [this.#take(best, job, o)], backfilled: best.reserved_at !== Infinity };
+    }
     if (nodes === 1) {
       let best: CycleWorker | null = null;
       let bestScore = Infinity;
       for (const cw of this.capable(job.queue_key)) {
         if (!this.#usable(cw, job, o)) {
-          if (!blockedByReservation && cw.reserved_at !== Infinity && !cw.held && fitsRoom(cw, cw.free, job.resources)) blockedByReservation = true;
+          if (!blockedByReservation && cw.reserved_at !== Infinity && fitsRoom(cw, roomNow(cw), job.resources)) blockedByReservation = true;
           continue;
         }
         const s = this.#score(cw, job.resources);
@@ -128,7 +161,7 @@ export class CycleWorkers {
     const fitting: { cw: CycleWorker; s: number }[] = [];
     for (const cw of this.capable(job.queue_key)) {
       if (this.#usable(cw, job, o)) fitting.push({ cw, s: this.#score(cw, job.resources) });
-      else if (cw.reserved_at !== Infinity && !cw.held && fitsRoom(cw, cw.free, job.resources)) blockedByReservation = true;
+      else if (cw.reserved_at !== Infinity && fitsRoom(cw, roomNow(cw), job.resources)) blockedByReservation = true;
     }
     if (fitting.length < nodes) return { placements: null, blockedByReservation };
     fitting.sort((a, b) => a.s - b.s);
@@ -148,12 +181,14 @@ export class CycleWorkers {
     }
     cw.ends.push({ end: o.duration === null ? null : o.now + o.duration, res: job.resources, job: null });
     if (wasOpen && !this.#isOpen(cw)) this.open--;
+    if (cw.w.kind === 'process' && cw.w.queue_keys.includes('')) this.#index.update(cw);
     return { worker_id: cw.w.id, gpu_indices: gpus };
   }
 
-  hold(cw: CycleWorker): void {
-    if (!cw.held && this.#isOpen(cw)) this.open--;
-    cw.held = true;
+  /** `res` is promised to a preempting job on `cw`; `victims` are stopping to make the room. */
+  claimFor(cw: CycleWorker, res: ResourceVector, victims: readonly ResourceVector[]): void {
+    addRoom(cw.claim, res);
+    for (const v of victims) addRoom(cw.going, v);
   }
 
   /**
@@ -165,8 +200,8 @@ export class CycleWorkers {
     const nodes = Math.max(1, job.nodes);
     const times: { cw: CycleWorker; t: number }[] = [];
     for (const cw of this.capable(job.queue_key)) {
-      if (cw.held || !fitsRoom(cw, cw.w.capacity, job.resources)) continue;
-      if (fitsRoom(cw, cw.free, job.resources)) {
+      if (!fitsRoom(cw, cw.w.capacity, job.resources)) continue;
+      if (fitsRoom(cw, roomNow(cw), job.resources)) {
         times.push({ cw, t: now });
         continue;
       }
@@ -189,15 +224,14 @@ export class CycleWorkers {
     return { start_at: chosen[nodes - 1]!.t, workers: chosen.map((c) => c.cw) };
   }
 
-  /** Would the job fit on `cw` if `freed` came free (room only, ignoring holds and reservations)? */
+  /** Would the job fit on `cw` if `freed` came free (free room minus promised room, ignoring reservations)? */
   fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], res: ResourceVector): boolean {
     const room = { ...cw.free };
-    for (const f of freed) {
-      room.slots += 1;
-      room.cpu_cores += f.cpu_cores;
-      room.memory_gb += f.memory_gb;
-      room.gpu_count += f.gpu_count;
-    }
+    for (const f of freed) addRoom(room, f);
+    room.slots -= cw.claim.slots;
+    room.cpu_cores -= cw.claim.cpu_cores;
+    room.memory_gb -= cw.claim.memory_gb;
+    room.gpu_count -= cw.claim.gpu_count;
     return fitsRoom(cw, room, res);
   }
 }

@@ -121,10 +121,10 @@ export function tenantRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return reply.status(201).send(tenantView(t, ctx));
   });
 
-  app.get<{ Params: { id: string } }>('/api/v1/tenants/:id', { schema: { params: idParams, summary: 'A tenant' } }, async (req) => {
+  app.get<{ Params: { id: string } }>('/api/v1/tenants/:id', { schema: { params: idParams, summary: 'A tenant, with what its jobs hold now (`load`)' } }, async (req) => {
     const t = await store.getTenant(req.params.id);
     if (!t) throw notFound('tenant', req.params.id);
-    return tenantView(t, ctx);
+    return { ...tenantView(t, ctx), load: await store.tenantLoad(t.id) };
   });
 
   for (const method of ['put', 'patch'] as const) {

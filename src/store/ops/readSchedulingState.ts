@@ -1,5 +1,5 @@
 import type { Priority } from '../../core/types.ts';
-import { idsIn, type SqlExecutor } from '../driver.ts';
+import type { SqlExecutor } from '../driver.ts';
 
 /**
  * Reads for the scheduling policy's snapshot (src/scheduler/snapshot.ts): the tenants with queued
@@ -46,36 +46,44 @@ export interface ActiveRow {
   terminating: boolean;
 }
 
-/** Tenants that have queued jobs: one index probe per tenant (a loose index scan that runs on both engines). */
-export async function queuedTenants(db: SqlExecutor): Promise<string[]> {
-  const rows = await db.query<{ tenant: string | null }>(
+/**
+ * Tenants that have queued jobs in the queues `queueKeys`: per queue, one probe of
+ * `jobs_queue_by_tenant (queue_key, tenant, …)` per tenant — a loose index scan written as a
+ * recursive CTE, which both engines run (and which never walks a queue's jobs).
+ */
+export async function queuedTenants(db: SqlExecutor, queueKeys: readonly string[]): Promise<string[]> {
+  const lists = await Promise.all(queueKeys.map((k) => db.query<{ tenant: string | null }>(
     `WITH RECURSIVE t(tenant) AS (
-       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED'
+       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ?
        UNION ALL
-       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
      )
      SELECT tenant FROM t WHERE tenant IS NOT NULL`,
-  );
-  return rows.map((r) => String(r.tenant));
+    [k, k],
+  )));
+  return [...new Set(lists.flat().map((r) => String(r.tenant)))].sort();
 }
 
 /**
  * The first `limit` queued jobs of one tenant in queue order (priority class, position, seq),
- * only from the queues in `queueKeys` ('' = command jobs, else handler names) — those some worker serves.
+ * only from the queues in `queueKeys` ('' = command jobs, else handler names) — those some worker
+ * serves. One index range per queue (`jobs_queue_by_tenant`), merged here, so a backlog in a queue
+ * no worker serves is never walked.
  */
 export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
-  const keys = idsIn(db, 'queue_key', queueKeys);
-  const rows = await db.query(
+  const lists = await Promise.all(queueKeys.map((k) => db.query(
     `SELECT id, seq, tenant, priority, priority_rank, sort_key, queue_key, type, cpu_cores, memory_gb, gpu_count, expected_duration, preemptible, nodes, template
-     FROM jobs WHERE state = 'QUEUED' AND tenant = ? AND ${keys.sql} ORDER BY priority_rank, sort_key, seq LIMIT ?`,
-    [tenant, keys.param, limit],
-  );
-  return rows.map((r) => ({
+     FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND tenant = ? ORDER BY priority_rank, sort_key, seq LIMIT ?`,
+    [k, tenant, limit],
+  )));
+  const rows = lists.flat().map((r): PendingRow => ({
     id: String(r.id), seq: Number(r.seq), tenant: String(r.tenant), priority: r.priority as Priority, priority_rank: Number(r.priority_rank),
     sort_key: Number(r.sort_key), queue_key: String(r.queue_key), type: String(r.type), cpu_cores: Number(r.cpu_cores),
     memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count), expected_duration: r.expected_duration === null ? null : Number(r.expected_duration),
     preemptible: Number(r.preemptible) === 1, nodes: Number(r.nodes), template: r.template == null ? null : String(r.template),
   }));
+  if (lists.length > 1) rows.sort((a, b) => a.priority_rank - b.priority_rank || a.sort_key - b.sort_key || a.seq - b.seq);
+  return rows.slice(0, limit);
 }
 
 export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {

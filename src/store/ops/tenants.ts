@@ -99,3 +99,23 @@ export async function deleteTenant(tx: SqlExecutor, id: string): Promise<void> {
   if (n > 0) throw new GantryError('CONFLICT', `tenant ${id} has ${n} jobs on workers; cancel them or wait for them to finish first`, { field: 'id' });
   await tx.run('DELETE FROM tenants WHERE id = ?', [id]);
 }
+
+/** What a tenant holds and has waiting now. */
+export interface TenantLoad {
+  running_jobs: number;
+  queued_jobs: number;
+  held: { cpu_cores: number; memory_gb: number; gpu_count: number };
+}
+
+/** A tenant's jobs on workers (and the resources they hold) and queued jobs. */
+export async function tenantLoad(db: SqlExecutor, id: string): Promise<TenantLoad> {
+  const held = (await db.query(
+    `SELECT COUNT(*) AS n, SUM(cpu_cores) AS cpu, SUM(memory_gb) AS mem, SUM(gpu_count) AS gpu FROM jobs
+     WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL AND tenant = ?`, [id]))[0];
+  const queued = (await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND tenant = ?`, [id]))[0];
+  return {
+    running_jobs: Number(held?.n ?? 0),
+    queued_jobs: Number(queued?.n ?? 0),
+    held: { cpu_cores: Number(held?.cpu ?? 0), memory_gb: Number(held?.mem ?? 0), gpu_count: Number(held?.gpu ?? 0) },
+  };
+}

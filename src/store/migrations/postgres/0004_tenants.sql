@@ -26,5 +26,6 @@ ALTER TABLE jobs ADD COLUMN nodes BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE jobs ADD COLUMN preemption TEXT;
 
 -- The scheduler reads each tenant's queue head (fair share across tenants), so a tenant flooding
--- the queue never hides another tenant's jobs behind its own.
-CREATE INDEX jobs_queue_by_tenant ON jobs (tenant, priority_rank, sort_key, seq) WHERE state = 'QUEUED';
+-- the queue never hides another tenant's jobs behind its own; one range per (queue, tenant), so a backlog in a
+-- queue no worker serves is never walked.
+CREATE INDEX jobs_queue_by_tenant ON jobs (queue_key, tenant, priority_rank, sort_key, seq) WHERE state = 'QUEUED';

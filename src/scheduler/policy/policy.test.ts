@@ -1,0 +1,193 @@
+/**
+ * Scenario tests of the scheduling policy, one cycle at a time: snapshots in, decisions out.
+ * (Whole runs over time are in src/sim/sim.test.ts.)
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Priority } from '../../core/types.ts';
+import { renderExplanation } from './explain.ts';
+import { bestEffortFifoPolicy, gantryPolicy } from './policies.ts';
+import { DEFAULT_TENANT } from './quota.ts';
+import { DEFAULT_POLICY_CONFIG, type ClusterSnapshot, type PendingJob, type PolicyConfig, type PolicyTenant, type PolicyWorker, type RunningJob } from './types.ts';
+
+const cfg = (o: Partial<PolicyConfig> = {}): PolicyConfig => ({ ...DEFAULT_POLICY_CONFIG, ...o });
+
+function worker(id: string, cpu: number, gpus = 0): PolicyWorker {
+  const cap = { cpu_cores: cpu, memory_gb: cpu * 4, gpu_count: gpus, slots: 100 };
+  return { id, kind: 'process', queue_keys: [''], capacity: cap, free: { ...cap }, free_gpus: [...Array(gpus).keys()], draining: false };
+}
+
+let seq = 0;
+function job(id: string, tenant: string, o: Partial<PendingJob> & { cpu?: number; gpu?: number } = {}): PendingJob {
+  return {
+    id,
+    tenant,
+    priority: o.priority ?? 'normal',
+    resources: { cpu_cores: o.cpu ?? 1, memory_gb: 0, gpu_count: o.gpu ?? 0 },
+    queued_at: o.queued_at ?? 0,
+    seq: seq++,
+    expected_duration_ms: o.expected_duration_ms ?? 60_000,
+    preemptible: o.preemptible ?? true,
+    nodes: o.nodes ?? 1,
+    queue_key: '',
+  };
+}
+
+/** A running job on `w`, taking its room off the worker's free room. */
+function running(w: PolicyWorker, id: string, tenant: string, o: { cpu?: number; gpu?: number; priority?: Priority; started_at?: number; preemptible?: boolean } = {}): RunningJob {
+  const res = { cpu_cores: o.cpu ?? 1, memory_gb: 0, gpu_count: o.gpu ?? 0 };
+  w.free.cpu_cores -= res.cpu_cores;
+  w.free.slots -= 1;
+  w.free.gpu_count -= res.gpu_count;
+  const gpus = w.free_gpus.splice(0, res.gpu_count);
+  return {
+    id,
+    tenant,
+    priority: o.priority ?? 'normal',
+    resources: res,
+    placements: [{ worker_id: w.id, gpu_indices: gpus }],
+    started_at: o.started_at ?? 0,
+    expected_end: (o.started_at ?? 0) + 600_000,
+    preemptible: o.preemptible ?? true,
+    terminating: false,
+  };
+}
+
+function tenant(id: string, o: Partial<PolicyTenant> & { cpu?: number; gpu?: number; borrow?: number } = {}): PolicyTenant {
+  const t = { ...DEFAULT_TENANT(id), ...o };
+  t.quota = structuredClone(DEFAULT_TENANT(id).quota);
+  if (o.cpu !== undefined) t.quota.cpu_cores = { nominal: o.cpu, borrowing_limit: o.borrow ?? null, lending_limit: null };
+  if (o.gpu !== undefined) t.quota.gpu_count = { nominal: o.gpu, borrowing_limit: o.borrow ?? null, lending_limit: null };
+  return t;
+}
+
+function snapshot(o: { now?: number; pending?: PendingJob[]; running?: RunningJob[]; workers: PolicyWorker[]; tenants?: PolicyTenant[] }): ClusterSnapshot {
+  const pending = new Map<string, PendingJob[]>();
+  for (const j of o.pending ?? []) {
+    if (!pending.has(j.tenant)) pending.set(j.tenant, []);
+    pending.get(j.tenant)!.push(j);
+  }
+  const rank = (p: Priority) => ['emergency', 'critical', 'high', 'normal', 'low'].indexOf(p);
+  for (const l of pending.values()) l.sort((a, b) => rank(a.priority) - rank(b.priority) || a.queued_at - b.queued_at || a.seq - b.seq);
+  return { now: o.now ?? 1000, pending, running: o.running ?? [], workers: o.workers, tenants: new Map((o.tenants ?? []).map((t) => [t.id, t])), usage: new Map() };
+}
+
+test('an 8-GPU job on 4-GPU machines stays pending, says why, and does not block smaller jobs', () => {
+  const snap = snapshot({ workers: [worker('w1', 16, 4), worker('w2', 16, 4)], pending: [job('big', 'a', { gpu: 8, queued_at: 0 }), job('small', 'a', { gpu: 2, queued_at: 5 }), job('other', 'b', { gpu: 4, queued_at: 9 })] });
+  const d = gantryPolicy.decide(snap, cfg());
+  assert.deepEqual(d.admissions.map((a) => a.job_id).sort(), ['other', 'small']);
+  const e = d.explanations.get('big')!;
+  assert.deepEqual(e.reasons[0], { kind: 'too_big', resource: 'gpu_count', need: 8, largest: 4 });
+  assert.match(renderExplanation(e), /too big for any worker: needs gpu_count 8, the largest worker has 4/);
+  // GPUs are bin-packed: the 2-GPU and the 4-GPU job do not spread over both machines' GPUs halfway.
+  const used = d.admissions.map((a) => a.placements[0]!.worker_id);
+  assert.notEqual(used[0], used[1]);
+});
+
+test('a multi-GPU job is never split; a gang (nodes: N) starts on N workers at once or not at all', () => {
+  const ws = [worker('w1', 16, 4), worker('w2', 16, 4), worker('w3', 16, 4)];
+  const r = running(ws[2]!, 'r', 'x', { gpu: 2 });
+  const d1 = gantryPolicy.decide(snapshot({ workers: ws, running: [r], pending: [job('gang', 'a', { gpu: 4, nodes: 3 })] }), cfg({ preemption: false }));
+  assert.equal(d1.admissions.length, 0, 'only two workers have 4 free GPUs: nothing starts');
+  assert.deepEqual(d1.explanations.get('gang')!.reasons[0], { kind: 'no_room', need: { cpu_cores: 1, memory_gb: 0, gpu_count: 4 }, nodes: 3 });
+  const free = [worker('w1', 16, 4), worker('w2', 16, 4), worker('w3', 16, 4)];
+  const d2 = gantryPolicy.decide(snapshot({ workers: free, pending: [job('gang', 'a', { gpu: 4, nodes: 3 })] }), cfg());
+  assert.equal(d2.admissions.length, 1);
+  const p = d2.admissions[0]!.placements;
+  assert.equal(new Set(p.map((x) => x.worker_id)).size, 3);
+  assert.ok(p.every((x) => x.gpu_indices.length === 4));
+});
+
+test('quota: jobs stop at the nominal quota with an explanation, and a quota raised between cycles takes effect', () => {
+  const w = worker('w1', 64, 8);
+  const pending = Array.from({ length: 6 }, (_, i) => job(`j${i}`, 'acme', { gpu: 1, queued_at: i }));
+  const d1 = gantryPolicy.decide(snapshot({ workers: [w], pending, tenants: [tenant('acme', { gpu: 4 })] }), cfg());
+  assert.deepEqual(d1.admissions.map((a) => a.job_id), ['j0', 'j1', 'j2', 'j3']);
+  assert.match(renderExplanation(d1.explanations.get('j4')!), /tenant acme at quota for gpu_count \(4\/4, needs 1 more; nominal 4\)/);
+  // Next cycle: the four run, the quota is now 6.
+  const w2 = worker('w1', 64, 8);
+  const run = ['j0', 'j1', 'j2', 'j3'].map((id) => running(w2, id, 'acme', { gpu: 1 }));
+  const d2 = gantryPolicy.decide(snapshot({ workers: [w2], running: run, pending: pending.slice(4), tenants: [tenant('acme', { gpu: 6 })] }), cfg());
+  assert.deepEqual(d2.admissions.map((a) => a.job_id), ['j4', 'j5']);
+});
+
+test('borrowing from the cohort, then the lender reclaims its quota by preempting the borrower', () => {
+  const w = worker('w1', 8);
+  const tenants = [tenant('a', { cpu: 4, cohort: 'c' }), tenant('b', { cpu: 4, cohort: 'c' })];
+  const pending = Array.from({ length: 8 }, (_, i) => job(`a${i}`, 'a', { queued_at: i }));
+  const d1 = gantryPolicy.decide(snapshot({ workers: [w], pending, tenants }), cfg());
+  assert.equal(d1.admissions.length, 8, 'a borrows b’s idle quota');
+  assert.deepEqual(d1.admissions.map((a) => a.borrowing), [false, false, false, false, true, true, true, true]);
+  // b's jobs arrive; the machine is full of a's jobs.
+  const w2 = worker('w1', 8);
+  const run = Array.from({ length: 8 }, (_, i) => running(w2, `a${i}`, 'a', { started_at: i * 10 }));
+  const d2 = gantryPolicy.decide(snapshot({ now: 5000, workers: [w2], running: run, pending: [job('b0', 'b', { queued_at: 4000 }), job('b1', 'b', { queued_at: 4001 })], tenants }), cfg());
+  assert.equal(d2.admissions.length, 0);
+  const victims = d2.preemptions.map((p) => p.victim_id).sort();
+  assert.deepEqual(victims, ['a6', 'a7'], 'the newest borrowed jobs, one per reclaiming job');
+  assert.ok(d2.preemptions.every((p) => p.kind === 'reclaim' && /reclaims its nominal quota/.test(p.reason)));
+  // Within its nominal, a is not reclaimed from: with 4 of its jobs running, b's jobs just start.
+  const w3 = worker('w1', 8);
+  const run3 = Array.from({ length: 4 }, (_, i) => running(w3, `a${i}`, 'a'));
+  const d3 = gantryPolicy.decide(snapshot({ workers: [w3], running: run3, pending: [job('b0', 'b')], tenants }), cfg());
+  assert.deepEqual(d3.admissions.map((a) => a.job_id), ['b0']);
+  assert.equal(d3.preemptions.length, 0);
+});
+
+test('preemption: victims are the lowest priority, then the newest; preemptible:false only yields to emergency', () => {
+  const mk = () => {
+    const w = worker('w1', 4);
+    return { w, run: [running(w, 'a', 'x', { priority: 'normal' }), running(w, 'b', 'x', { priority: 'low', started_at: 0 }), running(w, 'c', 'x', { priority: 'low', started_at: 5 }), running(w, 'd', 'x', { priority: 'normal', preemptible: false })] };
+  };
+  let s = mk();
+  let d = gantryPolicy.decide(snapshot({ workers: [s.w], running: s.run, pending: [job('crit', 'y', { priority: 'critical' })] }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => p.victim_id), ['c'], 'lowest priority, newest');
+  assert.match(d.preemptions[0]!.reason, /preempted by critical job crit of tenant y/);
+  s = mk();
+  d = gantryPolicy.decide(snapshot({ workers: [s.w], running: s.run, pending: [job('crit', 'y', { priority: 'critical', cpu: 4 })] }), cfg());
+  assert.equal(d.preemptions.length, 0, 'd is not preemptible, so a critical job cannot get 4 cores');
+  s = mk();
+  d = gantryPolicy.decide(snapshot({ workers: [s.w], running: s.run, pending: [job('emer', 'y', { priority: 'emergency', cpu: 4 })] }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => p.victim_id).sort(), ['a', 'b', 'c', 'd']);
+  // Borrowing tenants' jobs go first, even before a lower priority.
+  const w = worker('w1', 2);
+  const run = [running(w, 'own-low', 'lender', { priority: 'low' }), running(w, 'borrowed', 'borrower', { priority: 'normal' })];
+  const tenants = [tenant('lender', { cpu: 4, cohort: 'c' }), tenant('borrower', { cpu: 0, cohort: 'c' })];
+  d = gantryPolicy.decide(snapshot({ workers: [w], running: run, pending: [job('crit', 'z', { priority: 'critical' })], tenants }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => p.victim_id), ['borrowed']);
+  // Without preemption the baseline just waits.
+  assert.equal(bestEffortFifoPolicy.decide(snapshot({ workers: [mk().w], running: mk().run, pending: [job('crit', 'y', { priority: 'critical' })] }), cfg()).preemptions.length, 0);
+});
+
+test('aging lifts a long-waiting low-priority job over newer normal work', () => {
+  const step = 600_000;
+  const pending = () => [job('old-low', 'a', { priority: 'low', queued_at: 0 }), job('new-normal', 'b', { priority: 'normal', queued_at: 2 * step })];
+  const early = gantryPolicy.decide(snapshot({ now: 2 * step, workers: [worker('w1', 1)], pending: pending() }), cfg({ aging_step_ms: step }));
+  assert.deepEqual(early.admissions.map((a) => a.job_id), ['old-low'], 'waited 2 steps: low → high, ahead of normal');
+  const noAging = gantryPolicy.decide(snapshot({ now: 2 * step, workers: [worker('w1', 1)], pending: pending() }), cfg({ aging_step_ms: 0 }));
+  assert.deepEqual(noAging.admissions.map((a) => a.job_id), ['new-normal']);
+  // The bound on wait: past max_wait_ms a job goes ahead of critical work too.
+  const starving = [job('starved', 'a', { priority: 'low', queued_at: 0 }), job('crit', 'b', { priority: 'critical', queued_at: 10 * step })];
+  const d = gantryPolicy.decide(snapshot({ now: 10 * step, workers: [worker('w1', 1)], pending: starving }), cfg({ aging_step_ms: step, max_wait_ms: 5 * step, preemption: false }));
+  assert.deepEqual(d.admissions.map((a) => a.job_id), ['starved']);
+});
+
+test('fair share: within a class, the tenant with the lower weighted share goes first; many admissions per tenant per cycle', () => {
+  const w = worker('w1', 6);
+  const pending = [...Array.from({ length: 10 }, (_, i) => job(`a${i}`, 'a', { queued_at: i })), ...Array.from({ length: 10 }, (_, i) => job(`b${i}`, 'b', { queued_at: 100 + i }))];
+  const d = gantryPolicy.decide(snapshot({ workers: [w], pending, tenants: [tenant('a', { weight: 1 }), tenant('b', { weight: 2 })] }), cfg());
+  const count = (t: string) => d.admissions.filter((a) => a.tenant === t).length;
+  assert.equal(count('a'), 2);
+  assert.equal(count('b'), 4);
+  // FIFO would give all six to the tenant that queued first.
+  const fifo = bestEffortFifoPolicy.decide(snapshot({ workers: [worker('w1', 6)], pending }), cfg());
+  assert.equal(fifo.admissions.filter((a) => a.tenant === 'a').length, 6);
+});
+
+test('a paused tenant admits nothing; explanations for asked-for ids come in plain words', () => {
+  const snap = snapshot({ workers: [worker('w1', 4)], pending: [job('p1', 'paused'), job('ok', 'live')], tenants: [tenant('paused', { paused: true })] });
+  const d = gantryPolicy.decide(snap, cfg({ explain: ['p1'] }));
+  assert.deepEqual(d.admissions.map((a) => a.job_id), ['ok']);
+  assert.equal(renderExplanation(d.explanations.get('p1')!), "tenant paused's queue is paused");
+  assert.equal(d.explanations.has('ok'), false);
+});
