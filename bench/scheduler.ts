@@ -23,14 +23,17 @@ import { runPolicies } from '../src/sim/run.ts';
 import { parseCluster } from '../src/sim/trace.ts';
 
 export interface SchedBenchResult {
-  scale?: { pending: number; tenants: number; workers: number; cycles: number; admissions_per_s: number; cycle_p50_ms: number; cycle_p99_ms: number; admitted_per_cycle: number };
+  scale?: ScaleResult;
+  scale_no_preemption?: ScaleResult;
   quality?: { jobs: number; policies: { policy: string; mean_jct_s: number; critical_p99_delay_s: number | null; util: number | null; jain: number | null; preemptions: number }[] };
 }
+
+interface ScaleResult { pending: number; tenants: number; workers: number; cycles: number; admissions_per_s: number; cycle_p50_ms: number; cycle_p99_ms: number; admitted_per_cycle: number; preemptions_per_cycle: number }
 
 const PRIORITY_MIX: [Priority, number][] = [['critical', 0.05], ['high', 0.15], ['normal', 0.6], ['low', 0.2]];
 const RANK: Record<Priority, number> = { emergency: 0, critical: 1, high: 2, normal: 3, low: 4 };
 
-export function benchScale(opts: { pending?: number; tenants?: number; workers?: number; cycles?: number } = {}): NonNullable<SchedBenchResult['scale']> {
+export function benchScale(opts: { pending?: number; tenants?: number; workers?: number; cycles?: number; preemption?: boolean } = {}): ScaleResult {
   const P = opts.pending ?? 100_000;
   const T = opts.tenants ?? 100;
   const W = opts.workers ?? 1000;
@@ -87,18 +90,20 @@ export function benchScale(opts: { pending?: number; tenants?: number; workers?:
   const running = new Map<string, RunningJob>();
   const times: number[] = [];
   let admitted = 0;
+  let preempted = 0;
   let decideMs = 0;
   for (let c = 0; c < cycles; c++) {
     now += 1000;
     const snap: ClusterSnapshot = { now, pending, running: [...running.values()], workers, tenants, usage: new Map() };
     const t0 = performance.now();
-    const d = gantryPolicy.decide(snap, { ...DEFAULT_POLICY_CONFIG, explain: 'none' });
+    const d = gantryPolicy.decide(snap, { ...DEFAULT_POLICY_CONFIG, explain: 'none', preemption: opts.preemption ?? true });
     const dt = performance.now() - t0;
     if (c >= 3) {
       // The first cycles fill an empty cluster (30k+ admissions, capped per cycle); measure the steady state.
       times.push(dt);
       decideMs += dt;
       admitted += d.admissions.length;
+      preempted += d.preemptions.length;
     }
     // Apply: admitted jobs start; ~5% of running jobs finish; new jobs keep the backlog at P.
     const touched = new Set(d.admissions.map((a) => a.tenant));
@@ -143,6 +148,7 @@ export function benchScale(opts: { pending?: number; tenants?: number; workers?:
     admissions_per_s: admitted / (decideMs / 1000),
     cycle_p50_ms: percentile(times, 50), cycle_p99_ms: percentile(times, 99),
     admitted_per_cycle: admitted / times.length,
+    preemptions_per_cycle: preempted / times.length,
   };
 }
 
@@ -157,12 +163,15 @@ export function benchQuality(scale = 1): NonNullable<SchedBenchResult['quality']
 
 export function printSched(r: SchedBenchResult): void {
   const f = (n: number | null | undefined, d = 1) => (n === null || n === undefined ? '-' : n.toFixed(d));
+  const scaleRow = (label: string, s: ScaleResult) =>
+    console.log(`| ${label} | ${Math.round(s.admissions_per_s).toLocaleString('en-US')} | ${f(s.cycle_p50_ms)} | ${f(s.cycle_p99_ms)} | ${Math.round(s.admitted_per_cycle)} | ${Math.round(s.preemptions_per_cycle)} |`);
   if (r.scale) {
     const s = r.scale;
     console.log(`\nScheduler scale — ${s.pending.toLocaleString('en-US')} pending, ${s.tenants} tenants, ${s.workers} workers, ${s.cycles} cycles`);
-    console.log(`| admissions/s | cycle p50 ms | cycle p99 ms | admitted per cycle |`);
-    console.log(`|---|---|---|---|`);
-    console.log(`| ${Math.round(s.admissions_per_s).toLocaleString('en-US')} | ${f(s.cycle_p50_ms)} | ${f(s.cycle_p99_ms)} | ${Math.round(s.admitted_per_cycle)} |`);
+    console.log(`| policy config | admissions/s | cycle p50 ms | cycle p99 ms | admitted per cycle | preemptions per cycle |`);
+    console.log(`|---|---|---|---|---|---|`);
+    scaleRow('gantry (default)', s);
+    if (r.scale_no_preemption) scaleRow('gantry, preemption off', r.scale_no_preemption);
   }
   if (r.quality) {
     console.log(`\nScheduler quality — Kueue-shaped trace, ${r.quality.jobs.toLocaleString('en-US')} jobs`);
@@ -177,7 +186,10 @@ export function printSched(r: SchedBenchResult): void {
 export function runSchedBench(argv: readonly string[]): SchedBenchResult {
   const quick = argv.includes('--quick');
   const r: SchedBenchResult = {};
-  if (!argv.includes('--skip-scale')) r.scale = benchScale({ cycles: quick ? 12 : 60 });
+  if (!argv.includes('--skip-scale')) {
+    r.scale = benchScale({ cycles: quick ? 12 : 60 });
+    r.scale_no_preemption = benchScale({ cycles: quick ? 12 : 60, preemption: false });
+  }
   if (!argv.includes('--skip-quality')) r.quality = benchQuality(quick ? 0.2 : 1);
   return r;
 }
