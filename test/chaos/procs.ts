@@ -72,6 +72,7 @@ function launch(argv: string[], env: NodeJS.ProcessEnv, ready: RegExp, what: str
     });
     child.stderr!.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-4000);
+      if (process.env.CHAOS_VERBOSE) process.stderr.write(`[${what}] ${d.toString()}`);
     });
     child.on('exit', (code, sig) => {
       clearTimeout(timer);

@@ -128,6 +128,9 @@ export class PostgresDriver implements SqlDriver {
     this.#pool = new pg.Pool({ connectionString: url, max: poolSize });
     // An idle client's error (server restart) must not crash the process; the pool replaces it.
     this.#pool.on('error', () => {});
+    // A checked-out client whose connection is cut (database restart) emits 'error' too; unheard it
+    // would crash the process. Its running query rejects anyway, and the pool drops the client.
+    this.#pool.on('connect', (client) => client.on('error', () => {}));
     this.#direct = new PgExecutor(this.#pool, this.#names, this.#tableTypes);
     this.#bus.setMaxListeners(0);
   }
