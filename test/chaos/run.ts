@@ -180,17 +180,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         const k: Kill = { kind: victim.kind, name: victim.name, leader: leaderKill, at: Date.now(), worker_id: victim.id, restarted_after_ms: null, takeover_ms: null, detection_to_requeue_ms: null };
         await victim.kill('SIGKILL');
         kills.push(k);
+        // Leadership is watched from the kill on, in parallel with the restart: another server may take over first.
+        const takeover = victim.kind === 'server'
+          ? (async () => {
+              while (Date.now() - k.at < 60_000) {
+                if (await leaderOf(servers, token)) return Date.now() - k.at;
+                await sleep(50);
+              }
+              return null;
+            })()
+          : null;
         log(`chaos: SIGKILL ${victim.name}${leaderKill ? ' (scheduler leader)' : ''}${victim.id ? ` ${victim.id}` : ''} at +${k.at - t0} ms`);
         await sleep(300 + r() * 1200);
         await victim.start();
         k.restarted_after_ms = Date.now() - k.at;
         recoveries++;
-        if (victim.kind === 'server') {
-          for (;;) {
-            if (await leaderOf(servers, token)) break;
-            await sleep(50);
-          }
-          k.takeover_ms = Date.now() - k.at;
+        if (takeover) {
+          k.takeover_ms = await takeover;
           log(`chaos: a leader again after ${k.takeover_ms} ms; ${victim.name} back after ${k.restarted_after_ms} ms`);
         }
       }
