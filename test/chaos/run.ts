@@ -232,7 +232,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     for (const k of kills) {
       if (!k.worker_id) continue;
-      const [row] = await db.query<{ at: number | null }>(`SELECT MIN(at) AS at FROM job_events WHERE reason LIKE ? AND to_state = 'QUEUED'`, [`worker ${k.worker_id} lost%`]);
+      const [row] = await db.query<{ at: number | null }>(`SELECT MIN(at) AS at FROM job_events WHERE reason LIKE ? AND to_state = 'QUEUED' AND at >= ?`, [`worker ${k.worker_id} lost%`, k.at]);
       if (row?.at != null) k.detection_to_requeue_ms = Number(row.at) - k.at;
     }
     const invariants = await checkInvariants(db, { markers: readMarkers(markers), expectFinal: true, leaseCutoff: Date.now() - o.leaseTimeoutMs, expectJobs: o.jobs });
