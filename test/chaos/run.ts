@@ -24,6 +24,8 @@ export interface ChaosOptions {
   maxKills: number;
   /** …all within this long after the start (ms). */
   killWindowMs: number;
+  /** The run does not end before this many kills (unless the kill window closes first). */
+  minKills?: number;
   /** Kill the scheduler leader server too (else only workers). */
   killServers: boolean;
   leaseTimeoutMs: number;
@@ -170,13 +172,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     // The kill driver: bounded count and time; each victim is restarted before the next kill.
     const killing = (async () => {
+      let retry = false;
       while (kills.length < o.maxKills && Date.now() - t0 < o.killWindowMs && !done) {
-        await sleep(1000 + r() * 2500);
+        await sleep(retry ? 200 : 1000 + r() * 2500);
+        retry = false;
         if (done) break;
         // The first kill is a worker and the second the leader (so even a short run has both), later ones by chance.
         const leaderKill = o.killServers && kills.length > 0 && (kills.length === 1 || r() < 0.3);
         const victim = leaderKill ? await leaderOf(servers, token) : workers[Math.floor(r() * workers.length)]!;
-        if (!victim || !victim.alive()) continue;
+        if (!victim || !victim.alive()) {
+          retry = true; // no leader right now (a takeover in progress, or a busy server): look again soon
+          continue;
+        }
         const k: Kill = { kind: victim.kind, name: victim.name, leader: leaderKill, at: Date.now(), worker_id: victim.id, restarted_after_ms: null, takeover_ms: null, detection_to_requeue_ms: null };
         await victim.kill('SIGKILL');
         kills.push(k);
@@ -225,6 +232,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
       await sleep(500);
     }
+    // A short run still gets its planned kills (within the kill window) before it ends.
+    while (kills.length < (o.minKills ?? 0) && Date.now() - t0 < o.killWindowMs) await sleep(200);
     done = true;
     await killing;
     await sampling;
