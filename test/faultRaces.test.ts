@@ -20,26 +20,37 @@ for (const kind of STORE_KINDS) {
       await db.drop();
     });
 
-    test('a job assigned to a worker just after the reaper released it is requeued by the next reap, not stranded', async () => {
-      const t0 = 1_000_000;
-      await store.registerWorker({ id: 'w-race', name: 'w-race', kind: 'process', handlers: [], labels: {}, capacity: { cpu_cores: 4, memory_gb: 4, gpu_count: 0, slots: 4 } }, t0);
-      const [r] = await store.submitJobs([normalizeJobSpec({ command: ['true'], name: 'race' })], 'user:test', t0);
-      const jobId = r!.job.id;
+    const t0 = 1_000_000;
+    const addWorker = (id: string) =>
+      store.registerWorker({ id, name: id, kind: 'process', handlers: [], labels: {}, capacity: { cpu_cores: 4, memory_gb: 4, gpu_count: 0, slots: 4 } }, t0);
+    const submit = async (name: string) => (await store.submitJobs([normalizeJobSpec({ command: ['true'], name })], 'user:test', t0))[0]!.job.id;
+
+    test('an assignment computed before the reaper released its worker does not take effect', async () => {
+      await addWorker('w-race');
+      const jobId = await submit('race');
       // The reaper declares the silent worker lost …
       const first = await store.reapLostWorkers(t0 + 10_000, t0 + 10_000);
       assert.deepEqual(first.workers, ['w-race']);
-      // … while a scheduling cycle that read it as online commits its assignment afterwards.
+      // … then a scheduling cycle that read it as online commits its decision: refused, the job stays queued.
       const done = await store.assignJobs([{ job_id: jobId, worker_id: 'w-race', gpu_indices: [] }], t0 + 10_001);
-      assert.equal(done.length, 1);
-      assert.equal((await store.getJob(jobId))!.state, 'SCHEDULED');
-      // The next reap must return the job to the queue: its worker is offline and will never report.
-      const second = await store.reapLostWorkers(t0 + 11_000, t0 + 11_000);
-      assert.deepEqual(second.jobs, [jobId]);
+      assert.deepEqual(done, []);
+      const job = (await store.getJob(jobId))!;
+      assert.equal(job.state, 'QUEUED');
+      assert.deepEqual(await store.jobAttempts(jobId), []);
+    });
+
+    test('jobs still assigned to an offline worker are requeued by the next reap, not stranded', async () => {
+      await addWorker('w-stranded');
+      const jobId = await submit('stranded');
+      assert.equal((await store.assignJobs([{ job_id: jobId, worker_id: 'w-stranded', gpu_indices: [] }], t0 + 1)).length, 1);
+      // The worker goes offline without its jobs being released (the state a lost race used to leave behind).
+      await store.setWorkerState('w-stranded', 'offline');
+      const reap = await store.reapLostWorkers(t0 + 2, t0 + 2);
+      assert.deepEqual(reap.jobs, [jobId]);
       const job = (await store.getJob(jobId))!;
       assert.equal(job.state, 'QUEUED');
       assert.equal(job.worker_id, null);
-      const attempts = await store.jobAttempts(jobId);
-      assert.deepEqual(attempts.map((a) => a.outcome), ['lost']);
+      assert.deepEqual((await store.jobAttempts(jobId)).map((a) => a.outcome), ['lost']);
     });
   });
 }
