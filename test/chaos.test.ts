@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { freshDatabase, STORE_KINDS } from './helpers/db.ts';
 import { formatChaos, runChaos } from './chaos/run.ts';
 
@@ -21,7 +22,8 @@ for (const kind of STORE_KINDS) {
         servers: kind === 'sqlite' ? 1 : 2,
         workers: 3,
         maxKills: 4,
-        killWindowMs: 14_000,
+        minKills: 2,
+        killWindowMs: 20_000,
         submitOverMs: 10_000,
         killServers: true,
         leaseTimeoutMs: 1500,
@@ -34,6 +36,12 @@ for (const kind of STORE_KINDS) {
       assert.ok(rep.kills.length >= 2, `expected kills, got ${rep.kills.length}`);
       assert.ok(rep.kills.some((k) => k.kind === 'server'), 'a server was killed');
       assert.ok((rep.invariants.by_state.COMPLETED ?? 0) > 300);
+      if (kind === 'sqlite') {
+        // The server was SIGKILLed mid-flight: the file must still be intact (WAL).
+        const file = new Database(db.url.replace(/^sqlite:/, ''), { readonly: true });
+        assert.equal(file.pragma('integrity_check', { simple: true }), 'ok');
+        file.close();
+      }
     } finally {
       await db.drop();
     }

@@ -17,15 +17,29 @@ export interface QueueInsight {
  */
 const SNAPSHOT_MS = 250;
 const snapshots = new WeakMap<Store, { at: number; views: WorkerSlotView[]; active: Job[] }>();
+const reading = new WeakMap<Store, Promise<{ at: number; views: WorkerSlotView[]; active: Job[] }>>();
 
 async function clusterSnapshot(store: Store, now: number, allowStale: boolean): Promise<{ views: WorkerSlotView[]; active: Job[] }> {
   const hit = snapshots.get(store);
   if (allowStale && hit && now - hit.at < SNAPSHOT_MS && now >= hit.at) return { views: hit.views.map(copyView), active: hit.active };
-  const workers = (await store.listWorkers()).filter((w) => w.state === 'online');
-  const views = buildWorkerViews(workers, await store.workerUsage());
-  const active = await store.activeJobs();
-  snapshots.set(store, { at: now, views, active });
-  return { views: views.map(copyView), active };
+  // Concurrent submits share one read in flight instead of each re-reading the cluster (a stampede
+  // that took every pool connection and cut PostgreSQL submits to a few dozen per second under load).
+  let read = allowStale ? reading.get(store) : undefined;
+  if (!read) {
+    read = (async () => {
+      const workers = (await store.listWorkers()).filter((w) => w.state === 'online');
+      const views = buildWorkerViews(workers, await store.workerUsage());
+      const active = await store.activeJobs();
+      const snap = { at: now, views, active };
+      snapshots.set(store, snap);
+      return snap;
+    })();
+    const mine = read;
+    reading.set(store, mine);
+    void mine.finally(() => reading.get(store) === mine && reading.delete(store)).catch(() => {});
+  }
+  const snap = await read;
+  return { views: snap.views.map(copyView), active: snap.active };
 }
 
 const copyView = (v: WorkerSlotView): WorkerSlotView => ({ ...v, free: { ...v.free }, free_gpus: [...v.free_gpus] });

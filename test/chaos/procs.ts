@@ -24,6 +24,8 @@ export interface Proc {
   start(): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
   alive(): boolean;
+  /** How many times a SIGTERM did not end the process within 10 s (it was SIGKILLed then). */
+  stuck_on_stop: number;
   /** Resident memory of the current process in bytes (Linux /proc), or null. */
   rss(): number | null;
 }
@@ -70,6 +72,7 @@ function launch(argv: string[], env: NodeJS.ProcessEnv, ready: RegExp, what: str
     });
     child.stderr!.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-4000);
+      if (process.env.CHAOS_VERBOSE) process.stderr.write(`[${what}] ${d.toString()}`);
     });
     child.on('exit', (code, sig) => {
       clearTimeout(timer);
@@ -80,7 +83,7 @@ function launch(argv: string[], env: NodeJS.ProcessEnv, ready: RegExp, what: str
 
 function restartable(kind: ProcKind, name: string, run: () => Promise<{ child: ChildProcess; id: string | null }>): Proc {
   const p: Proc = {
-    kind, name, child: null, id: null, ids: [],
+    kind, name, child: null, id: null, ids: [], stuck_on_stop: 0,
     async start() {
       const { child, id } = await run();
       child.on('exit', () => {
@@ -95,7 +98,13 @@ function restartable(kind: ProcKind, name: string, run: () => Promise<{ child: C
       if (!c || c.exitCode !== null || c.signalCode !== null) return;
       const gone = new Promise((r) => c.once('exit', r));
       c.kill(signal);
+      // A clean stop gets 10 s; then it is killed (and said so), so a hung shutdown never hangs the run.
+      const t = signal === 'SIGKILL' ? null : setTimeout(() => {
+        p.stuck_on_stop++;
+        c.kill('SIGKILL');
+      }, 10_000);
       await gone;
+      if (t) clearTimeout(t);
     },
     alive: () => p.child !== null && p.child.exitCode === null && p.child.signalCode === null,
     rss: () => rssOf(p.child?.pid),

@@ -24,6 +24,8 @@ export interface ChaosOptions {
   maxKills: number;
   /** …all within this long after the start (ms). */
   killWindowMs: number;
+  /** The run does not end before this many kills (unless the kill window closes first). */
+  minKills?: number;
   /** Kill the scheduler leader server too (else only workers). */
   killServers: boolean;
   leaseTimeoutMs: number;
@@ -170,27 +172,38 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     // The kill driver: bounded count and time; each victim is restarted before the next kill.
     const killing = (async () => {
+      let retry = false;
       while (kills.length < o.maxKills && Date.now() - t0 < o.killWindowMs && !done) {
-        await sleep(1000 + r() * 2500);
+        await sleep(retry ? 200 : 1000 + r() * 2500);
+        retry = false;
         if (done) break;
         // The first kill is a worker and the second the leader (so even a short run has both), later ones by chance.
         const leaderKill = o.killServers && kills.length > 0 && (kills.length === 1 || r() < 0.3);
         const victim = leaderKill ? await leaderOf(servers, token) : workers[Math.floor(r() * workers.length)]!;
-        if (!victim || !victim.alive()) continue;
+        if (!victim || !victim.alive()) {
+          retry = true; // no leader right now (a takeover in progress, or a busy server): look again soon
+          continue;
+        }
         const k: Kill = { kind: victim.kind, name: victim.name, leader: leaderKill, at: Date.now(), worker_id: victim.id, restarted_after_ms: null, takeover_ms: null, detection_to_requeue_ms: null };
         await victim.kill('SIGKILL');
         kills.push(k);
+        // Leadership is watched from the kill on, in parallel with the restart: another server may take over first.
+        const takeover = victim.kind === 'server'
+          ? (async () => {
+              while (Date.now() - k.at < 60_000) {
+                if (await leaderOf(servers, token)) return Date.now() - k.at;
+                await sleep(50);
+              }
+              return null;
+            })()
+          : null;
         log(`chaos: SIGKILL ${victim.name}${leaderKill ? ' (scheduler leader)' : ''}${victim.id ? ` ${victim.id}` : ''} at +${k.at - t0} ms`);
         await sleep(300 + r() * 1200);
         await victim.start();
         k.restarted_after_ms = Date.now() - k.at;
         recoveries++;
-        if (victim.kind === 'server') {
-          for (;;) {
-            if (await leaderOf(servers, token)) break;
-            await sleep(50);
-          }
-          k.takeover_ms = Date.now() - k.at;
+        if (takeover) {
+          k.takeover_ms = await takeover;
           log(`chaos: a leader again after ${k.takeover_ms} ms; ${victim.name} back after ${k.restarted_after_ms} ms`);
         }
       }
@@ -219,6 +232,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
       await sleep(500);
     }
+    // A short run still gets its planned kills (within the kill window) before it ends.
+    while (kills.length < (o.minKills ?? 0) && Date.now() - t0 < o.killWindowMs) await sleep(200);
     done = true;
     await killing;
     await sampling;
@@ -226,7 +241,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     for (const k of kills) {
       if (!k.worker_id) continue;
-      const [row] = await db.query<{ at: number | null }>(`SELECT MIN(at) AS at FROM job_events WHERE reason LIKE ? AND to_state = 'QUEUED'`, [`worker ${k.worker_id} lost%`]);
+      const [row] = await db.query<{ at: number | null }>(`SELECT MIN(at) AS at FROM job_events WHERE reason LIKE ? AND to_state = 'QUEUED' AND at >= ?`, [`worker ${k.worker_id} lost%`, k.at]);
       if (row?.at != null) k.detection_to_requeue_ms = Number(row.at) - k.at;
     }
     const invariants = await checkInvariants(db, { markers: readMarkers(markers), expectFinal: true, leaseCutoff: Date.now() - o.leaseTimeoutMs, expectJobs: o.jobs });

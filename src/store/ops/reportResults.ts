@@ -251,7 +251,8 @@ export async function promoteDueRetries(tx: SqlExecutor, now: number): Promise<{
 
 /**
  * Workers whose last heartbeat is older than `cutoff` are marked offline and every job they held
- * goes back to the queue at its old position (see releaseWorker). Returns workers and requeued jobs.
+ * goes back to the queue at its old position (see releaseWorker); jobs still assigned to an
+ * offline worker (an assignment that raced the release) go back too. Returns workers and requeued jobs.
  */
 export async function reapLostWorkers(tx: SqlExecutor, cutoff: number, now: number): Promise<{ workers: string[]; jobs: string[] }> {
   const lost = await tx.query(`SELECT id, last_heartbeat FROM workers WHERE state != 'offline' AND last_heartbeat < ?`, [cutoff]);
@@ -260,7 +261,16 @@ export async function reapLostWorkers(tx: SqlExecutor, cutoff: number, now: numb
     const silentFor = ((now - Number(w.last_heartbeat)) / 1000).toFixed(1);
     jobs.push(...(await releaseWorker(tx, String(w.id), `worker ${String(w.id)} lost (no heartbeat for ${silentFor}s)`, 'lease-reaper', now)));
   }
-  return { workers: lost.map((w) => String(w.id)), jobs };
+  // A scheduling cycle that read the worker as online can commit its assignments just after the
+  // worker was released: those jobs sit on an offline worker that no lease will ever reap. Sweep them.
+  const stranded = await tx.query(
+    `SELECT DISTINCT worker_id FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IN (SELECT id FROM workers WHERE state = 'offline')`,
+  );
+  for (const w of stranded) {
+    const wid = String(w.worker_id);
+    jobs.push(...(await releaseWorker(tx, wid, `worker ${wid} lost (offline, but jobs were assigned to it as it was released)`, 'lease-reaper', now)));
+  }
+  return { workers: [...lost.map((w) => String(w.id)), ...stranded.map((w) => String(w.worker_id))], jobs };
 }
 
 /**

@@ -93,9 +93,19 @@ export interface Assignment {
 /**
  * Writes a scheduling cycle's decisions in one transaction: QUEUED→SCHEDULED on the chosen
  * worker with a new attempt (its id is the fencing token), all in one statement. A job that
- * left QUEUED meanwhile (cancelled) is skipped. Returns the assignments that took effect.
+ * left QUEUED meanwhile (cancelled), or whose worker went offline meanwhile, is skipped. Returns the
+ * assignments that took effect.
  */
-export async function assignJobs(tx: SqlExecutor, assignments: readonly Assignment[], now: number): Promise<Assignment[]> {
+export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
+  // Only workers not yet released take work: the cycle read them before this transaction, and the
+  // lease reaper may have released one since (its jobs would sit on an offline worker). Touching the rows
+  // also locks them on PostgreSQL, so a release that starts now waits for this commit and sees these jobs.
+  const wsel = idsIn(tx, 'id', [...new Set(proposed.map((a) => a.worker_id))]);
+  const live = new Set(
+    (await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state != 'offline' RETURNING id`, [wsel.param])).map((r) => String(r.id)),
+  );
+  const assignments = proposed.filter((a) => live.has(a.worker_id));
+  if (assignments.length === 0) return [];
   const attemptIds = assignments.map(() => newId('att'));
   const changes: Transition[] = assignments.map((a, i) => ({
     job_id: a.job_id,

@@ -29,7 +29,7 @@ function pgToColumnType(dataType: string): ColumnType {
 }
 
 /** Column types of Gantry's tables as the recordsets need them, read once from the catalog. */
-type TableTypes = (table: string) => Promise<ReadonlyMap<string, ColumnType>>;
+type TableTypes = (table: string, via: pg.PoolClient | pg.Pool) => Promise<ReadonlyMap<string, ColumnType>>;
 
 class PgExecutor implements SqlExecutor {
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
@@ -74,7 +74,7 @@ class PgExecutor implements SqlExecutor {
    */
   async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
     if (rows.length === 0) return;
-    const types = await this.#types(table);
+    const types = await this.#types(table, this.#client);
     const cols = columns.map((c) => [c, types.get(c) ?? 'text'] as const);
     const data = JSON.stringify(rows.map((r) => Object.fromEntries(columns.map((c, j) => [c, r[j] ?? null]))));
     const t0 = PROFILE ? performance.now() : 0;
@@ -94,10 +94,12 @@ export class PostgresDriver implements SqlDriver {
   readonly #pool: pg.Pool;
   readonly #names = new Map<string, { text: string; name: string }>();
   readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();
-  readonly #tableTypes: TableTypes = (table) => {
+  // The catalog is read on the caller's own connection: inside a transaction, asking the pool for a
+  // second client deadlocks once every client is held by a transaction waiting for the same answer.
+  readonly #tableTypes: TableTypes = (table, via) => {
     let t = this.#typeCache.get(table);
     if (!t) {
-      t = this.#pool
+      t = via
         .query<{ column_name: string; data_type: string }>(
           'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
           [table],
@@ -126,6 +128,9 @@ export class PostgresDriver implements SqlDriver {
     this.#pool = new pg.Pool({ connectionString: url, max: poolSize });
     // An idle client's error (server restart) must not crash the process; the pool replaces it.
     this.#pool.on('error', () => {});
+    // A checked-out client whose connection is cut (database restart) emits 'error' too; unheard it
+    // would crash the process. Its running query rejects anyway, and the pool drops the client.
+    this.#pool.on('connect', (client) => client.on('error', () => {}));
     this.#direct = new PgExecutor(this.#pool, this.#names, this.#tableTypes);
     this.#bus.setMaxListeners(0);
   }
