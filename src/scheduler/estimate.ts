@@ -48,12 +48,20 @@ function request(job: Job): PlacementRequest {
   return { kind: job.kind, handler: job.handler, ...job.resources };
 }
 
+/** Typical run times by store and type, kept for a second: a burst of submits reads history once per type. */
+const typicalCache = new WeakMap<Store, Map<string, { at: number; value: Promise<number | null> }>>();
+const TYPICAL_TTL_MS = 1000;
+
 /** Median run time (ms) of recent completed jobs of the same type, or null without history. */
-async function typicalDuration(store: Store, type: string): Promise<number | null> {
-  const d = await store.recentDurations(type, 50);
-  if (d.length === 0) return null;
-  const sorted = d.sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+function typicalDuration(store: Store, type: string, now: number): Promise<number | null> {
+  let byType = typicalCache.get(store);
+  if (!byType) typicalCache.set(store, (byType = new Map()));
+  const hit = byType.get(type);
+  if (hit && now - hit.at < TYPICAL_TTL_MS) return hit.value;
+  const value = store.recentDurations(type, 50).then((d) => (d.length === 0 ? null : d.sort((a, b) => a - b)[Math.floor(d.length / 2)]!));
+  value.catch(() => byType.delete(type));
+  byType.set(type, { at: now, value });
+  return value;
 }
 
 /**
@@ -80,7 +88,7 @@ export async function queueInsight(store: Store, job: Job, now = Date.now(), opt
     if (!r.worker_id || !capable.has(r.worker_id)) continue;
     let d: number | null = r.expected_duration !== null ? r.expected_duration * 1000 : null;
     if (d === null) {
-      if (!typical.has(r.type)) typical.set(r.type, await typicalDuration(store, r.type));
+      if (!typical.has(r.type)) typical.set(r.type, await typicalDuration(store, r.type, now));
       d = typical.get(r.type) ?? (r.timeout !== null ? r.timeout * 1000 : null);
     }
     if (d !== null) ends.push(Math.max(now, (r.started_at ?? now) + d));

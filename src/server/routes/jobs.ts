@@ -10,6 +10,7 @@ import { CHANNELS } from '../../store/store.ts';
 import { queueInsight } from '../../scheduler/estimate.ts';
 import { breakerKeysOf, breakerPendingReason } from '../../core/breakers.ts';
 import { jobInsight } from './explain.ts';
+import { SubmitCoalescer } from '../submitCoalescer.ts';
 import { actorOf, type ServerContext } from '../context.ts';
 import { jobView } from '../views.ts';
 import {
@@ -30,19 +31,20 @@ type IdParams = { id: string };
 
 export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
+  // Single submits that arrive together share one transaction (group commit).
+  const submitter = new SubmitCoalescer(store);
 
   app.post<{ Body: JobRequest }>('/api/v1/jobs', { schema: { body: jobRequestSchema, summary: 'Submit a job (a command, a handler, or a template with parameters)' } }, async (req, reply) => {
     const spec = await resolveJobRequest(store.templates, req.body);
     await ctx.tenants.assertMaySubmit([spec]);
-    const [res] = await store.submitJobs([spec], actorOf(req.principal));
-    const job = res!.job;
-    if (res!.created) store.notify(CHANNELS.SCHEDULE);
+    const res = await submitter.submit(spec, actorOf(req.principal));
+    const job = res.job;
     const insight = job.state === 'QUEUED' ? await queueInsight(store, job, Date.now(), { allow_stale: true }) : null;
     const deps = await store.dependencyStatus(job);
-    return reply.status(res!.created ? 201 : 200).send({
+    return reply.status(res.created ? 201 : 200).send({
       job_id: job.id,
       status: job.state,
-      message: res!.created ? 'Job submitted successfully' : 'Job already submitted with this idempotency key',
+      message: res.created ? 'Job submitted successfully' : 'Job already submitted with this idempotency key',
       queue_position: insight?.queue_position ?? null,
       estimated_start_time: insight?.estimated_start_time ?? null,
       ...(job.template ? { template: job.template, template_version: job.template_version } : {}),

@@ -112,6 +112,8 @@ export class PostgresDriver implements SqlDriver {
   };
   readonly #direct: PgExecutor;
   readonly #bus = new EventEmitter();
+  /** Wake-ups for other servers waiting for the end of this turn of the event loop (see notify). */
+  readonly #outgoing = new Map<string, [string, string]>();
   readonly #url: string;
   #session: pg.Client | null = null;
   #sessionReady: Promise<pg.Client> | null = null;
@@ -222,7 +224,22 @@ export class PostgresDriver implements SqlDriver {
 
   notify(channel: string, payload: string): void {
     this.#bus.emit(channel, payload);
-    this.#pool.query('SELECT pg_notify($1, $2)', [channel, `${this.#instance}|${payload}`]).catch(() => {});
+    // Other servers hear it through PostgreSQL. Wake-ups asked for within one turn of the event loop
+    // go out as one statement (a burst of submits or reports costs one round trip, not one each);
+    // the same wake-up twice in a turn is sent once.
+    const key = `${channel}\u0000${payload}`;
+    if (this.#outgoing.has(key)) return;
+    this.#outgoing.set(key, [channel, `${this.#instance}|${payload}`]);
+    if (this.#outgoing.size === 1) setImmediate(() => this.#sendNotifies());
+  }
+
+  #sendNotifies(): void {
+    const batch = [...this.#outgoing.values()];
+    this.#outgoing.clear();
+    if (batch.length === 0 || this.#closed) return;
+    this.#pool
+      .query('SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)', [batch.map((b) => b[0]), batch.map((b) => b[1])])
+      .catch(() => {});
   }
 
   listen(channel: string, fn: (payload: string) => void): () => void {

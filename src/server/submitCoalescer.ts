@@ -1,0 +1,91 @@
+import type { JobSpec } from '../core/types.ts';
+import type { Store, SubmitResult } from '../store/store.ts';
+import { CHANNELS } from '../store/store.ts';
+
+interface Waiting {
+  spec: JobSpec;
+  actor: string;
+  resolve: (r: SubmitResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit for single-job submits (`POST /api/v1/jobs`): a submit that arrives while
+ * `max_in_flight` submit transactions are already running waits for one of them to end and then
+ * goes with every other submit that arrived meanwhile, in one transaction — one commit and one
+ * wake-up of the scheduler for all of them, instead of one each. An idle server submits at once,
+ * so a lone submit pays nothing. Each caller still gets its own job, or its own error: a combined
+ * transaction that fails is run again one submit at a time, so one bad submit (a dependency on a
+ * job that does not exist, say) never fails the others. Two submits with the same idempotency
+ * key never share a transaction, so the second one finds the first's job.
+ */
+export class SubmitCoalescer {
+  readonly #store: Store;
+  readonly #maxInFlight: number;
+  readonly #maxBatch: number;
+  #waiting: Waiting[] = [];
+  #inFlight = 0;
+
+  constructor(store: Store, opts: { max_in_flight?: number; max_batch?: number } = {}) {
+    this.#store = store;
+    this.#maxInFlight = opts.max_in_flight ?? 2;
+    this.#maxBatch = opts.max_batch ?? 500;
+  }
+
+  submit(spec: JobSpec, actor: string): Promise<SubmitResult> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ spec, actor, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#maxInFlight && this.#waiting.length > 0) {
+      const batch = this.#take();
+      this.#inFlight++;
+      void this.#run(batch).finally(() => {
+        this.#inFlight--;
+        this.#pump();
+      });
+    }
+  }
+
+  /** The next batch: one actor (events record who submitted), no idempotency key twice. */
+  #take(): Waiting[] {
+    const first = this.#waiting[0]!;
+    const batch: Waiting[] = [];
+    const rest: Waiting[] = [];
+    const keys = new Set<string>();
+    for (const w of this.#waiting) {
+      const key = w.spec.idempotency_key === null ? null : `${w.spec.tenant}\u0000${w.spec.idempotency_key}`;
+      if (batch.length >= this.#maxBatch || w.actor !== first.actor || (key !== null && keys.has(key))) {
+        rest.push(w);
+        continue;
+      }
+      if (key !== null) keys.add(key);
+      batch.push(w);
+    }
+    this.#waiting = rest;
+    return batch;
+  }
+
+  async #run(batch: Waiting[]): Promise<void> {
+    try {
+      const results = await this.#store.submitJobs(batch.map((w) => w.spec), batch[0]!.actor);
+      if (results.some((r) => r.created)) this.#store.notify(CHANNELS.SCHEDULE);
+      batch.forEach((w, i) => w.resolve(results[i]!));
+    } catch (err) {
+      if (batch.length === 1) return batch[0]!.reject(err);
+      // Someone's submit is bad: find out whose, each on its own.
+      for (const w of batch) {
+        try {
+          const [r] = await this.#store.submitJobs([w.spec], w.actor);
+          if (r!.created) this.#store.notify(CHANNELS.SCHEDULE);
+          w.resolve(r!);
+        } catch (e) {
+          w.reject(e);
+        }
+      }
+    }
+  }
+}
