@@ -1,10 +1,15 @@
 import { hostname } from 'node:os';
 import { GantryClient } from './http.ts';
-import { WorkerLoop } from './workerLoop.ts';
+import { failoverNotice, WorkerLoop } from './workerLoop.ts';
 import { HandlerExecutor, type Handler } from '../executors/handler.ts';
 
 export interface WorkerOptions {
-  server: string;
+  /**
+   * The Gantry server URL, or several servers on one database (an array or a comma-separated
+   * string). On a connection error or a 503 the worker moves to the next at once, keeping its
+   * id and its running jobs; the switch is reported through `onError`.
+   */
+  server: string | readonly string[];
   token: string;
   /** Handler jobs run at once. Default 10. */
   concurrency?: number;
@@ -44,7 +49,7 @@ export class Worker {
     const handlers = Object.keys(opts.handlers);
     if (handlers.length === 0) throw new RangeError('a Worker needs at least one handler');
     this.#loop = new WorkerLoop(
-      new GantryClient({ server: opts.server, token: opts.token }),
+      new GantryClient({ server: opts.server, token: opts.token, onFailover: failoverNotice(opts.onError) }),
       { name: opts.name ?? `sdk@${hostname()}:${process.pid}`, kind: 'handler', handlers, capacity: { slots: concurrency + prefetch }, labels: opts.labels ?? {} },
       new HandlerExecutor(opts.handlers, concurrency, opts.preempt_grace_ms),
       { heartbeat_ms: opts.heartbeat_ms, poll_wait_ms: 20_000, onError: opts.onError },

@@ -37,6 +37,15 @@ export interface WorkerLoopOptions {
   onError?: (err: Error) => void;
 }
 
+/**
+ * The line a worker logs when its client moves to another server (once per switch). The worker
+ * keeps its id there — every server shares the database — and registers again only if that
+ * server says it is unknown or lost; reports waiting in its outbox are re-sent to it.
+ */
+export function failoverNotice(onError: ((err: Error) => void) | undefined): (from: string, to: string, reason: string) => void {
+  return (from, to, reason) => onError?.(new Error(`server ${from} failed (${reason}); switched to ${to}`));
+}
+
 const FINAL = new Set(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 const MAX_LOG_CHUNK = 64 * 1024;
 

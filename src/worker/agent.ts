@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
 import { GantryClient } from '../client/http.ts';
-import { WorkerLoop } from '../client/workerLoop.ts';
+import { failoverNotice, WorkerLoop } from '../client/workerLoop.ts';
 import { ProcessExecutor } from '../executors/process.ts';
 import { detectCapacity } from './capacity.ts';
 
 export interface AgentOptions {
-  server: string;
+  /** One server URL, or several on one database (array or comma-separated): the worker fails over between them. */
+  server: string | readonly string[];
   token: string;
   name?: string;
   /** Overrides of what is detected. */
@@ -33,7 +34,7 @@ export async function startAgent(opts: AgentOptions): Promise<{ loop: WorkerLoop
     slots: opts.slots ?? 64,
   };
   const loop = new WorkerLoop(
-    new GantryClient({ server: opts.server, token: opts.token }),
+    new GantryClient({ server: opts.server, token: opts.token, onFailover: failoverNotice(opts.onError) }),
     { name: opts.name ?? `${hostname()}:${process.pid}`, kind: 'process', capacity, labels: opts.labels ?? {} },
     new ProcessExecutor({
       kill_grace_ms: opts.kill_grace_ms ?? 5000, preempt_grace_ms: opts.preempt_grace_ms ?? 30_000, non_retryable_exit_code: opts.non_retryable_exit_code ?? null,
