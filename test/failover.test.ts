@@ -4,7 +4,7 @@
  * sockets), and real processes — two `gantry server`s on one PostgreSQL, an SDK Worker and a
  * `gantry worker` given both URLs, the server they talk to SIGKILLed while their jobs run.
  */
-import { describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,7 +15,7 @@ import { compileClientConfig } from '../src/config.ts';
 import { GantryApiError, GantryClient } from '../src/client/http.ts';
 import { Worker } from '../src/client/worker.ts';
 import { openStore } from '../src/store/store.ts';
-import { freshDatabase } from './helpers/db.ts';
+import { freshDatabase, type TestDatabase } from './helpers/db.ts';
 import { eventually } from './helpers/cluster.ts';
 import { freePort, serverProc } from './chaos/procs.ts';
 
@@ -147,79 +147,97 @@ function runCli(args: string[]): Promise<{ code: number | null; stderr: string }
   });
 }
 
-describe('workers fail over between servers on one PostgreSQL (real processes)', () => {
-  it('SIGKILL of the server the workers use: running jobs finish on the same worker, not requeued; new jobs flow through the other server', async (t) => {
-    const db = await freshDatabase('postgres');
-    const setup = await openStore(db.url);
-    const token = (await setup.createToken('failover', 'admin', null)).token;
-    await setup.close();
-    // A short lease: a worker that did not fail over would be declared lost long before its jobs end.
-    const lease = 3000;
-    const a = serverProc('server-a', { database: db.url, port: await freePort(), dataDir: join(db.dir, 'a'), leaseTimeoutMs: lease });
-    const b = serverProc('server-b', { database: db.url, port: await freePort(), dataDir: join(db.dir, 'b'), leaseTimeoutMs: lease });
-    const procs: ChildProcess[] = [];
-    t.after(async () => {
-      for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      await a.kill('SIGKILL');
-      await b.kill('SIGKILL');
-      await db.drop();
-    });
-    await a.start(); // first: the scheduler leader
-    await b.start();
-    const both = `${a.url},${b.url}`;
-    const sdk = await spawnReady([SDK_WORKER, both, token, 'sdk-f'], /ready (wkr_\S+)/, 'sdk worker');
-    procs.push(sdk.child);
-    const agent = await spawnReady(
-      [GANTRY, '--server', both, '--token', token, 'worker', '--cpu', '8', '--memory-gb', '8', '--gpus', '0', '--slots', '8', '--name', 'agent-f', '--grace', '1'],
-      /Gantry worker (wkr_\S+) connected/, 'gantry worker',
-    );
-    procs.push(agent.child);
-
-    const viaA = new GantryClient({ server: a.url, token });
-    const viaB = new GantryClient({ server: b.url, token });
-    const long = 9000;
-    const handlerJobs = await Promise.all([1, 2].map((i) => viaA.submit({ name: `nap-${i}`, handler: 'nap', parameters: { ms: long } })));
-    const commandJobs = await Promise.all([1, 2].map((i) => viaA.submit({ name: `sleep-${i}`, command: ['sleep', String(long / 1000)], resources: { cpu_cores: 1, memory_gb: 0.1 } })));
-    const ids = [...handlerJobs, ...commandJobs].map((j) => j.job_id);
-    await eventually(async () => (await Promise.all(ids.map((id) => viaB.getJob(id)))).every((j) => j.status === 'RUNNING'), 20_000, 100);
-    const before = new Map((await Promise.all(ids.map((id) => viaB.getJob(id)))).map((j) => [j.job_id, j.worker_id]));
-    assert.deepEqual(ids.map((id) => before.get(id)), [sdk.id, sdk.id, agent.id, agent.id]);
-
+/**
+ * Two `gantry server`s on one PostgreSQL; an SDK Worker and a `gantry worker` given both URLs,
+ * server A first, run long jobs; then A dies (`SIGKILL`, A leads the scheduler) or hangs
+ * (`SIGSTOP`, B leads, so B's lease reaper would declare silent workers lost).
+ */
+async function failoverScenario(t: TestContext, db: TestDatabase, token: string, mode: 'kill' | 'freeze'): Promise<void> {
+  // A short lease: a worker that did not fail over would be declared lost long before its jobs end.
+  const lease = 3000;
+  const a = serverProc(`server-a-${mode}`, { database: db.url, port: await freePort(), dataDir: join(db.dir, `a-${mode}`), leaseTimeoutMs: lease });
+  const b = serverProc(`server-b-${mode}`, { database: db.url, port: await freePort(), dataDir: join(db.dir, `b-${mode}`), leaseTimeoutMs: lease });
+  const procs: ChildProcess[] = [];
+  t.after(async () => {
+    for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await a.kill('SIGKILL');
-    const killedAt = Date.now();
-
-    // New work goes in through the surviving server and is run by the same two workers.
-    const fresh = await Promise.all([
-      ...[1, 2, 3].map((i) => viaB.submit({ name: `after-h-${i}`, handler: 'nap', parameters: { ms: 10 } })),
-      ...[1, 2, 3].map((i) => viaB.submit({ name: `after-c-${i}`, command: ['true'], resources: { cpu_cores: 1, memory_gb: 0.1 } })),
-    ]);
-    for (const j of fresh) {
-      const done = await viaB.waitFor(j.job_id, { timeout_ms: 30_000, interval_ms: 100 });
-      assert.equal(done.status, 'COMPLETED', `${j.job_id} after the kill`);
-      assert.equal(done.attempts?.length, 1);
-      assert.ok([sdk.id, agent.id].includes(done.attempts![0]!.worker_id), `${j.job_id} ran on one of the two workers`);
-    }
-
-    for (const id of ids) {
-      const j = await viaB.waitFor(id, { timeout_ms: 30_000, interval_ms: 100 });
-      assert.equal(j.status, 'COMPLETED', `${id} completed`);
-      assert.equal(j.attempts?.length, 1, `${id} was never requeued: one attempt`);
-      assert.equal(j.attempts![0]!.outcome, 'completed');
-      assert.equal(j.attempts![0]!.worker_id, before.get(id), `${id} completed by the worker that started it`);
-      const { events } = await viaB.events(id);
-      assert.equal(events.filter((e) => e.to === 'QUEUED').length, 1, `${id} queued once only`);
-    }
-    assert.ok(Date.now() - killedAt > lease, 'the jobs outlived the lease after the kill (a worker that did not fail over would have been declared lost)');
-    assert.equal(((await viaB.getJob(handlerJobs[0]!.job_id)).result as { pid: number }).pid, sdk.child.pid);
-
-    // Same worker ids (no re-registration as new workers), both still online; one switch logged by each.
-    const workers = (await viaB.workers()).workers;
-    assert.deepEqual(workers.map((w) => w.worker_id).sort(), [sdk.id, agent.id].sort());
-    assert.ok(workers.every((w) => w.state === 'online'));
-    for (const w of [sdk, agent]) {
-      const lines = w.stderr().split('\n').filter((l) => l.includes('switched to'));
-      assert.equal(lines.length, 1, `one switch line, got: ${w.stderr()}`);
-      assert.ok(lines[0]!.includes(`server ${a.url} failed`) && lines[0]!.includes(`switched to ${b.url}`), lines[0]);
-    }
+    await b.kill('SIGKILL');
   });
+  // The first server up leads the scheduler.
+  for (const s of mode === 'kill' ? [a, b] : [b, a]) await s.start();
+  const both = `${a.url},${b.url}`;
+  const sdk = await spawnReady([SDK_WORKER, both, token, `sdk-${mode}`], /ready (wkr_\S+)/, 'sdk worker');
+  procs.push(sdk.child);
+  const agent = await spawnReady(
+    [GANTRY, '--server', both, '--token', token, 'worker', '--cpu', '8', '--memory-gb', '8', '--gpus', '0', '--slots', '8', '--name', `agent-${mode}`, '--grace', '1'],
+    /Gantry worker (wkr_\S+) connected/, 'gantry worker',
+  );
+  procs.push(agent.child);
+
+  const viaA = new GantryClient({ server: a.url, token });
+  const viaB = new GantryClient({ server: b.url, token });
+  const long = 9000;
+  const handlerJobs = await Promise.all([1, 2].map((i) => viaA.submit({ name: `nap-${mode}-${i}`, handler: 'nap', parameters: { ms: long } })));
+  const commandJobs = await Promise.all([1, 2].map((i) => viaA.submit({ name: `sleep-${mode}-${i}`, command: ['sleep', String(long / 1000)], resources: { cpu_cores: 1, memory_gb: 0.1 } })));
+  const ids = [...handlerJobs, ...commandJobs].map((j) => j.job_id);
+  await eventually(async () => (await Promise.all(ids.map((id) => viaB.getJob(id)))).every((j) => j.status === 'RUNNING'), 20_000, 100);
+  const before = new Map((await Promise.all(ids.map((id) => viaB.getJob(id)))).map((j) => [j.job_id, j.worker_id]));
+  assert.deepEqual(ids.map((id) => before.get(id)), [sdk.id, sdk.id, agent.id, agent.id]);
+
+  if (mode === 'kill') await a.kill('SIGKILL');
+  else a.child!.kill('SIGSTOP');
+  const failedAt = Date.now();
+
+  // New work goes in through the surviving server and is run by the same two workers.
+  const fresh = await Promise.all([
+    ...[1, 2, 3].map((i) => viaB.submit({ name: `after-h-${mode}-${i}`, handler: 'nap', parameters: { ms: 10 } })),
+    ...[1, 2, 3].map((i) => viaB.submit({ name: `after-c-${mode}-${i}`, command: ['true'], resources: { cpu_cores: 1, memory_gb: 0.1 } })),
+  ]);
+  for (const j of fresh) {
+    const done = await viaB.waitFor(j.job_id, { timeout_ms: 30_000, interval_ms: 100 });
+    assert.equal(done.status, 'COMPLETED', `${j.job_id} after the failure`);
+    assert.equal(done.attempts?.length, 1);
+    assert.ok([sdk.id, agent.id].includes(done.attempts![0]!.worker_id), `${j.job_id} ran on one of the two workers`);
+  }
+
+  for (const id of ids) {
+    const j = await viaB.waitFor(id, { timeout_ms: 30_000, interval_ms: 100 });
+    assert.equal(j.status, 'COMPLETED', `${id} completed`);
+    assert.equal(j.attempts?.length, 1, `${id} was never requeued: one attempt`);
+    assert.equal(j.attempts![0]!.outcome, 'completed');
+    assert.equal(j.attempts![0]!.worker_id, before.get(id), `${id} completed by the worker that started it`);
+    const { events } = await viaB.events(id);
+    assert.equal(events.filter((e) => e.to === 'QUEUED').length, 1, `${id} queued once only`);
+  }
+  assert.ok(Date.now() - failedAt > lease, 'the jobs outlived the lease after the failure (a worker that did not fail over would have been declared lost)');
+  assert.equal(((await viaB.getJob(handlerJobs[0]!.job_id)).result as { pid: number }).pid, sdk.child.pid);
+
+  // Same worker ids (no re-registration as new workers), both still online; the switch away from
+  // A logged once by each, although heartbeat, poll and report all failed there.
+  const workers = (await viaB.workers()).workers.filter((w) => w.state !== 'offline');
+  assert.deepEqual(workers.map((w) => w.worker_id).sort(), [sdk.id, agent.id].sort());
+  assert.ok(workers.every((w) => w.state === 'online'));
+  for (const w of [sdk, agent]) {
+    const lines = w.stderr().split('\n').filter((l) => l.includes(`server ${a.url} failed`));
+    assert.equal(lines.length, 1, `one switch line, got: ${w.stderr()}`);
+    assert.ok(lines[0]!.includes(`switched to ${b.url}`), lines[0]);
+  }
+}
+
+describe('workers fail over between servers on one PostgreSQL (real processes)', () => {
+  let db: TestDatabase;
+  let token: string;
+  before(async () => {
+    db = await freshDatabase('postgres');
+    const setup = await openStore(db.url);
+    token = (await setup.createToken('failover', 'admin', null)).token;
+    await setup.close();
+  });
+  after(() => db.drop());
+
+  it('SIGKILL of the server the workers use (the leader): running jobs finish on the same worker, not requeued; new jobs flow through the other server', (t) =>
+    failoverScenario(t, db, token, 'kill'));
+
+  it('a hung server (SIGSTOP): heartbeats time out within the lease, the workers switch and keep their jobs', (t) =>
+    failoverScenario(t, db, token, 'freeze'));
 });

@@ -404,18 +404,24 @@ export class GantryClient {
   readonly #servers: ServerList;
   readonly #token: string;
   readonly #timeout: number;
-  readonly #onFailover: ClientOptions['onFailover'];
+  readonly #failoverListeners = new Set<(from: string, to: string, reason: string) => void>();
 
   constructor(opts: ClientOptions) {
     this.#servers = new ServerList(parseServerList(opts.server));
     this.#token = opts.token;
     this.#timeout = opts.timeout_ms ?? 30_000;
-    this.#onFailover = opts.onFailover;
+    if (opts.onFailover) this.#failoverListeners.add(opts.onFailover);
   }
 
   /** The server requests go to now (the first of `servers` until it fails). */
   get server(): string {
     return this.#servers.current;
+  }
+
+  /** Calls `listener` once each time the client moves to another server; returns the unsubscribe. */
+  onFailover(listener: (from: string, to: string, reason: string) => void): () => void {
+    this.#failoverListeners.add(listener);
+    return () => this.#failoverListeners.delete(listener);
   }
 
   /** Every server this client knows, in the order it tries them. */
@@ -446,7 +452,7 @@ export class GantryClient {
       if (failure !== null ? isServerDown(failure) : res!.status === 503) {
         const next = this.#servers.failedOver(base);
         const why = failure !== null ? (failure instanceof TransportError ? failure.code : String(failure)) : 'HTTP 503';
-        if (next) this.#onFailover?.(base, next, why);
+        if (next) for (const f of this.#failoverListeners) f(base, next, why);
         if (this.#servers.current !== base && tried < this.#servers.urls.length && (safe || neverSent(failure))) continue;
       }
       if (failure !== null) {
@@ -637,8 +643,9 @@ export class GantryClient {
   registerWorker(body: { id?: string; name: string; kind: 'process' | 'handler'; handlers?: string[]; capacity: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; slots: number }; labels?: Record<string, string> }) {
     return this.request<{ worker_id: string; heartbeat_interval_ms: number; state: string }>('POST', '/api/v1/workers', body);
   }
-  heartbeat(workerId: string): Promise<{ ok: boolean }> {
-    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, {});
+  /** Renews the worker's lease; `timeout_ms` overrides the client's request timeout for this call. */
+  heartbeat(workerId: string, timeout_ms = this.#timeout): Promise<{ ok: boolean }> {
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, {}, timeout_ms - this.#timeout);
   }
   /** Long-poll for new assignments and controls; `held` = attempt ids this worker already runs. */
   poll(workerId: string, wait_ms: number, held: string[] = [], signal?: AbortSignal): Promise<{ jobs: Assignment[]; controls: Control[] }> {

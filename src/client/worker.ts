@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { GantryClient } from './http.ts';
-import { failoverNotice, WorkerLoop } from './workerLoop.ts';
+import { WorkerLoop } from './workerLoop.ts';
 import { HandlerExecutor, type Handler } from '../executors/handler.ts';
 
 export interface WorkerOptions {
@@ -49,7 +49,7 @@ export class Worker {
     const handlers = Object.keys(opts.handlers);
     if (handlers.length === 0) throw new RangeError('a Worker needs at least one handler');
     this.#loop = new WorkerLoop(
-      new GantryClient({ server: opts.server, token: opts.token, onFailover: failoverNotice(opts.onError) }),
+      new GantryClient({ server: opts.server, token: opts.token }),
       { name: opts.name ?? `sdk@${hostname()}:${process.pid}`, kind: 'handler', handlers, capacity: { slots: concurrency + prefetch }, labels: opts.labels ?? {} },
       new HandlerExecutor(opts.handlers, concurrency, opts.preempt_grace_ms),
       { heartbeat_ms: opts.heartbeat_ms, poll_wait_ms: 20_000, onError: opts.onError },

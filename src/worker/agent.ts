@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { GantryClient } from '../client/http.ts';
-import { failoverNotice, WorkerLoop } from '../client/workerLoop.ts';
+import { WorkerLoop } from '../client/workerLoop.ts';
 import { ProcessExecutor } from '../executors/process.ts';
 import { detectCapacity } from './capacity.ts';
 
@@ -34,7 +34,7 @@ export async function startAgent(opts: AgentOptions): Promise<{ loop: WorkerLoop
     slots: opts.slots ?? 64,
   };
   const loop = new WorkerLoop(
-    new GantryClient({ server: opts.server, token: opts.token, onFailover: failoverNotice(opts.onError) }),
+    new GantryClient({ server: opts.server, token: opts.token }),
     { name: opts.name ?? `${hostname()}:${process.pid}`, kind: 'process', capacity, labels: opts.labels ?? {} },
     new ProcessExecutor({
       kill_grace_ms: opts.kill_grace_ms ?? 5000, preempt_grace_ms: opts.preempt_grace_ms ?? 30_000, non_retryable_exit_code: opts.non_retryable_exit_code ?? null,
