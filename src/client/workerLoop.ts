@@ -67,8 +67,7 @@ export class WorkerLoop {
   #settling = new Set<string>();
   /** `started` reports made redundant by a final report queued behind them. */
   readonly #superseded = new WeakSet<AttemptReport>();
-  readonly #abort = new AbortController();
-  /** Aborts the poll in flight when the client moves to another server, so the next one starts there at once. */
+  /** The poll in flight: aborted by stop(), and when the client moves to another server (the next poll starts there at once). */
   #pollAbort: AbortController | null = null;
 
   constructor(client: GantryClient, reg: WorkerRegistration, exec: Executor, opts: WorkerLoopOptions) {
@@ -139,7 +138,7 @@ export class WorkerLoop {
           this.#id!,
           this.#opts.poll_wait_ms,
           [...this.#running.values()].map((j) => j.attempt_id).concat([...this.#settling]),
-          AbortSignal.any([this.#abort.signal, pollAbort.signal]),
+          pollAbort.signal,
         );
         if (this.#stopped) break;
         for (const c of controls) {
@@ -252,7 +251,7 @@ export class WorkerLoop {
     if (this.#stopping) return this.#stopping;
     this.#stopping = (async () => {
       this.#stopped = true;
-      this.#abort.abort();
+      this.#pollAbort?.abort();
       // Draining: the scheduler gives this worker nothing new. The heartbeat goes on while jobs
       // finish, so a grace period longer than the lease does not get them declared lost.
       // Not awaited: a server that is slow to answer must not eat into the grace period.
