@@ -4,7 +4,7 @@
  * sockets), and real processes — two `gantry server`s on one PostgreSQL, an SDK Worker and a
  * `gantry worker` given both URLs, the server they talk to SIGKILLed while their jobs run.
  */
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,7 +15,7 @@ import { compileClientConfig } from '../src/config.ts';
 import { GantryApiError, GantryClient } from '../src/client/http.ts';
 import { Worker } from '../src/client/worker.ts';
 import { openStore } from '../src/store/store.ts';
-import { freshDatabase, type TestDatabase } from './helpers/db.ts';
+import { freshDatabase } from './helpers/db.ts';
 import { eventually } from './helpers/cluster.ts';
 import { freePort, serverProc } from './chaos/procs.ts';
 
@@ -152,7 +152,12 @@ function runCli(args: string[]): Promise<{ code: number | null; stderr: string }
  * server A first, run long jobs; then A dies (`SIGKILL`, A leads the scheduler) or hangs
  * (`SIGSTOP`, B leads, so B's lease reaper would declare silent workers lost).
  */
-async function failoverScenario(t: TestContext, db: TestDatabase, token: string, mode: 'kill' | 'freeze'): Promise<void> {
+async function failoverScenario(t: TestContext, mode: 'kill' | 'freeze'): Promise<void> {
+  // A database of its own: workers of another scenario, dead but not yet declared lost, must not get these jobs.
+  const db = await freshDatabase('postgres');
+  const setup = await openStore(db.url);
+  const token = (await setup.createToken('failover', 'admin', null)).token;
+  await setup.close();
   // A short lease: a worker that did not fail over would be declared lost long before its jobs end.
   const lease = 3000;
   const a = serverProc(`server-a-${mode}`, { database: db.url, port: await freePort(), dataDir: join(db.dir, `a-${mode}`), leaseTimeoutMs: lease });
@@ -162,6 +167,7 @@ async function failoverScenario(t: TestContext, db: TestDatabase, token: string,
     for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await a.kill('SIGKILL');
     await b.kill('SIGKILL');
+    await db.drop();
   });
   // The first server up leads the scheduler.
   for (const s of mode === 'kill' ? [a, b] : [b, a]) await s.start();
@@ -225,19 +231,9 @@ async function failoverScenario(t: TestContext, db: TestDatabase, token: string,
 }
 
 describe('workers fail over between servers on one PostgreSQL (real processes)', () => {
-  let db: TestDatabase;
-  let token: string;
-  before(async () => {
-    db = await freshDatabase('postgres');
-    const setup = await openStore(db.url);
-    token = (await setup.createToken('failover', 'admin', null)).token;
-    await setup.close();
-  });
-  after(() => db.drop());
-
   it('SIGKILL of the server the workers use (the leader): running jobs finish on the same worker, not requeued; new jobs flow through the other server', (t) =>
-    failoverScenario(t, db, token, 'kill'));
+    failoverScenario(t, 'kill'));
 
   it('a hung server (SIGSTOP): heartbeats time out within the lease, the workers switch and keep their jobs', (t) =>
-    failoverScenario(t, db, token, 'freeze'));
+    failoverScenario(t, 'freeze'));
 });
