@@ -17,10 +17,11 @@
  * | GANTRY_BODY_LIMIT | 16777216 | largest request body, bytes |
  * | GANTRY_DEFAULT_TIER | enterprise | tier of tenants nobody registered (`gantry tenants create`), incl. `default` |
  * | GANTRY_USAGE_HALF_LIFE_S | 3600 | half-life of the decayed usage fair share is computed from, seconds |
- * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI connects, and with what token |
+ * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI and `gantry worker` connect (several servers: comma-separated; a worker fails over between them), and with what token |
  */
 import { join, resolve } from 'node:path';
 import { isTier, TIERS, type Tier } from './core/tiers.ts';
+import { parseServerList } from './client/servers.ts';
 
 function tier(name: string, v: string | undefined): Tier {
   if (v === undefined || v === '') return 'enterprise';
@@ -88,7 +89,10 @@ function leaseSettings(env: NodeJS.ProcessEnv): { lease_timeout_ms: number; hear
 }
 
 export interface ClientConfig {
+  /** The servers as given, comma-separated (for messages). */
   server: string;
+  /** Every server URL, validated, in the order tried (several servers on one database). */
+  servers: string[];
   token: string | null;
   /** Where the token came from, for error messages. */
   token_source: string;
@@ -103,9 +107,14 @@ export interface ClientFlags {
 /** Flags, then GANTRY_URL/GANTRY_TOKEN, then the local `gantry up` (its url and admin-token files). */
 export function compileClientConfig(flags: ClientFlags, readFile: (p: string) => string | null, env: NodeJS.ProcessEnv = process.env): ClientConfig {
   const dir = resolve(flags.dataDir ?? env.GANTRY_DATA_DIR ?? '.gantry');
-  const server = flags.server ?? env.GANTRY_URL ?? readFile(join(dir, 'url'))?.trim() ?? 'http://127.0.0.1:8084';
-  if (flags.token) return { server, token: flags.token, token_source: '--token' };
-  if (env.GANTRY_TOKEN) return { server, token: env.GANTRY_TOKEN, token_source: 'GANTRY_TOKEN' };
+  const urlFile = join(dir, 'url');
+  const [given, source] = flags.server !== undefined ? [flags.server, '--server']
+    : env.GANTRY_URL !== undefined ? [env.GANTRY_URL, 'GANTRY_URL']
+    : [readFile(urlFile)?.trim() ?? 'http://127.0.0.1:8084', urlFile];
+  const servers = parseServerList(given, source);
+  const where = { server: servers.join(','), servers };
+  if (flags.token) return { ...where, token: flags.token, token_source: '--token' };
+  if (env.GANTRY_TOKEN) return { ...where, token: env.GANTRY_TOKEN, token_source: 'GANTRY_TOKEN' };
   const t = readFile(join(dir, 'admin-token'))?.trim() ?? null;
-  return { server, token: t, token_source: join(dir, 'admin-token') };
+  return { ...where, token: t, token_source: join(dir, 'admin-token') };
 }

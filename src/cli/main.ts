@@ -26,7 +26,7 @@ export function buildProgram(session: Session): Command {
   const program = new Command('gantry')
     .description('Gantry job orchestrator: run a server, submit and manage jobs.')
     .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
-    .option('--server <url>', 'Gantry API URL (env GANTRY_URL; default: the local `gantry up`)')
+    .option('--server <url[,url…]>', 'Gantry API URL, or several servers on one database separated by commas, tried in turn (env GANTRY_URL; default: the local `gantry up`)')
     .option('--token <token>', 'API token (env GANTRY_TOKEN; default: <data-dir>/admin-token)')
     .option('--data-dir <dir>', 'data dir of `gantry up` (env GANTRY_DATA_DIR; default ./.gantry)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))

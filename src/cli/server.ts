@@ -135,7 +135,7 @@ export function serverCommands(program: Command, session: Session): void {
         onError: (err) => process.stderr.write(`worker: ${err.message}\n`),
       });
       const c = agent.capacity;
-      out(`Gantry worker ${agent.id} connected to ${url} (cpu ${num(c.cpu_cores)}, memory ${num(c.memory_gb)} GB, gpus ${c.gpu_count}, slots ${c.slots})`);
+      out(`Gantry worker ${agent.id} connected to ${url.join(', ')} (cpu ${num(c.cpu_cores)}, memory ${num(c.memory_gb)} GB, gpus ${c.gpu_count}, slots ${c.slots})`);
       const sig = await stop;
       out(`${sig}: stopping; running jobs get ${o.grace}s to finish`);
       await agent.loop.stop(o.grace * 1000);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { compileClientConfig, type ClientConfig } from '../config.ts';
 import { GantryClient } from '../client/http.ts';
+import { ServerListError } from '../client/servers.ts';
 import type { OutputFormat } from './output.ts';
 
 /** A failure the CLI explains in one line; `exitCode` 2 marks a usage or validation error. */
@@ -48,10 +49,16 @@ export class Session {
   config: ClientConfig | null = null;
   exitCode: number = EXIT.OK;
 
-  /** Server and token from --server/--token, else GANTRY_URL/GANTRY_TOKEN, else the local `gantry up`. */
-  resolve(cmd: Command): { server: string; token: string } {
+  /** Servers and token from --server/--token, else GANTRY_URL/GANTRY_TOKEN, else the local `gantry up`. */
+  resolve(cmd: Command): { server: string[]; token: string } {
     const g = globals(cmd);
-    const config = compileClientConfig({ server: g.server, token: g.token, dataDir: g.dataDir }, readOrNull);
+    let config: ClientConfig;
+    try {
+      config = compileClientConfig({ server: g.server, token: g.token, dataDir: g.dataDir }, readOrNull);
+    } catch (err) {
+      if (err instanceof ServerListError) throw new CliError(err.message, EXIT.USAGE);
+      throw err;
+    }
     this.config = config;
     if (!config.token) {
       throw new CliError(
@@ -59,7 +66,7 @@ export class Session {
         EXIT.USAGE,
       );
     }
-    return { server: config.server, token: config.token };
+    return { server: config.servers, token: config.token };
   }
 
   connect(cmd: Command): GantryClient {

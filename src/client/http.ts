@@ -1,14 +1,21 @@
 import { httpRequest, TransportError, type HttpResult } from './transport.ts';
+import { isServerDown, neverSent, parseServerList, ServerList } from './servers.ts';
 /**
  * The typed REST client for Gantry's API v1 (`gantry/client`). One method per route.
  * Errors from the server become `GantryApiError` with the stable code, HTTP status and field.
  */
 export interface ClientOptions {
-  /** Base URL, e.g. http://127.0.0.1:8084 */
-  server: string;
+  /**
+   * Base URL, e.g. http://127.0.0.1:8084, or several servers on one database (an array or a
+   * comma-separated string): the client moves to the next when its current one is unreachable
+   * or answers 503 (see `GantryClient.request` for which requests are then re-sent).
+   */
+  server: string | readonly string[];
   token: string;
   /** Per-request timeout in ms (long-polls add their wait). Default 30 s. */
   timeout_ms?: number;
+  /** Called once each time the client moves to another server. */
+  onFailover?: (from: string, to: string, reason: string) => void;
 }
 
 export class GantryApiError extends Error {
@@ -349,45 +356,111 @@ function queryString(q: object): string {
   return qs ? `?${qs}` : '';
 }
 
+function parseResponse<T>(res: HttpResult): T {
+  let parsed: unknown = null;
+  try {
+    parsed = res.text ? JSON.parse(res.text) : null;
+  } catch {
+    parsed = res.text;
+  }
+  if (res.status >= 400) {
+    const e = (parsed as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
+    throw new GantryApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? `HTTP ${res.status}`, e?.field, parsed);
+  }
+  return parsed as T;
+}
+
 /** A text body `request` parsed as JSON when it happened to be one JSON value (a one-line JSONL) back to its text. */
 function asText(v: unknown): string {
   return typeof v === 'string' ? v : v === null ? '' : JSON.stringify(v) + '\n';
 }
 
+/** Worker-protocol calls a worker may repeat on any server (see `GantryClient.request`). */
+const WORKER_PROTOCOL = /^\/api\/v1\/workers\/[^/]+\/(heartbeat|poll|report|drain|deregister)$/;
+
+/**
+ * Whether a request that may have reached a server can be sent again to another one without
+ * risk of applying it twice. These are re-sent after a connection error or a 503:
+ * - GET and HEAD (reads);
+ * - a submit (`POST /api/v1/jobs`) carrying an `idempotency_key`: the same key returns the same job;
+ * - the worker protocol: heartbeat, poll (a poll re-delivers SCHEDULED jobs the worker does not
+ *   hold yet), report (each report carries its attempt id as fencing token: a duplicate is
+ *   recorded stale, never applied twice), drain and deregister (idempotent), and registering
+ *   with a known worker id (an upsert).
+ * Everything else (cancel, retry, pause, a submit without key, …) is re-sent only when the
+ * connection was refused, i.e. nothing was written; otherwise the error is thrown and the
+ * next call goes to the next server.
+ */
+function resendable(method: string, path: string, body: unknown): boolean {
+  if (method === 'GET' || method === 'HEAD') return true;
+  if (method !== 'POST') return false;
+  const b = body as { idempotency_key?: unknown; id?: unknown } | null | undefined;
+  if (path === '/api/v1/jobs') return typeof b?.idempotency_key === 'string' && b.idempotency_key !== '';
+  if (path === '/api/v1/workers') return typeof b?.id === 'string' && b.id !== '';
+  return WORKER_PROTOCOL.test(path);
+}
+
 export class GantryClient {
-  readonly server: string;
+  readonly #servers: ServerList;
   readonly #token: string;
   readonly #timeout: number;
+  readonly #failoverListeners = new Set<(from: string, to: string, reason: string) => void>();
 
   constructor(opts: ClientOptions) {
-    this.server = opts.server.replace(/\/+$/, '');
+    this.#servers = new ServerList(parseServerList(opts.server));
     this.#token = opts.token;
     this.#timeout = opts.timeout_ms ?? 30_000;
+    if (opts.onFailover) this.#failoverListeners.add(opts.onFailover);
   }
 
-  /** Low-level call; returns the parsed JSON body or throws GantryApiError. */
+  /** The server requests go to now (the first of `servers` until it fails). */
+  get server(): string {
+    return this.#servers.current;
+  }
+
+  /** Calls `listener` once each time the client moves to another server; returns the unsubscribe. */
+  onFailover(listener: (from: string, to: string, reason: string) => void): () => void {
+    this.#failoverListeners.add(listener);
+    return () => this.#failoverListeners.delete(listener);
+  }
+
+  /** Every server this client knows, in the order it tries them. */
+  get servers(): readonly string[] {
+    return this.#servers.urls;
+  }
+
+  /**
+   * Low-level call; returns the parsed JSON body or throws GantryApiError. On a connection
+   * error or a 503 the client moves to its next server; the request itself is re-sent there
+   * only when that is safe (`resendable`, or the connection was refused), each server once.
+   */
   async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0, signal?: AbortSignal): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: HttpResult;
-    try {
-      res = await httpRequest(new URL(this.server + path), method, headers, body === undefined ? undefined : JSON.stringify(body), this.#timeout + extraTimeoutMs, signal);
-    } catch (err) {
-      if (err instanceof TransportError && err.code === 'ABORTED') throw new GantryApiError(0, 'ABORTED', 'request aborted', undefined, null);
-      if (err instanceof TransportError && err.code === 'TIMEOUT') throw new GantryApiError(0, 'TIMEOUT', `${method} ${path}: ${err.message}`, undefined, null);
-      throw unreachable(this.server, err);
+    const safe = resendable(method, path, body);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let tried = 1; ; tried++) {
+      const base = this.#servers.current;
+      const headers: Record<string, string> = { authorization: `Bearer ${this.#token}` };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      let res: HttpResult | null = null;
+      let failure: unknown = null;
+      try {
+        res = await httpRequest(new URL(base + path), method, headers, payload, this.#timeout + extraTimeoutMs, signal);
+      } catch (err) {
+        if (err instanceof TransportError && err.code === 'ABORTED') throw new GantryApiError(0, 'ABORTED', 'request aborted', undefined, null);
+        failure = err;
+      }
+      if (failure !== null ? isServerDown(failure) : res!.status === 503) {
+        const next = this.#servers.failedOver(base);
+        const why = failure !== null ? (failure instanceof TransportError ? failure.code : String(failure)) : 'HTTP 503';
+        if (next) for (const f of this.#failoverListeners) f(base, next, why);
+        if (this.#servers.current !== base && tried < this.#servers.urls.length && (safe || neverSent(failure))) continue;
+      }
+      if (failure !== null) {
+        if (failure instanceof TransportError && failure.code === 'TIMEOUT') throw new GantryApiError(0, 'TIMEOUT', `${method} ${path}: ${failure.message}`, undefined, null);
+        throw unreachable(base, failure);
+      }
+      return parseResponse<T>(res!);
     }
-    let parsed: unknown = null;
-    try {
-      parsed = res.text ? JSON.parse(res.text) : null;
-    } catch {
-      parsed = res.text;
-    }
-    if (res.status >= 400) {
-      const e = (parsed as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
-      throw new GantryApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? `HTTP ${res.status}`, e?.field, parsed);
-    }
-    return parsed as T;
   }
 
   submit(job: JobRequest): Promise<SubmitResponse> {
@@ -570,8 +643,9 @@ export class GantryClient {
   registerWorker(body: { id?: string; name: string; kind: 'process' | 'handler'; handlers?: string[]; capacity: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; slots: number }; labels?: Record<string, string> }) {
     return this.request<{ worker_id: string; heartbeat_interval_ms: number; state: string }>('POST', '/api/v1/workers', body);
   }
-  heartbeat(workerId: string): Promise<{ ok: boolean }> {
-    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, {});
+  /** Renews the worker's lease; `timeout_ms` overrides the client's request timeout for this call. */
+  heartbeat(workerId: string, timeout_ms = this.#timeout): Promise<{ ok: boolean }> {
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, {}, timeout_ms - this.#timeout);
   }
   /** Long-poll for new assignments and controls; `held` = attempt ids this worker already runs. */
   poll(workerId: string, wait_ms: number, held: string[] = [], signal?: AbortSignal): Promise<{ jobs: Assignment[]; controls: Control[] }> {

@@ -4,7 +4,12 @@ import { WorkerLoop } from './workerLoop.ts';
 import { HandlerExecutor, type Handler } from '../executors/handler.ts';
 
 export interface WorkerOptions {
-  server: string;
+  /**
+   * The Gantry server URL, or several servers on one database (an array or a comma-separated
+   * string). On a connection error or a 503 the worker moves to the next at once, keeping its
+   * id and its running jobs; the switch is reported through `onError`.
+   */
+  server: string | readonly string[];
   token: string;
   /** Handler jobs run at once. Default 10. */
   concurrency?: number;

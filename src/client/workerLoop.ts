@@ -1,3 +1,4 @@
+import { newId } from '../core/ids.ts';
 import { GantryApiError, type Assignment, type AttemptReport, type CheckpointData, type Control, type GantryClient, type LogUpload } from './http.ts';
 
 /** What an executor tells the loop about a job it runs. */
@@ -60,18 +61,28 @@ export class WorkerLoop {
   #stopping: Promise<void> | null = null;
   #polling: Promise<void> | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
+  #heartbeatTimeout: number | undefined;
   #idle: (() => void)[] = [];
   /** Attempts that ended here but whose final report the server has not acknowledged yet. */
   #settling = new Set<string>();
   /** `started` reports made redundant by a final report queued behind them. */
   readonly #superseded = new WeakSet<AttemptReport>();
-  readonly #abort = new AbortController();
+  /** The poll in flight: aborted by stop(), and when the client moves to another server (the next poll starts there at once). */
+  #pollAbort: AbortController | null = null;
 
   constructor(client: GantryClient, reg: WorkerRegistration, exec: Executor, opts: WorkerLoopOptions) {
     this.#client = client;
     this.#reg = reg;
     this.#exec = exec;
     this.#opts = opts;
+    // Several servers on one database: on a connection error or a 503 the client moves to the
+    // next one (heartbeat, poll and report alike, see GantryClient.request). The worker keeps its
+    // id — every server shares the database — and registers again only if the new server says it
+    // is unknown or lost; reports waiting in the outbox are re-sent there by #flush.
+    client.onFailover((from, to, reason) => {
+      this.#opts.onError?.(new Error(`server ${from} failed (${reason}); switched to ${to}`));
+      this.#pollAbort?.abort();
+    });
   }
 
   get id(): string | null {
@@ -82,9 +93,15 @@ export class WorkerLoop {
   }
 
   async start(): Promise<string> {
-    const r = await this.#client.registerWorker({ ...this.#reg, id: this.#reg.id ?? this.#id ?? undefined });
+    // The id is chosen here, so registering is an upsert the client may re-send to another server.
+    const r = await this.#client.registerWorker({ ...this.#reg, id: this.#reg.id ?? this.#id ?? newId('wkr') });
     this.#id = r.worker_id;
-    this.#heartbeat = setInterval(() => void this.#beat(), this.#opts.heartbeat_ms ?? r.heartbeat_interval_ms ?? 1000);
+    const interval = this.#opts.heartbeat_ms ?? r.heartbeat_interval_ms ?? 1000;
+    // With somewhere else to go, a heartbeat a hung server sits on gives up after 3/4 of an
+    // interval: the beat after the last good one then lands elsewhere within 1.75 intervals,
+    // inside the lease (at least two). One server: nowhere to go, the usual timeout.
+    if (this.#client.servers.length > 1) this.#heartbeatTimeout = Math.max(200, Math.floor(interval * 0.75));
+    this.#heartbeat = setInterval(() => void this.#beat(), interval);
     this.#polling = this.#pollLoop();
     return r.worker_id;
   }
@@ -93,7 +110,7 @@ export class WorkerLoop {
     // Beats on while a stopping worker lets its jobs finish (the interval is cleared at the end).
     if (!this.#id) return;
     try {
-      await this.#client.heartbeat(this.#id);
+      await this.#client.heartbeat(this.#id, this.#heartbeatTimeout);
     } catch (err) {
       if (err instanceof GantryApiError && err.status === 404) {
         // Declared lost: our jobs were requeued elsewhere. Stop them here and come back fresh.
@@ -114,12 +131,14 @@ export class WorkerLoop {
 
   async #pollLoop(): Promise<void> {
     while (!this.#stopped) {
+      const pollAbort = new AbortController();
+      this.#pollAbort = pollAbort;
       try {
         const { jobs, controls } = await this.#client.poll(
           this.#id!,
           this.#opts.poll_wait_ms,
           [...this.#running.values()].map((j) => j.attempt_id).concat([...this.#settling]),
-          this.#abort.signal,
+          pollAbort.signal,
         );
         if (this.#stopped) break;
         for (const c of controls) {
@@ -128,6 +147,8 @@ export class WorkerLoop {
         for (const j of jobs) this.#launch(j);
       } catch (err) {
         if (this.#stopped) break;
+        // Cut short by a switch to another server: poll there at once.
+        if (pollAbort.signal.aborted) continue;
         this.#opts.onError?.(err as Error);
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -230,7 +251,7 @@ export class WorkerLoop {
     if (this.#stopping) return this.#stopping;
     this.#stopping = (async () => {
       this.#stopped = true;
-      this.#abort.abort();
+      this.#pollAbort?.abort();
       // Draining: the scheduler gives this worker nothing new. The heartbeat goes on while jobs
       // finish, so a grace period longer than the lease does not get them declared lost.
       // Not awaited: a server that is slow to answer must not eat into the grace period.

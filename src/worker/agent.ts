@@ -5,7 +5,8 @@ import { ProcessExecutor } from '../executors/process.ts';
 import { detectCapacity } from './capacity.ts';
 
 export interface AgentOptions {
-  server: string;
+  /** One server URL, or several on one database (array or comma-separated): the worker fails over between them. */
+  server: string | readonly string[];
   token: string;
   name?: string;
   /** Overrides of what is detected. */
