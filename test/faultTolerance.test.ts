@@ -157,6 +157,27 @@ for (const kind of STORE_KINDS) {
       assert.equal(closed?.consecutive_failures, 0);
     });
 
+    test('breaker per template: failures of one template hold back its jobs, not other command jobs', async () => {
+      await cl.client.createTemplate({
+        name: 'flaky_export', description: 'fails while the export target is down', category: 'test',
+        parameters: [{ name: 'code', type: 'integer', required: false, default: 3 }],
+        command: ['sh', '-c', 'exit {{ code }}'],
+      });
+      const fails = await cl.client.submitBatch(Array.from({ length: 3 }, () => ({ template: 'flaky_export', retry_policy: { max_attempts: 1 } })));
+      for (const id of fails.job_ids) assert.equal((await cl.client.waitFor(id, { interval_ms: 20, timeout_ms: 10_000 })).status, 'FAILED');
+      const open = (await cl.client.breakers()).breakers.find((b) => b.key === 'template:flaky_export');
+      assert.equal(open?.state, 'open');
+      const held = await cl.client.submit({ template: 'flaky_export', parameters: { code: 0 } });
+      const other = await cl.client.submit({ command: ['true'] });
+      assert.equal((await cl.client.waitFor(other.job_id, { interval_ms: 20, timeout_ms: 10_000 })).status, 'COMPLETED', 'other command jobs still run');
+      const waiting = await cl.client.getJob(held.job_id);
+      assert.equal(waiting.status, 'QUEUED');
+      assert.match(waiting.pending_reason!, /^circuit open for template:flaky_export after 3 consecutive failures/);
+      // Its probe (exit 0) closes the breaker.
+      assert.equal((await cl.client.waitFor(held.job_id, { interval_ms: 20, timeout_ms: 10_000 })).status, 'COMPLETED');
+      assert.equal((await cl.client.breakers()).breakers.find((b) => b.key === 'template:flaky_export')?.state, 'closed');
+    });
+
     test('breaker: a failed probe reopens it; reset closes it by hand; unknown keys are 404', async () => {
       const fails = await cl.client.submitBatch(Array.from({ length: 3 }, () => ({ handler: 'fragile', parameters: { fail: true }, retry_policy: { max_attempts: 1 } })));
       for (const id of fails.job_ids) await cl.client.waitFor(id, { interval_ms: 20, timeout_ms: 10_000 });
