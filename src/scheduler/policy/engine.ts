@@ -76,12 +76,19 @@ function lowerBound(jobs: readonly PendingJob[], r: number): number {
   return lo;
 }
 
-/** Shape keys per job, kept while the job object lives (snapshots reuse pending jobs across cycles). */
-const shapeKeys = new WeakMap<PendingJob, string>();
-const shapeKey = (j: PendingJob): string => {
-  let k = shapeKeys.get(j);
-  if (k === undefined) shapeKeys.set(j, (k = `${j.queue_key}|${j.resources.cpu_cores}|${j.resources.memory_gb}|${j.resources.gpu_count}|${j.nodes}`));
-  return k;
+/**
+ * A job's shape (queue, resources, nodes) as a map key. The common shape — default queue, one
+ * node, small whole numbers — packs into one small integer (no string built per job); others
+ * get a string.
+ */
+type ShapeKey = number | string;
+const smallInt = (x: number, bits: number): boolean => (x | 0) === x && x >= 0 && x < 1 << bits;
+const shapeKey = (j: PendingJob): ShapeKey => {
+  const r = j.resources;
+  if (j.nodes <= 1 && j.queue_key === '' && smallInt(r.cpu_cores, 8) && smallInt(r.gpu_count, 6) && smallInt(r.memory_gb, 16)) {
+    return r.cpu_cores | (r.gpu_count << 8) | (r.memory_gb << 14);
+  }
+  return `${j.queue_key}|${r.cpu_cores}|${r.memory_gb}|${r.gpu_count}|${Math.max(1, j.nodes)}`;
 };
 
 /** After the cluster is full, look at this many more jobs (for preemption and explanations). */
@@ -322,18 +329,22 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     return all.map((x) => x.v.id);
   };
 
-  const tooBig = new Map<string, PendingReasonData | null>();
-  const noRoom = new Set<string>();
+  const tooBig = new Map<ShapeKey, PendingReasonData | null>();
+  let anyTooBig = false;
+  const noRoom = new Set<ShapeKey>();
   /** Per tenant, the shapes its quota already refused this cycle. */
-  const quotaFail = new Map<string, Map<string, QuotaVerdict>>();
+  const quotaFail = new Map<string, Map<ShapeKey, QuotaVerdict>>();
   const quiet = !explainAll;
   /** Fails for sure, by what this cycle already learned (and no preemption could help it)? */
   const knownToFail = (j: PendingJob): boolean => {
     if (explainIds?.has(j.id)) return false;
+    const fails = quotaFail.get(j.tenant);
+    const roomFails = !backfill && noRoom.size > 0;
+    if (!anyTooBig && !fails && !roomFails) return false; // nothing learned that could apply: no key needed
     const skey = shapeKey(j);
-    if (tooBig.get(skey)) return true;
+    if (anyTooBig && tooBig.get(skey)) return true;
     if (PRIORITY_RANK[j.priority] <= 1 && preemption) return false;
-    return quotaFail.get(j.tenant)?.has(skey) === true || (noRoom.has(skey) && !backfill);
+    return fails?.has(skey) === true || (roomFails && noRoom.has(skey));
   };
   const blockedTenants = new Map<string, PendingReasonData>();
   let considered = 0;
@@ -386,6 +397,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
           big = r ? { kind: 'too_big', resource: r, need: j.resources[r], largest: l[r] } : { kind: 'too_big', resource: 'nodes', need: nodes, largest: l.workers };
         }
         tooBig.set(skey, big);
+        if (big) anyTooBig = true;
       }
       if (big) {
         explain(j, [big]);
