@@ -283,7 +283,8 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
         const rest = chosen.filter((_, k) => k !== i);
         if (workers.fitsWith(cw, [...going, ...rest.map((v) => v.resources)], j.resources)) chosen.splice(i, 1);
       }
-      const cost = chosen.length * 100 + chosen.reduce((s, v) => s + (PRIORITIES.length - PRIORITY_RANK[v.priority]), 0);
+      // Held back by quota: a victim of another cohort frees room but no quota, so more victims elsewhere follow.
+      const cost = chosen.reduce((s, v) => s + 100 + (PRIORITIES.length - PRIORITY_RANK[v.priority]) + (own(v) === 1 && quotaBlocked ? 50 : 0), 0);
       if (!best || cost < best.cost) best = { cw, victims: chosen, cost };
       if (cost <= floor) break;
     }
