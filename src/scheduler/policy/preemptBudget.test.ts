@@ -51,6 +51,8 @@ test('a job held back by its GPU quota preempts only jobs that hold GPUs, not th
   const victims = d.preemptions.map((p) => p.victim_id).sort();
   assert.ok(victims.includes('g-gpu'), `the GPU job of its own quota is a victim: ${victims.join(',')}`);
   assert.ok(!victims.some((v) => v.startsWith('g-cpu')), `no CPU-only job is preempted for GPU quota: ${victims.join(',')}`);
+  // w2's own-cohort GPU job frees room and quota at once: one victim, not o-gpu (room only) plus g-gpu (quota).
+  assert.deepEqual(victims, ['g-gpu'], 'the fewest victims');
   assert.ok(d.preemptions.every((p) => p.for_job_id === 'crit'));
 });
 
