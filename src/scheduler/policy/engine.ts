@@ -336,10 +336,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   /** Per tenant, the shapes its quota already refused this cycle. */
   const quotaFail = new Map<string, Map<ShapeKey, QuotaVerdict>>();
   const quiet = !explainAll;
-  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? */
-  const knownToFail = (j: PendingJob): boolean => {
+  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? `fails`: quotaFail of the job's tenant. */
+  const knownToFail = (j: PendingJob, fails: Map<ShapeKey, QuotaVerdict> | undefined): boolean => {
     if (explainIds?.has(j.id)) return false;
-    const fails = quotaFail.get(j.tenant);
     const roomFails = !backfill && noRoom.size > 0;
     if (!anyTooBig && !fails && !roomFails) return false; // nothing learned that could apply: no key needed
     const skey = shapeKey(j);
@@ -458,7 +457,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     c.i++;
     // Skip, without heap work, the jobs of this cursor that must fail the same way.
     if (quiet && outcome !== 'admitted') {
-      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!)) {
+      // One cursor = one tenant: look its refused shapes up once (tenant ids may be equal strings that are not the same object).
+      const fails = quotaFail.get(c.tenant);
+      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!, fails)) {
         c.i++;
         considered++;
       }
