@@ -76,11 +76,26 @@ function lowerBound(jobs: readonly PendingJob[], r: number): number {
   return lo;
 }
 
-const shapeKey = (j: PendingJob): string => `${j.queue_key}|${j.resources.cpu_cores}|${j.resources.memory_gb}|${j.resources.gpu_count}|${j.nodes}`;
+/**
+ * A job's shape (queue, resources, nodes) as a map key. The common shape — default queue, one
+ * node, small whole numbers — packs into one small integer (no string built per job); others
+ * get a string.
+ */
+type ShapeKey = number | string;
+const smallInt = (x: number, bits: number): boolean => (x | 0) === x && x >= 0 && x < 1 << bits;
+const shapeKey = (j: PendingJob): ShapeKey => {
+  const r = j.resources;
+  if (j.nodes <= 1 && j.queue_key === '' && smallInt(r.cpu_cores, 8) && smallInt(r.gpu_count, 6) && smallInt(r.memory_gb, 16)) {
+    return r.cpu_cores | (r.gpu_count << 8) | (r.memory_gb << 14);
+  }
+  return `${j.queue_key}|${r.cpu_cores}|${r.memory_gb}|${r.gpu_count}|${Math.max(1, j.nodes)}`;
+};
 
 /** After the cluster is full, look at this many more jobs (for preemption and explanations). */
 const FULL_EXTRA = 200;
 const MAX_RESERVATIONS = 1;
+/** A preemption search looks at most this many more workers once it has found some victim set. */
+const PREEMPT_SCAN_AFTER_FIRST = 32;
 /** Aging lifts a job at most to this rank (high). */
 const AGING_CEILING = 2;
 
@@ -91,10 +106,19 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   const capacity = zeroVector();
   for (const w of snap.workers) for (const r of RESOURCE_NAMES) capacity[r] += w.capacity[r];
   const runningByRank = [0, 0, 0, 0, 0];
+  // Sum each tenant's holding first: one ledger update per tenant, not per running job.
+  const held = new Map<string, { alloc: ResourceVector; jobs: number }>();
   for (const r of snap.running) {
-    ledger.charge(r.tenant, r.resources, r.placements.length, 1);
+    let h = held.get(r.tenant);
+    if (!h) held.set(r.tenant, (h = { alloc: zeroVector(), jobs: 0 }));
+    const n = r.placements.length;
+    h.alloc.cpu_cores += r.resources.cpu_cores * n;
+    h.alloc.memory_gb += r.resources.memory_gb * n;
+    h.alloc.gpu_count += r.resources.gpu_count * n;
+    h.jobs++;
     runningByRank[PRIORITY_RANK[r.priority]]!++;
   }
+  for (const [t, h] of held) ledger.hold(t, h.alloc, h.jobs);
   const hist = new Map<string, ResourceVector>();
   if (ord.fair_share === 'decayed') for (const [t, u] of snap.usage) hist.set(t, decayUsage(u, now, cfg.half_life_ms).value);
   const noHist = zeroVector();
@@ -167,70 +191,102 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   };
 
   let preemptAttempts = 0;
-  /** Running jobs in victim order, sorted once per cycle when first needed. */
-  let sortedRunning: RunningJob[] | null = null;
+  /** The lowest priority (highest rank) among running jobs: one victim of it is the cheapest possible set. */
+  let lowestRunning = 0;
+  for (let r = 0; r < runningByRank.length; r++) if (runningByRank[r]! > 0) lowestRunning = r;
+  /** Running jobs per cohort (a tenant without a cohort alone), in victim order; built once per cycle when first needed. */
+  let runningByGroup: Map<string, RunningJob[]> | null = null;
+  const sortedGroups = new Set<string>();
+  const groupOf = (tenant: string): string => ledger.get(tenant).tenant.cohort ?? `\0${tenant}`;
+  const groupVictims = (group: string): readonly RunningJob[] => {
+    if (!runningByGroup) {
+      runningByGroup = new Map();
+      for (const v of snap.running) {
+        const g = groupOf(v.tenant);
+        const l = runningByGroup.get(g);
+        if (l) l.push(v);
+        else runningByGroup.set(g, [v]);
+      }
+    }
+    const list = runningByGroup.get(group) ?? [];
+    if (!sortedGroups.has(group)) {
+      sortedGroups.add(group);
+      const borrowing = new Map<string, number>();
+      const b = (t: string): number => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t) ? 0 : 1), borrowing.get(t)!);
+      list.sort((x, y) => b(x.tenant) - b(y.tenant) || PRIORITY_RANK[y.priority] - PRIORITY_RANK[x.priority] || y.started_at - x.started_at);
+    }
+    return list;
+  };
   /**
    * Victims for `j`, Kueue-style: the minimal set on one worker that makes room (borrowing
    * tenants first, then lowest priority, then newest). When `j` is held back by quota (its
    * cohort's quota is in use), victims of its own cohort come first since they free quota too,
    * and more lower-priority jobs of the cohort are added until the quota admits it. The room is
    * promised to `j` for the rest of the cycle. Null when no such set exists.
+   *
+   * Bounded work: at most `max_preemption_attempts` searches per cycle; a search stops at the
+   * first worker whose set is as cheap as any can be (one victim of the lowest running priority)
+   * and looks at most `PREEMPT_SCAN_AFTER_FIRST` more workers once it has some set.
    */
   const tryPreempt = (j: PendingJob, quotaBlocked: boolean): string[] | null => {
-    if (j.nodes > 1 || preemptAttempts >= cfg.max_preemption_attempts) return null;
     const rank = PRIORITY_RANK[j.priority];
-    const byPriority =
-      (rank === 0 || (rank === 1 && now - j.queued_at >= cfg.critical_preempt_after_ms)) && runningByRank.some((n, r) => r > rank && n > 0);
+    // Emergency jobs are not held back by the cycle's victim budget (the issue: they preempt at once).
+    const budget = rank === 0 ? Infinity : cfg.max_preemptions;
+    if (j.nodes > 1 || preemptAttempts >= cfg.max_preemption_attempts || preemptions.length >= budget) return null;
+    const byPriority = (rank === 0 || (rank === 1 && now - j.queued_at >= cfg.critical_preempt_after_ms)) && lowestRunning > rank;
     const tenant = ledger.get(j.tenant);
     const reclaim = !quotaBlocked && tenant.tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
     if (!byPriority && !reclaim) return null;
     preemptAttempts++;
     const emergency = rank === 0;
-    const sameCohort = (v: RunningJob) => v.tenant === j.tenant || (tenant.tenant.cohort !== null && ledger.get(v.tenant).tenant.cohort === tenant.tenant.cohort);
+    const group = groupOf(j.tenant);
     const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank;
+    const kindOf = (v: RunningJob): 'priority' | 'reclaim' => (byPriority && PRIORITY_RANK[v.priority] > rank ? 'priority' : 'reclaim');
+    // Held back by quota: victims of its own cohort first, they free quota as well as room.
+    const own = (v: RunningJob) => (quotaBlocked && groupOf(v.tenant) === group ? 0 : 1);
+    const victimCmp = (a: RunningJob, b: RunningJob) => own(a) - own(b) || (victimLess(a, b) ? -1 : victimLess(b, a) ? 1 : 0);
+    const floor = 100 + (PRIORITIES.length - lowestRunning);
 
-
-    let best: { cw: CycleWorker; victims: RunningJob[]; kinds: ('priority' | 'reclaim')[]; cost: number } | null = null;
+    let best: { cw: CycleWorker; victims: RunningJob[]; cost: number } | null = null;
+    let afterBest = 0;
     for (const cw of workers.capable(j.queue_key)) {
+      if (best && ++afterBest > PREEMPT_SCAN_AFTER_FIRST) break;
+      if (!workers.canEverFit(cw, j.resources)) continue;
       const going: ResourceVector[] = [];
-      const candidates: { job: RunningJob; kind: 'priority' | 'reclaim' }[] = [];
-      for (const e of cw.ends) {
-        const v = e.job;
-        if (!v) continue;
+      const candidates: RunningJob[] = [];
+      for (const v of cw.running) {
         if (v.terminating || stopping.has(v.id)) {
           going.push(v.resources);
           continue;
         }
         if (!v.preemptible && !emergency) continue;
         const vr = PRIORITY_RANK[v.priority];
-        if (byPriority && vr > rank) candidates.push({ job: v, kind: 'priority' });
-        else if (reclaim && v.tenant !== j.tenant && vr >= rank && ledger.get(v.tenant).tenant.cohort === tenant.tenant.cohort && ledger.isBorrowing(v.tenant)) {
-          candidates.push({ job: v, kind: 'reclaim' });
-        }
+        if (byPriority && vr > rank) candidates.push(v);
+        else if (reclaim && v.tenant !== j.tenant && vr >= rank && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
-        best = { cw, victims: [], kinds: [], cost: -1 };
+        best = { cw, victims: [], cost: -1 };
         break;
       }
       if (candidates.length === 0) continue;
-      // Held back by quota: victims of its own cohort first, they free quota as well as room.
-      const own = (v: RunningJob) => (quotaBlocked && sameCohort(v) ? 0 : 1);
-      candidates.sort((a, b) => own(a.job) - own(b.job) || (victimLess(a.job, b.job) ? -1 : victimLess(b.job, a.job) ? 1 : 0));
-      const chosen: typeof candidates = [];
+      candidates.sort(victimCmp);
+      const chosen: RunningJob[] = [];
       const freed = [...going];
-      for (const c of candidates) {
-        chosen.push(c);
-        freed.push(c.job.resources);
+      for (const v of candidates) {
+        chosen.push(v);
+        freed.push(v.resources);
         if (workers.fitsWith(cw, freed, j.resources)) break;
       }
       if (!workers.fitsWith(cw, freed, j.resources)) continue;
       // Minimal set: drop any victim (last chosen first) the job fits without.
       for (let i = chosen.length - 1; i >= 0 && chosen.length > 1; i--) {
         const rest = chosen.filter((_, k) => k !== i);
-        if (workers.fitsWith(cw, [...going, ...rest.map((c) => c.job.resources)], j.resources)) chosen.splice(i, 1);
+        if (workers.fitsWith(cw, [...going, ...rest.map((v) => v.resources)], j.resources)) chosen.splice(i, 1);
       }
-      const cost = chosen.length * 100 + chosen.reduce((s, c) => s + (PRIORITIES.length - PRIORITY_RANK[c.job.priority]), 0);
-      if (!best || cost < best.cost) best = { cw, victims: chosen.map((c) => c.job), kinds: chosen.map((c) => c.kind), cost };
+      // Held back by quota: a victim of another cohort frees room but no quota, so more victims elsewhere follow.
+      const cost = chosen.reduce((s, v) => s + 100 + (PRIORITIES.length - PRIORITY_RANK[v.priority]) + (own(v) === 1 && quotaBlocked ? 50 : 0), 0);
+      if (!best || cost < best.cost) best = { cw, victims: chosen, cost };
+      if (cost <= floor) break;
     }
     if (!best) return null;
     // Quota: the room victims of its cohort free quota too; add more cohort victims while it still does not fit.
@@ -238,19 +294,15 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     if (quotaBlocked) {
       for (const v of best.victims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
       const picked = new Set(best.victims.map((v) => v.id));
-      if (!ledger.check(j.tenant, j.resources, j.nodes).ok) {
-        if (!sortedRunning) {
-          const borrowing = new Map<string, boolean>();
-          const isB = (t: string) => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t)), borrowing.get(t)!);
-          const keyed = snap.running.map((v) => ({ v, b: isB(v.tenant) ? 0 : 1, r: PRIORITY_RANK[v.priority] }));
-          keyed.sort((x, y) => x.b - y.b || y.r - x.r || y.v.started_at - x.v.started_at);
-          sortedRunning = keyed.map((x) => x.v);
-        }
-        for (const v of sortedRunning) {
-          if (picked.has(v.id) || !eligible(v) || !sameCohort(v)) continue;
+      let verdict = ledger.check(j.tenant, j.resources, j.nodes);
+      if (!verdict.ok) {
+        for (const v of groupVictims(group)) {
+          // Only jobs holding the resource the quota lacks: stopping others frees nothing the job needs.
+          if (verdict.ok || quotaVictims.length >= budget) break;
+          if (picked.has(v.id) || !eligible(v) || v.resources[verdict.resource] <= 0) continue;
           quotaVictims.push(v);
           ledger.charge(v.tenant, v.resources, v.placements.length, -1);
-          if (ledger.check(j.tenant, j.resources, j.nodes).ok) break;
+          verdict = ledger.check(j.tenant, j.resources, j.nodes);
         }
       }
       const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
@@ -260,7 +312,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));
     // The job claims its quota for the rest of the cycle, so lower jobs cannot take what its victims free.
     ledger.charge(j.tenant, j.resources, j.nodes, 1);
-    const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...best.victims.map((v, i) => ({ v, kind: best.kinds[i]! }))];
+    const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...best.victims.map((v) => ({ v, kind: kindOf(v) }))];
     for (const { v, kind } of all) {
       stopping.add(v.id);
       preemptions.push({
@@ -278,17 +330,21 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     return all.map((x) => x.v.id);
   };
 
-  const tooBig = new Map<string, PendingReasonData | null>();
-  const noRoom = new Set<string>();
-  const quotaFail = new Map<string, QuotaVerdict>();
+  const tooBig = new Map<ShapeKey, PendingReasonData | null>();
+  let anyTooBig = false;
+  const noRoom = new Set<ShapeKey>();
+  /** Per tenant, the shapes its quota already refused this cycle. */
+  const quotaFail = new Map<string, Map<ShapeKey, QuotaVerdict>>();
   const quiet = !explainAll;
-  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? */
-  const knownToFail = (j: PendingJob): boolean => {
+  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? `fails`: quotaFail of the job's tenant. */
+  const knownToFail = (j: PendingJob, fails: Map<ShapeKey, QuotaVerdict> | undefined): boolean => {
     if (explainIds?.has(j.id)) return false;
+    const roomFails = !backfill && noRoom.size > 0;
+    if (!anyTooBig && !fails && !roomFails) return false; // nothing learned that could apply: no key needed
     const skey = shapeKey(j);
-    if (tooBig.get(skey)) return true;
+    if (anyTooBig && tooBig.get(skey)) return true;
     if (PRIORITY_RANK[j.priority] <= 1 && preemption) return false;
-    return quotaFail.has(`${j.tenant}|${skey}`) || (noRoom.has(skey) && !backfill);
+    return fails?.has(skey) === true || (roomFails && noRoom.has(skey));
   };
   const blockedTenants = new Map<string, PendingReasonData>();
   let considered = 0;
@@ -341,14 +397,17 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
           big = r ? { kind: 'too_big', resource: r, need: j.resources[r], largest: l[r] } : { kind: 'too_big', resource: 'nodes', need: nodes, largest: l.workers };
         }
         tooBig.set(skey, big);
+        if (big) anyTooBig = true;
       }
       if (big) {
         explain(j, [big]);
       } else {
-        const qkey = `${j.tenant}|${skey}`;
-        const q = quotaFail.get(qkey) ?? ledger.check(j.tenant, j.resources, j.nodes);
+        const q = quotaFail.get(j.tenant)?.get(skey) ?? ledger.check(j.tenant, j.resources, j.nodes);
         if (!q.ok) {
-          quotaFail.set(qkey, q); // usage only grows within a cycle: the same shape fails again
+          // Usage only grows within a cycle: the same shape fails again.
+          const fails = quotaFail.get(j.tenant);
+          if (fails) fails.set(skey, q);
+          else quotaFail.set(j.tenant, new Map([[skey, q]]));
           const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
           const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
           explain(j, victims ? [why, { kind: 'preempting', victims }] : [why]);
@@ -398,7 +457,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     c.i++;
     // Skip, without heap work, the jobs of this cursor that must fail the same way.
     if (quiet && outcome !== 'admitted') {
-      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!)) {
+      // One cursor = one tenant: look its refused shapes up once (tenant ids may be equal strings that are not the same object).
+      const fails = quotaFail.get(c.tenant);
+      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!, fails)) {
         c.i++;
         considered++;
       }

@@ -70,6 +70,12 @@ export class QuotaLedger {
 
   /** Adds (sign 1) or removes (sign -1) a job's resources to a tenant's holding. */
   charge(id: string, res: ResourceVector, nodes: number, sign: 1 | -1): void {
+    const k = sign * nodes;
+    this.hold(id, { cpu_cores: res.cpu_cores * k, memory_gb: res.memory_gb * k, gpu_count: res.gpu_count * k }, sign);
+  }
+
+  /** Adds a tenant's whole holding at once (`alloc` already summed over its jobs and nodes; `jobs` running jobs). */
+  hold(id: string, alloc: ResourceVector, jobs: number): void {
     const s = this.get(id);
     const c = s.tenant.cohort === null ? undefined : this.#cohorts.get(s.tenant.cohort);
     for (const r of RESOURCE_NAMES) {
@@ -77,13 +83,13 @@ export class QuotaLedger {
         c.lend[r] -= lendable(s, r);
         c.borrow[r] -= borrowed(s, r);
       }
-      s.alloc[r] += sign * res[r] * nodes;
+      s.alloc[r] += alloc[r];
       if (c) {
         c.lend[r] += lendable(s, r);
         c.borrow[r] += borrowed(s, r);
       }
     }
-    s.running += sign;
+    s.running += jobs;
   }
 
   /** Idle quota the rest of the cohort could lend to `s` now. */

@@ -151,6 +151,8 @@ export interface PolicyConfig {
   max_fruitless: number;
   /** At most this many preemption searches per cycle (each scans running jobs). */
   max_preemption_attempts: number;
+  /** No new preemption search once this many victims were chosen in the cycle (and a job's quota victims stop there). */
+  max_preemptions: number;
   /** Explanations: for every job looked at and not admitted ('considered'), for the given ids, or none. */
   explain: 'considered' | readonly string[] | 'none';
 }
@@ -233,5 +235,6 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = {
   max_considered: 20_000,
   max_fruitless: 2_000,
   max_preemption_attempts: 8,
+  max_preemptions: 64,
   explain: 'considered',
 };

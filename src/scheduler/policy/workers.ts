@@ -19,8 +19,10 @@ export interface CycleWorker {
   going: ResourceVector & { slots: number };
   /** A reservation starts here then: only jobs that end before it may be placed. */
   reserved_at: number;
-  /** Running jobs (and this cycle's admissions) on it: room that comes free at `end`. */
-  ends: { end: number | null; res: ResourceVector; job: RunningJob | null }[];
+  /** Running jobs on it (room that comes free at their expected end). */
+  running: RunningJob[];
+  /** This cycle's admissions on it: room that comes free at `end`. */
+  admitted: { end: number | null; res: ResourceVector }[];
 }
 
 export interface PlaceOptions {
@@ -62,7 +64,7 @@ export class CycleWorkers {
     for (const w of workers) {
       if (w.draining) continue;
       const zero = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0 };
-      const cw: CycleWorker = { w, free: { ...w.free }, free_gpus: [...w.free_gpus], claim: { ...zero }, going: { ...zero }, reserved_at: Infinity, ends: [] };
+      const cw: CycleWorker = { w, free: { ...w.free }, free_gpus: [...w.free_gpus], claim: { ...zero }, going: { ...zero }, reserved_at: Infinity, running: [], admitted: [] };
       this.all.push(cw);
       this.byId.set(w.id, cw);
       for (const k of w.queue_keys) {
@@ -77,7 +79,7 @@ export class CycleWorkers {
       for (const p of r.placements) {
         const cw = this.byId.get(p.worker_id);
         if (!cw) continue;
-        cw.ends.push({ end: r.expected_end, res: r.resources, job: r });
+        cw.running.push(r);
         if (r.terminating) addRoom(cw.going, r.resources);
       }
     }
@@ -179,7 +181,7 @@ export class CycleWorkers {
       cw.free.gpu_count -= job.resources.gpu_count;
       gpus = cw.free_gpus.splice(0, job.resources.gpu_count);
     }
-    cw.ends.push({ end: o.duration === null ? null : o.now + o.duration, res: job.resources, job: null });
+    cw.admitted.push({ end: o.duration === null ? null : o.now + o.duration, res: job.resources });
     if (wasOpen && !this.#isOpen(cw)) this.open--;
     if (cw.w.kind === 'process' && cw.w.queue_keys.includes('')) this.#index.update(cw);
     return { worker_id: cw.w.id, gpu_indices: gpus };
@@ -206,7 +208,9 @@ export class CycleWorkers {
         continue;
       }
       const room = { ...cw.free };
-      const ends = cw.ends.filter((e) => e.end !== null || e.job?.terminating).sort((a, b) => (a.end ?? now) - (b.end ?? now));
+      const ends: { end: number | null; res: ResourceVector }[] = cw.admitted.filter((e) => e.end !== null);
+      for (const r of cw.running) if (r.expected_end !== null || r.terminating) ends.push({ end: r.expected_end, res: r.resources });
+      ends.sort((a, b) => (a.end ?? now) - (b.end ?? now));
       for (const e of ends) {
         room.slots += 1;
         room.cpu_cores += e.res.cpu_cores;
@@ -222,6 +226,11 @@ export class CycleWorkers {
     times.sort((a, b) => a.t - b.t);
     const chosen = times.slice(0, nodes);
     return { start_at: chosen[nodes - 1]!.t, workers: chosen.map((c) => c.cw) };
+  }
+
+  /** Could the job ever fit on `cw` (by its total capacity)? */
+  canEverFit(cw: CycleWorker, res: ResourceVector): boolean {
+    return fitsRoom(cw, cw.w.capacity, res);
   }
 
   /** Would the job fit on `cw` if `freed` came free (free room minus promised room, ignoring reservations)? */
