@@ -1,4 +1,6 @@
 /** A Gantry server in its own process for the benchmark. argv: database-url data-dir [local-worker-slots]. Prints one JSON line {url, token, pid}. */
+import { readFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { startServer } from '../src/server/run.ts';
 import { compileServerConfig } from '../src/config.ts';
 
@@ -10,3 +12,11 @@ const srv = await startServer({
 });
 process.stdout.write(JSON.stringify({ url: srv.url, token: srv.admin_token, pid: process.pid }) + '\n');
 process.on('SIGTERM', () => void srv.close().then(() => process.exit(0)));
+// SIGUSR2: the process's memory breakdown on stderr (bench/backlog-mem.ts reads it to find what holds RSS).
+process.on('SIGUSR2', () => {
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, Math.round(s.space_size / 2 ** 20)]));
+  const mb = Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const rss = Object.fromEntries([...status.matchAll(/^(Rss\w+):\s+(\d+) kB/gm)].map((m) => [m[1], Math.round(Number(m[2]) / 1024)]));
+  process.stderr.write(`MEM ${JSON.stringify({ ...mb, ...rss, spaces })}\n`);
+});
