@@ -22,6 +22,11 @@ try {
   process.kill(srv.pid, 'SIGUSR2');
   await new Promise((r) => setTimeout(r, 3000));
   console.log(JSON.stringify({ after_3s_rss_mb: Math.round(srv.rssMb()) }));
+  if (process.env.SNAPSHOT) {
+    process.kill(srv.pid, 'SIGHUP');
+    await new Promise((r) => setTimeout(r, 8000));
+    await import('node:fs').then((fs) => fs.copyFileSync(join(db.dir, 'data', 'server.heapsnapshot'), process.env.SNAPSHOT!));
+  }
   process.kill(srv.pid, 'SIGUSR2');
   await new Promise((r) => setTimeout(r, 200));
 } catch (e) {

@@ -17,9 +17,6 @@ function profileArgs(name: string): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
 }
 
-/** The Node flags `bin/gantry.js` runs the server with (its shebang line): the young generation capped at 2 × 16 MB. */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
-
 export interface GantryServerProc {
   url: string;
   token: string;
@@ -57,7 +54,7 @@ export async function freshDb(kind: StoreKind, pgUrl: string): Promise<{ url: st
 
 export async function startGantryServer(database: string, dataDir: string, localWorkerSlots?: number): Promise<GantryServerProc> {
   const args = [here('./serverProc.ts'), database, dataDir, ...(localWorkerSlots ? [String(localWorkerSlots)] : [])];
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...profileArgs('server'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profileArgs('server'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const info = await new Promise<{ url: string; token: string; pid: number }>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {

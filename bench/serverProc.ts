@@ -1,9 +1,11 @@
 /** A Gantry server in its own process for the benchmark. argv: database-url data-dir [local-worker-slots]. Prints one JSON line {url, token, pid}. */
 import { readFileSync } from 'node:fs';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { startServer } from '../src/server/run.ts';
+import { prepareServerProcess } from '../src/server/heap.ts';
 import { compileServerConfig } from '../src/config.ts';
 
+prepareServerProcess(); // as `gantry server` does: young generation capped, old space kept near the live data
 const [database, dataDir, localSlots] = process.argv.slice(2);
 const srv = await startServer({
   config: compileServerConfig({ database: database!, dataDir: dataDir!, port: 0 }, {}),
@@ -20,3 +22,5 @@ process.on('SIGUSR2', () => {
   const rss = Object.fromEntries([...status.matchAll(/^(Rss\w+):\s+(\d+) kB/gm)].map((m) => [m[1], Math.round(Number(m[2]) / 1024)]));
   process.stderr.write(`MEM ${JSON.stringify({ ...mb, ...rss, spaces })}\n`);
 });
+// SIGHUP: a heap snapshot (after a full GC) in the data dir; its path on stderr.
+process.on('SIGHUP', () => process.stderr.write(`SNAPSHOT ${writeHeapSnapshot(`${dataDir}/server.heapsnapshot`)}\n`));
