@@ -1,11 +1,11 @@
-/** A Gantry server in its own process for the benchmark. argv: database-url data-dir [local-worker-slots]. Prints one JSON line {url, token, pid}. */
+/** A Gantry server in its own process for the benchmark. argv: database-url data-dir [local-worker-slots]. Prints one JSON line {url, token, pid}. BENCH_DEFAULT_HEAP=1: V8 defaults instead of src/server/heap.ts (for before/after). */
 import { readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { startServer } from '../src/server/run.ts';
 import { prepareServerProcess } from '../src/server/heap.ts';
 import { compileServerConfig } from '../src/config.ts';
 
-prepareServerProcess(); // as `gantry server` does: young generation capped, old space kept near the live data
+if (process.env.BENCH_DEFAULT_HEAP !== '1') prepareServerProcess(); // as `gantry server` does: young generation capped, old space kept near the live data
 const [database, dataDir, localSlots] = process.argv.slice(2);
 const srv = await startServer({
   config: compileServerConfig({ database: database!, dataDir: dataDir!, port: 0 }, {}),
