@@ -88,6 +88,7 @@ function announce(server: RunningServer, config: ServerConfig): void {
 
 async function serve(cmd: Command, o: ServerOptions, localWorker: CapacityOptions | null): Promise<void> {
   const config = serverConfig(cmd, o);
+  (await import('../server/heap.ts')).prepareServerProcess(config.database);
   // Listening before the server exists means a signal during start-up still ends in a clean close.
   const stop = stopSignal();
   const { startServer } = await import('../server/run.ts');

@@ -46,8 +46,9 @@ export class SqliteDriver implements SqlDriver {
         this.#checkpointer.unref();
       }
       this.#db.pragma('foreign_keys = ON');
-      // The default 2 MB page cache thrashes once the queue holds tens of thousands of jobs.
-      this.#db.pragma('cache_size = -131072');
+      // The default 2 MB page cache thrashes once the queue holds tens of thousands of jobs; 32 MB
+      // holds the hot index pages (queue heads, active jobs) even with a million queued jobs.
+      this.#db.pragma('cache_size = -32768');
       this.#db.pragma('temp_store = MEMORY');
     } catch (err) {
       throw new GantryError('STORE_UNAVAILABLE', `cannot open SQLite database ${path}: ${(err as Error).message}`);

@@ -1,0 +1,28 @@
+/**
+ * V8 heap settings for a process that runs a Gantry server (`gantry up` / `gantry server`, and the
+ * benchmark's server). Live data stays small (~20 MB heap with a million queued jobs), but a submit
+ * burst lets V8 grow the young generation to 2 × 64 MB and the old space to 4× the live data, and
+ * nothing shrinks them while the server is busy: W4 measured 525 MB RSS with the defaults.
+ */
+import { setFlagsFromString } from 'node:v8';
+
+/** Command-line only (V8 sizes the young generation when the heap is created): 2 × 16 MB at most. */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
+
+/**
+ * Call first in a server process, with its database URL. SQLite servers only: on PostgreSQL the same
+ * settings (either of them alone, too) raised W2 latency with a million queued jobs from ~20 ms to
+ * 4–5 s (measured 2026-11-22, see docs/notes/issue3b.md), so a PostgreSQL server keeps V8's defaults.
+ * Without SERVER_NODE_FLAGS on the command line it replaces the
+ * process image with one that has them (same pid, same arguments; where `process.execve` exists,
+ * i.e. not on Windows). A flag the user gave on the node command line wins. Then the old space
+ * grows by 50% over the live data between full collections instead of up to 4×.
+ */
+export function prepareServerProcess(database: string): void {
+  if (/^postgres(ql)?:\/\//.test(database)) return;
+  const missing = SERVER_NODE_FLAGS.filter((f) => !process.execArgv.some((a) => a.startsWith(f.split('=')[0]!)));
+  if (missing.length > 0 && typeof process.execve === 'function' && process.platform !== 'win32') {
+    process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)]);
+  }
+  setFlagsFromString('--heap-growing-percent=50');
+}
