@@ -7,14 +7,10 @@
  * Sizes can be overridden: CHAOS_JOBS, CHAOS_KILLS, LOAD_RATE, LOAD_SECONDS, CHAOS_ONLY=chaos|load.
  * Exits 1 if an invariant breaks, a submit fails or a job is lost.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { formatChaos, runChaos } from '../test/chaos/run.ts';
 import { formatLoad, runLoad } from '../test/chaos/load.ts';
-import { startEmbeddedPostgres } from '../test/chaos/embeddedPg.ts';
+import { startEmbeddedPostgres } from '../test/helpers/embeddedPg.ts';
+import { freshDatabase } from '../test/helpers/db.ts';
 
 const env = process.env;
 const only = env.CHAOS_ONLY ?? '';
@@ -26,28 +22,9 @@ if (!base) {
   stopPg = pgs.stop;
   console.log(`embedded PostgreSQL on ${base.replace(/:[^:@/]+@/, ':***@')}`);
 }
-
-async function database(): Promise<{ url: string; dir: string; drop: () => Promise<void> }> {
-  const name = `gantry_chaos_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(base!);
-  u.pathname = `/${name}`;
-  const dir = mkdtempSync(join(tmpdir(), 'gantry-chaos-'));
-  return {
-    url: u.toString(),
-    dir,
-    drop: async () => {
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-      await c.end();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+// Each run gets a fresh database on that server, as a test file does.
+env.GANTRY_TEST_PG_URL = base;
+const database = () => freshDatabase('postgres');
 
 let failed = false;
 try {

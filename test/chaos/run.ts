@@ -10,6 +10,7 @@ import { openStore } from '../../src/store/store.ts';
 import { GantryClient, type JobRequest } from '../../src/client/http.ts';
 import { agentProc, freePort, sdkProc, serverProc, type Proc } from './procs.ts';
 import { activeWithoutLease, checkInvariants, rawDb, readMarkers, type InvariantReport } from './invariants.ts';
+import { rng } from '../../src/sim/generate.ts';
 
 export interface ChaosOptions {
   /** postgres://… or sqlite:PATH */
@@ -67,17 +68,6 @@ export interface ChaosReport {
   invariants: InvariantReport;
 }
 
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed with its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The i-th job of the mix: ~15% process jobs, the rest handler jobs; ~12% fail, ~5% slow. */
 function chaosJob(i: number, r: () => number, procMarker: string): JobRequest {

