@@ -6,9 +6,9 @@
  */
 import { Option, type Command } from 'commander';
 import { GantryApiError, type JobRequest, type Priority } from '../client/http.ts';
-import { estimate, fields, out, printJson } from './output.ts';
+import { estimate } from './output.ts';
 import { collectParam, integer, number, positiveInteger } from './parse.ts';
-import { jobExitCode, outcome, watch } from './jobs.ts';
+import { showSubmitted } from './jobs.ts';
 import { CliError, EXIT, globals, type Session } from './session.ts';
 
 interface CommonOptions {
@@ -144,22 +144,13 @@ export function jobTypeCommands(program: Command, session: Session): void {
           }
           throw err;
         }
-        if (output === 'json' && !o.wait) return printJson({ execution_id: res.job_id, ...res });
-        if (output !== 'json') {
-          out(fields([
-            ['execution_id', res.job_id],
-            ['status', res.status],
-            ['template', `${res.template} v${res.template_version}`],
-            ['queue_position', res.queue_position === null ? '-' : String(res.queue_position)],
-            ['estimated_start', estimate(res.estimated_start_time)],
-          ]));
-        }
-        if (!o.wait) return;
-        const progress = output === 'json' ? (l: string) => process.stderr.write(l + '\n') : out;
-        const job = await watch(client, res.job_id, progress);
-        if (output === 'json') printJson(job);
-        else out(outcome(job));
-        session.exitCode = jobExitCode(job);
+        await showSubmitted(session, client, output, o.wait, res, [
+          ['execution_id', res.job_id],
+          ['status', res.status],
+          ['template', `${res.template} v${res.template_version}`],
+          ['queue_position', res.queue_position === null ? '-' : String(res.queue_position)],
+          ['estimated_start', estimate(res.estimated_start_time)],
+        ], { execution_id: res.job_id, ...res });
       });
   }
 }

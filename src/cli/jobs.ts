@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { Argument, type Command } from 'commander';
 import {
-  FINAL_STATUSES, GantryApiError, type GantryClient, type JobEventView, type JobRequest, type JobView, type Priority,
+  FINAL_STATUSES, GantryApiError, type GantryClient, type JobEventView, type JobRequest, type JobView, type Priority, type SubmitResponse,
 } from '../client/http.ts';
-import { clip, estimate, fields, num, out, printJson, shellQuote, table, time } from './output.ts';
+import { clip, estimate, fields, num, out, printJson, shellQuote, table, time, type OutputFormat } from './output.ts';
 import { collectPair, collectParam, integer, number, positiveInteger } from './parse.ts';
 import { CliError, EXIT, globals, type Session } from './session.ts';
 
@@ -149,6 +149,26 @@ function eventLine(e: JobEventView): string {
  * Polls until the job is final, handing each state change to `onEvent` once. Reading the job
  * before its events means the events always include the final transition.
  */
+/**
+ * What every submitting command prints: the submit's answer (these rows, or `json` in JSON
+ * mode); with `wait`, the job's state changes until it ends, then its outcome, and the job's
+ * exit code becomes the command's.
+ */
+export async function showSubmitted(
+  session: Session, client: GantryClient, output: OutputFormat, wait: boolean | undefined,
+  res: SubmitResponse, rows: [string, string][], json: object = res,
+): Promise<void> {
+  if (output === 'json' && !wait) return printJson(json);
+  if (output !== 'json') out(fields(rows));
+  if (!wait) return;
+  // In JSON mode stdout carries only the final job, so progress goes to stderr.
+  const progress = output === 'json' ? (l: string) => process.stderr.write(l + '\n') : out;
+  const job = await watch(client, res.job_id, progress);
+  if (output === 'json') printJson(job);
+  else out(outcome(job));
+  session.exitCode = jobExitCode(job);
+}
+
 export async function watch(client: GantryClient, id: string, onEvent: (line: string) => void): Promise<JobView> {
   let shown = 0;
   for (;;) {
@@ -262,22 +282,12 @@ export function jobCommands(program: Command, session: Session): void {
         if (flag && err instanceof GantryApiError) throw new CliError(`${err.code} ${err.message} (${flag})`, EXIT.USAGE);
         throw err;
       }
-      if (output === 'json' && !o.wait) return printJson(res);
-      if (output !== 'json') {
-        out(fields([
-          ['job_id', res.job_id],
-          ['status', res.status],
-          ['queue_position', res.queue_position === null ? '-' : String(res.queue_position)],
-          ['estimated_start', estimate(res.estimated_start_time)],
-        ]));
-      }
-      if (!o.wait) return;
-      // In JSON mode stdout carries only the final job, so progress goes to stderr.
-      const progress = output === 'json' ? (l: string) => process.stderr.write(l + '\n') : out;
-      const job = await watch(client, res.job_id, progress);
-      if (output === 'json') printJson(job);
-      else out(outcome(job));
-      session.exitCode = jobExitCode(job);
+      await showSubmitted(session, client, output, o.wait, res, [
+        ['job_id', res.job_id],
+        ['status', res.status],
+        ['queue_position', res.queue_position === null ? '-' : String(res.queue_position)],
+        ['estimated_start', estimate(res.estimated_start_time)],
+      ]);
     });
 
   program
