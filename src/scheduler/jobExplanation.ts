@@ -86,12 +86,12 @@ export async function explainJob(store: Store, scheduler: Scheduler, job: Job, n
 function notWaiting(job: Job): string {
   switch (job.state) {
     case 'SCHEDULED':
-      return `placed on worker ${job.worker_id}; starting`;
+      return job.nodes > 1 ? `placed as a gang of ${job.nodes}; starting` : `placed on worker ${job.worker_id}; starting`;
     case 'RUNNING':
     case 'PAUSED':
       return job.preemption
         ? `being preempted (${job.preemption.reason}); it goes back to the queue when its worker has stopped it`
-        : `${job.state === 'RUNNING' ? 'running' : 'paused'} on worker ${job.worker_id}`;
+        : `${job.state === 'RUNNING' ? 'running' : 'paused'} ${job.nodes > 1 ? `as a gang of ${job.nodes}` : `on worker ${job.worker_id}`}`;
     case 'RETRYING':
       return `waiting for its retry backoff${job.run_after ? ` until ${new Date(job.run_after).toISOString()}` : ''}`;
     default:

@@ -92,6 +92,12 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   const running: RunningJob[] = [];
   for (const a of active) {
+    // A gang's members come as consecutive rows of the same job, one worker each: one running job with N placements.
+    const prev = running[running.length - 1];
+    if (prev && prev.id === a.id) {
+      prev.placements.push({ worker_id: a.worker_id, gpu_indices: a.gpu_indices });
+      continue;
+    }
     const start = a.started_at ?? a.updated_at;
     const est = await o.estimates.estimateMs(a.type, a.expected_duration, o.now);
     const d = est ?? (a.timeout !== null ? a.timeout * 1000 : null);

@@ -105,7 +105,7 @@ export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
 /** Runs that used resources since `since` (ended after it, or still running): for rebuilding decayed usage. */
 export async function usageHistory(db: SqlExecutor, since: number): Promise<{ tenant: string; cpu_cores: number; memory_gb: number; gpu_count: number; started_at: number; ended_at: number | null }[]> {
   const rows = await db.query(
-    `SELECT j.tenant, j.cpu_cores, j.memory_gb, j.gpu_count, a.started_at, a.ended_at
+    `SELECT j.tenant, j.cpu_cores * j.nodes AS cpu_cores, j.memory_gb * j.nodes AS memory_gb, j.gpu_count * j.nodes AS gpu_count, a.started_at, a.ended_at
      FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE a.ended_at IS NULL OR a.ended_at >= ?`,
     [since],
   );
