@@ -5,7 +5,7 @@ import type { WorkerSlotView } from './placement.ts';
 import { DEFAULT_POLICY_CONFIG, type DecayedUsage, type PendingJob, type Policy, type PolicyConfig } from './policy/types.ts';
 import { gantryPolicy } from './policy/policies.ts';
 import { buildSnapshot } from './snapshot.ts';
-import { RuntimeEstimates } from './runtimeEstimates.ts';
+import { runtimeEstimatesFor, type RuntimeEstimates } from './runtimeEstimates.ts';
 import { TenantUsage } from './tenantUsage.ts';
 import { BreakerGate, breakerKeysOf } from '../core/breakers.ts';
 
@@ -73,7 +73,7 @@ export class Scheduler {
   constructor(store: Store, opts: Partial<SchedulerOptions> = {}) {
     this.#store = store;
     this.#opts = { ...DEFAULT_SCHEDULER_OPTIONS, ...opts };
-    this.#estimates = new RuntimeEstimates(store);
+    this.#estimates = runtimeEstimatesFor(store);
     this.#usage = new TenantUsage(this.#opts.usage_half_life_ms);
     this.#policyConfig = {
       ...DEFAULT_POLICY_CONFIG, half_life_ms: this.#opts.usage_half_life_ms, explain: 'none',

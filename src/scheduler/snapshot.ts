@@ -99,7 +99,7 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
       continue;
     }
     const start = a.started_at ?? a.updated_at;
-    const est = await o.estimates.estimateMs(a.type, a.expected_duration, o.now);
+    const est = await o.estimates.estimateMs(a, o.now);
     const d = est ?? (a.timeout !== null ? a.timeout * 1000 : null);
     running.push({
       id: a.id, tenant: a.tenant, priority: a.priority,
@@ -132,7 +132,7 @@ async function pendingJob(r: PendingRow, o: SnapshotOptions): Promise<PendingJob
     resources: { cpu_cores: r.cpu_cores, memory_gb: r.memory_gb, gpu_count: r.gpu_count },
     // The queue position key: queue time, as edited by reorder — so FIFO within a tenant honours reorders.
     queued_at: r.sort_key, seq: r.seq,
-    expected_duration_ms: await o.estimates.estimateMs(r.type, r.expected_duration, o.now),
+    expected_duration_ms: await o.estimates.estimateMs(r, o.now),
     preemptible: r.preemptible, nodes: r.nodes, queue_key: r.queue_key,
   };
 }

@@ -14,7 +14,7 @@ import { submitJobs, type SubmitResult } from './ops/submitJobs.ts';
 import { assignJobs, deliverToWorker, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
 import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
 import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
-import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDurations, type JobFilter, type QueueStats } from './ops/reads.ts';
+import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentRuns, type JobFilter, type QueueStats } from './ops/reads.ts';
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
@@ -187,8 +187,9 @@ export class Store {
   queueStats(now = Date.now()): Promise<QueueStats> {
     return queueStats(this.#db, now);
   }
-  recentDurations(type: string, limit = 50): Promise<number[]> {
-    return recentDurations(this.#db, type, limit);
+  /** The newest completed runs of a type (tenant, template, run time in ms), for runtime estimates. */
+  recentRuns(type: string, limit = 500): Promise<{ tenant: string; template: string | null; ms: number }[]> {
+    return recentRuns(this.#db, type, limit);
   }
   activeJobs(): Promise<Job[]> {
     return activeJobs(this.#db);

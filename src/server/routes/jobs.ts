@@ -7,7 +7,6 @@ import { dependenciesSchema } from '../templateSchemas.ts';
 import { parsePriority } from '../../core/priorities.ts';
 import { isFinal } from '../../core/states.ts';
 import { CHANNELS } from '../../store/store.ts';
-import { queueInsight } from '../../scheduler/estimate.ts';
 import { breakerKeysOf, breakerPendingReason } from '../../core/breakers.ts';
 import { jobInsight } from './explain.ts';
 import { SubmitCoalescer } from '../submitCoalescer.ts';
@@ -39,7 +38,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     await ctx.tenants.assertMaySubmit([spec]);
     const res = await submitter.submit(spec, actorOf(req.principal));
     const job = res.job;
-    const insight = job.state === 'QUEUED' ? await queueInsight(store, job, Date.now(), { allow_stale: true }) : null;
+    // The same model as GET /jobs/{id} and /explain: the policy's estimate (src/server/routes/explain.ts).
+    const insight = job.state === 'QUEUED' ? await jobInsight(ctx, job, { submit: true }) : null;
     const deps = await store.dependencyStatus(job);
     return reply.status(res.created ? 201 : 200).send({
       job_id: job.id,

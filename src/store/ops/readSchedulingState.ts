@@ -40,6 +40,7 @@ export interface ActiveRow {
   started_at: number | null;
   updated_at: number;
   expected_duration: number | null;
+  template: string | null;
   timeout: number | null;
   preemptible: boolean;
   /** A preemption is pending (the worker was told to stop it). */
@@ -89,7 +90,7 @@ export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys
 export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
   const rows = await db.query(
     `SELECT id, tenant, priority, state, type, cpu_cores, memory_gb, gpu_count, worker_id, gpu_indices, started_at, updated_at,
-       expected_duration, timeout, preemptible, preemption
+       expected_duration, template, timeout, preemptible, preemption
      FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL`,
   );
   return rows.map((r) => ({
@@ -98,7 +99,7 @@ export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
     gpu_indices: Number(r.gpu_count) > 0 ? (JSON.parse(String(r.gpu_indices)) as number[]) : [],
     started_at: r.started_at === null ? null : Number(r.started_at), updated_at: Number(r.updated_at),
     expected_duration: r.expected_duration === null ? null : Number(r.expected_duration), timeout: r.timeout === null ? null : Number(r.timeout),
-    preemptible: Number(r.preemptible) === 1, terminating: r.preemption !== null,
+    template: r.template == null ? null : String(r.template), preemptible: Number(r.preemptible) === 1, terminating: r.preemption !== null,
   }));
 }
 
