@@ -110,6 +110,27 @@ for (const kind of STORE_KINDS) {
       for (const n of next) assert.equal((await cl.client.waitFor(n.job_id, wait)).status, 'COMPLETED');
     });
 
+    test('emergency work preempts a running gang: every member is stopped, the gang is requeued whole and runs again', async () => {
+      const dir = cl.db.dir;
+      const script = `
+        if [ "$GANTRY_ATTEMPT" = 1 ]; then
+          trap 'echo preempted > "${dir}/preempt-$GANTRY_GANG_RANK"; exit 143' TERM
+          while true; do sleep 0.1; done
+        fi
+        echo "rank $GANTRY_GANG_RANK rerun"`;
+      const gang = await cl.client.submit({ name: 'low-gang', command: ['sh', '-c', script], nodes: 2, priority: 'low', resources: { cpu_cores: 2 }, grace_period: 5 });
+      await eventually(async () => (await cl.client.getJob(gang.job_id)).status === 'RUNNING');
+      const urgent = await cl.client.submit({ command: ['sh', '-c', 'echo urgent'], priority: 'emergency', resources: { cpu_cores: 2 } });
+      assert.equal((await cl.client.waitFor(urgent.job_id, wait)).status, 'COMPLETED');
+      const done = await cl.client.waitFor(gang.job_id, wait);
+      assert.equal(done.status, 'COMPLETED');
+      assert.deepEqual(done.attempts?.map((x) => x.outcome), ['preempted', 'completed']);
+      assert.ok(existsSync(join(dir, 'preempt-0')) && existsSync(join(dir, 'preempt-1')), 'both members got SIGTERM');
+      const requeued = (await cl.client.events(gang.job_id)).events.find((e) => e.from === 'RUNNING' && e.to === 'QUEUED');
+      assert.match(requeued?.reason ?? '', /^preempted: /);
+      assert.equal(requeued?.data?.preempted_by_job, urgent.job_id);
+    });
+
     test('a lost worker requeues the whole gang (not counted as a failure), stops the surviving member, and the gang runs again elsewhere', async () => {
       const dir = cl.db.dir;
       const script = `
