@@ -1,6 +1,7 @@
 import type { WorkerUsage } from '../core/types.ts';
 import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type Tier } from '../core/tiers.ts';
 import type { Store, ActiveRow, PendingRow } from '../store/store.ts';
+import { addHeldUsage } from '../store/ops/readSchedulingState.ts';
 import { buildWorkerViews } from './placement.ts';
 import type { ClusterSnapshot, DecayedUsage, PendingJob, PolicyTenant, PolicyWorker, ResourceQuota, RunningJob } from './policy/types.ts';
 import type { RuntimeEstimates } from './runtimeEstimates.ts';
@@ -50,16 +51,7 @@ export function policyTenant(t: EffectiveTenant): PolicyTenant {
 export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
   const [workers, active, records] = await Promise.all([store.listWorkers(false), store.activeJobRows(), store.listTenants()]);
   // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
-  const usage = new Map<string, WorkerUsage>();
-  for (const a of active) {
-    let u = usage.get(a.worker_id);
-    if (!u) usage.set(a.worker_id, (u = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0, gpu_indices: [] }));
-    u.cpu_cores += a.cpu_cores;
-    u.memory_gb += a.memory_gb;
-    u.gpu_count += a.gpu_count;
-    u.slots += 1;
-    u.gpu_indices.push(...a.gpu_indices);
-  }
+  const usage = addHeldUsage(active, new Map<string, WorkerUsage>());
   const views = buildWorkerViews(workers, usage);
   const policyWorkers: PolicyWorker[] = views.map((v, i) => ({
     id: v.id,

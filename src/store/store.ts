@@ -48,11 +48,11 @@ export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, Schedule
 export type { StoredTemplate };
 import { createTenant, deleteTenant, getTenant, listTenants, tenantLoad, updateTenant, type TenantChanges, type TenantLoad } from './ops/tenants.ts';
 import type { TenantRecord, Tier } from '../core/tiers.ts';
-import { activeJobRows, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
+import { activeJobRows, addHeldUsage, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
 import {
-  addGangUsage, assignGangs, deliverGangWork, gangActiveRows, gangMembers, gangWorkersOf, isMemberReport, reportGangResults, type GangMemberView,
+  assignGangs, deliverGangWork, gangActiveRows, gangMembers, gangWorkersOf, isMemberReport, reportGangResults, type GangMemberView,
 } from './ops/gangs.ts';
 
 export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
@@ -240,8 +240,8 @@ export class Store {
   }
   async workerUsage(): Promise<Map<string, WorkerUsage>> {
     const [usage, gangs] = await Promise.all([workerUsage(this.#db), gangActiveRows(this.#db)]);
-    addGangUsage(gangs, usage);
-    return usage;
+    // Gang members hold room on their workers too (src/store/ops/gangs.ts).
+    return addHeldUsage(gangs, usage);
   }
   assignJobs(assignments: readonly Assignment[], now = Date.now()): Promise<Assignment[]> {
     return this.#db.transaction((tx) => assignJobs(tx, assignments, now));

@@ -408,19 +408,6 @@ export async function gangActiveRows(db: SqlExecutor): Promise<ActiveRow[]> {
   });
 }
 
-/** Room each worker's gang members hold (added to `workerUsage` for the worker list and estimates). */
-export function addGangUsage(rows: readonly ActiveRow[], usage: Map<string, { cpu_cores: number; memory_gb: number; gpu_count: number; slots: number; gpu_indices: number[] }>): void {
-  for (const a of rows) {
-    let u = usage.get(a.worker_id);
-    if (!u) usage.set(a.worker_id, (u = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0, gpu_indices: [] }));
-    u.cpu_cores += a.cpu_cores;
-    u.memory_gb += a.memory_gb;
-    u.gpu_count += a.gpu_count;
-    u.slots += 1;
-    u.gpu_indices.push(...a.gpu_indices);
-  }
-}
-
 /** The members of each job's current (or last) gang attempt, for GET /jobs/{id} and `gantry status`. */
 export async function gangMembers(db: SqlExecutor, jobId: string, attemptId: string | null): Promise<GangMemberView[]> {
   const rows = attemptId

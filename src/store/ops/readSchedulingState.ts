@@ -1,4 +1,4 @@
-import type { Priority } from '../../core/types.ts';
+import type { Priority, WorkerUsage } from '../../core/types.ts';
 import type { SqlExecutor } from '../driver.ts';
 
 /**
@@ -114,4 +114,18 @@ export async function usageHistory(db: SqlExecutor, since: number): Promise<{ te
     tenant: String(r.tenant), cpu_cores: Number(r.cpu_cores), memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count),
     started_at: Number(r.started_at), ended_at: r.ended_at === null ? null : Number(r.ended_at),
   }));
+}
+
+/** Adds what each row holds to its worker's usage (one slot per row); returns `usage`. */
+export function addHeldUsage(rows: readonly ActiveRow[], usage: Map<string, WorkerUsage>): Map<string, WorkerUsage> {
+  for (const a of rows) {
+    let u = usage.get(a.worker_id);
+    if (!u) usage.set(a.worker_id, (u = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0, gpu_indices: [] }));
+    u.cpu_cores += a.cpu_cores;
+    u.memory_gb += a.memory_gb;
+    u.gpu_count += a.gpu_count;
+    u.slots += 1;
+    u.gpu_indices.push(...a.gpu_indices);
+  }
+  return usage;
 }
