@@ -98,10 +98,13 @@ for (const kind of STORE_KINDS) {
     test('cancelling a running gang stops every member', async () => {
       const dir = cl.db.dir;
       const script = `trap 'echo cancelled > "${dir}/cancel-$GANTRY_GANG_RANK"; exit 143' TERM; echo up; while true; do sleep 0.1; done`;
-      const sub = await cl.client.submit({ name: 'cancel-gang', command: ['sh', '-c', script], nodes: 2, resources: { cpu_cores: 2 } });
+      await cl.client.createTenant({ id: 'gangs', tier: 'enterprise' });
+      const sub = await cl.client.submit({ name: 'cancel-gang', command: ['sh', '-c', script], nodes: 2, resources: { cpu_cores: 2 }, tenant: 'gangs' });
       await eventually(async () => (await cl.client.getJob(sub.job_id)).status === 'RUNNING').catch(async (err) => {
         throw new Error(`${(err as Error).message}: ${JSON.stringify(await cl.client.getJob(sub.job_id))} ${JSON.stringify(await cl.client.explain(sub.job_id))} ${JSON.stringify(await cl.client.workers())}`);
       });
+      const load = (await cl.client.getTenant('gangs')).load;
+      assert.deepEqual([load?.running_jobs, load?.held.cpu_cores], [1, 4], 'the tenant holds 2 cpu on each of the 2 nodes');
       await cl.client.cancel(sub.job_id);
       assert.equal((await cl.client.waitFor(sub.job_id, wait)).status, 'CANCELLED');
       await eventually(async () => existsSync(join(dir, 'cancel-0')) && existsSync(join(dir, 'cancel-1')));
