@@ -49,6 +49,11 @@ for (const kind of STORE_KINDS) {
       assert.match(events.find((e) => e.to === 'SCHEDULED')?.reason ?? '', /gang of 2/);
       assert.ok(events.some((e) => e.from === 'SCHEDULED' && e.to === 'RUNNING' && /all 2 gang members started/.test(e.reason)));
       assert.equal(events.at(-1)?.to, 'COMPLETED');
+      // Fencing: a member's token is its own; the other worker reporting it (or anyone after the end) changes nothing.
+      const token = `${done.attempts![0]!.attempt_id}.1`;
+      const late = await cl.client.report(ids[0]!, [{ job_id: sub.job_id, attempt_id: token, outcome: 'failed', exit_code: 1 }]);
+      assert.equal(late.results[0]?.status, 'stale');
+      assert.equal((await cl.client.getJob(sub.job_id)).status, 'COMPLETED');
       const logs = (await cl.client.logs(sub.job_id)).logs.map((l) => l.data).join('');
       assert.match(logs, /rank 0 done/);
       assert.match(logs, /rank 1 done/);
@@ -93,6 +98,27 @@ for (const kind of STORE_KINDS) {
       const retry = events.find((e) => e.to === 'RETRYING');
       assert.ok(retry, JSON.stringify(events.map((e) => [e.from, e.to, e.reason])));
       assert.match(retry.reason, /gang member 1 .*retry 2\/2/);
+    });
+
+    test('pause and resume reach every member of a gang', async () => {
+      const dir = cl.db.dir;
+      // Each member counts ticks into its own file: while paused, neither count moves.
+      const script = `i=0; while true; do i=$((i+1)); echo $i > "${dir}/tick-$GANTRY_GANG_RANK"; sleep 0.05; done`;
+      const sub = await cl.client.submit({ name: 'pause-gang', command: ['sh', '-c', script], nodes: 2, resources: { cpu_cores: 2 } });
+      await eventually(async () => (await cl.client.getJob(sub.job_id)).status === 'RUNNING');
+      const ticks = () => [0, 1].map((r) => Number(readFileSync(join(dir, `tick-${r}`), 'utf8')));
+      await eventually(async () => ticks().every((t) => t > 0));
+      await cl.client.pause(sub.job_id);
+      await eventually(async () => (await cl.client.getJob(sub.job_id)).status === 'PAUSED');
+      await new Promise((r) => setTimeout(r, 300));
+      const frozen = ticks();
+      await new Promise((r) => setTimeout(r, 400));
+      assert.deepEqual(ticks(), frozen, 'both members are stopped');
+      await cl.client.resume(sub.job_id);
+      await eventually(async () => (await cl.client.getJob(sub.job_id)).status === 'RUNNING');
+      await eventually(async () => ticks().every((t, i) => t > frozen[i]!), 5000);
+      await cl.client.cancel(sub.job_id);
+      assert.equal((await cl.client.waitFor(sub.job_id, wait)).status, 'CANCELLED');
     });
 
     test('cancelling a running gang stops every member', async () => {
