@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STORE_KINDS } from './helpers/db.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
+import { runGantry } from './helpers/cli.ts';
 import { GantryApiError } from '../src/client/http.ts';
 import { Worker } from '../src/client/worker.ts';
 
@@ -214,6 +215,25 @@ for (const kind of STORE_KINDS) {
       } finally {
         await Promise.all(ws.map((w) => w.stop()));
       }
+    });
+
+    test('gantry submit --nodes runs a gang; gantry status names the worker of each rank; a bad --nodes names its flag', async () => {
+      const alive = cl.workers().filter((w) => w.child.exitCode === null && w.child.signalCode === null);
+      for (let i = alive.length; i < 2; i++) await cl.startWorker({ cpu: 2, slots: 4 });
+      const sub = await runGantry(cl, ['submit', '--nodes', '2', '--cpu', '1', '--output', 'json', '--', 'true']);
+      assert.equal(sub.code, 0, sub.stderr);
+      const id = (JSON.parse(sub.stdout) as { job_id: string }).job_id;
+      const done = await cl.client.waitFor(id, wait);
+      assert.equal(done.status, 'COMPLETED');
+      const status = await runGantry(cl, ['status', id]);
+      assert.equal(status.code, 0, status.stderr);
+      const line = status.stdout.split('\n').find((l) => /^gang\b/.test(l.trim()));
+      assert.ok(line, status.stdout);
+      for (const m of done.gang!.members) assert.ok(line.includes(`${m.rank}=${m.worker_id}`), line);
+      assert.match(line, /2 nodes/);
+      const bad = await runGantry(cl, ['submit', '--nodes', '0', '--', 'true']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /VALIDATION_FAILED nodes: .*\(--nodes\)/);
     });
 
     test('bad nodes values are refused naming the field', async () => {
