@@ -24,6 +24,7 @@ const FIELD_FLAGS: Readonly<Record<string, string>> = {
   timeout: '--timeout',
   expected_duration: '--expected-duration',
   grace_period: '--grace-period',
+  nodes: '--nodes',
   'retry_policy.max_attempts': '--max-attempts',
   'retry_policy.retry_delay': '--retry-delay',
   'retry_policy.name': '--retry-policy',
@@ -48,6 +49,7 @@ interface SubmitOptions {
   expectedDuration?: number;
   gracePeriod?: number;
   notPreemptible?: boolean;
+  nodes?: number;
   maxAttempts?: number;
   retryDelay?: number;
   retryPolicy?: string;
@@ -98,6 +100,7 @@ export function buildJobRequest(command: readonly string[], o: SubmitOptions): J
     expected_duration: o.expectedDuration,
     grace_period: o.gracePeriod,
     preemptible: o.notPreemptible ? false : undefined,
+    nodes: o.nodes,
     working_dir: o.workdir,
     idempotency_key: o.idempotencyKey,
   }));
@@ -205,6 +208,7 @@ export function printJob(j: JobView): void {
     [j.kind === 'command' ? 'command' : 'handler', j.kind === 'command' ? shellQuote(j.command ?? []) : (j.handler ?? '')],
     ['resources', resources(j.resources)],
     ['worker', j.worker_id ? j.worker_id + (j.gpu_indices.length ? ` (gpus ${j.gpu_indices.join(',')})` : '') : null],
+    ['gang', j.gang ? `${j.gang.size} nodes: ${j.gang.members.map((m) => `${m.rank}=${m.worker_id}${m.gpu_indices.length ? ` (gpus ${m.gpu_indices.join(',')})` : ''} ${m.state}`).join(', ')}` : null],
     ['attempts', `${j.attempt_count} of ${j.retry_policy.max_attempts ?? '?'}`],
     ['queue_position', queued && j.queue_position !== undefined ? String(j.queue_position) : null],
     ['estimated_start', queued ? estimate(j.estimated_start_time) : null],
@@ -259,6 +263,7 @@ export function jobCommands(program: Command, session: Session): void {
     .option('--non-retryable-exit-code <code>', 'this exit code fails the job for good, without retries', integer)
     .option('--grace-period <seconds>', 'time between SIGTERM and SIGKILL when stopped (e.g. to checkpoint when preempted)', number)
     .option('--not-preemptible', 'only emergency work may preempt this job')
+    .option('--nodes <n>', 'run as a gang on n workers (all or nothing, started together; resources are per node)', integer)
     .option('--max-attempts <n>', 'runs allowed, including the first', integer)
     .option('--retry-delay <seconds>', 'wait before the first retry', number)
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collectPair)

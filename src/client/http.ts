@@ -65,6 +65,7 @@ export interface JobRequest {
   preemptible?: boolean;
   /** Seconds between SIGTERM and SIGKILL when stopped (default: the worker's). */
   grace_period?: number;
+  /** Machines the job spans: > 1 runs it as a gang (one member per worker, all or nothing, started together; resources are per node). */
   nodes?: number;
 }
 
@@ -161,6 +162,29 @@ export interface JobView extends Required<Omit<JobRequest, 'command' | 'handler'
   pending_reason?: string | null;
   /** GET /jobs/{id}: the last checkpoint saved (time, attempt, size, file reference), or null. */
   last_checkpoint?: { attempt: number; saved_at: string; size: number; file: string | null } | null;
+  /** GET /jobs/{id} of a gang job (nodes > 1): its members — current attempt, else the last one. */
+  gang?: { size: number; members: GangMemberView[] };
+}
+
+export interface GangMemberView {
+  rank: number;
+  worker_id: string;
+  gpu_indices: number[];
+  /** assigned, running, completed, failed, timeout, cancelled, preempted, lost, interrupted, dropped */
+  state: string;
+  started_at: string | null;
+  ended_at: string | null;
+  exit_code: number | null;
+  error: string | null;
+}
+
+/** A gang member's place in its gang, as its worker receives it (`job.gang` for handlers, GANTRY_GANG_* for commands). */
+export interface GangInfo {
+  /** 0 … size−1; rank 0's result is the job's result, and only its progress and checkpoints count. */
+  rank: number;
+  size: number;
+  /** Every member in rank order (the name is the worker's name — the host name for `gantry worker`). */
+  workers: { rank: number; worker_id: string; name: string }[];
 }
 
 export interface JobEventView {
@@ -304,6 +328,8 @@ export interface Assignment {
   steps?: { name: string; command: string[]; timeout: number | null }[] | null;
   /** Seconds between SIGTERM and SIGKILL when the job is stopped; null = the worker's default. */
   grace_period?: number | null;
+  /** Set for a member of a gang job (nodes > 1); `attempt_id` is then the member's own token. */
+  gang?: GangInfo;
 }
 /** A checkpoint: a small JSON value and/or a reference to a file the job wrote. */
 export interface CheckpointData {

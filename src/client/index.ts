@@ -2,7 +2,7 @@
 export { GantryClient, GantryApiError, FINAL_STATUSES } from './http.ts';
 export type {
   ClientOptions, JobRequest, SubmitResponse, JobView, JobEventView, AttemptView, LogChunkView, QueueStatus, WorkerView, ListJobsQuery,
-  Priority, JobStatus,
+  Priority, JobStatus, GangInfo, GangMemberView,
 } from './http.ts';
 export { Worker, type WorkerOptions } from './worker.ts';
 export { NonRetryableError, type Handler, type HandlerJob } from '../executors/handler.ts';

@@ -33,6 +33,9 @@ export interface JobRequest {
   nodes?: number;
 }
 
+/** Most workers one gang job may span (`nodes`). */
+export const MAX_GANG_NODES = 64;
+
 export const DEFAULT_RESOURCES: Resources = { cpu_cores: 1, memory_gb: 0.25, gpu_count: 0, storage_gb: 0 };
 
 /**

@@ -1,4 +1,4 @@
-import type { Assignment, CheckpointData, Control, SavedCheckpoint } from '../client/http.ts';
+import type { Assignment, CheckpointData, Control, GangInfo, SavedCheckpoint } from '../client/http.ts';
 import type { Executor, JobContext } from '../client/workerLoop.ts';
 
 /** Throw this from a handler to fail the job without retries. */
@@ -32,6 +32,8 @@ export interface HandlerJob {
   checkpoint(data: unknown, opts?: { file?: string }): void;
   /** The last checkpoint an earlier attempt saved (`data`, `file`, `attempt`, `saved_at`), or null on a fresh start. */
   lastCheckpoint: SavedCheckpoint | null;
+  /** A gang job (nodes > 1): this member's rank, the gang's size and its members' workers in rank order; null otherwise. */
+  gang: GangInfo | null;
 }
 
 export type Handler = (job: HandlerJob) => unknown | Promise<unknown>;
@@ -104,6 +106,7 @@ export class HandlerExecutor implements Executor {
       log: (line) => ctx.log('stdout', line.endsWith('\n') ? line : line + '\n'),
       checkpoint: (data, opts) => ctx.checkpoint({ data, file: opts?.file ?? null } satisfies CheckpointData),
       lastCheckpoint: job.checkpoint ?? null,
+      gang: job.gang ?? null,
     };
     let out: unknown;
     try {

@@ -107,6 +107,7 @@ export class ProcessExecutor implements Executor {
       GANTRY_JOB_ID: job.job_id,
       GANTRY_ATTEMPT: String(job.attempt),
       GANTRY_TENANT: job.tenant,
+      ...(job.gang ? gangEnv(job.gang) : {}),
       ...(job.steps?.length ? { GANTRY_STEP: step.name, GANTRY_STEP_INDEX: String(r.step + 1), GANTRY_STEP_COUNT: String(r.steps.length) } : {}),
       // Write JSON here to checkpoint; the next attempt finds it in GANTRY_CHECKPOINT (and GANTRY_CHECKPOINT_REF for a file reference).
       GANTRY_CHECKPOINT_FILE: r.checkpoint.path,
@@ -262,4 +263,14 @@ export class ProcessExecutor implements Executor {
     for (const r of all) this.#stop(r, 'shutdown');
     await Promise.all(all.map((r) => r.exited));
   }
+}
+
+/** A gang member's place: rank, size and every member's worker name in rank order (for the job's own rendezvous). */
+function gangEnv(g: NonNullable<Assignment['gang']>): Record<string, string> {
+  return {
+    GANTRY_GANG_RANK: String(g.rank),
+    GANTRY_GANG_SIZE: String(g.size),
+    GANTRY_GANG_WORKERS: g.workers.map((w) => w.name).join(','),
+    GANTRY_GANG_WORKER_IDS: g.workers.map((w) => w.worker_id).join(','),
+  };
 }

@@ -1,5 +1,6 @@
 import type { Job } from '../core/types.ts';
 import type { Store } from '../store/store.ts';
+import { runtimeEstimatesFor } from './runtimeEstimates.ts';
 import { buildWorkerViews, fitsEver, fitsNow, pendingReason, type PlacementRequest, type WorkerSlotView } from './placement.ts';
 
 export interface QueueInsight {
@@ -48,28 +49,12 @@ function request(job: Job): PlacementRequest {
   return { kind: job.kind, handler: job.handler, ...job.resources };
 }
 
-/** Typical run times by store and type, kept for a second: a burst of submits reads history once per type. */
-const typicalCache = new WeakMap<Store, Map<string, { at: number; value: Promise<number | null> }>>();
-const TYPICAL_TTL_MS = 1000;
-
-/** Median run time (ms) of recent completed jobs of the same type, or null without history. */
-function typicalDuration(store: Store, type: string, now: number): Promise<number | null> {
-  let byType = typicalCache.get(store);
-  if (!byType) typicalCache.set(store, (byType = new Map()));
-  const hit = byType.get(type);
-  if (hit && now - hit.at < TYPICAL_TTL_MS) return hit.value;
-  const value = store.recentDurations(type, 50).then((d) => (d.length === 0 ? null : d.sort((a, b) => a - b)[Math.floor(d.length / 2)]!));
-  value.catch(() => byType.delete(type));
-  byType.set(type, { at: now, value });
-  return value;
-}
-
 /**
  * Position, estimated start and pending reason of a QUEUED job. The estimate: if a worker
  * can take it now, now; otherwise the n-th earliest expected end among running jobs that could
  * make room for it, n being the number of jobs ahead of it plus one. A running job's expected
- * end is its start plus its `expected_duration`, else the median of its type's history, else
- * its timeout. Null when no running job has any of these, or when no worker could ever fit it.
+ * end is its start plus its runtime estimate (the one estimator, `runtimeEstimates.ts`: `expected_duration`,
+ * else the p90 of its template/type/tenant history), else its timeout. Null when no running job has any of these, or when no worker could ever fit it.
  */
 export async function queueInsight(store: Store, job: Job, now = Date.now(), opts: { allow_stale?: boolean } = {}): Promise<QueueInsight> {
   const position = await store.queuePosition(job);
@@ -83,14 +68,11 @@ export async function queueInsight(store: Store, job: Job, now = Date.now(), opt
   const capable = new Set(views.filter((v) => fitsEver(v, req)).map((v) => v.id));
   if (capable.size === 0) return { queue_position: position, estimated_start_time: null, pending_reason: reason };
   const ends: number[] = [];
-  const typical = new Map<string, number | null>();
+  const estimates = runtimeEstimatesFor(store);
   for (const r of active) {
     if (!r.worker_id || !capable.has(r.worker_id)) continue;
-    let d: number | null = r.expected_duration !== null ? r.expected_duration * 1000 : null;
-    if (d === null) {
-      if (!typical.has(r.type)) typical.set(r.type, await typicalDuration(store, r.type, now));
-      d = typical.get(r.type) ?? (r.timeout !== null ? r.timeout * 1000 : null);
-    }
+    const d = (await estimates.estimateMs({ type: r.type, template: r.template ?? null, tenant: r.tenant, expected_duration: r.expected_duration }, now))
+      ?? (r.timeout !== null ? r.timeout * 1000 : null);
     if (d !== null) ends.push(Math.max(now, (r.started_at ?? now) + d));
   }
   ends.sort((a, b) => a - b);

@@ -44,9 +44,30 @@ function cachedSnapshot(store: Store, scheduler: Scheduler, queueKey: string, no
  * the same policy to explain this job (the snapshot is shared for 250 ms). Read-only: the decisions are not applied. The estimated
  * start comes from the policy's reservation and running jobs' expected ends.
  */
-export async function explainJob(store: Store, scheduler: Scheduler, job: Job, now = Date.now()): Promise<JobExplanation> {
+export async function explainJob(store: Store, scheduler: Scheduler, job: Job, now = Date.now(), opts: { shared?: boolean } = {}): Promise<JobExplanation> {
   const pc = scheduler.policyContext;
   const built = await cachedSnapshot(store, scheduler, job.handler ?? '', now);
+  if (opts.shared && job.state === 'QUEUED') {
+    // Submit answers: jobs of one shape submitted while the snapshot is shared get one policy run between them.
+    let byShape = sharedAnswers.get(built);
+    if (!byShape) sharedAnswers.set(built, (byShape = new Map()));
+    const key = [job.tenant, job.priority, job.handler ?? '', job.resources.cpu_cores, job.resources.memory_gb, job.resources.gpu_count, job.nodes,
+      job.preemptible, job.expected_duration, job.type, job.template ?? ''].join('\u0000');
+    let answer = byShape.get(key);
+    if (!answer) {
+      answer = explainWith(built, pc, job, now);
+      byShape.set(key, answer);
+      answer.catch(() => byShape.delete(key));
+    }
+    return { ...(await answer), job_id: job.id };
+  }
+  return explainWith(built, pc, job, now);
+}
+
+/** Policy answers for submits, per shared snapshot and job shape (see explainJob's `shared`). */
+const sharedAnswers = new WeakMap<BuiltSnapshot, Map<string, Promise<JobExplanation>>>();
+
+async function explainWith(built: BuiltSnapshot, pc: Scheduler['policyContext'], job: Job, now: number): Promise<JobExplanation> {
   const t = built.tenants.get(job.tenant);
   const tenant = t
     ? { id: t.id, tier: t.tier, cohort: t.cohort, paused: t.paused, registered: t.registered }
@@ -61,7 +82,7 @@ export async function explainJob(store: Store, scheduler: Scheduler, job: Job, n
     pending.set(job.tenant, [...mine, {
       id: job.id, tenant: job.tenant, priority: job.priority,
       resources: { cpu_cores: job.resources.cpu_cores, memory_gb: job.resources.memory_gb, gpu_count: job.resources.gpu_count },
-      queued_at: job.sort_key, seq: job.seq, expected_duration_ms: await pc.estimates.estimateMs(job.type, job.expected_duration, now),
+      queued_at: job.sort_key, seq: job.seq, expected_duration_ms: await pc.estimates.estimateMs({ type: job.type, template: job.template ?? null, tenant: job.tenant, expected_duration: job.expected_duration }, now),
       preemptible: job.preemptible, nodes: job.nodes, queue_key: job.handler ?? '',
     }]);
   }
@@ -86,12 +107,12 @@ export async function explainJob(store: Store, scheduler: Scheduler, job: Job, n
 function notWaiting(job: Job): string {
   switch (job.state) {
     case 'SCHEDULED':
-      return `placed on worker ${job.worker_id}; starting`;
+      return job.nodes > 1 ? `placed as a gang of ${job.nodes}; starting` : `placed on worker ${job.worker_id}; starting`;
     case 'RUNNING':
     case 'PAUSED':
       return job.preemption
         ? `being preempted (${job.preemption.reason}); it goes back to the queue when its worker has stopped it`
-        : `${job.state === 'RUNNING' ? 'running' : 'paused'} on worker ${job.worker_id}`;
+        : `${job.state === 'RUNNING' ? 'running' : 'paused'} ${job.nodes > 1 ? `as a gang of ${job.nodes}` : `on worker ${job.worker_id}`}`;
     case 'RETRYING':
       return `waiting for its retry backoff${job.run_after ? ` until ${new Date(job.run_after).toISOString()}` : ''}`;
     default:

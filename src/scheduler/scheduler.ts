@@ -5,7 +5,7 @@ import type { WorkerSlotView } from './placement.ts';
 import { DEFAULT_POLICY_CONFIG, type DecayedUsage, type PendingJob, type Policy, type PolicyConfig } from './policy/types.ts';
 import { gantryPolicy } from './policy/policies.ts';
 import { buildSnapshot } from './snapshot.ts';
-import { RuntimeEstimates } from './runtimeEstimates.ts';
+import { runtimeEstimatesFor, type RuntimeEstimates } from './runtimeEstimates.ts';
 import { TenantUsage } from './tenantUsage.ts';
 import { BreakerGate, breakerKeysOf } from '../core/breakers.ts';
 
@@ -73,7 +73,7 @@ export class Scheduler {
   constructor(store: Store, opts: Partial<SchedulerOptions> = {}) {
     this.#store = store;
     this.#opts = { ...DEFAULT_SCHEDULER_OPTIONS, ...opts };
-    this.#estimates = new RuntimeEstimates(store);
+    this.#estimates = runtimeEstimatesFor(store);
     this.#usage = new TenantUsage(this.#opts.usage_half_life_ms);
     this.#policyConfig = {
       ...DEFAULT_POLICY_CONFIG, half_life_ms: this.#opts.usage_half_life_ms, explain: 'none',
@@ -204,11 +204,12 @@ export class Scheduler {
     const decisions = this.#opts.policy.decide({ ...built.snapshot, pending, usage: this.#usage.snapshot() }, this.#policyConfig);
     const assignments: Assignment[] = [];
     for (const a of decisions.admissions) {
-      // Gang jobs (nodes > 1) are refused at submit on the server for now; a policy never admits one here.
       const p = a.placements[0];
-      if (a.placements.length !== 1 || !p) continue;
+      if (!p) continue;
       if (!gate.admit(a.job_id, keysOf.get(a.job_id) ?? [])) continue;
-      assignments.push({ job_id: a.job_id, worker_id: p.worker_id, gpu_indices: p.gpu_indices });
+      // A gang (nodes > 1): all its members in one admission (src/store/ops/gangs.ts).
+      const members = a.placements.length > 1 ? a.placements.map((m) => ({ worker_id: m.worker_id, gpu_indices: m.gpu_indices })) : undefined;
+      assignments.push({ job_id: a.job_id, worker_id: p.worker_id, gpu_indices: p.gpu_indices, ...(members ? { members } : {}) });
     }
     const orders: PreemptionOrder[] = decisions.preemptions.map((p) => ({
       victim_id: p.victim_id, by_job: p.for_job_id, by_tenant: p.for_tenant, reason: p.reason, at: now,
@@ -219,7 +220,7 @@ export class Scheduler {
     this.stats.assigned += assigned.length;
     this.stats.preempted += preempted.job_ids.length;
     if (preempted.job_ids.length > 0) this.#opts.log?.('preempting jobs', { jobs: preempted.job_ids });
-    for (const w of new Set([...assigned.map((a) => a.worker_id), ...preempted.workers])) this.#store.notify(CHANNELS.WORKER, w);
+    for (const w of new Set([...assigned.flatMap((a) => a.members?.map((m) => m.worker_id) ?? [a.worker_id]), ...preempted.workers])) this.#store.notify(CHANNELS.WORKER, w);
     return assigned.length;
   }
 

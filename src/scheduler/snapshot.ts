@@ -1,6 +1,7 @@
 import type { WorkerUsage } from '../core/types.ts';
 import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type Tier } from '../core/tiers.ts';
 import type { Store, ActiveRow, PendingRow } from '../store/store.ts';
+import { addHeldUsage } from '../store/ops/readSchedulingState.ts';
 import { buildWorkerViews } from './placement.ts';
 import type { ClusterSnapshot, DecayedUsage, PendingJob, PolicyTenant, PolicyWorker, ResourceQuota, RunningJob } from './policy/types.ts';
 import type { RuntimeEstimates } from './runtimeEstimates.ts';
@@ -50,16 +51,7 @@ export function policyTenant(t: EffectiveTenant): PolicyTenant {
 export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
   const [workers, active, records] = await Promise.all([store.listWorkers(false), store.activeJobRows(), store.listTenants()]);
   // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
-  const usage = new Map<string, WorkerUsage>();
-  for (const a of active) {
-    let u = usage.get(a.worker_id);
-    if (!u) usage.set(a.worker_id, (u = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0, gpu_indices: [] }));
-    u.cpu_cores += a.cpu_cores;
-    u.memory_gb += a.memory_gb;
-    u.gpu_count += a.gpu_count;
-    u.slots += 1;
-    u.gpu_indices.push(...a.gpu_indices);
-  }
+  const usage = addHeldUsage(active, new Map<string, WorkerUsage>());
   const views = buildWorkerViews(workers, usage);
   const policyWorkers: PolicyWorker[] = views.map((v, i) => ({
     id: v.id,
@@ -92,8 +84,14 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   const running: RunningJob[] = [];
   for (const a of active) {
+    // A gang's members come as consecutive rows of the same job, one worker each: one running job with N placements.
+    const prev = running[running.length - 1];
+    if (prev && prev.id === a.id) {
+      prev.placements.push({ worker_id: a.worker_id, gpu_indices: a.gpu_indices });
+      continue;
+    }
     const start = a.started_at ?? a.updated_at;
-    const est = await o.estimates.estimateMs(a.type, a.expected_duration, o.now);
+    const est = await o.estimates.estimateMs(a, o.now);
     const d = est ?? (a.timeout !== null ? a.timeout * 1000 : null);
     running.push({
       id: a.id, tenant: a.tenant, priority: a.priority,
@@ -126,7 +124,7 @@ async function pendingJob(r: PendingRow, o: SnapshotOptions): Promise<PendingJob
     resources: { cpu_cores: r.cpu_cores, memory_gb: r.memory_gb, gpu_count: r.gpu_count },
     // The queue position key: queue time, as edited by reorder — so FIFO within a tenant honours reorders.
     queued_at: r.sort_key, seq: r.seq,
-    expected_duration_ms: await o.estimates.estimateMs(r.type, r.expected_duration, o.now),
+    expected_duration_ms: await o.estimates.estimateMs(r, o.now),
     preemptible: r.preemptible, nodes: r.nodes, queue_key: r.queue_key,
   };
 }

@@ -2,6 +2,8 @@
  * JSON Schemas for the REST API v1, compiled once by Fastify (ajv) and published as OpenAPI 3.1.
  * Unknown fields are refused (`additionalProperties: false`), never silently dropped.
  */
+import { MAX_GANG_NODES } from '../core/jobSpec.ts';
+
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const ident = { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]*$' } as const;
 const stringMap = (max: number) =>
@@ -64,7 +66,7 @@ export const jobRequestSchema = {
     dependency_type: { type: 'string', enum: ['all_complete', 'any_complete', 'all_done', 'any_failed'] },
     preemptible: { type: 'boolean' },
     grace_period: { type: 'number', minimum: 0, maximum: 86400 },
-    nodes: { type: 'integer', minimum: 1, maximum: 1024 },
+    nodes: { type: 'integer', minimum: 1, maximum: MAX_GANG_NODES },
   },
 } as const;
 

@@ -1,5 +1,5 @@
 import type { JobSpec } from '../core/types.ts';
-import { GantryError, validationError } from '../core/errors.ts';
+import { GantryError } from '../core/errors.ts';
 import { effectiveTenant, type EffectiveTenant, type TenantRecord, type Tier } from '../core/tiers.ts';
 import type { Store } from '../store/store.ts';
 
@@ -46,17 +46,12 @@ export class TenantDirectory {
   }
 
   /**
-   * Refuses (PRIORITY_NOT_ALLOWED, field `priority`) a job whose tenant may not use its priority,
-   * and (VALIDATION_FAILED, field `nodes`) gang jobs, which the server does not run yet.
+   * Refuses (PRIORITY_NOT_ALLOWED, field `priority`) a job whose tenant may not use its priority.
    * `prefix` names the job in a batch (`jobs[3].`).
    */
   async assertMaySubmit(specs: readonly JobSpec[], prefix: (i: number) => string = () => ''): Promise<void> {
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i]!;
-      if (s.nodes > 1) {
-        // The policy and the simulator place gangs; the server's attempts hold one worker each, so it refuses them for now.
-        throw validationError(`${prefix(i)}nodes`, 'gang jobs (nodes > 1) are not run by this server yet; submit one job per node');
-      }
       const t = await this.effective(s.tenant);
       if (!t.allowed_priorities.includes(s.priority)) {
         const field = `${prefix(i)}priority`;

@@ -1,6 +1,7 @@
 import type { Attempt, Job } from '../core/types.ts';
 import type { Breaker } from '../core/breakers.ts';
 import type { StoredCheckpoint } from '../store/store.ts';
+import type { GangMemberView } from '../store/ops/gangs.ts';
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
@@ -50,6 +51,17 @@ export function jobView(j: Job, attempts?: Attempt[]): Record<string, unknown> {
     steps: j.steps ?? null,
     dependency_type: j.dependency_type ?? null,
     ...(attempts ? { attempts: attempts.map(attemptView) } : {}),
+  };
+}
+
+/** A gang job's members (its current attempt, else the last one): which worker runs which rank. */
+export function gangView(size: number, members: readonly GangMemberView[]): Record<string, unknown> {
+  return {
+    size,
+    members: members.map((m) => ({
+      rank: m.rank, worker_id: m.worker_id, gpu_indices: m.gpu_indices, state: m.state, started_at: iso(m.started_at), ended_at: iso(m.ended_at),
+      exit_code: m.exit_code, error: m.error,
+    })),
   };
 }
 

@@ -67,6 +67,11 @@ export function bindAfterCommit(tx: SqlExecutor, effects: AfterCommit): void {
   bound.set(tx, effects);
 }
 
+/** The collector bound to `tx`, if the Store opened it (wake-ups to send once it commits). */
+export function afterCommitOf(tx: SqlExecutor): AfterCommit | null {
+  return bound.get(tx) ?? null;
+}
+
 /** Called by applyTransitions with the watched jobs that just became final. */
 export async function runFinalHooks(tx: SqlExecutor, finished: readonly FinishedJob[], now: number): Promise<void> {
   if (finished.length === 0 || hooks.size === 0) return;

@@ -14,7 +14,7 @@ import { submitJobs, type SubmitResult } from './ops/submitJobs.ts';
 import { assignJobs, deliverToWorker, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
 import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
 import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
-import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentDurations, type JobFilter, type QueueStats } from './ops/reads.ts';
+import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentRuns, type JobFilter, type QueueStats } from './ops/reads.ts';
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
 import { countTokens, createToken, findToken, type TokenInfo } from './ops/tokens.ts';
@@ -48,9 +48,12 @@ export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, Schedule
 export type { StoredTemplate };
 import { createTenant, deleteTenant, getTenant, listTenants, tenantLoad, updateTenant, type TenantChanges, type TenantLoad } from './ops/tenants.ts';
 import type { TenantRecord, Tier } from '../core/tiers.ts';
-import { activeJobRows, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
+import { activeJobRows, addHeldUsage, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
+import {
+  assignGangs, deliverGangWork, gangActiveRows, gangMembers, gangWorkersOf, isMemberReport, reportGangResults, type GangMemberView,
+} from './ops/gangs.ts';
 
 export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
 export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
@@ -184,8 +187,9 @@ export class Store {
   queueStats(now = Date.now()): Promise<QueueStats> {
     return queueStats(this.#db, now);
   }
-  recentDurations(type: string, limit = 50): Promise<number[]> {
-    return recentDurations(this.#db, type, limit);
+  /** The newest completed runs of a type (tenant, template, run time in ms), for runtime estimates. */
+  recentRuns(type: string, limit = 500): Promise<{ tenant: string; template: string | null; ms: number }[]> {
+    return recentRuns(this.#db, type, limit);
   }
   activeJobs(): Promise<Job[]> {
     return activeJobs(this.#db);
@@ -234,8 +238,10 @@ export class Store {
   queuedJobs(limit: number, cursor: QueueCursor | null = null, queueKey?: string): Promise<QueuedJob[]> {
     return queuedJobs(this.#db, limit, cursor, queueKey);
   }
-  workerUsage(): Promise<Map<string, WorkerUsage>> {
-    return workerUsage(this.#db);
+  async workerUsage(): Promise<Map<string, WorkerUsage>> {
+    const [usage, gangs] = await Promise.all([workerUsage(this.#db), gangActiveRows(this.#db)]);
+    // Gang members hold room on their workers too (src/store/ops/gangs.ts).
+    return addHeldUsage(gangs, usage);
   }
   assignJobs(assignments: readonly Assignment[], now = Date.now()): Promise<Assignment[]> {
     return this.#db.transaction((tx) => assignJobs(tx, assignments, now));
@@ -245,10 +251,17 @@ export class Store {
    * preemption requests. Returns the admissions that took effect and the preemptions asked.
    */
   applySchedulingDecisions(assignments: readonly Assignment[], preemptions: readonly PreemptionOrder[], now = Date.now()) {
-    return this.#db.transaction(async (tx) => ({
-      assigned: assignments.length > 0 ? await assignJobs(tx, assignments, now) : [],
-      preempted: preemptions.length > 0 ? await preemptJobs(tx, preemptions, now) : { job_ids: [], workers: [] },
-    }));
+    return this.#db.transaction(async (tx) => {
+      // Gangs (nodes > 1) have their own path (src/store/ops/gangs.ts); single-node admissions are untouched by it.
+      const gangs = assignments.some((a) => a.members) ? assignments.filter((a) => a.members) : [];
+      const single = gangs.length > 0 ? assignments.filter((a) => !a.members) : assignments;
+      const assigned = single.length > 0 ? await assignJobs(tx, single, now) : [];
+      if (gangs.length > 0) assigned.push(...(await assignGangs(tx, gangs, now)));
+      const preempted = preemptions.length > 0 ? await preemptJobs(tx, preemptions, now) : { job_ids: [], workers: [] };
+      // A preempted gang's members hold no job row worker: wake each member's worker.
+      if (preempted.job_ids.length > 0) preempted.workers.push(...(await gangWorkersOf(tx, preempted.job_ids)));
+      return { assigned, preempted };
+    });
   }
   /** Tenants with queued jobs in the given queues ('' = commands, else handler names). */
   queuedTenants(queueKeys: readonly string[]): Promise<string[]> {
@@ -259,21 +272,32 @@ export class Store {
     return tenantQueueHead(this.#db, tenant, queueKeys, limit);
   }
   /** Jobs holding resources on workers, lean. */
-  activeJobRows(): Promise<ActiveRow[]> {
-    return activeJobRows(this.#db);
+  async activeJobRows(): Promise<ActiveRow[]> {
+    const [rows, gangs] = await Promise.all([activeJobRows(this.#db), gangActiveRows(this.#db)]);
+    return gangs.length > 0 ? rows.concat(gangs) : rows;
+  }
+  /** The members of a gang job's current (or last) attempt. */
+  gangMembers(jobId: string, attemptId: string | null): Promise<GangMemberView[]> {
+    return gangMembers(this.#db, jobId, attemptId);
+  }
+  /** Workers running members of these gang jobs (to wake them for a control). */
+  gangWorkersOf(jobIds: readonly string[]): Promise<string[]> {
+    return gangWorkersOf(this.#db, jobIds);
   }
   /** Runs since `since` (or still running), for rebuilding decayed usage on a new leader. */
   usageHistory(since: number) {
     return usageHistory(this.#db, since);
   }
   /** What a worker should get now; `held` = the attempt ids it already runs. Writes nothing but taken controls. */
-  deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
-    return deliverToWorker(this.#db, workerId, max, held);
+  async deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
+    const d = await deliverToWorker(this.#db, workerId, max, held);
+    await deliverGangWork(this.#db, workerId, max, held, d);
+    return d;
   }
   /** Applies a worker's reports; with `breakers`, attempt ends also step the circuit breakers, in the same transaction. */
   reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now(), breakers?: BreakerOptions): Promise<ReportOutcome[]> {
     return this.#tx(async (tx) => {
-      const out = await reportResults(tx, workerId, reports, now);
+      const out = reports.some(isMemberReport) ? await splitGangReports(tx, workerId, reports, now) : await reportResults(tx, workerId, reports, now);
       if (breakers) await recordBreakerOutcomes(tx, settledAttempts(reports, out), breakers, now);
       return out;
     });
@@ -466,6 +490,17 @@ export async function openStore(url: string): Promise<Store> {
     throw new GantryError('STORE_UNAVAILABLE', `cannot prepare database ${redact(url)}: ${(err as Error).message}`);
   }
   return store;
+}
+
+/** A batch with gang members' reports: each part by its own path, results in the batch's order. */
+async function splitGangReports(tx: SqlExecutor, workerId: string, reports: readonly AttemptReport[], now: number): Promise<ReportOutcome[]> {
+  const single = reports.filter((r) => !isMemberReport(r));
+  const gang = reports.filter(isMemberReport);
+  const a = single.length > 0 ? await reportResults(tx, workerId, single, now) : [];
+  const b = await reportGangResults(tx, workerId, gang, now);
+  let i = 0;
+  let j = 0;
+  return reports.map((r) => (isMemberReport(r) ? b[j++]! : a[i++]!));
 }
 
 /** Attempt ends a breaker counts: retryable failures and timeouts, and completions (see src/core/breakers.ts). */

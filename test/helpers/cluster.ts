@@ -20,6 +20,8 @@ export interface TestCluster {
   db: TestDatabase;
   /** `grace_ms`: how long running jobs may finish on SIGTERM; `non_retryable_exit_code`: the worker's default. */
   startWorker(opts?: { cpu?: number; slots?: number; gpus?: number; grace_ms?: number; non_retryable_exit_code?: number }): Promise<WorkerProc>;
+  /** The worker processes started so far. */
+  workers(): readonly WorkerProc[];
   close(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export async function startCluster(
       workers.push(proc);
       return proc;
     },
+    workers: () => workers,
     async close() {
       for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
       await server.close();

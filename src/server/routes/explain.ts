@@ -8,15 +8,18 @@ import { iso } from '../views.ts';
 import { jobIdParams } from '../schemas.ts';
 
 /**
- * Queue position, estimated start and pending reason of a QUEUED job for GET /jobs/{id}, from
- * the scheduling model: the policy's explanation and estimate. Facts about the cluster's shape
- * (no worker serves the queue, no worker is large enough) keep their established wording.
+ * Queue position, estimated start and pending reason of a QUEUED job for the submit answer and
+ * GET /jobs/{id}, from the scheduling model: the policy's explanation and estimate. Facts about
+ * the cluster's shape (no worker serves the queue, no worker is large enough) keep their
+ * established wording. `submit`: the answer to a submit — the cluster view may be up to 250 ms
+ * old and jobs of one shape submitted together share one policy run.
  */
-export async function jobInsight(ctx: ServerContext, job: Job): Promise<QueueInsight> {
-  const base = await queueInsight(ctx.store, job);
+export async function jobInsight(ctx: ServerContext, job: Job, opts: { submit?: boolean } = {}): Promise<QueueInsight> {
+  const now = Date.now();
+  const base = await queueInsight(ctx.store, job, now, { allow_stale: opts.submit });
   const shape = base.pending_reason !== null && /^no (online|worker is large enough)/.test(base.pending_reason);
   if (shape) return base;
-  const e = await explainJob(ctx.store, ctx.scheduler, job);
+  const e = await explainJob(ctx.store, ctx.scheduler, job, now, { shared: opts.submit });
   return {
     queue_position: base.queue_position,
     estimated_start_time: e.estimated_start !== null ? iso(e.estimated_start) : base.estimated_start_time,

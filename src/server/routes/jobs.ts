@@ -7,12 +7,11 @@ import { dependenciesSchema } from '../templateSchemas.ts';
 import { parsePriority } from '../../core/priorities.ts';
 import { isFinal } from '../../core/states.ts';
 import { CHANNELS } from '../../store/store.ts';
-import { queueInsight } from '../../scheduler/estimate.ts';
 import { breakerKeysOf, breakerPendingReason } from '../../core/breakers.ts';
 import { jobInsight } from './explain.ts';
 import { SubmitCoalescer } from '../submitCoalescer.ts';
 import { actorOf, type ServerContext } from '../context.ts';
-import { jobView } from '../views.ts';
+import { gangView, jobView } from '../views.ts';
 import {
   batchRequestSchema, jobIdParams, jobRequestSchema, listJobsQuery, priorityChangeSchema, reasonSchema, requeueSchema,
 } from '../schemas.ts';
@@ -39,7 +38,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     await ctx.tenants.assertMaySubmit([spec]);
     const res = await submitter.submit(spec, actorOf(req.principal));
     const job = res.job;
-    const insight = job.state === 'QUEUED' ? await queueInsight(store, job, Date.now(), { allow_stale: true }) : null;
+    // The same model as GET /jobs/{id} and /explain: the policy's estimate (src/server/routes/explain.ts).
+    const insight = job.state === 'QUEUED' ? await jobInsight(ctx, job, { submit: true }) : null;
     const deps = await store.dependencyStatus(job);
     return reply.status(res.created ? 201 : 200).send({
       job_id: job.id,
@@ -107,6 +107,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const view = jobView(job, attempts);
     const c = saved.get(job.id);
     view.last_checkpoint = c ? { attempt: c.attempt, saved_at: new Date(c.at).toISOString(), size: c.size, file: c.file } : null;
+    if (job.nodes > 1) view.gang = gangView(job.nodes, await store.gangMembers(job.id, job.current_attempt_id));
     if (job.state === 'QUEUED') {
       Object.assign(view, await jobInsight(ctx, job));
       // An open circuit breaker is the reason that wins: nothing else will move the job until it closes.
@@ -140,8 +141,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     };
   });
 
-  const wake = (worker: string | null) => {
-    if (worker) store.notify(CHANNELS.WORKER, worker);
+  const wake = async (r: { wake_worker: string | null; job: { id: string; nodes: number } }) => {
+    if (r.wake_worker) store.notify(CHANNELS.WORKER, r.wake_worker);
+    // A gang's members sit on several workers, none on the job row: wake each.
+    if (r.job.nodes > 1) for (const w of await store.gangWorkersOf([r.job.id])) store.notify(CHANNELS.WORKER, w);
   };
 
   app.post<{ Params: IdParams; Body: { reason?: string } | undefined }>(
@@ -149,7 +152,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { schema: { params: jobIdParams, body: reasonSchema, summary: 'Cancel a job (stops it if running)' } },
     async (req, reply) => {
       const r = await store.cancelJob(req.params.id, req.body?.reason ?? 'cancelled by user', actorOf(req.principal));
-      wake(r.wake_worker);
+      await wake(r);
       store.notify(CHANNELS.SCHEDULE);
       return reply.status(r.job.state === 'CANCELLED' ? 200 : 202).send({ ...jobView(r.job), message: r.job.state === 'CANCELLED' ? 'cancelled' : 'cancel requested; the worker is stopping the job' });
     },
@@ -161,7 +164,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
       { schema: { params: jobIdParams, body: reasonSchema, summary: `${action === 'pause' ? 'Pause (SIGSTOP)' : 'Resume (SIGCONT)'} a running job` } },
       async (req, reply) => {
         const r = await store.controlJob(req.params.id, action, actorOf(req.principal));
-        wake(r.wake_worker);
+        await wake(r);
         return reply.status(202).send({ ...jobView(r.job), message: `${action} requested` });
       },
     );

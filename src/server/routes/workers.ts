@@ -119,6 +119,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
                 parameters: j.parameters, resources: j.resources, gpu_indices: j.gpu_indices, labels: j.labels, grace_period: j.grace_period,
                 checkpoint: checkpointWire(saved.get(j.id)),
                 ...(j.steps ? { steps: j.steps } : {}),
+                ...(j.gang ? { gang: j.gang } : {}),
               })),
               controls: d.controls,
             };

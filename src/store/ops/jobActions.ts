@@ -41,7 +41,8 @@ export async function cancelJob(tx: SqlExecutor, id: string, reason: string, act
       : { finished_at: now, worker_id: null, gpu_indices: '[]', run_after: null };
     const [applied] = await applyTransitions(tx, [{ job_id: id, from: job.state, to: 'CANCELLED', reason, actor, patch }], now);
     if (!applied && tries < 5) continue;
-    if (scheduledOn && job.current_attempt_id) {
+    // A SCHEDULED gang (no job worker) ends its attempt too; its members are stopped or dropped on their workers' next poll.
+    if ((scheduledOn || (job.state === 'SCHEDULED' && job.nodes > 1)) && job.current_attempt_id) {
       await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = 'cancelled' WHERE id = ?`, [now, job.current_attempt_id]);
     }
     return { job: await loadJob(tx, id), wake_worker: scheduledOn };

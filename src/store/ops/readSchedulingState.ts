@@ -1,4 +1,4 @@
-import type { Priority } from '../../core/types.ts';
+import type { Priority, WorkerUsage } from '../../core/types.ts';
 import type { SqlExecutor } from '../driver.ts';
 
 /**
@@ -40,6 +40,7 @@ export interface ActiveRow {
   started_at: number | null;
   updated_at: number;
   expected_duration: number | null;
+  template: string | null;
   timeout: number | null;
   preemptible: boolean;
   /** A preemption is pending (the worker was told to stop it). */
@@ -89,7 +90,7 @@ export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys
 export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
   const rows = await db.query(
     `SELECT id, tenant, priority, state, type, cpu_cores, memory_gb, gpu_count, worker_id, gpu_indices, started_at, updated_at,
-       expected_duration, timeout, preemptible, preemption
+       expected_duration, template, timeout, preemptible, preemption
      FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL`,
   );
   return rows.map((r) => ({
@@ -98,14 +99,14 @@ export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
     gpu_indices: Number(r.gpu_count) > 0 ? (JSON.parse(String(r.gpu_indices)) as number[]) : [],
     started_at: r.started_at === null ? null : Number(r.started_at), updated_at: Number(r.updated_at),
     expected_duration: r.expected_duration === null ? null : Number(r.expected_duration), timeout: r.timeout === null ? null : Number(r.timeout),
-    preemptible: Number(r.preemptible) === 1, terminating: r.preemption !== null,
+    template: r.template == null ? null : String(r.template), preemptible: Number(r.preemptible) === 1, terminating: r.preemption !== null,
   }));
 }
 
 /** Runs that used resources since `since` (ended after it, or still running): for rebuilding decayed usage. */
 export async function usageHistory(db: SqlExecutor, since: number): Promise<{ tenant: string; cpu_cores: number; memory_gb: number; gpu_count: number; started_at: number; ended_at: number | null }[]> {
   const rows = await db.query(
-    `SELECT j.tenant, j.cpu_cores, j.memory_gb, j.gpu_count, a.started_at, a.ended_at
+    `SELECT j.tenant, j.cpu_cores * j.nodes AS cpu_cores, j.memory_gb * j.nodes AS memory_gb, j.gpu_count * j.nodes AS gpu_count, a.started_at, a.ended_at
      FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE a.ended_at IS NULL OR a.ended_at >= ?`,
     [since],
   );
@@ -113,4 +114,18 @@ export async function usageHistory(db: SqlExecutor, since: number): Promise<{ te
     tenant: String(r.tenant), cpu_cores: Number(r.cpu_cores), memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count),
     started_at: Number(r.started_at), ended_at: r.ended_at === null ? null : Number(r.ended_at),
   }));
+}
+
+/** Adds what each row holds to its worker's usage (one slot per row); returns `usage`. */
+export function addHeldUsage(rows: readonly ActiveRow[], usage: Map<string, WorkerUsage>): Map<string, WorkerUsage> {
+  for (const a of rows) {
+    let u = usage.get(a.worker_id);
+    if (!u) usage.set(a.worker_id, (u = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0, gpu_indices: [] }));
+    u.cpu_cores += a.cpu_cores;
+    u.memory_gb += a.memory_gb;
+    u.gpu_count += a.gpu_count;
+    u.slots += 1;
+    u.gpu_indices.push(...a.gpu_indices);
+  }
+  return usage;
 }

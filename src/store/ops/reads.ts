@@ -77,14 +77,17 @@ export async function queueStats(db: SqlExecutor, now: number): Promise<QueueSta
   };
 }
 
-/** Run times (ms) of the latest completed jobs of a type, newest first — the history estimates use. */
-export async function recentDurations(db: SqlExecutor, type: string, limit: number): Promise<number[]> {
-  const rows = await db.query<{ d: number }>(
-    `SELECT finished_at - started_at AS d FROM jobs WHERE type = ? AND state = 'COMPLETED' AND started_at IS NOT NULL
+/**
+ * Run times (ms) of the latest completed jobs of a type, newest first, with their tenant and
+ * template — the history runtime estimates learn from (src/scheduler/runtimeEstimates.ts).
+ */
+export async function recentRuns(db: SqlExecutor, type: string, limit: number): Promise<{ tenant: string; template: string | null; ms: number }[]> {
+  const rows = await db.query(
+    `SELECT tenant, template, finished_at - started_at AS d FROM jobs WHERE type = ? AND state = 'COMPLETED' AND started_at IS NOT NULL
      ORDER BY finished_at DESC LIMIT ?`,
     [type, limit],
   );
-  return rows.map((r) => Number(r.d));
+  return rows.map((r) => ({ tenant: String(r.tenant), template: r.template == null ? null : String(r.template), ms: Number(r.d) }));
 }
 
 /** The jobs holding resources now (for start-time estimates and worker views). */

@@ -5,6 +5,7 @@ import { toJson } from '../rows.ts';
 import { encodeCheckpoint, upsertCheckpoint, type Checkpoint } from './checkpoints.ts';
 import { GantryError } from '../../core/errors.ts';
 import { applyTransitions, recordEvents, type PatchValue, type Step, type Transition } from './applyTransitions.ts';
+import { releaseGangMembers, strandedGangWorkers } from './gangs.ts';
 
 /** What a worker says about one attempt it runs. */
 export interface AttemptReport {
@@ -156,12 +157,12 @@ export async function reportResults(
   return out;
 }
 
-function attemptOutcome(o: AttemptReport['outcome']): string {
+export function attemptOutcome(o: AttemptReport['outcome']): string {
   return o === 'completed' || o === 'timeout' || o === 'cancelled' || o === 'preempted' ? o : 'failed';
 }
 
 /** The steps one report takes a job through (from its current state), and the columns to write. */
-function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () => number): { steps: Step[]; patch: Record<string, PatchValue> } {
+export function stepsFor(job: ReportedJob, r: AttemptReport, now: number, random: () => number): { steps: Step[]; patch: Record<string, PatchValue> } {
   const pre: Step[] = job.state === 'SCHEDULED' ? [{ to: 'RUNNING', reason: 'worker started the job' }] : [];
   const startPatch: Record<string, PatchValue> = job.state === 'SCHEDULED' ? { started_at: now } : {};
   const freed: Record<string, PatchValue> = { worker_id: null, gpu_indices: '[]', control: null, preemption: null };
@@ -266,11 +267,11 @@ export async function reapLostWorkers(tx: SqlExecutor, cutoff: number, now: numb
   const stranded = await tx.query(
     `SELECT DISTINCT worker_id FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IN (SELECT id FROM workers WHERE state = 'offline')`,
   );
-  for (const w of stranded) {
-    const wid = String(w.worker_id);
+  const strandedIds = [...new Set([...stranded.map((s) => String(s.worker_id)), ...(await strandedGangWorkers(tx))])];
+  for (const wid of strandedIds) {
     jobs.push(...(await releaseWorker(tx, wid, `worker ${wid} lost (offline, but jobs were assigned to it as it was released)`, 'lease-reaper', now)));
   }
-  return { workers: [...lost.map((w) => String(w.id)), ...stranded.map((w) => String(w.worker_id))], jobs };
+  return { workers: [...lost.map((w) => String(w.id)), ...strandedIds], jobs };
 }
 
 /**
@@ -310,5 +311,7 @@ export async function releaseWorker(
       jobs.push(String(j.id));
     }
   }
+  // Gang members on this worker: their whole gang goes back (src/store/ops/gangs.ts).
+  jobs.push(...(await releaseGangMembers(tx, wid, why, actor, now, outcome)));
   return jobs;
 }

@@ -4,6 +4,7 @@ import { priorityRank } from '../../core/priorities.ts';
 import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { jobFromRow } from '../rows.ts';
 import { applyTransitions, type Transition } from './applyTransitions.ts';
+import type { GangInfo } from './gangs.ts';
 
 /** The slice of a queued job the scheduler needs to place it. */
 export interface QueuedJob {
@@ -86,8 +87,11 @@ export async function workerUsage(db: SqlExecutor): Promise<Map<string, WorkerUs
 
 export interface Assignment {
   job_id: string;
+  /** For a gang, rank 0's worker. */
   worker_id: string;
   gpu_indices: number[];
+  /** A gang (nodes > 1): every member's worker and GPUs in rank order (src/store/ops/gangs.ts). */
+  members?: { worker_id: string; gpu_indices: number[] }[];
 }
 
 /**
@@ -136,7 +140,8 @@ export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[
 }
 
 export interface Delivery {
-  jobs: Job[];
+  /** `gang` is set for a gang member (its token is the job's `current_attempt_id` here). */
+  jobs: (Job & { gang?: GangInfo })[];
   controls: { job_id: string; attempt_id: string; control: JobControl }[];
 }
 

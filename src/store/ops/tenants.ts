@@ -110,8 +110,9 @@ export interface TenantLoad {
 /** A tenant's jobs on workers (and the resources they hold) and queued jobs. */
 export async function tenantLoad(db: SqlExecutor, id: string): Promise<TenantLoad> {
   const held = (await db.query(
-    `SELECT COUNT(*) AS n, SUM(cpu_cores) AS cpu, SUM(memory_gb) AS mem, SUM(gpu_count) AS gpu FROM jobs
-     WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL AND tenant = ?`, [id]))[0];
+    // A gang (nodes > 1) has no worker on its job row and holds its resources on each of its nodes.
+    `SELECT COUNT(*) AS n, SUM(cpu_cores * nodes) AS cpu, SUM(memory_gb * nodes) AS mem, SUM(gpu_count * nodes) AS gpu FROM jobs
+     WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND (worker_id IS NOT NULL OR nodes > 1) AND tenant = ?`, [id]))[0];
   const queued = (await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND tenant = ?`, [id]))[0];
   return {
     running_jobs: Number(held?.n ?? 0),
