@@ -1,5 +1,5 @@
-import type { WorkerUsage } from '../core/types.ts';
-import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type Tier } from '../core/tiers.ts';
+import type { WorkerInfo, WorkerUsage } from '../core/types.ts';
+import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type TenantRecord, type Tier } from '../core/tiers.ts';
 import type { Store, ActiveRow, PendingRow } from '../store/store.ts';
 import { buildWorkerViews } from './placement.ts';
 import type { ClusterSnapshot, DecayedUsage, PendingJob, PolicyTenant, PolicyWorker, ResourceQuota, RunningJob } from './policy/types.ts';
@@ -14,6 +14,11 @@ export interface SnapshotOptions {
   estimates: RuntimeEstimates;
   /** Also read these queues (e.g. the queue of a job being explained, even if no worker serves it). */
   extra_queue_keys?: readonly string[];
+  /**
+   * The registered workers (not offline) and tenants as the caller already knows them (the
+   * scheduler keeps them between cycles until something may have changed them); read from the store when absent.
+   */
+  known?: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
 }
 
 export interface BuiltSnapshot {
@@ -23,6 +28,8 @@ export interface BuiltSnapshot {
   active: readonly ActiveRow[];
   /** The template of each pending job that has one (circuit breakers are keyed by it too). */
   templates: ReadonlyMap<string, string>;
+  /** The workers and tenant records this snapshot was built from (for a caller that keeps them). */
+  read: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
 }
 
 /** A tenant's queue head is at least this long, however many tenants share the scan limit. */
@@ -48,7 +55,17 @@ export function policyTenant(t: EffectiveTenant): PolicyTenant {
  * afresh — so a quota change is in force on the next cycle.
  */
 export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
-  const [workers, active, records] = await Promise.all([store.listWorkers(false), store.activeJobRows(), store.listTenants()]);
+  // The reads that do not depend on each other run together (on PostgreSQL each is a round trip):
+  // the tenants with queued work need only the workers' queues, so with the workers known they go
+  // out alongside the running jobs.
+  const workersRead = o.known ? Promise.resolve(o.known.workers) : store.listWorkers(false);
+  const tenantsRead = o.known ? Promise.resolve(o.known.tenants) : store.listTenants();
+  const servedRead = workersRead.then((ws) => {
+    const keys = new Set<string>(o.extra_queue_keys ?? []);
+    for (const w of ws) if (w.state === 'online') for (const k of queueKeysOf(w)) keys.add(k);
+    return keys.size > 0 ? store.queuedTenants([...keys]).then((tenants) => ({ keys, tenants })) : { keys, tenants: [] as string[] };
+  });
+  const [workers, active, records, served] = await Promise.all([workersRead, store.activeJobRows(), tenantsRead, servedRead]);
   // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
   const usage = new Map<string, WorkerUsage>();
   for (const a of active) {
@@ -64,18 +81,17 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
   const policyWorkers: PolicyWorker[] = views.map((v, i) => ({
     id: v.id,
     kind: v.kind,
-    queue_keys: v.kind === 'process' ? [''] : [...v.handlers],
+    queue_keys: queueKeysOf(v),
     capacity: { cpu_cores: v.total.cpu_cores, memory_gb: v.total.memory_gb, gpu_count: v.total.gpu_count, slots: v.total.slots },
     free: { ...v.free },
     free_gpus: v.free_gpus,
     draining: workers[i]!.state !== 'online',
   }));
-  const keys = new Set<string>(o.extra_queue_keys ?? []);
-  for (const w of policyWorkers) if (!w.draining) for (const k of w.queue_keys) keys.add(k);
+  const keys = served.keys;
+  const queuedTenants = served.tenants;
 
   const pending = new Map<string, PendingJob[]>();
   const templates = new Map<string, string>();
-  const queuedTenants = keys.size > 0 ? await store.queuedTenants([...keys]) : [];
   if (queuedTenants.length > 0) {
     // Read what this cycle can use: with free slots, a few times as many jobs as slots (backfill and
     // other shapes need choice); with none, only each tenant's head — the jobs that could preempt or reclaim.
@@ -117,7 +133,15 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
   for (const t of pending.keys()) add(t);
   for (const r of running) add(r.tenant);
 
-  return { snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates };
+  return {
+    snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates,
+    read: { workers, tenants: records },
+  };
+}
+
+/** The queues a worker takes jobs from: '' (command jobs) for a process worker, its handler names for an SDK Worker. */
+function queueKeysOf(w: { kind: WorkerInfo['kind']; handlers: Iterable<string> }): string[] {
+  return w.kind === 'process' ? [''] : [...w.handlers];
 }
 
 async function pendingJob(r: PendingRow, o: SnapshotOptions): Promise<PendingJob> {
