@@ -13,7 +13,7 @@ for (let i = 0; i < runs; i++) {
   const l = await gantryLatency(kind, pg, 200, seconds, backlog);
   const f = (x: number) => x.toFixed(2);
   console.log(
-    `${kind}${backlog ? ` backlog ${backlog}` : ''}: p50 ${f(l.p50_ms)} / p99 ${f(l.p99_ms)} / max ${f(l.max_ms)} ms (${l.samples} samples), server RSS ${Math.round(l.rss_mb)} MB` +
+    `${kind}${backlog ? ` backlog ${backlog}` : ''}: p50 ${f(l.p50_ms)} / p99 ${f(l.p99_ms)} / max ${f(l.max_ms)} ms (${l.samples} samples), server RSS ${Math.round(l.rss_mb)} MB, server CPU ${l.server_cpu_ms_per_job.toFixed(2)} ms/job` +
       (l.backlog_submit_per_s ? `, backlog submit ${Math.round(l.backlog_submit_per_s)}/s` : ''),
   );
 }

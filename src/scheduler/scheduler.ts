@@ -10,7 +10,7 @@ import { TenantUsage } from './tenantUsage.ts';
 import { BreakerGate, breakerKeysOf, type Breaker } from '../core/breakers.ts';
 import type { WorkerInfo } from '../core/types.ts';
 import type { TenantRecord } from '../core/tiers.ts';
-import { WAKE } from './wakeReasons.ts';
+import { WAKE, staleAfter } from './wakeReasons.ts';
 
 export interface SchedulerOptions {
   /** A worker silent this long is declared lost and its jobs requeued (ms). */
@@ -74,13 +74,13 @@ export class Scheduler {
   readonly #policyConfig: PolicyConfig;
   /**
    * Workers and tenants as the last full read found them, and the circuit breakers when none was
-   * held: kept between cycles while only submits (and, for workers and tenants, reports) woke the
-   * scheduler — see WAKE. `gen` / `breakerGen` are the invalidation counts when they were read.
+   * held: kept between cycles while only submits and reports woke the scheduler (failures make it
+   * read the breakers again) — see WAKE. `gen` / `breakerGen` are the invalidation counts when they were read.
    */
   #known: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[]; gen: number; breakers: readonly Breaker[] | null; breakerGen: number } | null = null;
   /** Bumped by every wake-up that may have changed workers or tenants (and by the safety timer). */
   #gen = 0;
-  /** Bumped by those and by reports (which may open or close a breaker). */
+  /** Bumped by those and by reports of failures (which may open a breaker). */
   #breakerGen = 0;
 
   constructor(store: Store, opts: Partial<SchedulerOptions> = {}) {
@@ -129,9 +129,10 @@ export class Scheduler {
 
   /** Forgets what a wake-up for `reason` may have made stale (WAKE). */
   #invalidate(reason: string): void {
-    if (reason === WAKE.SUBMIT) return;
+    const stale = staleAfter(reason);
+    if (stale === 'nothing') return;
     this.#breakerGen++;
-    if (reason !== WAKE.REPORT && reason !== WAKE.RETRY) this.#gen++;
+    if (stale === 'everything') this.#gen++;
   }
 
   #every(ms: number, fn: () => Promise<void> | void): void {

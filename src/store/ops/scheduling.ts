@@ -147,25 +147,27 @@ export interface Delivery {
  * nothing. Params: max — how many new jobs the worker has room for.
  */
 export async function deliverToWorker(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
-  // Both looks at once (on PostgreSQL two connections: one round trip's wait, on the job's way from
-  // assignment to handler): pending controls on their partial index (jobs_control), and whole rows
-  // of the SCHEDULED jobs the worker does not hold yet (jobs_active).
+  // One look (one round trip on PostgreSQL, on the job's way from assignment to handler): the jobs
+  // with a pending control (partial index jobs_control) and the SCHEDULED jobs the worker does not
+  // hold yet (jobs_active). Ordered and cut here: on SQLite an ORDER BY or a bound LIMIT costs
+  // ~50 µs even for no rows, and a worker gets few at a time.
   const notHeld = idsIn(db, 'current_attempt_id', [...held]);
-  const [pending, rows] = await Promise.all([
-    db.query(`SELECT id, current_attempt_id, control FROM jobs WHERE worker_id = ? AND control IS NOT NULL`, [workerId]),
-    max > 0
-      ? db.query(
-        `SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND NOT ${notHeld.sql}`,
-        [workerId, notHeld.param],
-      )
-      : [],
-  ]);
+  const rows = await db.query(
+    `SELECT * FROM jobs WHERE worker_id = ? AND control IS NOT NULL
+     UNION ALL
+     SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND control IS NULL AND NOT ${notHeld.sql}`,
+    [workerId, workerId, notHeld.param],
+  );
   const controls: Delivery['controls'] = [];
-  for (const r of pending) {
+  for (const r of rows) {
+    if (r.control === null) continue;
     const n = await db.run('UPDATE jobs SET control = NULL WHERE id = ? AND control = ?', [String(r.id), String(r.control)]);
     if (n === 1) controls.push({ job_id: String(r.id), attempt_id: String(r.current_attempt_id), control: r.control as JobControl });
   }
-  // Ordered and cut here: on SQLite an ORDER BY or a bound LIMIT costs ~50 µs even for no rows, and a worker gets few at a time.
-  const jobs = rows.map(jobFromRow).sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.sort_key - b.sort_key || a.seq - b.seq).slice(0, max);
+  const jobs = max <= 0 ? [] : rows
+    .filter((r) => r.state === 'SCHEDULED' && !held.has(String(r.current_attempt_id)))
+    .map(jobFromRow)
+    .sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.sort_key - b.sort_key || a.seq - b.seq)
+    .slice(0, max);
   return { jobs, controls };
 }
