@@ -75,13 +75,20 @@ export class Scheduler {
   /**
    * Workers and tenants as the last full read found them, and the circuit breakers when none was
    * held: kept between cycles while only submits and reports woke the scheduler (failures make it
-   * read the breakers again) — see WAKE. `gen` / `breakerGen` are the invalidation counts when they were read.
+   * read the breakers again) — see WAKE. `gen` / `breakerGen` are the invalidation counts when they
+   * were read. Reused only on a single-process store (SQLite), where every write to them passes
+   * through this process and wakes the scheduler before anyone is told it happened; with several
+   * servers a write elsewhere would reach this one only with its NOTIFY, so a submit right after a
+   * pause on another server could be admitted — PostgreSQL reads them every cycle, in parallel with
+   * the other reads.
    */
   #known: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[]; gen: number; breakers: readonly Breaker[] | null; breakerGen: number } | null = null;
   /** Bumped by every wake-up that may have changed workers or tenants (and by the safety timer). */
   #gen = 0;
   /** Bumped by those and by reports of failures (which may open a breaker). */
   #breakerGen = 0;
+  /** The queues the last cycle's workers served: the next snapshot starts reading them before the workers are read. */
+  #servedHint: readonly string[] = [];
 
   constructor(store: Store, opts: Partial<SchedulerOptions> = {}) {
     this.#store = store;
@@ -215,18 +222,20 @@ export class Scheduler {
     await this.#ensureUsage(now);
     const gen = this.#gen;
     const breakerGen = this.#breakerGen;
-    const known = opts.reuse && this.#known?.gen === gen ? this.#known : null;
+    const reusable = opts.reuse === true && !this.#store.capabilities.multiProcess;
+    const known = reusable && this.#known?.gen === gen ? this.#known : null;
     const cachedBreakers = known?.breakerGen === breakerGen ? known.breakers : null;
     const [built, breakers] = await Promise.all([
       buildSnapshot(this.#store, {
         now, default_tier: this.#opts.default_tier, scan_limit: this.#opts.scan_limit, usage: new Map(), estimates: this.#estimates,
-        known: known ?? undefined,
+        known: known ?? undefined, served_hint: this.#servedHint,
       }),
       cachedBreakers ?? this.#store.listBreakers(true),
     ]);
     // Kept as read before any wake-up that came in meanwhile (the counters differ then, so the next
     // cycle reads again). Held breakers are read every cycle: a probe's job state and due time matter.
     this.#known = { workers: built.read.workers, tenants: built.read.tenants, gen, breakers: breakers.length === 0 ? breakers : null, breakerGen };
+    this.#servedHint = built.served;
     this.#usage.advance(built.active, now);
     // Open circuit breakers hold their jobs back before the policy sees them; a breaker due a probe lets one job through.
     const gate = new BreakerGate(breakers, now);

@@ -19,6 +19,12 @@ export interface SnapshotOptions {
    * scheduler keeps them between cycles until something may have changed them); read from the store when absent.
    */
   known?: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
+  /**
+   * The queues the caller expects the workers to serve (the last cycle's): the tenants with queued
+   * work in them are read at once, alongside the workers, and read again only if the workers read
+   * now serve other queues — so on PostgreSQL the snapshot costs two round trips' wait, not three.
+   */
+  served_hint?: readonly string[];
 }
 
 export interface BuiltSnapshot {
@@ -30,6 +36,8 @@ export interface BuiltSnapshot {
   templates: ReadonlyMap<string, string>;
   /** The workers and tenant records this snapshot was built from (for a caller that keeps them). */
   read: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
+  /** The queues whose heads were read (those online workers serve, and any extra ones). */
+  served: readonly string[];
 }
 
 /** A tenant's queue head is at least this long, however many tenants share the scan limit. */
@@ -52,7 +60,8 @@ export function policyTenant(t: EffectiveTenant): PolicyTenant {
  * Builds the policy's view of the cluster from the store: online and draining workers with what
  * is free on them, the jobs holding resources (with expected ends), each tenant's queue head (FIFO
  * within the tenant, from the tenant queue index) and every tenant's effective settings, read
- * afresh — so a quota change is in force on the next cycle.
+ * afresh unless the caller passes them as `known` (the scheduler does on SQLite, until a write may
+ * have changed them) — so a quota change is in force on the next cycle.
  */
 export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
   // The reads that do not depend on each other run together (on PostgreSQL each is a round trip):
@@ -60,10 +69,15 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
   // out alongside the running jobs.
   const workersRead = o.known ? Promise.resolve(o.known.workers) : store.listWorkers(false);
   const tenantsRead = o.known ? Promise.resolve(o.known.tenants) : store.listTenants();
-  const servedRead = workersRead.then((ws) => {
-    const keys = new Set<string>(o.extra_queue_keys ?? []);
-    for (const w of ws) if (w.state === 'online') for (const k of queueKeysOf(w)) keys.add(k);
-    return keys.size > 0 ? store.queuedTenants([...keys]).then((tenants) => ({ keys, tenants })) : { keys, tenants: [] as string[] };
+  const hint = o.known ? null : servedKeys(o.served_hint ?? [], o.extra_queue_keys);
+  const hinted = hint && hint.size > 0 ? store.queuedTenants([...hint]) : null;
+  // Handled where it is used; this keeps an unused or orphaned read (the workers' read failed) from being an unhandled rejection.
+  hinted?.catch(() => {});
+  const servedRead = workersRead.then(async (ws) => {
+    const keys = servedKeys(ws.filter((w) => w.state === 'online').flatMap(queueKeysOf), o.extra_queue_keys);
+    const asHinted = hinted !== null && keys.size === hint!.size && [...keys].every((k) => hint!.has(k));
+    const tenants = keys.size === 0 ? [] : asHinted ? await hinted : await store.queuedTenants([...keys]);
+    return { keys, tenants };
   });
   const [workers, active, records, served] = await Promise.all([workersRead, store.activeJobRows(), tenantsRead, servedRead]);
   // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
@@ -135,8 +149,12 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   return {
     snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates,
-    read: { workers, tenants: records },
+    read: { workers, tenants: records }, served: [...keys],
   };
+}
+
+function servedKeys(keys: readonly string[], extra: readonly string[] | undefined): Set<string> {
+  return new Set([...(extra ?? []), ...keys]);
 }
 
 /** The queues a worker takes jobs from: '' (command jobs) for a process worker, its handler names for an SDK Worker. */

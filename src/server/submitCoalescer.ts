@@ -73,7 +73,13 @@ export class SubmitCoalescer {
   async #run(batch: Waiting[]): Promise<void> {
     try {
       const results = await this.#store.submitJobs(batch.map((w) => w.spec), batch[0]!.actor);
-      if (results.some((r) => r.created)) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
+      if (results.some((r) => r.created)) {
+        this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
+        // The scheduling cycle this wake-up starts goes first: on SQLite it runs to its end (and
+        // hands the job to a waiting worker) within this turn of the event loop, before the submit
+        // answers are built and written (queue position, estimate — several hundred µs).
+        await new Promise((r) => setImmediate(r));
+      }
       batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);
