@@ -87,6 +87,11 @@ export class Scheduler {
   #gen = 0;
   /** Bumped by those and by reports of failures (which may open a breaker). */
   #breakerGen = 0;
+  /**
+   * The last cycle found no queued job in any queue an online worker serves, and no wake-up since
+   * said otherwise (any wake-up but a plain report clears it; so does a cycle that finds work).
+   */
+  #queuesEmpty = false;
   /** The queues the last cycle's workers served: the next snapshot starts reading them before the workers are read. */
   #servedHint: readonly string[] = [];
 
@@ -109,6 +114,9 @@ export class Scheduler {
     this.#unlisten = this.#store.listen(CHANNELS.SCHEDULE, (payload) => {
       if (payload === WAKE.RETRY) this.#checkRetries();
       this.#invalidate(payload);
+      // A report that only freed room changes nothing while the served queues are empty.
+      if (payload === WAKE.REPORT && this.#queuesEmpty && !this.#running) return;
+      this.#queuesEmpty = false;
       this.requestCycle();
     });
     await this.#tryLead();
@@ -162,6 +170,7 @@ export class Scheduler {
       // A new leader rebuilds everything from the store; decayed usage is rebuilt from attempts on the first cycle.
       this.#usageBuilt = false;
       this.#known = null;
+      this.#queuesEmpty = false;
       this.#checkRetries();
       this.requestCycle();
     }
@@ -236,6 +245,7 @@ export class Scheduler {
     // cycle reads again). Held breakers are read every cycle: a probe's job state and due time matter.
     this.#known = { workers: built.read.workers, tenants: built.read.tenants, gen, breakers: breakers.length === 0 ? breakers : null, breakerGen };
     this.#servedHint = built.served;
+    this.#queuesEmpty = built.snapshot.pending.size === 0 && built.queued_tenants === 0;
     this.#usage.advance(built.active, now);
     // Open circuit breakers hold their jobs back before the policy sees them; a breaker due a probe lets one job through.
     const gate = new BreakerGate(breakers, now);

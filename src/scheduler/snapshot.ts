@@ -38,6 +38,8 @@ export interface BuiltSnapshot {
   read: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
   /** The queues whose heads were read (those online workers serve, and any extra ones). */
   served: readonly string[];
+  /** How many tenants had queued jobs in those queues. */
+  queued_tenants: number;
 }
 
 /** A tenant's queue head is at least this long, however many tenants share the scan limit. */
@@ -149,7 +151,7 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   return {
     snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates,
-    read: { workers, tenants: records }, served: [...keys],
+    read: { workers, tenants: records }, served: [...keys], queued_tenants: queuedTenants.length,
   };
 }
 

@@ -8,8 +8,14 @@
  */
 export const WAKE = {
   SUBMIT: 'submit',
-  /** A report without failed or timed-out attempts: with no breaker held, none can become held. */
+  /**
+   * A report without failed or timed-out attempts (with no breaker held, none can become held) that
+   * put no job back in the queue: it only frees room, so when the last cycle found the served queues
+   * empty there is nothing to schedule and the scheduler skips the cycle.
+   */
   REPORT: 'report',
+  /** A report that put a job back in the queue (preempted, interrupted): a cycle must run. */
+  REQUEUE: 'requeue',
   /** A report with a failed or timed-out attempt: breakers are read again. */
   FAILURE: 'failure',
   /** A failure report that moved a job to RETRYING: also look for due retries. */
@@ -18,7 +24,7 @@ export const WAKE = {
 
 /** What a wake-up may have made stale: nothing, the breakers, or everything. */
 export function staleAfter(reason: string): 'nothing' | 'breakers' | 'everything' {
-  if (reason === WAKE.SUBMIT || reason === WAKE.REPORT) return 'nothing';
+  if (reason === WAKE.SUBMIT || reason === WAKE.REPORT || reason === WAKE.REQUEUE) return 'nothing';
   if (reason === WAKE.FAILURE || reason === WAKE.RETRY) return 'breakers';
   return 'everything';
 }

@@ -145,9 +145,10 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const reports = req.body.reports ?? [];
       const results = reports.length ? await store.reportResults(req.params.id, reports, now, ctx.breakers) : [];
       if (results.some((r) => r.status === 'applied')) {
-        // What the scheduler may keep: a report with a failure in it may open a circuit breaker.
+        // What the scheduler may keep (a failure may open a circuit breaker), and whether it must look at the queue at all.
         const failed = reports.some((r) => r.outcome === 'failed' || r.outcome === 'timeout');
-        store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? WAKE.RETRY : failed ? WAKE.FAILURE : WAKE.REPORT);
+        const requeued = results.some((r) => r.status === 'applied' && r.state === 'QUEUED');
+        store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? WAKE.RETRY : failed ? WAKE.FAILURE : requeued ? WAKE.REQUEUE : WAKE.REPORT);
       }
       const touched = new Set([...logs.map((l) => l.job_id), ...results.map((r) => r.job_id)]);
       for (const j of touched) store.notify(CHANNELS.JOB, j);
