@@ -88,8 +88,9 @@ export class Scheduler {
   /** Bumped by those and by reports of failures (which may open a breaker). */
   #breakerGen = 0;
   /**
-   * The last cycle found no queued job in any queue an online worker serves, and no wake-up since
-   * said otherwise (any wake-up but a plain report clears it; so does a cycle that finds work).
+   * After the last cycle no job was left queued in any queue an online worker serves (it found
+   * none, or admitted every one it found and had read them all), and no wake-up since said
+   * otherwise: any wake-up but a plain report clears it, and a wake-up during a cycle makes another.
    */
   #queuesEmpty = false;
   /** The queues the last cycle's workers served: the next snapshot starts reading them before the workers are read. */
@@ -245,7 +246,9 @@ export class Scheduler {
     // cycle reads again). Held breakers are read every cycle: a probe's job state and due time matter.
     this.#known = { workers: built.read.workers, tenants: built.read.tenants, gen, breakers: breakers.length === 0 ? breakers : null, breakerGen };
     this.#servedHint = built.served;
-    this.#queuesEmpty = built.snapshot.pending.size === 0 && built.queued_tenants === 0;
+    let pendingCount = 0;
+    for (const jobs of built.snapshot.pending.values()) pendingCount += jobs.length;
+    this.#queuesEmpty = built.whole_queue && pendingCount === 0;
     this.#usage.advance(built.active, now);
     // Open circuit breakers hold their jobs back before the policy sees them; a breaker due a probe lets one job through.
     const gate = new BreakerGate(breakers, now);
@@ -274,6 +277,7 @@ export class Scheduler {
     }));
     if (assignments.length === 0 && orders.length === 0) return 0;
     const { assigned, preempted } = await this.#store.applySchedulingDecisions(assignments, orders, now);
+    this.#queuesEmpty = built.whole_queue && assigned.length === pendingCount;
     await this.#store.startProbes(gate.probes(new Set(assigned.map((a) => a.job_id))), this.#opts.breaker_open_ms, now);
     this.stats.assigned += assigned.length;
     this.stats.preempted += preempted.job_ids.length;

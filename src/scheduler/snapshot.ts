@@ -38,8 +38,8 @@ export interface BuiltSnapshot {
   read: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
   /** The queues whose heads were read (those online workers serve, and any extra ones). */
   served: readonly string[];
-  /** How many tenants had queued jobs in those queues. */
-  queued_tenants: number;
+  /** Every queued job in those queues is in `snapshot.pending` (no tenant's head was cut at the read limit). */
+  whole_queue: boolean;
 }
 
 /** A tenant's queue head is at least this long, however many tenants share the scan limit. */
@@ -108,6 +108,7 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   const pending = new Map<string, PendingJob[]>();
   const templates = new Map<string, string>();
+  let wholeQueue = true;
   if (queuedTenants.length > 0) {
     // Read what this cycle can use: with free slots, a few times as many jobs as slots (backfill and
     // other shapes need choice); with none, only each tenant's head — the jobs that could preempt or reclaim.
@@ -116,6 +117,7 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
     const per = Math.min(want, Math.max(MIN_PER_TENANT, Math.ceil(o.scan_limit / queuedTenants.length)));
     const heads = await Promise.all(queuedTenants.map((t) => store.tenantQueueHead(t, [...keys], per)));
     for (const rows of heads) {
+      if (rows.length >= per) wholeQueue = false;
       if (rows.length === 0) continue;
       for (const r of rows) if (r.template) templates.set(r.id, r.template);
       pending.set(rows[0]!.tenant, await Promise.all(rows.map((r) => pendingJob(r, o))));
@@ -151,7 +153,7 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
 
   return {
     snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates,
-    read: { workers, tenants: records }, served: [...keys], queued_tenants: queuedTenants.length,
+    read: { workers, tenants: records }, served: [...keys], whole_queue: wholeQueue,
   };
 }
 
