@@ -23,6 +23,8 @@ export interface GantryServerProc {
   pid: number;
   client: GantryClient;
   rssMb(): number;
+  /** CPU time (user + system) the server process has used so far, ms. */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -70,6 +72,11 @@ export async function startGantryServer(database: string, dataDir: string, local
     rssMb: () => {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${info.pid}/status`, 'utf8'));
       return m ? Number(m[1]) / 1024 : NaN;
+    },
+    cpuMs: () => {
+      // Fields 14 and 15 of /proc/pid/stat (after the parenthesised command name): utime and stime in clock ticks (100/s).
+      const f = readFileSync(`/proc/${info.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(f[11]) + Number(f[12])) * 10;
     },
     stop: () =>
       new Promise<void>((r) => {
@@ -192,6 +199,7 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
     try {
       await new Promise((r) => setTimeout(r, 300));
       const total = rate * seconds;
+      const cpu0 = srv.cpuMs();
       const t0 = now();
       for (let i = 0; i < total; i++) {
         const due = t0 + (i * 1000) / rate;
@@ -201,6 +209,7 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
       }
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= total, 60_000, 'latency jobs');
+      const server_cpu_ms_per_job = (srv.cpuMs() - cpu0) / total;
       const sorted = s.latencies.sort((a, b) => a - b);
       return {
         samples: sorted.length,
@@ -210,6 +219,7 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
         backlog,
         backlog_submit_per_s,
         rss_mb: rss_after_backlog_mb ?? srv.rssMb(),
+        server_cpu_ms_per_job,
       };
     } finally {
       await w.stop();

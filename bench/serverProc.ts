@@ -6,7 +6,7 @@ import { prepareServerProcess } from '../src/server/heap.ts';
 import { compileServerConfig } from '../src/config.ts';
 
 const [database, dataDir, localSlots] = process.argv.slice(2);
-if (process.env.BENCH_DEFAULT_HEAP !== '1') prepareServerProcess(database!); // as `gantry server` does (SQLite: young generation capped, old space kept near the live data)
+if (process.env.BENCH_DEFAULT_HEAP !== '1') prepareServerProcess(database!); // as `gantry server` does (young generation capped, old space kept near the live data)
 const srv = await startServer({
   config: compileServerConfig({ database: database!, dataDir: dataDir!, port: 0 }, {}),
   local_worker: localSlots ? { slots: Number(localSlots), kill_grace_ms: 1000 } : false,

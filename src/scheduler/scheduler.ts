@@ -7,7 +7,10 @@ import { gantryPolicy } from './policy/policies.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { runtimeEstimatesFor, type RuntimeEstimates } from './runtimeEstimates.ts';
 import { TenantUsage } from './tenantUsage.ts';
-import { BreakerGate, breakerKeysOf } from '../core/breakers.ts';
+import { BreakerGate, breakerKeysOf, type Breaker } from '../core/breakers.ts';
+import type { WorkerInfo } from '../core/types.ts';
+import type { TenantRecord } from '../core/tiers.ts';
+import { WAKE, staleAfter } from './wakeReasons.ts';
 
 export interface SchedulerOptions {
   /** A worker silent this long is declared lost and its jobs requeued (ms). */
@@ -69,6 +72,29 @@ export class Scheduler {
   #usageBuilt = false;
   #usageBuiltAt = 0;
   readonly #policyConfig: PolicyConfig;
+  /**
+   * Workers and tenants as the last full read found them, and the circuit breakers when none was
+   * held: kept between cycles while only submits and reports woke the scheduler (failures make it
+   * read the breakers again) — see WAKE. `gen` / `breakerGen` are the invalidation counts when they
+   * were read. Reused only on a single-process store (SQLite), where every write to them passes
+   * through this process and wakes the scheduler before anyone is told it happened; with several
+   * servers a write elsewhere would reach this one only with its NOTIFY, so a submit right after a
+   * pause on another server could be admitted — PostgreSQL reads them every cycle, in parallel with
+   * the other reads.
+   */
+  #known: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[]; gen: number; breakers: readonly Breaker[] | null; breakerGen: number } | null = null;
+  /** Bumped by every wake-up that may have changed workers or tenants (and by the safety timer). */
+  #gen = 0;
+  /** Bumped by those and by reports of failures (which may open a breaker). */
+  #breakerGen = 0;
+  /**
+   * After the last cycle no job was left queued in any queue an online worker serves (it found
+   * none, or admitted every one it found and had read them all), and no wake-up since said
+   * otherwise: any wake-up but a plain report clears it, and a wake-up during a cycle makes another.
+   */
+  #queuesEmpty = false;
+  /** The queues the last cycle's workers served: the next snapshot starts reading them before the workers are read. */
+  #servedHint: readonly string[] = [];
 
   constructor(store: Store, opts: Partial<SchedulerOptions> = {}) {
     this.#store = store;
@@ -87,13 +113,21 @@ export class Scheduler {
 
   async start(): Promise<void> {
     this.#unlisten = this.#store.listen(CHANNELS.SCHEDULE, (payload) => {
-      if (payload === 'retry') this.#checkRetries();
+      if (payload === WAKE.RETRY) this.#checkRetries();
+      this.#invalidate(payload);
+      // A report that only freed room changes nothing while the served queues are empty.
+      if (payload === WAKE.REPORT && this.#queuesEmpty && !this.#running) return;
+      this.#queuesEmpty = false;
       this.requestCycle();
     });
     await this.#tryLead();
     this.#every(this.#opts.leader_poll_ms, () => this.#tryLead());
     this.#every(this.#opts.reap_interval_ms, () => this.#reap());
-    this.#every(this.#opts.idle_cycle_ms, () => this.requestCycle());
+    // The safety net also reads everything again: whatever changed without a wake-up is in force within a second.
+    this.#every(this.#opts.idle_cycle_ms, () => {
+      this.#invalidate('');
+      this.requestCycle();
+    });
   }
 
   async stop(): Promise<void> {
@@ -107,6 +141,14 @@ export class Scheduler {
       this.#leader = false;
       await this.#store.releaseLeadership().catch((err) => this.#log('releasing leadership failed', err));
     }
+  }
+
+  /** Forgets what a wake-up for `reason` may have made stale (WAKE). */
+  #invalidate(reason: string): void {
+    const stale = staleAfter(reason);
+    if (stale === 'nothing') return;
+    this.#breakerGen++;
+    if (stale === 'everything') this.#gen++;
   }
 
   #every(ms: number, fn: () => Promise<void> | void): void {
@@ -128,6 +170,8 @@ export class Scheduler {
       this.#log('became scheduler leader');
       // A new leader rebuilds everything from the store; decayed usage is rebuilt from attempts on the first cycle.
       this.#usageBuilt = false;
+      this.#known = null;
+      this.#queuesEmpty = false;
       this.#checkRetries();
       this.requestCycle();
     }
@@ -145,7 +189,7 @@ export class Scheduler {
       try {
         do {
           this.#again = false;
-          await this.cycle();
+          await this.cycle(Date.now(), { reuse: true });
         } while (this.#again && !this.#stopped);
       } catch (err) {
         this.#log('scheduling cycle failed', err);
@@ -179,17 +223,35 @@ export class Scheduler {
    * One scheduling cycle: builds the policy snapshot from the store (workers, running jobs,
    * each tenant's queue head, tenants' effective quotas, decayed usage), asks the policy, and
    * writes its admissions and preemptions in one transaction; then wakes the workers concerned.
+   * With `reuse`, workers, tenants and (when none is held) breakers come from the last cycle's
+   * reads unless a wake-up since may have changed them; otherwise everything is read afresh.
    * Returns how many jobs were assigned.
    */
-  async cycle(now = Date.now()): Promise<number> {
+  async cycle(now = Date.now(), opts: { reuse?: boolean } = {}): Promise<number> {
     this.stats.cycles++;
     await this.#ensureUsage(now);
-    const built = await buildSnapshot(this.#store, {
-      now, default_tier: this.#opts.default_tier, scan_limit: this.#opts.scan_limit, usage: new Map(), estimates: this.#estimates,
-    });
+    const gen = this.#gen;
+    const breakerGen = this.#breakerGen;
+    const reusable = opts.reuse === true && !this.#store.capabilities.multiProcess;
+    const known = reusable && this.#known?.gen === gen ? this.#known : null;
+    const cachedBreakers = known?.breakerGen === breakerGen ? known.breakers : null;
+    const [built, breakers] = await Promise.all([
+      buildSnapshot(this.#store, {
+        now, default_tier: this.#opts.default_tier, scan_limit: this.#opts.scan_limit, usage: new Map(), estimates: this.#estimates,
+        known: known ?? undefined, served_hint: this.#servedHint,
+      }),
+      cachedBreakers ?? this.#store.listBreakers(true),
+    ]);
+    // Kept as read before any wake-up that came in meanwhile (the counters differ then, so the next
+    // cycle reads again). Held breakers are read every cycle: a probe's job state and due time matter.
+    this.#known = { workers: built.read.workers, tenants: built.read.tenants, gen, breakers: breakers.length === 0 ? breakers : null, breakerGen };
+    this.#servedHint = built.served;
+    let pendingCount = 0;
+    for (const jobs of built.snapshot.pending.values()) pendingCount += jobs.length;
+    this.#queuesEmpty = built.whole_queue && pendingCount === 0;
     this.#usage.advance(built.active, now);
     // Open circuit breakers hold their jobs back before the policy sees them; a breaker due a probe lets one job through.
-    const gate = new BreakerGate(await this.#store.listBreakers(true), now);
+    const gate = new BreakerGate(breakers, now);
     const keysOf = new Map<string, string[]>();
     const pending = new Map<string, readonly PendingJob[]>();
     for (const [tenant, jobs] of built.snapshot.pending) {
@@ -216,6 +278,7 @@ export class Scheduler {
     }));
     if (assignments.length === 0 && orders.length === 0) return 0;
     const { assigned, preempted } = await this.#store.applySchedulingDecisions(assignments, orders, now);
+    this.#queuesEmpty = built.whole_queue && assigned.length === pendingCount;
     await this.#store.startProbes(gate.probes(new Set(assigned.map((a) => a.job_id))), this.#opts.breaker_open_ms, now);
     this.stats.assigned += assigned.length;
     this.stats.preempted += preempted.job_ids.length;
@@ -229,6 +292,7 @@ export class Scheduler {
     const now = Date.now();
     const { workers, jobs } = await this.#store.reapLostWorkers(now - this.#opts.lease_timeout_ms, now);
     if (workers.length > 0) {
+      this.#invalidate('');
       this.stats.requeued_lost += jobs.length;
       this.#opts.log?.('workers lost; their jobs requeued', { workers, jobs: jobs.length });
       this.requestCycle();

@@ -1,5 +1,5 @@
-import type { WorkerUsage } from '../core/types.ts';
-import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type Tier } from '../core/tiers.ts';
+import type { WorkerInfo, WorkerUsage } from '../core/types.ts';
+import { effectiveTenant, QUOTA_RESOURCES, type EffectiveTenant, type TenantRecord, type Tier } from '../core/tiers.ts';
 import type { Store, ActiveRow, PendingRow } from '../store/store.ts';
 import { addHeldUsage } from '../store/ops/readSchedulingState.ts';
 import { buildWorkerViews } from './placement.ts';
@@ -15,6 +15,17 @@ export interface SnapshotOptions {
   estimates: RuntimeEstimates;
   /** Also read these queues (e.g. the queue of a job being explained, even if no worker serves it). */
   extra_queue_keys?: readonly string[];
+  /**
+   * The registered workers (not offline) and tenants as the caller already knows them (the
+   * scheduler keeps them between cycles until something may have changed them); read from the store when absent.
+   */
+  known?: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
+  /**
+   * The queues the caller expects the workers to serve (the last cycle's): the tenants with queued
+   * work in them are read at once, alongside the workers, and read again only if the workers read
+   * now serve other queues — so on PostgreSQL the snapshot costs two round trips' wait, not three.
+   */
+  served_hint?: readonly string[];
 }
 
 export interface BuiltSnapshot {
@@ -24,6 +35,12 @@ export interface BuiltSnapshot {
   active: readonly ActiveRow[];
   /** The template of each pending job that has one (circuit breakers are keyed by it too). */
   templates: ReadonlyMap<string, string>;
+  /** The workers and tenant records this snapshot was built from (for a caller that keeps them). */
+  read: { workers: readonly WorkerInfo[]; tenants: readonly TenantRecord[] };
+  /** The queues whose heads were read (those online workers serve, and any extra ones). */
+  served: readonly string[];
+  /** Every queued job in those queues is in `snapshot.pending` (no tenant's head was cut at the read limit). */
+  whole_queue: boolean;
 }
 
 /** A tenant's queue head is at least this long, however many tenants share the scan limit. */
@@ -46,28 +63,44 @@ export function policyTenant(t: EffectiveTenant): PolicyTenant {
  * Builds the policy's view of the cluster from the store: online and draining workers with what
  * is free on them, the jobs holding resources (with expected ends), each tenant's queue head (FIFO
  * within the tenant, from the tenant queue index) and every tenant's effective settings, read
- * afresh — so a quota change is in force on the next cycle.
+ * afresh unless the caller passes them as `known` (the scheduler does on SQLite, until a write may
+ * have changed them) — so a quota change is in force on the next cycle.
  */
 export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<BuiltSnapshot> {
-  const [workers, active, records] = await Promise.all([store.listWorkers(false), store.activeJobRows(), store.listTenants()]);
+  // The reads that do not depend on each other run together (on PostgreSQL each is a round trip):
+  // the tenants with queued work need only the workers' queues, so with the workers known they go
+  // out alongside the running jobs.
+  const workersRead = o.known ? Promise.resolve(o.known.workers) : store.listWorkers(false);
+  const tenantsRead = o.known ? Promise.resolve(o.known.tenants) : store.listTenants();
+  const hint = o.known ? null : servedKeys(o.served_hint ?? [], o.extra_queue_keys);
+  const hinted = hint && hint.size > 0 ? store.queuedTenants([...hint]) : null;
+  // Handled where it is used; this keeps an unused or orphaned read (the workers' read failed) from being an unhandled rejection.
+  hinted?.catch(() => {});
+  const servedRead = workersRead.then(async (ws) => {
+    const keys = servedKeys(ws.filter((w) => w.state === 'online').flatMap(queueKeysOf), o.extra_queue_keys);
+    const asHinted = hinted !== null && keys.size === hint!.size && [...keys].every((k) => hint!.has(k));
+    const tenants = keys.size === 0 ? [] : asHinted ? await hinted : await store.queuedTenants([...keys]);
+    return { keys, tenants };
+  });
+  const [workers, active, records, served] = await Promise.all([workersRead, store.activeJobRows(), tenantsRead, servedRead]);
   // What each worker's jobs hold, from the same read as the running jobs (one pass over the active index).
   const usage = addHeldUsage(active, new Map<string, WorkerUsage>());
   const views = buildWorkerViews(workers, usage);
   const policyWorkers: PolicyWorker[] = views.map((v, i) => ({
     id: v.id,
     kind: v.kind,
-    queue_keys: v.kind === 'process' ? [''] : [...v.handlers],
+    queue_keys: queueKeysOf(v),
     capacity: { cpu_cores: v.total.cpu_cores, memory_gb: v.total.memory_gb, gpu_count: v.total.gpu_count, slots: v.total.slots },
     free: { ...v.free },
     free_gpus: v.free_gpus,
     draining: workers[i]!.state !== 'online',
   }));
-  const keys = new Set<string>(o.extra_queue_keys ?? []);
-  for (const w of policyWorkers) if (!w.draining) for (const k of w.queue_keys) keys.add(k);
+  const keys = served.keys;
+  const queuedTenants = served.tenants;
 
   const pending = new Map<string, PendingJob[]>();
   const templates = new Map<string, string>();
-  const queuedTenants = keys.size > 0 ? await store.queuedTenants([...keys]) : [];
+  let wholeQueue = true;
   if (queuedTenants.length > 0) {
     // Read what this cycle can use: with free slots, a few times as many jobs as slots (backfill and
     // other shapes need choice); with none, only each tenant's head — the jobs that could preempt or reclaim.
@@ -76,6 +109,7 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
     const per = Math.min(want, Math.max(MIN_PER_TENANT, Math.ceil(o.scan_limit / queuedTenants.length)));
     const heads = await Promise.all(queuedTenants.map((t) => store.tenantQueueHead(t, [...keys], per)));
     for (const rows of heads) {
+      if (rows.length >= per) wholeQueue = false;
       if (rows.length === 0) continue;
       for (const r of rows) if (r.template) templates.set(r.id, r.template);
       pending.set(rows[0]!.tenant, await Promise.all(rows.map((r) => pendingJob(r, o))));
@@ -115,7 +149,19 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
   for (const t of pending.keys()) add(t);
   for (const r of running) add(r.tenant);
 
-  return { snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates };
+  return {
+    snapshot: { now: o.now, pending, running, workers: policyWorkers, tenants, usage: o.usage }, tenants: effective, active, templates,
+    read: { workers, tenants: records }, served: [...keys], whole_queue: wholeQueue,
+  };
+}
+
+function servedKeys(keys: readonly string[], extra: readonly string[] | undefined): Set<string> {
+  return new Set([...(extra ?? []), ...keys]);
+}
+
+/** The queues a worker takes jobs from: '' (command jobs) for a process worker, its handler names for an SDK Worker. */
+function queueKeysOf(w: { kind: WorkerInfo['kind']; handlers: Iterable<string> }): string[] {
+  return w.kind === 'process' ? [''] : [...w.handlers];
 }
 
 async function pendingJob(r: PendingRow, o: SnapshotOptions): Promise<PendingJob> {

@@ -10,16 +10,15 @@ import { setFlagsFromString } from 'node:v8';
 export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
 
 /**
- * Call first in a server process, with its database URL. SQLite servers only: on PostgreSQL the same
- * settings (either of them alone, too) raised W2 latency with a million queued jobs from ~20 ms to
- * 4–5 s (measured 2026-11-22, see docs/notes/issue3b.md), so a PostgreSQL server keeps V8's defaults.
- * Without SERVER_NODE_FLAGS on the command line it replaces the
- * process image with one that has them (same pid, same arguments; where `process.execve` exists,
- * i.e. not on Windows). A flag the user gave on the node command line wins. Then the old space
- * grows by 50% over the live data between full collections instead of up to 4×.
+ * Call first in a server process, with its database URL (any engine: the settings are the same for
+ * SQLite and PostgreSQL). Without SERVER_NODE_FLAGS on the command line it replaces the process
+ * image with one that has them (same pid, same arguments; where `process.execve` exists, i.e. not
+ * on Windows). A flag the user gave on the node command line wins. Then the old space grows by 50%
+ * over the live data between full collections instead of up to 4×. PostgreSQL servers were left
+ * out until the W4 latency measured with these settings in seconds there could not be reproduced
+ * (docs/notes/issue3d.md).
  */
-export function prepareServerProcess(database: string): void {
-  if (/^postgres(ql)?:\/\//.test(database)) return;
+export function prepareServerProcess(_database: string): void {
   const missing = SERVER_NODE_FLAGS.filter((f) => !process.execArgv.some((a) => a.startsWith(f.split('=')[0]!)));
   if (missing.length > 0 && typeof process.execve === 'function' && process.platform !== 'win32') {
     process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)]);

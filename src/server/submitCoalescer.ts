@@ -1,6 +1,7 @@
 import type { JobSpec } from '../core/types.ts';
 import type { Store, SubmitResult } from '../store/store.ts';
 import { CHANNELS } from '../store/store.ts';
+import { WAKE } from '../scheduler/wakeReasons.ts';
 
 interface Waiting {
   spec: JobSpec;
@@ -72,7 +73,13 @@ export class SubmitCoalescer {
   async #run(batch: Waiting[]): Promise<void> {
     try {
       const results = await this.#store.submitJobs(batch.map((w) => w.spec), batch[0]!.actor);
-      if (results.some((r) => r.created)) this.#store.notify(CHANNELS.SCHEDULE);
+      if (results.some((r) => r.created)) {
+        this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
+        // The scheduling cycle this wake-up starts goes first: on SQLite it runs to its end (and
+        // hands the job to a waiting worker) within this turn of the event loop, before the submit
+        // answers are built and written (queue position, estimate — several hundred µs).
+        await new Promise((r) => setImmediate(r));
+      }
       batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);
@@ -80,7 +87,7 @@ export class SubmitCoalescer {
       for (const w of batch) {
         try {
           const [r] = await this.#store.submitJobs([w.spec], w.actor);
-          if (r!.created) this.#store.notify(CHANNELS.SCHEDULE);
+          if (r!.created) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
           w.resolve(r!);
         } catch (e) {
           w.reject(e);

@@ -94,6 +94,16 @@ export class Store {
     return out;
   }
 
+  /**
+   * A write to workers, tenants or breakers wakes the scheduler: its cycles keep those between
+   * wake-ups (src/scheduler/wakeReasons.ts), and this tells it — on any server — to read them again.
+   */
+  async #changed<T>(write: Promise<T>): Promise<T> {
+    const out = await write;
+    this.notify(CHANNELS.SCHEDULE);
+    return out;
+  }
+
   get dialect(): SqlDriver['dialect'] {
     return this.#db.dialect;
   }
@@ -310,7 +320,7 @@ export class Store {
   }
   /** A worker leaving: offline, its jobs back in the queue. Returns the requeued job ids. */
   releaseWorker(id: string, why: string, actor: string, now = Date.now(), outcome: 'lost' | 'interrupted' = 'lost'): Promise<string[]> {
-    return this.#tx((tx) => releaseWorker(tx, id, why, actor, now, outcome));
+    return this.#changed(this.#tx((tx) => releaseWorker(tx, id, why, actor, now, outcome)));
   }
 
   // Circuit breakers (src/core/breakers.ts)
@@ -322,7 +332,7 @@ export class Store {
     return probes.length === 0 ? Promise.resolve() : this.#db.transaction((tx) => startProbes(tx, probes, openMs, now));
   }
   resetBreaker(key: string, now = Date.now()): Promise<Breaker | null> {
-    return this.#db.transaction((tx) => resetBreaker(tx, key, now));
+    return this.#changed(this.#db.transaction((tx) => resetBreaker(tx, key, now)));
   }
 
   // Checkpoints
@@ -341,7 +351,7 @@ export class Store {
 
   // Workers
   registerWorker(w: Omit<WorkerInfo, 'registered_at' | 'last_heartbeat' | 'state'>, now = Date.now()): Promise<WorkerInfo> {
-    return this.#db.transaction((tx) => registerWorker(tx, w, now));
+    return this.#changed(this.#db.transaction((tx) => registerWorker(tx, w, now)));
   }
   heartbeat(id: string, now = Date.now()): Promise<boolean> {
     return heartbeat(this.#db, id, now);
@@ -353,7 +363,7 @@ export class Store {
     return getWorker(this.#db, id);
   }
   setWorkerState(id: string, state: WorkerInfo['state']): Promise<boolean> {
-    return setWorkerState(this.#db, id, state);
+    return this.#changed(setWorkerState(this.#db, id, state));
   }
 
   // Tenants
@@ -364,18 +374,18 @@ export class Store {
     return getTenant(this.#db, id);
   }
   createTenant(id: string, c: TenantChanges & { tier: Tier }, now = Date.now()): Promise<TenantRecord> {
-    return this.#db.transaction((tx) => createTenant(tx, id, c, now));
+    return this.#changed(this.#db.transaction((tx) => createTenant(tx, id, c, now)));
   }
   /** `replace` (PUT): settings not given go back to the tier default; otherwise (PATCH) only the given ones change. */
   updateTenant(id: string, c: TenantChanges, replace: boolean, now = Date.now()): Promise<TenantRecord> {
-    return this.#db.transaction((tx) => updateTenant(tx, id, c, replace, now));
+    return this.#changed(this.#db.transaction((tx) => updateTenant(tx, id, c, replace, now)));
   }
   /** A tenant's jobs on workers, the resources they hold, and its queued jobs. */
   tenantLoad(id: string): Promise<TenantLoad> {
     return tenantLoad(this.#db, id);
   }
   deleteTenant(id: string): Promise<void> {
-    return this.#db.transaction((tx) => deleteTenant(tx, id));
+    return this.#changed(this.#db.transaction((tx) => deleteTenant(tx, id)));
   }
 
   /** Finished runs of jobs created in [since, until), `limit` jobs after `afterSeq` (for trace export). */

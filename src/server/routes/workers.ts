@@ -6,6 +6,7 @@ import { CHANNELS, type AttemptReport, type Delivery } from '../../store/store.t
 import type { LogChunk } from '../../core/types.ts';
 import type { ServerContext } from '../context.ts';
 import { checkpointWire, iso } from '../views.ts';
+import { WAKE } from '../../scheduler/wakeReasons.ts';
 import { pollSchema, reportSchema, workerRegisterSchema } from '../schemas.ts';
 
 type RegisterBody = {
@@ -145,7 +146,10 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const reports = req.body.reports ?? [];
       const results = reports.length ? await store.reportResults(req.params.id, reports, now, ctx.breakers) : [];
       if (results.some((r) => r.status === 'applied')) {
-        store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? 'retry' : '');
+        // What the scheduler may keep (a failure may open a circuit breaker), and whether it must look at the queue at all.
+        const failed = reports.some((r) => r.outcome === 'failed' || r.outcome === 'timeout');
+        const requeued = results.some((r) => r.status === 'applied' && r.state === 'QUEUED');
+        store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? WAKE.RETRY : failed ? WAKE.FAILURE : requeued ? WAKE.REQUEUE : WAKE.REPORT);
       }
       const touched = new Set([...logs.map((l) => l.job_id), ...results.map((r) => r.job_id)]);
       for (const j of touched) store.notify(CHANNELS.JOB, j);

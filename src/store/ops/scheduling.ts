@@ -152,25 +152,27 @@ export interface Delivery {
  * nothing. Params: max — how many new jobs the worker has room for.
  */
 export async function deliverToWorker(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
+  // One look (one round trip on PostgreSQL, on the job's way from assignment to handler): the jobs
+  // with a pending control (partial index jobs_control) and the SCHEDULED jobs the worker does not
+  // hold yet (jobs_active). Ordered and cut here: on SQLite an ORDER BY or a bound LIMIT costs
+  // ~50 µs even for no rows, and a worker gets few at a time.
+  const notHeld = idsIn(db, 'current_attempt_id', [...held]);
+  const rows = await db.query(
+    `SELECT * FROM jobs WHERE worker_id = ? AND control IS NOT NULL
+     UNION ALL
+     SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND control IS NULL AND NOT ${notHeld.sql}`,
+    [workerId, workerId, notHeld.param],
+  );
   const controls: Delivery['controls'] = [];
-  // Two cheap looks, each on its partial index (jobs_control, jobs_active); whole rows only for
-  // what the worker does not hold yet.
-  for (const r of await db.query(`SELECT id, current_attempt_id, control FROM jobs WHERE worker_id = ? AND control IS NOT NULL`, [workerId])) {
+  for (const r of rows) {
+    if (r.control === null) continue;
     const n = await db.run('UPDATE jobs SET control = NULL WHERE id = ? AND control = ?', [String(r.id), String(r.control)]);
     if (n === 1) controls.push({ job_id: String(r.id), attempt_id: String(r.current_attempt_id), control: r.control as JobControl });
   }
-  const fresh: string[] = [];
-  if (max > 0) {
-    for (const r of await db.query(`SELECT id, current_attempt_id FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED'`, [workerId])) {
-      if (fresh.length >= max) break;
-      if (!held.has(String(r.current_attempt_id))) fresh.push(String(r.id));
-    }
-  }
-  const jobs: Job[] = [];
-  if (fresh.length > 0) {
-    const ids = idsIn(db, 'id', fresh);
-    for (const r of await db.query(`SELECT * FROM jobs WHERE ${ids.sql} AND state = 'SCHEDULED'`, [ids.param])) jobs.push(jobFromRow(r));
-    jobs.sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.sort_key - b.sort_key || a.seq - b.seq);
-  }
+  const jobs = max <= 0 ? [] : rows
+    .filter((r) => r.state === 'SCHEDULED' && !held.has(String(r.current_attempt_id)))
+    .map(jobFromRow)
+    .sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.sort_key - b.sort_key || a.seq - b.seq)
+    .slice(0, max);
   return { jobs, controls };
 }
