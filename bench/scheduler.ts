@@ -19,13 +19,19 @@ import { DEFAULT_TENANT } from '../src/scheduler/policy/quota.ts';
 import { DEFAULT_POLICY_CONFIG, type ClusterSnapshot, type PendingJob, type PolicyTenant, type PolicyWorker, type RunningJob } from '../src/scheduler/policy/types.ts';
 import { generateKueue, rng } from '../src/sim/generate.ts';
 import { percentile } from '../src/sim/metrics.ts';
+import { meanJctLowerBound } from '../src/sim/bound.ts';
 import { runPolicies } from '../src/sim/run.ts';
 import { parseCluster } from '../src/sim/trace.ts';
 
 export interface SchedBenchResult {
   scale?: ScaleResult;
   scale_no_preemption?: ScaleResult;
-  quality?: { jobs: number; policies: { policy: string; mean_jct_s: number; critical_p99_delay_s: number | null; util: number | null; jain: number | null; preemptions: number }[] };
+  quality?: {
+    jobs: number;
+    policies: { policy: string; mean_jct_s: number; critical_p99_delay_s: number | null; util: number | null; jain: number | null; preemptions: number; bound?: { mean_jct_s: number; critical_p99_s: number } }[];
+    /** Least mean JCT any policy can have with critical p99 queueing ≤ cap (src/sim/bound.ts). */
+    frontier: { critical_p99_cap_s: number; mean_jct_lb_s: number }[];
+  };
 }
 
 interface ScaleResult { pending: number; tenants: number; workers: number; cycles: number; admissions_per_s: number; cycle_p50_ms: number; cycle_p99_ms: number; admitted_per_cycle: number; preemptions_per_cycle: number }
@@ -98,6 +104,7 @@ export function benchScale(opts: { pending?: number; tenants?: number; workers?:
     const t0 = performance.now();
     const d = gantryPolicy.decide(snap, { ...DEFAULT_POLICY_CONFIG, explain: 'none', preemption: opts.preemption ?? true });
     const dt = performance.now() - t0;
+    if (process.env.SCHED_TRACE) console.log(`cycle ${c} ${dt.toFixed(1)} ms considered ${d.stats.considered} admitted ${d.admissions.length} running ${snap.running.length} res ${d.reservations.length}`);
     if (c >= 3) {
       // The first cycles fill an empty cluster (30k+ admissions, capped per cycle); measure the steady state.
       times.push(dt);
@@ -155,9 +162,12 @@ export function benchScale(opts: { pending?: number; tenants?: number; workers?:
 export function benchQuality(scale = 1): NonNullable<SchedBenchResult['quality']> {
   const g = generateKueue({ scale });
   const ms = runPolicies(g.trace, parseCluster(g.cluster_yaml), POLICY_NAMES);
+  const spec = parseCluster(g.cluster_yaml);
+  const caps = [0, 600, 1200, 1800, 2400, 3600, 5400, 7200, Infinity];
   return {
     jobs: g.trace.length,
-    policies: ms.map((m) => ({ policy: m.policy, mean_jct_s: m.mean_jct_s, critical_p99_delay_s: m.queue_delay_s.critical?.p99 ?? null, util: m.util_cpu, jain: m.jain, preemptions: m.preemptions })),
+    policies: ms.map((m) => ({ policy: m.policy, mean_jct_s: m.mean_jct_s, critical_p99_delay_s: m.queue_delay_s.critical?.p99 ?? null, util: m.util_cpu, jain: m.jain, preemptions: m.preemptions, bound: m.bound })),
+    frontier: caps.map((c) => ({ critical_p99_cap_s: c, mean_jct_lb_s: meanJctLowerBound(g.trace, spec, c) })),
   };
 }
 
@@ -175,11 +185,15 @@ export function printSched(r: SchedBenchResult): void {
   }
   if (r.quality) {
     console.log(`\nScheduler quality — Kueue-shaped trace, ${r.quality.jobs.toLocaleString('en-US')} jobs`);
-    console.log('| policy | mean JCT s | critical p99 queueing s | utilization | Jain | preemptions |');
-    console.log('|---|---|---|---|---|---|');
+    console.log('| policy | mean JCT s | critical p99 queueing s | utilization | Jain | preemptions | any policy: mean JCT ≥ s at this critical p99 | any policy: critical p99 ≥ s at this mean JCT |');
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const p of r.quality.policies) {
-      console.log(`| ${p.policy} | ${f(p.mean_jct_s, 0)} | ${f(p.critical_p99_delay_s, 0)} | ${p.util === null ? '-' : (p.util * 100).toFixed(1) + '%'} | ${f(p.jain, 3)} | ${p.preemptions} |`);
+      console.log(`| ${p.policy} | ${f(p.mean_jct_s, 0)} | ${f(p.critical_p99_delay_s, 0)} | ${p.util === null ? '-' : (p.util * 100).toFixed(1) + '%'} | ${f(p.jain, 3)} | ${p.preemptions} | ${f(p.bound?.mean_jct_s, 0)} | ${f(p.bound?.critical_p99_s, 0)} |`);
     }
+    console.log('\nLower bound from the trace (src/sim/bound.ts, fluid relaxation): least mean JCT of any policy whose critical p99 queueing delay is at most the cap');
+    console.log(`| critical p99 cap s | ${r.quality.frontier.map((x) => (Number.isFinite(x.critical_p99_cap_s) ? x.critical_p99_cap_s : 'none')).join(' | ')} |`);
+    console.log(`|---|${r.quality.frontier.map(() => '---|').join('')}`);
+    console.log(`| mean JCT ≥ s | ${r.quality.frontier.map((x) => f(x.mean_jct_lb_s, 0)).join(' | ')} |`);
   }
 }
 
