@@ -37,6 +37,12 @@ export class FitIndex<T extends Entry> {
     return g;
   }
 
+  /** Empties the index, keeping its groups and buckets for reuse. */
+  clear(): void {
+    for (const g of this.#sorted) for (const b of g.buckets) b?.clear();
+    this.#where.clear();
+  }
+
   /** (Re-)files a worker after its free room changed; a worker without a free slot leaves the index. */
   update(cw: T): void {
     const at = this.#where.get(cw);
