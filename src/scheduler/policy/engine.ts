@@ -167,15 +167,24 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     // Aging lifts low and normal jobs up to `high`, never over critical work.
     return cfg.aging_step_ms > 0 ? Math.max(AGING_CEILING, base - Math.floor(wait / cfg.aging_step_ms)) : base;
   };
+  /** Aging within a class (high and above): waited past `class_fifo_after_ms`, the job goes by arrival, ahead of the class. */
+  const classFifo = (j: PendingJob, rank: number): boolean =>
+    ord.aging && cfg.class_fifo_after_ms > 0 && rank <= AGING_CEILING && now - j.queued_at >= cfg.class_fifo_after_ms;
   /** Sets the cursor's key from its head job. */
   const keyOf = (c: Cursor): void => {
     const j = c.jobs[c.i]!;
     const rank = ord.priority ? effRank(j, c.base) : 0;
     c.rank = rank;
-    c.borrow = ord.nominal_first && !QuotaLedger.withinNominalOf(c.state, j.resources, j.nodes) ? 1 : 0;
-    c.share = shareOf(c);
     c.queued_at = j.queued_at;
     c.seq = j.seq;
+    if (classFifo(j, rank)) {
+      // Waited past the class's bound: ahead of the class's other jobs, oldest first.
+      c.borrow = -1;
+      c.share = 0;
+      return;
+    }
+    c.borrow = ord.nominal_first && !QuotaLedger.withinNominalOf(c.state, j.resources, j.nodes) ? 1 : 0;
+    c.share = shareOf(c);
   };
 
   const heap = new Heap<Cursor>(lessKey);

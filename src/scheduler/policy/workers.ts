@@ -1,8 +1,8 @@
 /**
- * Workers within one cycle: free room that shrinks as jobs are admitted, best-fit placement
- * (the rule of `src/scheduler/placement.ts`: GPU jobs onto the worker with the fewest free GPUs
- * that fit, lowest GPU indices first, so whole machines stay free for large jobs; CPU jobs onto
- * the fullest machine, GPU machines last), gangs all-or-nothing, and the earliest time a job
+ * Workers within one cycle: free room that shrinks as jobs are admitted, best-fit placement (GPU
+ * jobs onto the worker with the fewest free GPUs that fit, lowest GPU indices first, so whole
+ * machines stay free for large jobs; CPU jobs onto the fullest machine, GPU machines last; handler
+ * workers: the one with the most free slots), gangs all-or-nothing, and the earliest time a job
  * could start from running jobs' expected ends (for reservations and estimates).
  */
 import { FitIndex } from './fitIndex.ts';
