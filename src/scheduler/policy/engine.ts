@@ -213,6 +213,12 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     explanations.set(j.id, { job_id: j.id, reasons, estimated_start: estimated });
   };
 
+  /**
+   * Reclaim takes a job of the reclaimer's own class only below `high`: from `high` up, aging
+   * within the class orders jobs by waiting time, and reclaiming a same-class job would requeue a
+   * job that waited longer — which then preempts to borrow again (a preemption ping-pong).
+   */
+  const sameClassExempt = (rank: number): boolean => ord.aging && cfg.class_fifo_after_ms > 0 && rank <= AGING_CEILING;
   /** Victim order: borrowing tenants first, then lowest priority, then newest. */
   const victimLess = (a: RunningJob, b: RunningJob): boolean => {
     const ba = ledger.isBorrowing(a.tenant) ? 0 : 1;
@@ -300,7 +306,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
         if (!v.preemptible && !emergency) continue;
         const vr = PRIORITY_RANK[v.priority];
         if (byPriority && vr > rank) candidates.push(v);
-        else if (reclaim && v.tenant !== j.tenant && vr >= rank && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
+        else if (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
         best = { cw, victims: [], cost: -1 };

@@ -247,3 +247,14 @@ test('aging within a class: a critical job waiting past class_fifo_after_ms goes
   assert.deepEqual(at(10 * min), ['old'], 'waited 10 min: first in its class, by arrival');
   assert.deepEqual(at(10 * min, { class_fifo_after_ms: 0 }), ['new'], 'off');
 });
+
+test('reclaim at high and above takes only lower-priority jobs: no preemption ping-pong between same-class jobs of one cohort', () => {
+  const mk = (victimPriority: Priority) => {
+    const w = worker('w1', 10);
+    const borrowed = running(w, 'borrowed', 'heavy', { cpu: 10, priority: victimPriority });
+    const tenants = [tenant('heavy', { cpu: 0, cohort: 'c' }), tenant('light', { cpu: 10, cohort: 'c' })];
+    return gantryPolicy.decide(snapshot({ workers: [w], running: [borrowed], pending: [job('mine', 'light', { priority: 'critical', cpu: 10 })], tenants }), cfg({ critical_preempt_after_ms: Infinity }));
+  };
+  assert.deepEqual(mk('normal').preemptions.map((p) => [p.victim_id, p.kind]), [['borrowed', 'reclaim']]);
+  assert.deepEqual(mk('critical').preemptions, [], 'the borrower’s critical job keeps running; the lender’s waits (and ages ahead of newer critical work)');
+});
