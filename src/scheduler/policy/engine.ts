@@ -338,21 +338,36 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     if (quotaBlocked) {
       for (const v of best.victims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
       const picked = new Set(best.victims.map((v) => v.id));
+      // Quota that stopping jobs of the cohort hold is about to come free (and what earlier preemptors
+      // of this cycle claimed of it is charged to them): count it, or every cycle of a grace period
+      // would pick more victims for the same job.
+      const list = groupVictims(group);
+      const leaving: RunningJob[] = [];
+      for (let vi = 0; vi < list.length; vi++) {
+        const v = list[vi]!;
+        if ((v.terminating || stopping.has(v.id)) && !picked.has(v.id)) {
+          leaving.push(v);
+          ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+        }
+      }
       let verdict = ledger.check(j.tenant, j.resources, j.nodes);
       if (!verdict.ok) {
-        const list = groupVictims(group);
         for (let vi = 0; vi < list.length; vi++) {
           const v = list[vi]!;
           // Only jobs holding the resource the quota lacks: stopping others frees nothing the job needs.
           if (verdict.ok || quotaVictims.length >= budget) break;
           if (picked.has(v.id) || !eligible(v) || v.resources[verdict.resource] <= 0) continue;
+          // Stopping a job of a tenant within its nominal quota frees nothing lasting: that tenant's own
+          // pending jobs retake its nominal quota first (it is guaranteed), and the preemptor is left
+          // short again — a preemption loop. Only the job's own tenant and borrowers give up quota.
+          if (v.tenant !== j.tenant && !ledger.isBorrowing(v.tenant)) continue;
           quotaVictims.push(v);
           ledger.charge(v.tenant, v.resources, v.placements.length, -1);
           verdict = ledger.check(j.tenant, j.resources, j.nodes);
         }
       }
       const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
-      for (const v of [...best.victims, ...quotaVictims]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
+      for (const v of [...best.victims, ...quotaVictims, ...leaving]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
       if (!ok) return null;
     }
     workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));

@@ -258,3 +258,15 @@ test('reclaim at high and above takes only lower-priority jobs: no preemption pi
   assert.deepEqual(mk('normal').preemptions.map((p) => [p.victim_id, p.kind]), [['borrowed', 'reclaim']]);
   assert.deepEqual(mk('critical').preemptions, [], 'the borrower’s critical job keeps running; the lender’s waits (and ages ahead of newer critical work)');
 });
+
+test('held back by quota, a job takes quota only from its own tenant or borrowers, not from a tenant within its nominal (which would retake it at once)', () => {
+  const w = worker('w1', 40);
+  const run = [
+    running(w, 'b-own', 'b', { cpu: 10, started_at: 0 }),
+    // Tenant a runs exactly its nominal quota; its jobs are the newest, so plain victim order would take them.
+    ...Array.from({ length: 10 }, (_, i) => running(w, `a${i}`, 'a', { cpu: 1, started_at: 100 + i })),
+  ];
+  const tenants = [tenant('a', { cpu: 10, cohort: 'c' }), tenant('b', { cpu: 10, cohort: 'c' })];
+  const d = gantryPolicy.decide(snapshot({ workers: [w], running: run, pending: [job('crit', 'b', { priority: 'critical', cpu: 10 })], tenants }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => p.victim_id), ['b-own']);
+});
