@@ -42,6 +42,8 @@ interface ScaleResult {
   alloc_mb_per_cycle: number;
   /** Cycles with a GC pause inside decide, and the pauses' total (ms). */
   cycles_with_gc: number; gc_ms_in_decide: number;
+  /** CPU time of one decide (this process's user + system): unlike wall time, not inflated when other processes take the CPU. */
+  cpu_p50_ms: number; cpu_p99_ms: number;
 }
 
 const PRIORITY_MIX: [Priority, number][] = [['critical', 0.05], ['high', 0.15], ['normal', 0.6], ['low', 0.2]];
@@ -122,16 +124,22 @@ export async function benchScale(opts: { pending?: number; tenants?: number; wor
   const obs = new PerformanceObserver((l) => { for (const e of l.getEntries()) gcs.push({ start: e.startTime, ms: e.duration }); });
   obs.observe({ entryTypes: ['gc'] });
   const windows: { t0: number; t1: number; heap: number }[] = [];
+  const cpuTimes: number[] = [];
   for (let c = 0; c < warmup + cycles; c++) {
     now += 1000;
     snap.now = now;
     await new Promise((r) => setImmediate(r));
     const h0 = getHeapStatistics().used_heap_size;
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const d = gantryPolicy.decide(snap, cfg);
     const t1 = performance.now();
+    const cpu = process.cpuUsage(c0);
     const dt = t1 - t0;
-    if (c >= warmup) windows.push({ t0, t1, heap: getHeapStatistics().used_heap_size - h0 });
+    if (c >= warmup) {
+      windows.push({ t0, t1, heap: getHeapStatistics().used_heap_size - h0 });
+      cpuTimes.push((cpu.user + cpu.system) / 1000);
+    }
     if (opts.perCycle) console.log(`cycle ${c - warmup}: ${dt.toFixed(1)} ms, ${d.stats.considered} considered, ${d.admissions.length} admitted, ${d.preemptions.length} preempted, ${running.length} running`);
     if (c >= warmup) {
       times.push(dt);
@@ -202,6 +210,7 @@ export async function benchScale(opts: { pending?: number; tenants?: number; wor
   const gcIn = windows.map((w) => gcs.filter((g) => g.start >= w.t0 && g.start < w.t1).reduce((n, g) => n + g.ms, 0));
   const clean = windows.filter((_, i) => gcIn[i] === 0).map((w) => w.heap / 2 ** 20).sort((a, b) => a - b);
   times.sort((a, b) => a - b);
+  cpuTimes.sort((a, b) => a - b);
   return {
     pending: P, tenants: T, workers: W, cycles: times.length,
     admissions_per_s: admitted / (decideMs / 1000),
@@ -211,6 +220,7 @@ export async function benchScale(opts: { pending?: number; tenants?: number; wor
     alloc_mb_per_cycle: clean.length > 0 ? percentile(clean, 50) : NaN,
     cycles_with_gc: gcIn.filter((g) => g > 0).length,
     gc_ms_in_decide: gcIn.reduce((a, b) => a + b, 0),
+    cpu_p50_ms: percentile(cpuTimes, 50), cpu_p99_ms: percentile(cpuTimes, 99),
   };
 }
 
@@ -229,12 +239,12 @@ export function benchQuality(scale = 1): NonNullable<SchedBenchResult['quality']
 export function printSched(r: SchedBenchResult): void {
   const f = (n: number | null | undefined, d = 1) => (n === null || n === undefined ? '-' : n.toFixed(d));
   const scaleRow = (label: string, s: ScaleResult) =>
-    console.log(`| ${label} | ${Math.round(s.admissions_per_s).toLocaleString('en-US')} | ${f(s.cycle_p50_ms)} | ${f(s.cycle_p99_ms)} | ${Math.round(s.admitted_per_cycle)} | ${Math.round(s.preemptions_per_cycle)} | ${f(s.alloc_mb_per_cycle)} | ${s.cycles_with_gc} (${f(s.gc_ms_in_decide, 0)} ms) |`);
+    console.log(`| ${label} | ${Math.round(s.admissions_per_s).toLocaleString('en-US')} | ${f(s.cycle_p50_ms)} | ${f(s.cycle_p99_ms)} | ${f(s.cpu_p50_ms)} | ${f(s.cpu_p99_ms)} | ${Math.round(s.admitted_per_cycle)} | ${Math.round(s.preemptions_per_cycle)} | ${f(s.alloc_mb_per_cycle)} | ${s.cycles_with_gc} (${f(s.gc_ms_in_decide, 0)} ms) |`);
   if (r.scale) {
     const s = r.scale;
     console.log(`\nScheduler scale — ${s.pending.toLocaleString('en-US')} pending, ${s.tenants} tenants, ${s.workers} workers, ${s.cycles} cycles`);
-    console.log(`| policy config | admissions/s | cycle p50 ms | cycle p99 ms | admitted per cycle | preemptions per cycle | MB allocated per cycle | cycles with a GC pause (total) |`);
-    console.log(`|---|---|---|---|---|---|---|---|`);
+    console.log(`| policy config | admissions/s | cycle p50 ms | cycle p99 ms | cycle CPU p50 ms | cycle CPU p99 ms | admitted per cycle | preemptions per cycle | MB allocated per cycle | cycles with a GC pause (total) |`);
+    console.log(`|---|---|---|---|---|---|---|---|---|---|`);
     scaleRow('gantry (default)', s);
     if (r.scale_no_preemption) scaleRow('gantry, preemption off', r.scale_no_preemption);
   }
