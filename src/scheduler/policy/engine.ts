@@ -432,7 +432,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       explain(j, [blocked]);
       continue; // drop the cursor: nothing of this tenant can start this cycle
     }
-    const t = ledger.get(j.tenant);
+    const t = c.state;
     if (t.tenant.paused || (t.tenant.max_running !== null && t.running >= t.tenant.max_running)) {
       const why: PendingReasonData = t.tenant.paused
         ? { kind: 'tenant_paused', tenant: j.tenant }
@@ -462,12 +462,12 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       if (big) {
         explain(j, [big]);
       } else {
-        const q = quotaFail.get(j.tenant)?.get(skey) ?? ledger.check(j.tenant, j.resources, j.nodes);
+        const q = quotaFail.get(c.tenant)?.get(skey) ?? ledger.check(j.tenant, j.resources, j.nodes);
         if (!q.ok) {
           // Usage only grows within a cycle: the same shape fails again.
-          const fails = quotaFail.get(j.tenant);
+          const fails = quotaFail.get(c.tenant);
           if (fails) fails.set(skey, q);
-          else quotaFail.set(j.tenant, new Map([[skey, q]]));
+          else quotaFail.set(c.tenant, new Map([[skey, q]]));
           const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
           if (wants(j)) {
             const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
