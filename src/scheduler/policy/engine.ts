@@ -252,9 +252,15 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const list = runningByGroup.get(group) ?? [];
     if (!sortedGroups.has(group)) {
       sortedGroups.add(group);
+      // Sort keys computed once per job (not per comparison: a cohort holds thousands of running jobs).
       const borrowing = new Map<string, number>();
-      const b = (t: string): number => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t) ? 0 : 1), borrowing.get(t)!);
-      list.sort((x, y) => b(x.tenant) - b(y.tenant) || PRIORITY_RANK[y.priority] - PRIORITY_RANK[x.priority] || y.started_at - x.started_at);
+      const keyed = list.map((v) => {
+        let b = borrowing.get(v.tenant);
+        if (b === undefined) borrowing.set(v.tenant, (b = ledger.isBorrowing(v.tenant) ? 0 : 1));
+        return { v, b, r: PRIORITY_RANK[v.priority], s: v.started_at };
+      });
+      keyed.sort((x, y) => x.b - y.b || y.r - x.r || y.s - x.s);
+      for (let i = 0; i < keyed.length; i++) list[i] = keyed[i]!.v;
     }
     return list;
   };
