@@ -82,7 +82,7 @@ function log(msg: string) {
 async function main() {
   if (want('sched')) {
     // The scheduling policy's own benchmark (bench/scheduler.ts): in-process, no store, its own tables.
-    printSched(runSchedBench(quick ? ['--quick'] : []));
+    printSched(await runSchedBench(quick ? ['--quick'] : []));
     if (only?.length === 1) return;
   }
   const pgInfo = await pgUrl();

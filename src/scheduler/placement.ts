@@ -64,40 +64,6 @@ export function fitsEver(w: WorkerSlotView, j: PlacementRequest): boolean {
 }
 
 /**
- * Best fit: among workers where the job fits now, the one left with the least room — GPU jobs
- * pack onto the worker with the fewest free GPUs (keeping whole machines free for large jobs),
- * CPU jobs onto the one with the least free CPU. Returns the worker and the GPU indices to use.
- */
-export function place(workers: readonly WorkerSlotView[], j: PlacementRequest): { worker: WorkerSlotView; gpu_indices: number[] } | null {
-  let best: WorkerSlotView | null = null;
-  let bestScore = Infinity;
-  for (const w of workers) {
-    if (!fitsNow(w, j)) continue;
-    const score =
-      w.kind === 'handler'
-        ? -w.free.slots // spread handler jobs over the worker with most free slots
-        : (w.free.gpu_count - j.gpu_count) * 1e6 + (j.gpu_count === 0 ? w.total.gpu_count * 1e3 : 0) + (w.free.cpu_cores - j.cpu_cores);
-    if (score < bestScore) {
-      best = w;
-      bestScore = score;
-    }
-  }
-  if (!best) return null;
-  return { worker: best, gpu_indices: best.kind === 'process' ? best.free_gpus.slice(0, j.gpu_count) : [] };
-}
-
-/** Takes a placed job's resources off the worker's free room (within one cycle). */
-export function reserve(w: WorkerSlotView, j: PlacementRequest, gpus: readonly number[]): void {
-  w.free.slots -= 1;
-  if (w.kind === 'handler') return;
-  w.free.cpu_cores -= j.cpu_cores;
-  w.free.memory_gb -= j.memory_gb;
-  w.free.gpu_count -= gpus.length;
-  const taken = new Set(gpus);
-  w.free_gpus = w.free_gpus.filter((g) => !taken.has(g));
-}
-
-/**
  * Why a job cannot start now, in plain words — or null if some worker could take it this moment.
  */
 export function pendingReason(workers: readonly WorkerSlotView[], j: PlacementRequest): string | null {

@@ -28,6 +28,12 @@ export interface PolicyMetrics {
   cycles: number;
   /** Per tenant: share of the dominant resource-time it received, and its weight's share. */
   tenant_shares: { tenant: string; share: number; weight_share: number }[];
+  /**
+   * Lower bounds for any policy on the same trace (bound.ts; set by `runPolicies` when the trace
+   * has critical jobs): the least mean JCT possible with this policy's critical p99 queueing
+   * delay, and the least critical p99 possible with this policy's mean JCT. Seconds.
+   */
+  bound?: { mean_jct_s: number; critical_p99_s: number };
 }
 
 export function percentile(sorted: readonly number[], p: number): number {

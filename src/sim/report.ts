@@ -13,6 +13,7 @@ interface Row {
 const f1 = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(1));
 const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
 const f3 = (n: number) => n.toFixed(3);
+const fin = (n: number) => (Number.isFinite(n) ? f1(n) : 'impossible');
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 
 function rows(ms: readonly PolicyMetrics[]): Row[] {
@@ -36,6 +37,12 @@ function rows(ms: readonly PolicyMetrics[]): Row[] {
     { label: 'wasted CPU-hours', values: (m) => m.wasted_cpu_hours, fmt: f1, better: 'low' },
     { label: 'decisions/s', values: (m) => m.decisions_per_s, fmt: int, better: null },
   );
+  if (ms.some((m) => m.bound)) {
+    out.push(
+      { label: 'any policy: mean JCT ≥ (s) at this critical p99', values: (m) => m.bound?.mean_jct_s ?? null, fmt: fin, better: null },
+      { label: 'any policy: critical p99 ≥ (s) at this mean JCT', values: (m) => m.bound?.critical_p99_s ?? null, fmt: fin, better: null },
+    );
+  }
   return out;
 }
 
@@ -109,7 +116,8 @@ td:first-child,th:first-child{text-align:left}td.best{background:#dff5df;font-we
 </style></head><body>
 <h1>${esc(title)}</h1>
 <p>Each policy ran the same trace on the same simulated cluster. Best value per row highlighted.
-Queueing delay = completion − submit − run time. Jain's index: time-weighted over the periods when at least two tenants had jobs waiting, over weighted dominant shares.</p>
+Queueing delay = completion − submit − run time. Jain's index: time-weighted over the periods when at least two tenants had jobs waiting, over weighted dominant shares.
+The "any policy" rows are lower bounds computed from the trace alone (a fluid relaxation of the cluster, src/sim/bound.ts): no policy, however clever, can have a critical p99 queueing delay as low as this column's with a lower mean JCT than shown, nor this column's mean JCT with a lower critical p99.</p>
 <table>
 ${head}
 ${body}

@@ -2,6 +2,7 @@
 import { POLICIES, POLICY_NAMES } from '../scheduler/policy/policies.ts';
 import { DEFAULT_TENANT } from '../scheduler/policy/quota.ts';
 import { RESOURCE_NAMES, type ResourceName } from '../scheduler/policy/types.ts';
+import { criticalDelayLowerBound, meanJctLowerBound } from './bound.ts';
 import { computeMetrics, type PolicyMetrics } from './metrics.ts';
 import { simulate } from './simulator.ts';
 import { SimInputError, type ClusterSpec, type TraceJob } from './trace.ts';
@@ -56,5 +57,13 @@ export function applyWhatIf(spec: ClusterSpec, w: WhatIf): ClusterSpec {
 }
 
 export function runPolicies(trace: readonly TraceJob[], spec: ClusterSpec, names: readonly string[]): PolicyMetrics[] {
-  return names.map((n) => computeMetrics(simulate(trace, spec, POLICIES.get(n)!)));
+  const ms = names.map((n) => computeMetrics(simulate(trace, spec, POLICIES.get(n)!)));
+  if (trace.some((j) => j.priority === 'critical')) {
+    for (const m of ms) {
+      const p99 = m.queue_delay_s.critical?.p99;
+      if (p99 === undefined) continue;
+      m.bound = { mean_jct_s: meanJctLowerBound(trace, spec, p99), critical_p99_s: criticalDelayLowerBound(trace, spec, m.mean_jct_s) };
+    }
+  }
+  return ms;
 }

@@ -9,8 +9,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bestEffortFifoPolicy, gantryPolicy, strictFifoPolicy } from '../scheduler/policy/policies.ts';
+import { criticalDelayLowerBound, meanJctLowerBound } from './bound.ts';
 import { generateGpu, generateKueue } from './generate.ts';
 import { computeMetrics } from './metrics.ts';
+import { textReport } from './report.ts';
+import { runPolicies } from './run.ts';
 import { simulate, type SimJob } from './simulator.ts';
 import { parseCluster, parseTrace, type TraceJob } from './trace.ts';
 
@@ -134,4 +137,28 @@ test('gantry simulate generate + simulate: a side-by-side table on stdout and an
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /error: unknown policy 'nope'/);
   assert.ok(existsSync(join(dir, 'trace.jsonl')));
+});
+
+test('lower bound from the trace: exact on a two-job trace, and no policy beats it', () => {
+  // One 1-cpu worker; a 100 s critical job and a 10 s normal job arrive together. With the critical
+  // job not waiting, the best is 100 s then 110 s (mean 105 s); unconstrained, the short job goes
+  // first (10 s, 110 s: mean 60 s) and the critical job waits 10 s.
+  const spec = parseCluster('workers: [{ name: w, count: 1, cpu_cores: 1 }]\n');
+  const two = [tj('a', { submit_ms: 0, duration_ms: 100_000, priority: 'critical' }), tj('b', { submit_ms: 0, duration_ms: 10_000 })];
+  const near = (x: number, want: number) => assert.ok(x <= want && x >= want - 1, `${x} should be just under ${want}`);
+  near(meanJctLowerBound(two, spec, 0), 105);
+  near(meanJctLowerBound(two, spec, Infinity), 60);
+  assert.equal(criticalDelayLowerBound(two, spec, 60), 10, 'a 60 s mean JCT needs the critical job to wait 10 s');
+  assert.equal(criticalDelayLowerBound(two, spec, 105), 0);
+
+  // On a small Kueue-shaped trace every policy lands on or above the bound at its own critical p99.
+  const g = generateKueue({ scale: 0.05 });
+  const kspec = parseCluster(g.cluster_yaml);
+  const ms = runPolicies(g.trace, kspec, ['gantry', 'strict-fifo', 'best-effort-fifo']);
+  for (const m of ms) {
+    assert.ok(m.bound, m.policy);
+    assert.ok(m.bound.mean_jct_s <= m.mean_jct_s, `${m.policy}: bound ${m.bound.mean_jct_s} > mean JCT ${m.mean_jct_s}`);
+    assert.ok(m.bound.critical_p99_s <= m.queue_delay_s.critical!.p99, `${m.policy}: bound ${m.bound.critical_p99_s} > critical p99`);
+  }
+  assert.match(textReport(ms), /any policy: mean JCT ≥ \(s\) at this critical p99/);
 });

@@ -13,7 +13,7 @@
  */
 import { PRIORITIES, type Priority } from '../../core/types.ts';
 import { Heap } from './heap.ts';
-import { QuotaLedger, type QuotaVerdict } from './quota.ts';
+import { QuotaLedger, type QuotaVerdict, type TenantState } from './quota.ts';
 import {
   RESOURCE_NAMES,
   type Admission,
@@ -48,21 +48,29 @@ export interface Ordering {
   preemption: boolean;
 }
 
+/** One (tenant, priority class) run of a tenant's queue, ranked in the heap by its head's key. */
 interface Cursor {
   tenant: string;
+  /** The tenant's quota state (looked up once per cycle, not per job). */
+  state: TenantState;
   base: number;
   jobs: readonly PendingJob[];
   i: number;
   end: number;
-  key: number[];
+  // The head's key, compared in this order (fields rather than an array: no garbage per job).
+  rank: number;
+  borrow: number;
+  share: number;
+  queued_at: number;
+  seq: number;
 }
 
-const lessKey = (a: number[], b: number[]): boolean => {
-  for (let i = 0; i < a.length; i++) {
-    if (a[i]! !== b[i]!) return a[i]! < b[i]!;
-  }
-  return false;
-};
+const lessKey = (a: Cursor, b: Cursor): boolean =>
+  a.rank !== b.rank ? a.rank < b.rank
+  : a.borrow !== b.borrow ? a.borrow < b.borrow
+  : a.share !== b.share ? a.share < b.share
+  : a.queued_at !== b.queued_at ? a.queued_at < b.queued_at
+  : a.seq < b.seq;
 
 /** Index of the first job with rank >= r in a list sorted by rank. */
 function lowerBound(jobs: readonly PendingJob[], r: number): number {
@@ -100,15 +108,26 @@ const PREEMPT_SCAN_AFTER_FIRST = 32;
 const AGING_CEILING = 2;
 
 export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering): Decisions {
-  const now = snap.now;
   const workers = new CycleWorkers(snap.workers, snap.running);
+  try {
+    return cycle(snap, cfg, ord, workers);
+  } finally {
+    workers.release();
+  }
+}
+
+function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers: CycleWorkers): Decisions {
+  const now = snap.now;
   const ledger = new QuotaLedger(snap.tenants);
   const capacity = zeroVector();
   for (const w of snap.workers) for (const r of RESOURCE_NAMES) capacity[r] += w.capacity[r];
   const runningByRank = [0, 0, 0, 0, 0];
   // Sum each tenant's holding first: one ledger update per tenant, not per running job.
   const held = new Map<string, { alloc: ResourceVector; jobs: number }>();
-  for (const r of snap.running) {
+  // Index loops, not for…of, over the ~14,000 running jobs: an optimised for…of still allocates per element here.
+  const running = snap.running;
+  for (let i = 0; i < running.length; i++) {
+    const r = running[i]!;
     let h = held.get(r.tenant);
     if (!h) held.set(r.tenant, (h = { alloc: zeroVector(), jobs: 0 }));
     const n = r.placements.length;
@@ -136,10 +155,10 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   const pendingByRank = [0, 0, 0, 0, 0];
   const admittedByRank = [0, 0, 0, 0, 0];
 
-  const shareOf = (tenant: string): number => {
+  const shareOf = (c: Cursor): number => {
     if (ord.fair_share === 'none') return 0;
-    const s = ledger.get(tenant);
-    return dominantShare(hist.get(tenant) ?? noHist, s.alloc, capacity, cfg.half_life_ms, s.tenant.weight);
+    const s = c.state;
+    return dominantShare(hist.get(c.tenant) ?? noHist, s.alloc, capacity, cfg.half_life_ms, s.tenant.weight);
   };
   const effRank = (j: PendingJob, base: number): number => {
     if (!ord.aging || base <= 1) return base;
@@ -148,30 +167,45 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     // Aging lifts low and normal jobs up to `high`, never over critical work.
     return cfg.aging_step_ms > 0 ? Math.max(AGING_CEILING, base - Math.floor(wait / cfg.aging_step_ms)) : base;
   };
-  const keyOf = (c: Cursor): number[] => {
+  /** Aging within a class (high and above): waited past `class_fifo_after_ms`, the job goes by arrival, ahead of the class. */
+  const classFifo = (j: PendingJob, rank: number): boolean =>
+    ord.aging && cfg.class_fifo_after_ms > 0 && rank <= AGING_CEILING && now - j.queued_at >= cfg.class_fifo_after_ms;
+  /** Sets the cursor's key from its head job. */
+  const keyOf = (c: Cursor): void => {
     const j = c.jobs[c.i]!;
     const rank = ord.priority ? effRank(j, c.base) : 0;
-    const borrow = ord.nominal_first && !ledger.withinNominal(j.tenant, j.resources, j.nodes) ? 1 : 0;
-    return [rank, borrow, shareOf(c.tenant), j.queued_at, j.seq];
+    c.rank = rank;
+    c.queued_at = j.queued_at;
+    c.seq = j.seq;
+    if (classFifo(j, rank)) {
+      // Waited past the class's bound: ahead of the class's other jobs, oldest first.
+      c.borrow = -1;
+      c.share = 0;
+      return;
+    }
+    c.borrow = ord.nominal_first && !QuotaLedger.withinNominalOf(c.state, j.resources, j.nodes) ? 1 : 0;
+    c.share = shareOf(c);
   };
 
-  const heap = new Heap<Cursor>((a, b) => lessKey(a.key, b.key));
+  const heap = new Heap<Cursor>(lessKey);
   for (const [tenant, jobs] of snap.pending) {
     let start = 0;
     for (let r = 0; r < PRIORITIES.length; r++) {
       const end = lowerBound(jobs, r + 1);
       pendingByRank[r]! += end - start;
       if (end > start) {
-        const c: Cursor = { tenant, base: r, jobs, i: start, end, key: [] };
-        c.key = keyOf(c);
+        const c: Cursor = { tenant, state: ledger.get(tenant), base: r, jobs, i: start, end, rank: 0, borrow: 0, share: 0, queued_at: 0, seq: 0 };
+        keyOf(c);
         heap.push(c);
       }
       start = end;
     }
   }
 
+  /** Is the job's explanation wanted? (Checked before building reasons: most cycles want none.) */
+  const wants = (j: PendingJob): boolean => explainAll || explainIds?.has(j.id) === true;
   const explain = (j: PendingJob, reasons: PendingReasonData[], estimated: number | null = null): void => {
-    if (!explainAll && !explainIds?.has(j.id)) return;
+    if (!wants(j)) return;
     const rank = PRIORITY_RANK[j.priority];
     let ahead = 0;
     for (let r = 0; r < rank; r++) ahead += pendingByRank[r]! - admittedByRank[r]!;
@@ -179,6 +213,12 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     explanations.set(j.id, { job_id: j.id, reasons, estimated_start: estimated });
   };
 
+  /**
+   * Reclaim takes a job of the reclaimer's own class only below `high`: from `high` up, aging
+   * within the class orders jobs by waiting time, and reclaiming a same-class job would requeue a
+   * job that waited longer — which then preempts to borrow again (a preemption ping-pong).
+   */
+  const sameClassExempt = (rank: number): boolean => ord.aging && cfg.class_fifo_after_ms > 0 && rank <= AGING_CEILING;
   /** Victim order: borrowing tenants first, then lowest priority, then newest. */
   const victimLess = (a: RunningJob, b: RunningJob): boolean => {
     const ba = ledger.isBorrowing(a.tenant) ? 0 : 1;
@@ -201,7 +241,8 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   const groupVictims = (group: string): readonly RunningJob[] => {
     if (!runningByGroup) {
       runningByGroup = new Map();
-      for (const v of snap.running) {
+      for (let i = 0; i < running.length; i++) {
+        const v = running[i]!;
         const g = groupOf(v.tenant);
         const l = runningByGroup.get(g);
         if (l) l.push(v);
@@ -211,9 +252,15 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     const list = runningByGroup.get(group) ?? [];
     if (!sortedGroups.has(group)) {
       sortedGroups.add(group);
+      // Sort keys computed once per job (not per comparison: a cohort holds thousands of running jobs).
       const borrowing = new Map<string, number>();
-      const b = (t: string): number => borrowing.get(t) ?? (borrowing.set(t, ledger.isBorrowing(t) ? 0 : 1), borrowing.get(t)!);
-      list.sort((x, y) => b(x.tenant) - b(y.tenant) || PRIORITY_RANK[y.priority] - PRIORITY_RANK[x.priority] || y.started_at - x.started_at);
+      const keyed = list.map((v) => {
+        let b = borrowing.get(v.tenant);
+        if (b === undefined) borrowing.set(v.tenant, (b = ledger.isBorrowing(v.tenant) ? 0 : 1));
+        return { v, b, r: PRIORITY_RANK[v.priority], s: v.started_at };
+      });
+      keyed.sort((x, y) => x.b - y.b || y.r - x.r || y.s - x.s);
+      for (let i = 0; i < keyed.length; i++) list[i] = keyed[i]!.v;
     }
     return list;
   };
@@ -249,12 +296,15 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
 
     let best: { cw: CycleWorker; victims: RunningJob[]; cost: number } | null = null;
     let afterBest = 0;
-    for (const cw of workers.capable(j.queue_key)) {
+    const capable = workers.capable(j.queue_key);
+    for (let wi = 0; wi < capable.length; wi++) {
+      const cw = capable[wi]!;
       if (best && ++afterBest > PREEMPT_SCAN_AFTER_FIRST) break;
       if (!workers.canEverFit(cw, j.resources)) continue;
       const going: ResourceVector[] = [];
       const candidates: RunningJob[] = [];
-      for (const v of cw.running) {
+      for (let vi = 0; vi < cw.nRunning; vi++) {
+        const v = cw.running[vi]!;
         if (v.terminating || stopping.has(v.id)) {
           going.push(v.resources);
           continue;
@@ -262,7 +312,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
         if (!v.preemptible && !emergency) continue;
         const vr = PRIORITY_RANK[v.priority];
         if (byPriority && vr > rank) candidates.push(v);
-        else if (reclaim && v.tenant !== j.tenant && vr >= rank && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
+        else if (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
         best = { cw, victims: [], cost: -1 };
@@ -294,19 +344,36 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     if (quotaBlocked) {
       for (const v of best.victims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
       const picked = new Set(best.victims.map((v) => v.id));
+      // Quota that stopping jobs of the cohort hold is about to come free (and what earlier preemptors
+      // of this cycle claimed of it is charged to them): count it, or every cycle of a grace period
+      // would pick more victims for the same job.
+      const list = groupVictims(group);
+      const leaving: RunningJob[] = [];
+      for (let vi = 0; vi < list.length; vi++) {
+        const v = list[vi]!;
+        if ((v.terminating || stopping.has(v.id)) && !picked.has(v.id)) {
+          leaving.push(v);
+          ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+        }
+      }
       let verdict = ledger.check(j.tenant, j.resources, j.nodes);
       if (!verdict.ok) {
-        for (const v of groupVictims(group)) {
+        for (let vi = 0; vi < list.length; vi++) {
+          const v = list[vi]!;
           // Only jobs holding the resource the quota lacks: stopping others frees nothing the job needs.
           if (verdict.ok || quotaVictims.length >= budget) break;
           if (picked.has(v.id) || !eligible(v) || v.resources[verdict.resource] <= 0) continue;
+          // Stopping a job of a tenant within its nominal quota frees nothing lasting: that tenant's own
+          // pending jobs retake its nominal quota first (it is guaranteed), and the preemptor is left
+          // short again — a preemption loop. Only the job's own tenant and borrowers give up quota.
+          if (v.tenant !== j.tenant && !ledger.isBorrowing(v.tenant)) continue;
           quotaVictims.push(v);
           ledger.charge(v.tenant, v.resources, v.placements.length, -1);
           verdict = ledger.check(j.tenant, j.resources, j.nodes);
         }
       }
       const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
-      for (const v of [...best.victims, ...quotaVictims]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
+      for (const v of [...best.victims, ...quotaVictims, ...leaving]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
       if (!ok) return null;
     }
     workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));
@@ -358,10 +425,9 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
     // Room is fragmented past use: this many jobs in a row found nothing, stop looking.
     if (considered - lastAdmitAt > cfg.max_fruitless) break;
     const c = heap.pop()!;
-    const k = keyOf(c);
+    keyOf(c);
     const top = heap.peek();
-    if (top && lessKey(top.key, k)) {
-      c.key = k;
+    if (top && lessKey(top, c)) {
       heap.push(c);
       continue;
     }
@@ -372,7 +438,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       explain(j, [blocked]);
       continue; // drop the cursor: nothing of this tenant can start this cycle
     }
-    const t = ledger.get(j.tenant);
+    const t = c.state;
     if (t.tenant.paused || (t.tenant.max_running !== null && t.running >= t.tenant.max_running)) {
       const why: PendingReasonData = t.tenant.paused
         ? { kind: 'tenant_paused', tenant: j.tenant }
@@ -402,15 +468,17 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       if (big) {
         explain(j, [big]);
       } else {
-        const q = quotaFail.get(j.tenant)?.get(skey) ?? ledger.check(j.tenant, j.resources, j.nodes);
+        const q = quotaFail.get(c.tenant)?.get(skey) ?? ledger.check(j.tenant, j.resources, j.nodes);
         if (!q.ok) {
           // Usage only grows within a cycle: the same shape fails again.
-          const fails = quotaFail.get(j.tenant);
+          const fails = quotaFail.get(c.tenant);
           if (fails) fails.set(skey, q);
-          else quotaFail.set(j.tenant, new Map([[skey, q]]));
+          else quotaFail.set(c.tenant, new Map([[skey, q]]));
           const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
-          const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
-          explain(j, victims ? [why, { kind: 'preempting', victims }] : [why]);
+          if (wants(j)) {
+            const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
+            explain(j, victims ? [why, { kind: 'preempting', victims }] : [why]);
+          }
           outcome = 'blocked';
         } else {
           const placed = noRoom.has(skey) ? null : workers.place(j, { now, duration: j.expected_duration_ms });
@@ -423,27 +491,23 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
           } else {
             if (placed && !placed.blockedByReservation) noRoom.add(skey);
             outcome = 'blocked';
-            const reasons: PendingReasonData[] = [];
-            let estimated: number | null = null;
             const victims = preemption ? tryPreempt(j, false) : null;
-            if (victims) {
-              reasons.push({ kind: 'preempting', victims });
-            } else {
-              reasons.push({ kind: 'no_room', need: j.resources, nodes: Math.max(1, j.nodes) });
-              const holder = reservations[0];
-              if (holder) reasons.push({ kind: 'blocked_by_reservation', job_id: holder.job_id, start_at: holder.start_at });
-              if (backfill && reservations.length < MAX_RESERVATIONS) {
-                const r = workers.earliestStart(j, now);
-                if (r) {
-                  for (const cw of r.workers) cw.reserved_at = Math.min(cw.reserved_at, r.start_at);
-                  reservations.push({ job_id: j.id, start_at: r.start_at, worker_ids: r.workers.map((cw) => cw.w.id) });
-                  reasons.length = 0;
-                  reasons.push({ kind: 'no_room', need: j.resources, nodes: Math.max(1, j.nodes) }, { kind: 'reservation', start_at: r.start_at });
-                  estimated = r.start_at;
-                }
+            let reserved: Reservation | null = null;
+            const holder = reservations[0];
+            if (!victims && backfill && reservations.length < MAX_RESERVATIONS) {
+              const r = workers.earliestStart(j, now);
+              if (r) {
+                for (const cw of r.workers) cw.reserved_at = Math.min(cw.reserved_at, r.start_at);
+                reservations.push((reserved = { job_id: j.id, start_at: r.start_at, worker_ids: r.workers.map((cw) => cw.w.id) }));
               }
             }
-            explain(j, reasons, estimated);
+            if (wants(j)) {
+              const noRoomWhy: PendingReasonData = { kind: 'no_room', need: j.resources, nodes: Math.max(1, j.nodes) };
+              if (victims) explain(j, [{ kind: 'preempting', victims }]);
+              else if (reserved) explain(j, [noRoomWhy, { kind: 'reservation', start_at: reserved.start_at }], reserved.start_at);
+              else if (holder) explain(j, [noRoomWhy, { kind: 'blocked_by_reservation', job_id: holder.job_id, start_at: holder.start_at }]);
+              else explain(j, [noRoomWhy]);
+            }
           }
         }
       }
@@ -465,7 +529,7 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
       }
     }
     if (c.i < c.end) {
-      c.key = keyOf(c);
+      keyOf(c);
       heap.push(c);
     }
   }

@@ -2,8 +2,8 @@
  * Best-fit lookup over process workers without scanning them all: workers grouped by (free GPUs,
  * GPUs installed), each group bucketed by whole free cores. The best fit for a job is the first
  * usable worker in the lowest group that has enough free GPUs (for CPU-only jobs: machines
- * without GPUs first), in the lowest bucket with enough cores — the order of
- * `src/scheduler/placement.ts`'s score, found in O(groups × buckets) instead of O(workers).
+ * without GPUs first), in the lowest bucket with enough cores — the order of the best-fit score
+ * in workers.ts, found in O(groups × buckets) instead of O(workers).
  */
 import type { ResourceVector } from './types.ts';
 
@@ -35,6 +35,12 @@ export class FitIndex<T extends Entry> {
       this.#sorted = [...this.#groups.values()].sort((a, b) => a.free_gpu - b.free_gpu || a.cap_gpu - b.cap_gpu);
     }
     return g;
+  }
+
+  /** Empties the index, keeping its groups and buckets for reuse. */
+  clear(): void {
+    for (const g of this.#sorted) for (const b of g.buckets) b?.clear();
+    this.#where.clear();
   }
 
   /** (Re-)files a worker after its free room changed; a worker without a free slot leaves the index. */

@@ -191,3 +191,82 @@ test('a paused tenant admits nothing; explanations for asked-for ids come in pla
   assert.equal(renderExplanation(d.explanations.get('p1')!), "tenant paused's queue is paused");
   assert.equal(d.explanations.has('ok'), false);
 });
+
+test('best fit: CPU jobs fill the fullest worker that fits and stay off GPU machines; GPU jobs pack, distinct indices within a cycle', () => {
+  const place = (workers: PolicyWorker[], jobs: PendingJob[], runningJobs: RunningJob[] = []) =>
+    Object.fromEntries(gantryPolicy.decide(snapshot({ workers, pending: jobs, running: runningJobs }), cfg()).admissions.map((a) => [a.job_id, a.placements[0]!]));
+  const sized = () => [worker('big', 32), worker('small', 4), worker('mid', 8)];
+  assert.equal(place(sized(), [job('two', 'a', { cpu: 2 })]).two?.worker_id, 'small');
+  assert.equal(place(sized(), [job('six', 'a', { cpu: 6 })]).six?.worker_id, 'mid', 'does not fit on small');
+  assert.equal(place(sized(), [job('twenty', 'a', { cpu: 20 })]).twenty?.worker_id, 'big');
+  assert.equal(place(sized(), [job('forty', 'a', { cpu: 40 })]).forty, undefined);
+  // Free room counts, not size: a has 2 free of 16, b 8 of 8.
+  const a = worker('a', 16);
+  const busy = running(a, 'r', 'x', { cpu: 14 });
+  assert.equal(place([a, worker('b', 8)], [job('one', 'a', { cpu: 1 })], [busy]).one?.worker_id, 'a');
+  assert.equal(place([worker('gpu', 4, 2), worker('cpu', 16)], [job('c', 'a', { cpu: 1 })]).c?.worker_id, 'cpu', 'CPU job off the GPU machine');
+  // GPU jobs onto the machine with the fewest free GPUs that fit, lowest free indices first.
+  const empty = worker('empty', 16, 8);
+  const full = worker('busy', 16, 8);
+  const holding = running(full, 'g', 'x', { gpu: 5 });
+  const p = place([empty, full], [job('two-gpu', 'a', { gpu: 2, queued_at: 0 }), job('four-gpu', 'a', { gpu: 4, queued_at: 1 })], [holding]);
+  assert.deepEqual(p['two-gpu'], { worker_id: 'busy', gpu_indices: [5, 6] });
+  assert.deepEqual(p['four-gpu'], { worker_id: 'empty', gpu_indices: [0, 1, 2, 3] }, 'does not fit in what busy has left');
+  // Two jobs in one cycle on one worker get distinct GPUs, and the cycle sees the room they took.
+  const one = worker('one', 4, 4);
+  one.capacity.slots = one.free.slots = 3;
+  const q = place([one], [job('j1', 'a', { cpu: 2, gpu: 2, queued_at: 0 }), job('j2', 'a', { cpu: 2, gpu: 2, queued_at: 1 }), job('j3', 'a', { cpu: 0.5, queued_at: 2 })]);
+  assert.deepEqual([q.j1?.gpu_indices, q.j2?.gpu_indices, q.j3], [[0, 1], [2, 3], undefined]);
+});
+
+test('slots bound a worker; handler workers take only their handlers, count slots only and assign no GPUs', () => {
+  const w = worker('w', 64);
+  w.capacity.slots = w.free.slots = 1;
+  assert.equal(gantryPolicy.decide(snapshot({ workers: [w], pending: [job('a1', 'a', { queued_at: 0 }), job('a2', 'a', { queued_at: 1 })] }), cfg()).admissions.length, 1);
+  const h: PolicyWorker = { ...worker('h', 1), kind: 'handler', queue_keys: ['resize'] };
+  h.capacity.slots = h.free.slots = 1;
+  const handlerJob = (id: string, key: string) => ({ ...job(id, 'a', { cpu: 8 }), queue_key: key });
+  const d = gantryPolicy.decide(snapshot({ workers: [h, worker('p', 4)], pending: [handlerJob('resize-1', 'resize'), handlerJob('resize-2', 'resize'), handlerJob('ocr', 'ocr'), job('cmd', 'b')] }), cfg());
+  assert.deepEqual(
+    d.admissions.map((x) => [x.job_id, x.placements[0]!.worker_id, x.placements[0]!.gpu_indices]).sort(),
+    [['cmd', 'p', []], ['resize-1', 'h', []]],
+    '8 cpu fit a 1-cpu handler worker (it runs in its process); its one slot takes one; no worker serves ocr',
+  );
+});
+
+test('aging within a class: a critical job waiting past class_fifo_after_ms goes before newer critical work, whatever its tenant share or quota', () => {
+  const min = 60_000;
+  const w = worker('w1', 20);
+  // Tenant "heavy" holds much of the cluster (high share) and would borrow; "light" holds nothing.
+  const held = running(w, 'r', 'heavy', { cpu: 10 });
+  const tenants = [tenant('heavy', { cpu: 10, cohort: 'c' }), tenant('light', { cpu: 10, cohort: 'c' })];
+  const pending = [job('old', 'heavy', { priority: 'critical', cpu: 10, queued_at: 0 }), job('new', 'light', { priority: 'critical', cpu: 10, queued_at: 9 * min })];
+  const at = (now: number, o: Partial<PolicyConfig> = {}) =>
+    gantryPolicy.decide(snapshot({ now, workers: [structuredClone(w)], running: [held], pending: pending.map((j) => ({ ...j })), tenants }), cfg({ preemption: false, ...o })).admissions.map((a) => a.job_id);
+  assert.deepEqual(at(9 * min), ['new'], 'before the bound: nominal-first and fair share put the light tenant first');
+  assert.deepEqual(at(10 * min), ['old'], 'waited 10 min: first in its class, by arrival');
+  assert.deepEqual(at(10 * min, { class_fifo_after_ms: 0 }), ['new'], 'off');
+});
+
+test('reclaim at high and above takes only lower-priority jobs: no preemption ping-pong between same-class jobs of one cohort', () => {
+  const mk = (victimPriority: Priority) => {
+    const w = worker('w1', 10);
+    const borrowed = running(w, 'borrowed', 'heavy', { cpu: 10, priority: victimPriority });
+    const tenants = [tenant('heavy', { cpu: 0, cohort: 'c' }), tenant('light', { cpu: 10, cohort: 'c' })];
+    return gantryPolicy.decide(snapshot({ workers: [w], running: [borrowed], pending: [job('mine', 'light', { priority: 'critical', cpu: 10 })], tenants }), cfg({ critical_preempt_after_ms: Infinity }));
+  };
+  assert.deepEqual(mk('normal').preemptions.map((p) => [p.victim_id, p.kind]), [['borrowed', 'reclaim']]);
+  assert.deepEqual(mk('critical').preemptions, [], 'the borrower’s critical job keeps running; the lender’s waits (and ages ahead of newer critical work)');
+});
+
+test('held back by quota, a job takes quota only from its own tenant or borrowers, not from a tenant within its nominal (which would retake it at once)', () => {
+  const w = worker('w1', 40);
+  const run = [
+    running(w, 'b-own', 'b', { cpu: 10, started_at: 0 }),
+    // Tenant a runs exactly its nominal quota; its jobs are the newest, so plain victim order would take them.
+    ...Array.from({ length: 10 }, (_, i) => running(w, `a${i}`, 'a', { cpu: 1, started_at: 100 + i })),
+  ];
+  const tenants = [tenant('a', { cpu: 10, cohort: 'c' }), tenant('b', { cpu: 10, cohort: 'c' })];
+  const d = gantryPolicy.decide(snapshot({ workers: [w], running: run, pending: [job('crit', 'b', { priority: 'critical', cpu: 10 })], tenants }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => p.victim_id), ['b-own']);
+});

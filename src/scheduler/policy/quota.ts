@@ -31,6 +31,9 @@ export type QuotaVerdict =
   | { ok: false; resource: ResourceName; used: number; need: number; limit: number; cohort_idle: number };
 
 const EPS = 1e-9;
+// Shared verdicts: a check per considered job allocates nothing when it passes.
+const OK_NOMINAL: QuotaVerdict = Object.freeze({ ok: true, borrowing: false });
+const OK_BORROWING: QuotaVerdict = Object.freeze({ ok: true, borrowing: true });
 
 function lendable(t: TenantState, r: ResourceName): number {
   const q = t.tenant.quota[r];
@@ -78,7 +81,8 @@ export class QuotaLedger {
   hold(id: string, alloc: ResourceVector, jobs: number): void {
     const s = this.get(id);
     const c = s.tenant.cohort === null ? undefined : this.#cohorts.get(s.tenant.cohort);
-    for (const r of RESOURCE_NAMES) {
+    for (let i = 0; i < RESOURCE_NAMES.length; i++) {
+      const r = RESOURCE_NAMES[i]!;
       if (c) {
         c.lend[r] -= lendable(s, r);
         c.borrow[r] -= borrowed(s, r);
@@ -103,7 +107,8 @@ export class QuotaLedger {
   check(id: string, res: ResourceVector, nodes: number): QuotaVerdict {
     const s = this.get(id);
     let borrowing = false;
-    for (const r of RESOURCE_NAMES) {
+    for (let i = 0; i < RESOURCE_NAMES.length; i++) {
+      const r = RESOURCE_NAMES[i]!;
       const need = res[r] * nodes;
       if (need <= 0) continue;
       const q = s.tenant.quota[r];
@@ -118,18 +123,26 @@ export class QuotaLedger {
       }
       borrowing = true;
     }
-    return { ok: true, borrowing };
+    return borrowing ? OK_BORROWING : OK_NOMINAL;
   }
 
   /** Is the tenant above nominal on any resource now? */
   isBorrowing(id: string): boolean {
     const s = this.get(id);
-    return RESOURCE_NAMES.some((r) => borrowed(s, r) > EPS);
+    return borrowed(s, 'cpu_cores') > EPS || borrowed(s, 'memory_gb') > EPS || borrowed(s, 'gpu_count') > EPS;
   }
 
   /** Would the tenant stay within nominal on every resource after adding `res × nodes`? */
   withinNominal(id: string, res: ResourceVector, nodes: number): boolean {
-    const s = this.get(id);
-    return RESOURCE_NAMES.every((r) => s.alloc[r] + res[r] * nodes <= s.tenant.quota[r].nominal + EPS);
+    return QuotaLedger.withinNominalOf(this.get(id), res, nodes);
+  }
+
+  static withinNominalOf(s: TenantState, res: ResourceVector, nodes: number): boolean {
+    const q = s.tenant.quota;
+    return (
+      s.alloc.cpu_cores + res.cpu_cores * nodes <= q.cpu_cores.nominal + EPS &&
+      s.alloc.memory_gb + res.memory_gb * nodes <= q.memory_gb.nominal + EPS &&
+      s.alloc.gpu_count + res.gpu_count * nodes <= q.gpu_count.nominal + EPS
+    );
   }
 }

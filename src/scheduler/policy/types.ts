@@ -133,6 +133,13 @@ export interface PolicyConfig {
   aging_step_ms: number;
   /** Bound on wait: a job waiting longer ranks first among non-emergency jobs. */
   max_wait_ms: number;
+  /**
+   * Aging within a class, for `high` and above (where aging has no class left to lift a job
+   * into): a job that has waited this long goes ahead of the jobs of its class that waited less,
+   * oldest first — fair share and nominal-first no longer hold it back, so no tenant's urgent work
+   * waits far past the others'. 0 = off.
+   */
+  class_fifo_after_ms: number;
   /** Whether to preempt (emergency/critical over lower priority; reclaim of borrowed quota). */
   preemption: boolean;
   /**
@@ -228,6 +235,7 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = {
   half_life_ms: 60 * 60_000,
   aging_step_ms: 30 * 60_000,
   max_wait_ms: 24 * 3_600_000,
+  class_fifo_after_ms: 10 * 60_000,
   preemption: true,
   critical_preempt_after_ms: 0,
   backfill: true,

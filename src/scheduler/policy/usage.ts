@@ -35,7 +35,8 @@ export function accrueUsage(u: DecayedUsage | undefined, alloc: ResourceVector, 
 export function dominantShare(hist: ResourceVector, alloc: ResourceVector, capacity: ResourceVector, halfLifeMs: number, weight: number): number {
   const tau = halfLifeMs / Math.LN2;
   let s = 0;
-  for (const r of RESOURCE_NAMES) {
+  for (let i = 0; i < RESOURCE_NAMES.length; i++) {
+    const r = RESOURCE_NAMES[i]!;
     const cap = capacity[r];
     if (cap <= 0) continue;
     const v = hist[r] / (cap * tau) + alloc[r] / cap;

@@ -1,14 +1,15 @@
 /**
- * Workers within one cycle: free room that shrinks as jobs are admitted, best-fit placement
- * (the rule of `src/scheduler/placement.ts`: GPU jobs onto the worker with the fewest free GPUs
- * that fit, lowest GPU indices first, so whole machines stay free for large jobs; CPU jobs onto
- * the fullest machine, GPU machines last), gangs all-or-nothing, and the earliest time a job
+ * Workers within one cycle: free room that shrinks as jobs are admitted, best-fit placement (GPU
+ * jobs onto the worker with the fewest free GPUs that fit, lowest GPU indices first, so whole
+ * machines stay free for large jobs; CPU jobs onto the fullest machine, GPU machines last; handler
+ * workers: the one with the most free slots), gangs all-or-nothing, and the earliest time a job
  * could start from running jobs' expected ends (for reservations and estimates).
  */
 import { FitIndex } from './fitIndex.ts';
 import type { Placement, PendingJob, PolicyWorker, ResourceVector, RunningJob } from './types.ts';
 
 const EPS = 1e-9;
+const ZERO: ResourceVector = Object.freeze({ cpu_cores: 0, memory_gb: 0, gpu_count: 0 });
 
 export interface CycleWorker {
   w: PolicyWorker;
@@ -19,8 +20,9 @@ export interface CycleWorker {
   going: ResourceVector & { slots: number };
   /** A reservation starts here then: only jobs that end before it may be placed. */
   reserved_at: number;
-  /** Running jobs on it (room that comes free at their expected end). */
+  /** Running jobs on it (room that comes free at their expected end): the first `nRunning` entries (the array is reused from cycle to cycle). */
   running: RunningJob[];
+  nRunning: number;
   /** This cycle's admissions on it: room that comes free at `end`. */
   admitted: { end: number | null; res: ResourceVector }[];
 }
@@ -37,6 +39,13 @@ function fitsRoom(cw: CycleWorker, room: ResourceVector & { slots: number }, res
   return room.cpu_cores + EPS >= res.cpu_cores && room.memory_gb + EPS >= res.memory_gb && room.gpu_count >= res.gpu_count;
 }
 
+function setRoom(room: ResourceVector & { slots: number }, from: (ResourceVector & { slots: number }) | null): void {
+  room.slots = from?.slots ?? 0;
+  room.cpu_cores = from?.cpu_cores ?? 0;
+  room.memory_gb = from?.memory_gb ?? 0;
+  room.gpu_count = from?.gpu_count ?? 0;
+}
+
 function addRoom(room: ResourceVector & { slots: number }, res: ResourceVector, sign = 1): void {
   room.slots += sign;
   room.cpu_cores += sign * res.cpu_cores;
@@ -51,20 +60,65 @@ function roomNow(cw: CycleWorker): ResourceVector & { slots: number } {
   return r;
 }
 
+/**
+ * The per-cycle objects (one CycleWorker per worker, its lists, the maps and the fit index) are
+ * reused by the next cycle instead of being garbage: a cycle is synchronous and none of them
+ * leaves it, so with 1,000 workers and ~14,000 running jobs this saves megabytes of allocation
+ * (and the GC pauses that come with it) per cycle. A second CycleWorkers alive at the same time
+ * (nested cycles) gets fresh objects.
+ */
+class Scratch {
+  readonly cws: CycleWorker[] = [];
+  readonly byId = new Map<string, CycleWorker>();
+  readonly byQueue = new Map<string, CycleWorker[]>();
+  readonly index = new FitIndex<CycleWorker>();
+  inUse = false;
+}
+let shared = new Scratch();
+
 export class CycleWorkers {
   readonly all: CycleWorker[] = [];
-  readonly byId = new Map<string, CycleWorker>();
-  readonly #byQueue = new Map<string, CycleWorker[]>();
+  readonly byId: Map<string, CycleWorker>;
+  readonly #byQueue: Map<string, CycleWorker[]>;
   /** Best-fit index of the process workers (queue key ''). */
-  readonly #index = new FitIndex<CycleWorker>();
+  readonly #index: FitIndex<CycleWorker>;
+  readonly #scratch: Scratch;
+  /** Scratch for earliestStart (reused across workers). */
+  readonly #endsAt: number[] = [];
+  readonly #endsRes: ResourceVector[] = [];
   /** Workers with at least one free slot and some free CPU. When 0, nothing more can start. */
   open = 0;
 
   constructor(workers: readonly PolicyWorker[], running: readonly RunningJob[]) {
-    for (const w of workers) {
+    const sc = shared.inUse ? new Scratch() : shared;
+    sc.inUse = true;
+    this.#scratch = sc;
+    sc.byId.clear();
+    for (const l of sc.byQueue.values()) l.length = 0;
+    sc.index.clear();
+    this.byId = sc.byId;
+    this.#byQueue = sc.byQueue;
+    this.#index = sc.index;
+    let n = 0;
+    for (let wi = 0; wi < workers.length; wi++) {
+      const w = workers[wi]!;
       if (w.draining) continue;
-      const zero = { cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0 };
-      const cw: CycleWorker = { w, free: { ...w.free }, free_gpus: [...w.free_gpus], claim: { ...zero }, going: { ...zero }, reserved_at: Infinity, running: [], admitted: [] };
+      let cw = sc.cws[n];
+      if (!cw) {
+        const zero = () => ({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0 });
+        sc.cws.push((cw = { w, free: zero(), free_gpus: [], claim: zero(), going: zero(), reserved_at: Infinity, running: [], nRunning: 0, admitted: [] }));
+      }
+      n++;
+      cw.w = w;
+      setRoom(cw.free, w.free);
+      const gpus = w.free_gpus;
+      for (let i = 0; i < gpus.length; i++) cw.free_gpus[i] = gpus[i]!;
+      cw.free_gpus.length = gpus.length;
+      setRoom(cw.claim, null);
+      setRoom(cw.going, null);
+      cw.reserved_at = Infinity;
+      cw.nRunning = 0;
+      cw.admitted.length = 0;
       this.all.push(cw);
       this.byId.set(w.id, cw);
       for (const k of w.queue_keys) {
@@ -75,14 +129,30 @@ export class CycleWorkers {
       if (this.#isOpen(cw)) this.open++;
       if (w.kind === 'process' && w.queue_keys.includes('')) this.#index.update(cw);
     }
-    for (const r of running) {
-      for (const p of r.placements) {
+    for (const l of sc.cws.slice(n)) {
+      // Workers gone since an earlier cycle: drop what they point to.
+      l.running.length = 0;
+      l.nRunning = 0;
+      l.admitted.length = 0;
+    }
+    for (const [k, l] of this.#byQueue) if (l.length === 0) this.#byQueue.delete(k);
+    // Index loops, not for…of: an optimised for…of over nested arrays still allocates per element.
+    for (let ri = 0; ri < running.length; ri++) {
+      const r = running[ri]!;
+      const pl = r.placements;
+      for (let pi = 0; pi < pl.length; pi++) {
+        const p = pl[pi]!;
         const cw = this.byId.get(p.worker_id);
         if (!cw) continue;
-        cw.running.push(r);
+        cw.running[cw.nRunning++] = r;
         if (r.terminating) addRoom(cw.going, r.resources);
       }
     }
+  }
+
+  /** The cycle is over: the next cycle may reuse this one's objects. */
+  release(): void {
+    this.#scratch.inUse = false;
   }
 
   #isOpen(cw: CycleWorker): boolean {
@@ -112,7 +182,8 @@ export class CycleWorkers {
   /** Workers that could ever run the job (by total capacity). */
   everFits(job: PendingJob): number {
     let n = 0;
-    for (const cw of this.capable(job.queue_key)) if (fitsRoom(cw, cw.w.capacity, job.resources)) n++;
+    const capable = this.capable(job.queue_key);
+    for (let i = 0; i < capable.length; i++) if (fitsRoom(capable[i]!, capable[i]!.w.capacity, job.resources)) n++;
     return n;
   }
 
@@ -201,26 +272,50 @@ export class CycleWorkers {
   earliestStart(job: PendingJob, now: number): { start_at: number; workers: CycleWorker[] } | null {
     const nodes = Math.max(1, job.nodes);
     const times: { cw: CycleWorker; t: number }[] = [];
+    const ends = this.#endsAt;
+    const frees = this.#endsRes;
     for (const cw of this.capable(job.queue_key)) {
       if (!fitsRoom(cw, cw.w.capacity, job.resources)) continue;
       if (fitsRoom(cw, roomNow(cw), job.resources)) {
         times.push({ cw, t: now });
         continue;
       }
-      const room = { ...cw.free };
-      const ends: { end: number | null; res: ResourceVector }[] = cw.admitted.filter((e) => e.end !== null);
-      for (const r of cw.running) if (r.expected_end !== null || r.terminating) ends.push({ end: r.expected_end, res: r.resources });
-      ends.sort((a, b) => (a.end ?? now) - (b.end ?? now));
-      for (const e of ends) {
-        room.slots += 1;
-        room.cpu_cores += e.res.cpu_cores;
-        room.memory_gb += e.res.memory_gb;
-        room.gpu_count += e.res.gpu_count;
-        if (fitsRoom(cw, room, job.resources)) {
-          times.push({ cw, t: Math.max(now, e.end ?? now) });
+      // Room that comes free, in order of expected end (insertion sort into reused arrays: a worker holds few jobs).
+      let n = 0;
+      const add = (end: number, res: ResourceVector) => {
+        let i = n++;
+        while (i > 0 && ends[i - 1]! > end) {
+          ends[i] = ends[i - 1]!;
+          frees[i] = frees[i - 1]!;
+          i--;
+        }
+        ends[i] = end;
+        frees[i] = res;
+      };
+      for (let i = 0; i < cw.admitted.length; i++) {
+        const e = cw.admitted[i]!;
+        if (e.end !== null) add(e.end, e.res);
+      }
+      for (let i = 0; i < cw.nRunning; i++) {
+        const r = cw.running[i]!;
+        if (r.expected_end !== null || r.terminating) add(r.expected_end ?? now, r.resources);
+      }
+      let slots = cw.free.slots;
+      let cpu = cw.free.cpu_cores;
+      let mem = cw.free.memory_gb;
+      let gpu = cw.free.gpu_count;
+      for (let i = 0; i < n; i++) {
+        const res = frees[i]!;
+        slots += 1;
+        cpu += res.cpu_cores;
+        mem += res.memory_gb;
+        gpu += res.gpu_count;
+        if (slots >= 1 && (cw.w.kind === 'handler' || (cpu + EPS >= job.resources.cpu_cores && mem + EPS >= job.resources.memory_gb && gpu >= job.resources.gpu_count))) {
+          times.push({ cw, t: Math.max(now, ends[i]!) });
           break;
         }
       }
+      frees.fill(ZERO, 0, n);
     }
     if (times.length < nodes) return null;
     times.sort((a, b) => a.t - b.t);
