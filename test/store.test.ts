@@ -801,16 +801,46 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(u.get(w2.id), { cpu_cores: 1, memory_gb: 1, gpu_count: 0, slots: 1, gpu_indices: [] });
     });
 
+    it('a cycle\'s admissions skip jobs of a tenant paused, and workers drained, after the cycle read them', async () => {
+      // The scheduler reads tenants and workers before it writes its decisions; a pause or drain that
+      // commits in between (and a job submitted after it was acknowledged) must not start.
+      await store.createTenant('race-t', { tier: 'enterprise' });
+      const w = await addWorker();
+      const other = await addWorker();
+      const a = await submit({ tenant: 'race-t' });
+      const b = await submit({ tenant: 'default' });
+      const c = await submit({ tenant: 'default' });
+      await store.updateTenant('race-t', { paused: true }, false);
+      await store.setWorkerState(other.id, 'draining');
+      const { assigned } = await store.applySchedulingDecisions(
+        [
+          { job_id: a.id, worker_id: w.id, gpu_indices: [] },
+          { job_id: b.id, worker_id: w.id, gpu_indices: [] },
+          { job_id: c.id, worker_id: other.id, gpu_indices: [] },
+        ],
+        [],
+        tick(),
+      );
+      assert.deepEqual(assigned.map((x) => x.job_id), [b.id], 'only the job of an unpaused tenant on an online worker');
+      assert.equal((await job(a.id)).state, 'QUEUED');
+      assert.equal((await job(c.id)).state, 'QUEUED');
+      await store.updateTenant('race-t', { paused: false }, false);
+      const again = await store.applySchedulingDecisions([{ job_id: a.id, worker_id: w.id, gpu_indices: [] }], [], tick());
+      assert.equal(again.assigned.length, 1, 'resumed: admitted');
+    });
+
     it('workers register, re-register, drain and leave', async () => {
       const t0 = tick();
       const w = await addWorker({ cpu_cores: 2 }, t0);
       assert.equal(w.state, 'online');
       assert.equal(w.registered_at, t0);
       assert.ok((await store.listWorkers()).some((x) => x.id === w.id));
-      assert.equal(await store.setWorkerState(w.id, 'draining'), true);
-      assert.equal((await store.getWorker(w.id))?.state, 'draining');
       const j = await submit();
       const attempt = await start(j.id, w.id);
+      assert.equal(await store.setWorkerState(w.id, 'draining'), true);
+      assert.equal((await store.getWorker(w.id))?.state, 'draining');
+      const k = await submit();
+      assert.deepEqual(await store.assignJobs([{ job_id: k.id, worker_id: w.id, gpu_indices: [] }], tick()), [], 'a draining worker takes no new job');
       const requeued = await store.releaseWorker(w.id, 'worker shut down', `worker:${w.id}`, tick());
       assert.deepEqual(requeued, [j.id]);
       assert.equal((await job(j.id)).state, 'QUEUED');

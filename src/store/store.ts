@@ -11,7 +11,7 @@ import { migrate } from './migrate.ts';
 import { SqliteDriver } from './sqlite/driver.ts';
 import { PostgresDriver } from './postgres/driver.ts';
 import { submitJobs, type SubmitResult } from './ops/submitJobs.ts';
-import { assignJobs, deliverToWorker, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
+import { assignJobs, deliverToWorker, jobsOfPausedTenants, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
 import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
 import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
 import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentRuns, type JobFilter, type QueueStats } from './ops/reads.ts';
@@ -262,6 +262,8 @@ export class Store {
    */
   applySchedulingDecisions(assignments: readonly Assignment[], preemptions: readonly PreemptionOrder[], now = Date.now()) {
     return this.#db.transaction(async (tx) => {
+      const held = await jobsOfPausedTenants(tx, assignments);
+      if (held.size > 0) assignments = assignments.filter((a) => !held.has(a.job_id));
       // Gangs (nodes > 1) have their own path (src/store/ops/gangs.ts); single-node admissions are untouched by it.
       const gangs = assignments.some((a) => a.members) ? assignments.filter((a) => a.members) : [];
       const single = gangs.length > 0 ? assignments.filter((a) => !a.members) : assignments;

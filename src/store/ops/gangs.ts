@@ -58,14 +58,14 @@ export const isMemberReport = (r: { attempt_id: string }): boolean => r.attempt_
 
 /**
  * Admits gangs in the scheduling cycle's transaction: QUEUED → SCHEDULED with one attempt and a
- * placement row per member. A gang with any worker gone offline meanwhile is skipped whole (all
+ * placement row per member. A gang with any worker gone offline or draining meanwhile is skipped whole (all
  * or nothing). Returns the admissions that took effect.
  */
 export async function assignGangs(tx: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
   const wsel = idsIn(tx, 'id', [...new Set(proposed.flatMap((a) => (a.members ?? []).map((m) => m.worker_id)))]);
   // Touching the rows locks them on PostgreSQL, as assignJobs does: a release that starts now sees these members.
   const live = new Set(
-    (await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state != 'offline' RETURNING id`, [wsel.param])).map((r) => String(r.id)),
+    (await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state = 'online' RETURNING id`, [wsel.param])).map((r) => String(r.id)),
   );
   const gangs = proposed.filter((a) => a.members && a.members.length > 1 && a.members.every((m) => live.has(m.worker_id)));
   if (gangs.length === 0) return [];

@@ -97,7 +97,7 @@ export interface Assignment {
 /**
  * Writes a scheduling cycle's decisions in one transaction: QUEUED→SCHEDULED on the chosen
  * worker with a new attempt (its id is the fencing token), all in one statement. A job that
- * left QUEUED meanwhile (cancelled), or whose worker went offline meanwhile, is skipped. Returns the
+ * left QUEUED meanwhile (cancelled), or whose worker went offline or started draining meanwhile, is skipped. Returns the
  * assignments that took effect.
  */
 export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
@@ -106,7 +106,7 @@ export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[
   // also locks them on PostgreSQL, so a release that starts now waits for this commit and sees these jobs.
   const wsel = idsIn(tx, 'id', [...new Set(proposed.map((a) => a.worker_id))]);
   const live = new Set(
-    (await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state != 'offline' RETURNING id`, [wsel.param])).map((r) => String(r.id)),
+    (await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state = 'online' RETURNING id`, [wsel.param])).map((r) => String(r.id)),
   );
   const assignments = proposed.filter((a) => live.has(a.worker_id));
   if (assignments.length === 0) return [];
@@ -137,6 +137,21 @@ export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[
   });
   await tx.insertMany('job_attempts', ['id', 'job_id', 'number', 'worker_id', 'started_at', 'outcome'], attempts);
   return done;
+}
+
+/**
+ * The proposed admissions whose tenant is paused now. The cycle read the tenants before this
+ * transaction: a pause committed since — and a job submitted after the pause was acknowledged —
+ * must not start. Costs one read of the (small) paused set when no tenant is paused.
+ */
+export async function jobsOfPausedTenants(tx: SqlExecutor, proposed: readonly Assignment[]): Promise<Set<string>> {
+  if (proposed.length === 0) return new Set();
+  const paused = await tx.query(`SELECT id FROM tenants WHERE paused = 1`);
+  if (paused.length === 0) return new Set();
+  const jobs = idsIn(tx, 'id', proposed.map((a) => a.job_id));
+  const tenants = idsIn(tx, 'tenant', paused.map((r) => String(r.id)));
+  const rows = await tx.query(`SELECT id FROM jobs WHERE ${jobs.sql} AND ${tenants.sql}`, [jobs.param, tenants.param]);
+  return new Set(rows.map((r) => String(r.id)));
 }
 
 export interface Delivery {
