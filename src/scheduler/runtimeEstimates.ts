@@ -12,7 +12,9 @@ const HISTORY = 50;
  */
 export class RuntimeEstimates {
   readonly #store: Store;
-  readonly #cache = new Map<string, { at: number; p90: number | null }>();
+  // The read in flight is cached too: a snapshot asks for all its pending jobs at once, and without
+  // that its first cycle read the same type's history once per job (2,000 reads in W1's first cycle).
+  readonly #cache = new Map<string, { at: number; p90: Promise<number | null> }>();
 
   constructor(store: Store) {
     this.#store = store;
@@ -23,8 +25,11 @@ export class RuntimeEstimates {
     if (expectedDurationS !== null) return expectedDurationS * 1000;
     const hit = this.#cache.get(type);
     if (hit && now - hit.at < TTL_MS) return hit.p90;
-    const d = (await this.#store.recentDurations(type, HISTORY)).sort((a, b) => a - b);
-    const p90 = d.length === 0 ? null : d[Math.min(d.length - 1, Math.ceil(d.length * 0.9) - 1)]!;
+    const p90 = this.#store.recentDurations(type, HISTORY).then((runs) => {
+      const d = runs.sort((a, b) => a - b);
+      return d.length === 0 ? null : d[Math.min(d.length - 1, Math.ceil(d.length * 0.9) - 1)]!;
+    });
+    p90.catch(() => this.#cache.delete(type));
     if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(type, { at: now, p90 });
     return p90;

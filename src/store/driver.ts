@@ -7,6 +7,7 @@ export type SqlValue = string | number | null;
 export type Row = Record<string, unknown>;
 
 export interface SqlExecutor {
+  readonly capabilities: DriverCapabilities;
   query<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
   /** Inserts many rows into `table` (one statement per chunk where the engine allows). */
@@ -14,9 +15,15 @@ export interface SqlExecutor {
   /**
    * A FROM-clause source `v` with the given typed columns, read from ONE `?` parameter that
    * takes a JSON array of objects — so a batch UPDATE is one statement on every engine
-   * (SQLite `json_each`, PostgreSQL `jsonb_to_recordset`).
+   * (SQLite `json_each`, PostgreSQL `json_to_recordset`).
    */
   recordset(columns: readonly (readonly [name: string, type: ColumnType])[]): string;
+  /**
+   * `column` is one of the strings in ONE `?` parameter that takes a JSON array of strings. Cheaper
+   * than a one-column recordset, and on PostgreSQL planned as an index lookup per string
+   * (`= ANY(…)`) rather than a join the planner may turn into a scan of the whole table.
+   */
+  inList(column: string): string;
 }
 
 export type ColumnType = 'text' | 'real' | 'int';
@@ -26,7 +33,7 @@ export type ColumnType = 'text' | 'real' | 'int';
  * the statement text never changes and stays prepared. Returns the SQL and its parameter.
  */
 export function idsIn(tx: SqlExecutor, column: string, ids: readonly string[]): { sql: string; param: string } {
-  return { sql: `${column} IN (SELECT id FROM ${tx.recordset([['id', 'text']])})`, param: JSON.stringify(ids.map((id) => ({ id }))) };
+  return { sql: tx.inList(column), param: JSON.stringify(ids) };
 }
 
 export interface DriverCapabilities {
@@ -36,11 +43,16 @@ export interface DriverCapabilities {
   readonly listenNotify: boolean;
   /** Several server processes may share the database (and so need leader election). */
   readonly multiProcess: boolean;
+  /**
+   * Statements run inside this process, with no round trip: a prepared statement per row is
+   * cheaper than one statement that reads the rows from a JSON recordset (SQLite). Without it,
+   * batches travel as one statement (PostgreSQL).
+   */
+  readonly inProcess: boolean;
 }
 
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
-  readonly capabilities: DriverCapabilities;
   /** Runs `fn` in one transaction; rolls back and rethrows on error. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction that holds the migration lock (safe when two servers start at once). */

@@ -5,8 +5,14 @@ import { PROFILE } from '../sqlProfile.ts';
 import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
 
 const PG_TYPES: Record<ColumnType, string> = { text: 'text', real: 'float8', int: 'int8' };
+// json, not jsonb: the rows are read once, and json skips building jsonb's binary form (~25% faster on 1,000 rows).
 function pgRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
-  return `jsonb_to_recordset(?::jsonb) AS v(${columns.map(([c, t]) => `${c} ${PG_TYPES[t]}`).join(', ')})`;
+  return `json_to_recordset(?::json) AS v(${columns.map(([c, t]) => `${c} ${PG_TYPES[t]}`).join(', ')})`;
+}
+// `= ANY(array)` is planned as index lookups; `IN (SELECT … FROM recordset)` was planned as a hash
+// join over a scan of the whole jobs table once the table looked small (500 ids: 9.7 → 1.5 ms).
+function pgInList(column: string): string {
+  return `${column} = ANY(ARRAY(SELECT json_array_elements_text(?::json)))`;
 }
 
 // BIGINT and NUMERIC come back as strings by default; Gantry keeps them below 2^53.
@@ -31,9 +37,15 @@ function pgToColumnType(dataType: string): ColumnType {
 /** Column types of Gantry's tables as the recordsets need them, read once from the catalog. */
 type TableTypes = (table: string, via: pg.PoolClient | pg.Pool) => Promise<ReadonlyMap<string, ColumnType>>;
 
+const CAPABILITIES: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true, inProcess: false };
+
 class PgExecutor implements SqlExecutor {
+  readonly capabilities = CAPABILITIES;
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
+  }
+  inList(column: string): string {
+    return pgInList(column);
   }
   readonly #client: pg.PoolClient | pg.Pool;
   readonly #names: Map<string, { text: string; name: string }>;
@@ -90,7 +102,7 @@ class PgExecutor implements SqlExecutor {
  */
 export class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
-  readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true };
+  readonly capabilities = CAPABILITIES;
   readonly #pool: pg.Pool;
   readonly #names = new Map<string, { text: string; name: string }>();
   readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();
@@ -142,6 +154,9 @@ export class PostgresDriver implements SqlDriver {
   }
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
+  }
+  inList(column: string): string {
+    return pgInList(column);
   }
   run(sql: string, params?: readonly SqlValue[]): Promise<number> {
     return this.#direct.run(sql, params);

@@ -10,6 +10,9 @@ const MULTI_ROWS = 64;
 function sqliteRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
   return `(SELECT ${columns.map(([c]) => `json_extract(value, '$.${c}') AS ${c}`).join(', ')} FROM json_each(?)) AS v`;
 }
+function sqliteInList(column: string): string {
+  return `${column} IN (SELECT value FROM json_each(?))`;
+}
 import { GantryError } from '../../core/errors.ts';
 import { PROFILE } from '../sqlProfile.ts';
 
@@ -25,7 +28,7 @@ const MIGRATION_LOCK_WAIT_MS = 60_000;
  */
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
-  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false };
+  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false, inProcess: true };
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #bus = new EventEmitter();
@@ -56,10 +59,12 @@ export class SqliteDriver implements SqlDriver {
     this.#bus.setMaxListeners(0);
     const self = this;
     this.#direct = {
+      capabilities: this.capabilities,
       query: async <T>(sql: string, params: readonly SqlValue[] = []) => self.#all<T>(sql, params),
       run: async (sql: string, params: readonly SqlValue[] = []) => self.#run(sql, params),
       insertMany: async (table, columns, rows) => self.#insertMany(table, columns, rows),
       recordset: sqliteRecordset,
+      inList: sqliteInList,
     };
   }
 
@@ -115,6 +120,10 @@ export class SqliteDriver implements SqlDriver {
 
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return sqliteRecordset(columns);
+  }
+
+  inList(column: string): string {
+    return sqliteInList(column);
   }
 
   async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
