@@ -40,6 +40,9 @@ export interface WorkerLoopOptions {
 
 const FINAL = new Set(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 const MAX_LOG_CHUNK = 64 * 1024;
+const MAX_REPORTS_IN_FLIGHT = 2;
+/** A pile of at least this many reports is sent as two requests at once. */
+const SPLIT_AT = 64;
 
 /**
  * The worker side of the protocol: register, heartbeat (the lease on every job it holds),
@@ -55,8 +58,12 @@ export class WorkerLoop {
   #running = new Map<string, Assignment>();
   #reports: AttemptReport[] = [];
   #logs: LogUpload[] = [];
-  #flushing: Promise<void> | null = null;
-  #flushQueued = false;
+  #flushArmed = false;
+  #inFlight = 0;
+  /** Jobs with reports or logs in a request in flight. */
+  readonly #sending = new Set<string>();
+  /** Waiters for everything to be sent (stop). */
+  #flushed: (() => void)[] = [];
   #stopped = false;
   #stopping: Promise<void> | null = null;
   #polling: Promise<void> | null = null;
@@ -208,39 +215,80 @@ export class WorkerLoop {
     }
   }
 
-  /** Sends what has piled up; one request in flight at a time. */
+  /**
+   * Sends what has piled up, in up to two requests at a time: a large pile is split in two, so the
+   * server applies the halves at once (PostgreSQL: two transactions on two connections) and frees the
+   * first half's slots while the second is written, instead of the worker and the server taking
+   * turns in lockstep batches. A job's reports never travel in two requests at once (a `started` and
+   * its final report could be applied out of order): reports of a job with one in flight wait for it.
+   */
   #flush(): void {
-    if (this.#flushing) {
-      this.#flushQueued = true;
-      return;
+    if (this.#flushArmed) return;
+    this.#flushArmed = true;
+    // Let same-tick reports join the batch.
+    setImmediate(() => {
+      this.#flushArmed = false;
+      this.#send();
+    });
+  }
+
+  #send(): void {
+    while (this.#inFlight < MAX_REPORTS_IN_FLIGHT) {
+      const ready: AttemptReport[] = [];
+      const held: AttemptReport[] = [];
+      for (const r of this.#reports.splice(0)) {
+        if (this.#superseded.has(r)) continue;
+        (this.#sending.has(r.job_id) ? held : ready).push(r);
+      }
+      const take = this.#inFlight === 0 && ready.length >= SPLIT_AT ? Math.ceil(ready.length / 2) : ready.length;
+      const reports = ready.slice(0, take);
+      const later = ready.slice(take);
+      // A job's logs go with its reports (the server stores logs first), and never beside a request that carries the job.
+      const laterJobs = new Set(later.map((r) => r.job_id));
+      const logs: LogUpload[] = [];
+      const heldLogs: LogUpload[] = [];
+      for (const l of this.#logs.splice(0)) (this.#sending.has(l.job_id) || laterJobs.has(l.job_id) ? heldLogs : logs).push(l);
+      this.#reports = [...later, ...held];
+      this.#logs = heldLogs;
+      if (reports.length === 0 && logs.length === 0) break;
+      const jobs = new Set([...reports.map((r) => r.job_id), ...logs.map((l) => l.job_id)]);
+      for (const j of jobs) this.#sending.add(j);
+      this.#inFlight++;
+      void this.#deliver(reports, logs).finally(() => {
+        this.#inFlight--;
+        for (const j of jobs) this.#sending.delete(j);
+        this.#send();
+      });
     }
-    this.#flushing = (async () => {
-      // Let same-tick reports join this batch.
-      await new Promise((r) => setImmediate(r));
-      do {
-        this.#flushQueued = false;
-        const reports = this.#reports.splice(0).filter((r) => !this.#superseded.has(r));
-        const logs = this.#logs.splice(0);
-        if (reports.length === 0 && logs.length === 0) break;
-        for (let tries = 0; ; tries++) {
-          try {
-            await this.#client.report(this.#id!, reports, logs);
-            for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
-            break;
-          } catch (err) {
-            // A rejected batch (4xx) will not get better; anything else is retried until it lands.
-            if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
-              this.#opts.onError?.(err);
-              for (const r of reports) this.#settling.delete(r.attempt_id);
-              break;
-            }
-            if (this.#stopped && tries > 20) break;
-            await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** tries)));
-          }
+    if (this.#inFlight === 0 && this.#reports.length === 0 && this.#logs.length === 0) for (const f of this.#flushed.splice(0)) f();
+  }
+
+  /** One report request, retried until it lands (or the batch is refused). */
+  async #deliver(reports: AttemptReport[], logs: LogUpload[]): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      try {
+        await this.#client.report(this.#id!, reports, logs);
+        for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
+        return;
+      } catch (err) {
+        // A rejected batch (4xx) will not get better; anything else is retried until it lands.
+        if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
+          this.#opts.onError?.(err);
+          for (const r of reports) this.#settling.delete(r.attempt_id);
+          return;
         }
-      } while (this.#flushQueued || this.#reports.length > 0 || this.#logs.length > 0);
-      this.#flushing = null;
-    })();
+        if (this.#stopped && tries > 20) return;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** tries)));
+      }
+    }
+  }
+
+  /** Resolves once every report and log piled up so far has been sent. */
+  #allSent(): Promise<void> {
+    if (this.#inFlight === 0 && this.#reports.length === 0 && this.#logs.length === 0) return Promise.resolve();
+    const p = new Promise<void>((r) => this.#flushed.push(r));
+    this.#send();
+    return p;
   }
 
   /**
@@ -262,10 +310,7 @@ export class WorkerLoop {
         clearTimeout(timer);
       }
       if (this.#running.size > 0) await this.#exec.stopAll();
-      while (this.#flushing || this.#reports.length > 0 || this.#logs.length > 0) {
-        if (!this.#flushing) this.#flush();
-        await this.#flushing;
-      }
+      await this.#allSent();
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       await this.#polling?.catch(() => {});
       await draining;
