@@ -147,25 +147,20 @@ export interface Delivery {
  * nothing. Params: max — how many new jobs the worker has room for.
  */
 export async function deliverToWorker(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
+  // Two looks, each on its partial index (jobs_control, jobs_active), side by side (on PostgreSQL on two
+  // connections); the whole rows only of what the worker does not hold yet, in the same statement.
+  const [pending, rows] = await Promise.all([
+    db.query(`SELECT id, current_attempt_id, control FROM jobs WHERE worker_id = ? AND control IS NOT NULL`, [workerId]),
+    max > 0
+      ? db.query(`SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND NOT (${db.inList('current_attempt_id')}) LIMIT ?`, [workerId, JSON.stringify([...held]), max])
+      : Promise.resolve([]),
+  ]);
   const controls: Delivery['controls'] = [];
-  // Two cheap looks, each on its partial index (jobs_control, jobs_active); whole rows only for
-  // what the worker does not hold yet.
-  for (const r of await db.query(`SELECT id, current_attempt_id, control FROM jobs WHERE worker_id = ? AND control IS NOT NULL`, [workerId])) {
+  for (const r of pending) {
     const n = await db.run('UPDATE jobs SET control = NULL WHERE id = ? AND control = ?', [String(r.id), String(r.control)]);
     if (n === 1) controls.push({ job_id: String(r.id), attempt_id: String(r.current_attempt_id), control: r.control as JobControl });
   }
-  const fresh: string[] = [];
-  if (max > 0) {
-    for (const r of await db.query(`SELECT id, current_attempt_id FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED'`, [workerId])) {
-      if (fresh.length >= max) break;
-      if (!held.has(String(r.current_attempt_id))) fresh.push(String(r.id));
-    }
-  }
-  const jobs: Job[] = [];
-  if (fresh.length > 0) {
-    const ids = idsIn(db, 'id', fresh);
-    for (const r of await db.query(`SELECT * FROM jobs WHERE ${ids.sql} AND state = 'SCHEDULED'`, [ids.param])) jobs.push(jobFromRow(r));
-    jobs.sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.sort_key - b.sort_key || a.seq - b.seq);
-  }
+  const jobs = rows.map(jobFromRow);
+  jobs.sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || a.sort_key - b.sort_key || a.seq - b.seq);
   return { jobs, controls };
 }
