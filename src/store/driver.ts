@@ -7,7 +7,6 @@ export type SqlValue = string | number | null;
 export type Row = Record<string, unknown>;
 
 export interface SqlExecutor {
-  readonly capabilities: DriverCapabilities;
   query<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
   /** Inserts many rows into `table` (one statement per chunk where the engine allows). */
@@ -43,16 +42,11 @@ export interface DriverCapabilities {
   readonly listenNotify: boolean;
   /** Several server processes may share the database (and so need leader election). */
   readonly multiProcess: boolean;
-  /**
-   * Statements run inside this process, with no round trip: a prepared statement per row is
-   * cheaper than one statement that reads the rows from a JSON recordset (SQLite). Without it,
-   * batches travel as one statement (PostgreSQL).
-   */
-  readonly inProcess: boolean;
 }
 
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
+  readonly capabilities: DriverCapabilities;
   /** Runs `fn` in one transaction; rolls back and rethrows on error. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction that holds the migration lock (safe when two servers start at once). */

@@ -37,10 +37,7 @@ function pgToColumnType(dataType: string): ColumnType {
 /** Column types of Gantry's tables as the recordsets need them, read once from the catalog. */
 type TableTypes = (table: string, via: pg.PoolClient | pg.Pool) => Promise<ReadonlyMap<string, ColumnType>>;
 
-const CAPABILITIES: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true, inProcess: false };
-
 class PgExecutor implements SqlExecutor {
-  readonly capabilities = CAPABILITIES;
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
   }
@@ -102,7 +99,7 @@ class PgExecutor implements SqlExecutor {
  */
 export class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
-  readonly capabilities = CAPABILITIES;
+  readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true };
   readonly #pool: pg.Pool;
   readonly #names = new Map<string, { text: string; name: string }>();
   readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();

@@ -28,7 +28,7 @@ const MIGRATION_LOCK_WAIT_MS = 60_000;
  */
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
-  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false, inProcess: true };
+  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false };
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #bus = new EventEmitter();
@@ -59,7 +59,6 @@ export class SqliteDriver implements SqlDriver {
     this.#bus.setMaxListeners(0);
     const self = this;
     this.#direct = {
-      capabilities: this.capabilities,
       query: async <T>(sql: string, params: readonly SqlValue[] = []) => self.#all<T>(sql, params),
       run: async (sql: string, params: readonly SqlValue[] = []) => self.#run(sql, params),
       insertMany: async (table, columns, rows) => self.#insertMany(table, columns, rows),
