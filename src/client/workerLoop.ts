@@ -40,8 +40,7 @@ export interface WorkerLoopOptions {
 
 const FINAL = new Set(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 const MAX_LOG_CHUNK = 64 * 1024;
-const MAX_REPORTS_IN_FLIGHT = 2;
-/** A pile of at least this many reports is sent as two requests at once. */
+/** A pile of at least this many reports is split over concurrent requests, when the server takes them. */
 const SPLIT_AT = 64;
 
 /**
@@ -59,6 +58,8 @@ export class WorkerLoop {
   #reports: AttemptReport[] = [];
   #logs: LogUpload[] = [];
   #flushArmed = false;
+  /** Report requests in flight at most (from the server at registration). */
+  #reportRequests = 1;
   #inFlight = 0;
   /** Jobs with reports or logs in a request in flight. */
   readonly #sending = new Set<string>();
@@ -103,6 +104,8 @@ export class WorkerLoop {
     // The id is chosen here, so registering is an upsert the client may re-send to another server.
     const r = await this.#client.registerWorker({ ...this.#reg, id: this.#reg.id ?? this.#id ?? newId('wkr') });
     this.#id = r.worker_id;
+    // The server says whether concurrent report requests help it (PostgreSQL: 2); older servers say nothing.
+    this.#reportRequests = Math.max(1, Math.min(4, r.report_requests ?? 1));
     const interval = this.#opts.heartbeat_ms ?? r.heartbeat_interval_ms ?? 1000;
     // With somewhere else to go, a heartbeat a hung server sits on gives up after 3/4 of an
     // interval: the beat after the last good one then lands elsewhere within 1.75 intervals,
@@ -216,11 +219,13 @@ export class WorkerLoop {
   }
 
   /**
-   * Sends what has piled up, in up to two requests at a time: a large pile is split in two, so the
-   * server applies the halves at once (PostgreSQL: two transactions on two connections) and frees the
-   * first half's slots while the second is written, instead of the worker and the server taking
-   * turns in lockstep batches. A job's reports never travel in two requests at once (a `started` and
-   * its final report could be applied out of order): reports of a job with one in flight wait for it.
+   * Sends what has piled up. With a server whose store writes in parallel (PostgreSQL says
+   * `report_requests: 2` at registration) up to two requests are in flight and a large pile is split
+   * in two, so the halves are applied at once on two connections and the first half's slots come free
+   * while the second is written, instead of worker and server taking turns in lockstep batches. On
+   * SQLite (one connection, one CPU-bound thread) that only adds per-request work, so one at a time.
+   * A job's reports never travel in two requests at once (a `started` and its final report could be
+   * applied out of order): reports and logs of a job with a request in flight wait for it.
    */
   #flush(): void {
     if (this.#flushArmed) return;
@@ -233,14 +238,14 @@ export class WorkerLoop {
   }
 
   #send(): void {
-    while (this.#inFlight < MAX_REPORTS_IN_FLIGHT) {
+    while (this.#inFlight < this.#reportRequests) {
       const ready: AttemptReport[] = [];
       const held: AttemptReport[] = [];
       for (const r of this.#reports.splice(0)) {
         if (this.#superseded.has(r)) continue;
         (this.#sending.has(r.job_id) ? held : ready).push(r);
       }
-      const take = this.#inFlight === 0 && ready.length >= SPLIT_AT ? Math.ceil(ready.length / 2) : ready.length;
+      const take = this.#reportRequests > 1 && this.#inFlight === 0 && ready.length >= SPLIT_AT ? Math.ceil(ready.length / 2) : ready.length;
       const reports = ready.slice(0, take);
       const later = ready.slice(take);
       // A job's logs go with its reports (the server stores logs first), and never beside a request that carries the job.
