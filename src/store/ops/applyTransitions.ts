@@ -75,19 +75,27 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
       out[idx[0]!] = rows[0] ?? null;
       continue;
     }
-    // The expected state travels with each row (not as one parameter) so the planner joins by id
-    // instead of walking every job in that state.
-    const columns: [string, ColumnType][] = [['id', 'text'], ['from_state', 'text'], ...cols.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text'])];
-    const sets = ['state = ?', 'updated_at = ?', ...cols.map((k) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + v.${k}` : `${k} = v.${k}`))];
+    // A column with the same value in every row (a finish time, a freed worker, an increment of 1) is one
+    // parameter, not a field of every row: less JSON to write and to read back (on SQLite a json_extract
+    // per field and row). The expected state travels with each row (not as one parameter) so the planner
+    // joins by id instead of walking every job in that state.
+    const same = cols.filter((k) => {
+      const v = valueOf(first.patch![k]!);
+      return idx.every((i) => valueOf(changes[i]!.patch![k]!) === v);
+    });
+    const varying = cols.filter((k) => !same.includes(k));
+    const columns: [string, ColumnType][] = [['id', 'text'], ['from_state', 'text'], ...varying.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text'])];
+    const setTo = (k: string, value: string) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + ${value}` : `${k} = ${value}`);
+    const sets = ['state = ?', 'updated_at = ?', ...same.map((k) => setTo(k, '?')), ...varying.map((k) => setTo(k, `v.${k}`))];
     const data = idx.map((i) => {
       const c = changes[i]!;
       const o: Record<string, SqlValue> = { id: c.job_id, from_state: c.from };
-      for (const k of cols) o[k] = valueOf(c.patch![k]!);
+      for (const k of varying) o[k] = valueOf(c.patch![k]!);
       return o;
     });
     const rows = await tx.query(
       `UPDATE jobs SET ${sets.join(', ')} FROM ${tx.recordset(columns)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${RETURNING}`,
-      [first.to, now, JSON.stringify(data)],
+      [first.to, now, ...same.map((k) => valueOf(first.patch![k]!)), JSON.stringify(data)],
     );
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     for (const i of idx) out[i] = byId.get(changes[i]!.job_id) ?? null;
