@@ -35,6 +35,26 @@ export function idsIn(tx: SqlExecutor, column: string, ids: readonly string[]): 
   return { sql: tx.inList(column), param: JSON.stringify(ids) };
 }
 
+/** Statement variants kept per batch shape; past that, every column travels in the rows. */
+const MAX_VARIANTS = 8;
+const variants = new Map<string, Set<string>>();
+
+/**
+ * Which columns of a batch go as one parameter (the same value in every row) rather than a field of
+ * each JSON row: `same` as proposed, unless this shape of batch (`shape`) already has MAX_VARIANTS
+ * statement texts — each text is a prepared statement (on PostgreSQL, on every pooled connection),
+ * so their number stays bounded whatever the data.
+ */
+export function uniformColumns(shape: string, same: boolean[]): boolean[] {
+  const key = same.map((x) => (x ? '1' : '0')).join('');
+  let seen = variants.get(shape);
+  if (!seen) variants.set(shape, (seen = new Set()));
+  if (seen.has(key)) return same;
+  if (seen.size >= MAX_VARIANTS) return same.map(() => false);
+  seen.add(key);
+  return same;
+}
+
 export interface DriverCapabilities {
   /** `FOR UPDATE SKIP LOCKED` in claims. */
   readonly skipLocked: boolean;

@@ -1,6 +1,6 @@
 import type { JobState } from '../../core/types.ts';
 import { assertTransition, FINAL_STATES } from '../../core/states.ts';
-import type { ColumnType, Row, SqlExecutor, SqlValue } from '../driver.ts';
+import { uniformColumns, type ColumnType, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_COLUMN_TYPES } from '../rows.ts';
 import { runFinalHooks, type FinishedJob } from '../finalHooks.ts';
 
@@ -65,7 +65,7 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
     if (!g) groups.set(shape, (g = []));
     g.push(i);
   }
-  for (const idx of groups.values()) {
+  for (const [shape, idx] of groups) {
     const first = changes[idx[0]!]!;
     const cols = first.patch ? Object.keys(first.patch).sort() : [];
     if (idx.length === 1) {
@@ -79,11 +79,12 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
     // parameter, not a field of every row: less JSON to write and to read back (on SQLite a json_extract
     // per field and row). The expected state travels with each row (not as one parameter) so the planner
     // joins by id instead of walking every job in that state.
-    const same = cols.filter((k) => {
+    const uniform = uniformColumns(`update jobs ${shape}`, cols.map((k) => {
       const v = valueOf(first.patch![k]!);
       return idx.every((i) => valueOf(changes[i]!.patch![k]!) === v);
-    });
-    const varying = cols.filter((k) => !same.includes(k));
+    }));
+    const same = cols.filter((_, j) => uniform[j]);
+    const varying = cols.filter((_, j) => !uniform[j]);
     const columns: [string, ColumnType][] = [['id', 'text'], ['from_state', 'text'], ...varying.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text'])];
     const setTo = (k: string, value: string) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + ${value}` : `${k} = ${value}`);
     const sets = ['state = ?', 'updated_at = ?', ...same.map((k) => setTo(k, '?')), ...varying.map((k) => setTo(k, `v.${k}`))];
