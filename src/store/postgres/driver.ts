@@ -73,7 +73,9 @@ class PgExecutor implements SqlExecutor {
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
     const p = this.#prepared(sql);
+    const t0 = PROFILE ? performance.now() : 0;
     const res = await this.#client.query({ text: p.text, name: p.name, values: params as SqlValue[] });
+    if (PROFILE) PROFILE.add(sql, performance.now() - t0);
     return res.rowCount ?? 0;
   }
 

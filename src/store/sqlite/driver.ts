@@ -88,6 +88,12 @@ export class SqliteDriver implements SqlDriver {
   }
 
   #run(sql: string, params: readonly SqlValue[]): number {
+    if (PROFILE) {
+      const t0 = performance.now();
+      const n = this.#stmt(sql).run(...params).changes;
+      PROFILE.add(sql, performance.now() - t0);
+      return n;
+    }
     return this.#stmt(sql).run(...params).changes;
   }
 
