@@ -55,6 +55,32 @@ export function uniformColumns(shape: string, same: boolean[]): boolean[] {
   return same;
 }
 
+/**
+ * The SET list and the rows of a batch `UPDATE … FROM recordset`: a column with one value in every row is
+ * one parameter, the others are fields of the JSON rows (less JSON to write and to read back — on SQLite a
+ * json_extract per field and row). `keys` always travel in the rows. `set(column, value)` writes one
+ * assignment (`value` is `?` or `v.column`). Params: the shared values in SET order, then the rows.
+ */
+export function batchSet(
+  shape: string,
+  keys: readonly (readonly [string, ColumnType])[],
+  columns: readonly (readonly [string, ColumnType])[],
+  rows: readonly Record<string, SqlValue>[],
+  set: (column: string, value: string) => string = (c, v) => `${c} = ${v}`,
+): { sets: string[]; recordset: [string, ColumnType][]; params: SqlValue[] } {
+  const first = rows[0]!;
+  const uniform = uniformColumns(shape, columns.map(([c]) => rows.every((r) => (r[c] ?? null) === (first[c] ?? null))));
+  const same = columns.filter((_, j) => uniform[j]);
+  const varying = columns.filter((_, j) => !uniform[j]);
+  const recordset: [string, ColumnType][] = [...keys, ...varying].map(([c, t]) => [c, t]);
+  const data = rows.map((r) => Object.fromEntries(recordset.map(([c]) => [c, r[c] ?? null])));
+  return {
+    sets: [...same.map(([c]) => set(c, '?')), ...varying.map(([c]) => set(c, `v.${c}`))],
+    recordset,
+    params: [...same.map(([c]) => first[c] ?? null), JSON.stringify(data)],
+  };
+}
+
 export interface DriverCapabilities {
   /** `FOR UPDATE SKIP LOCKED` in claims. */
   readonly skipLocked: boolean;

@@ -1,6 +1,6 @@
 import type { JobState } from '../../core/types.ts';
 import { assertTransition, FINAL_STATES } from '../../core/states.ts';
-import { uniformColumns, type ColumnType, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
+import { batchSet, type ColumnType, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_COLUMN_TYPES } from '../rows.ts';
 import { runFinalHooks, type FinishedJob } from '../finalHooks.ts';
 
@@ -75,28 +75,24 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
       out[idx[0]!] = rows[0] ?? null;
       continue;
     }
-    // A column with the same value in every row (a finish time, a freed worker, an increment of 1) is one
-    // parameter, not a field of every row: less JSON to write and to read back (on SQLite a json_extract
-    // per field and row). The expected state travels with each row (not as one parameter) so the planner
-    // joins by id instead of walking every job in that state.
-    const uniform = uniformColumns(`update jobs ${shape}`, cols.map((k) => {
-      const v = valueOf(first.patch![k]!);
-      return idx.every((i) => valueOf(changes[i]!.patch![k]!) === v);
-    }));
-    const same = cols.filter((_, j) => uniform[j]);
-    const varying = cols.filter((_, j) => !uniform[j]);
-    const columns: [string, ColumnType][] = [['id', 'text'], ['from_state', 'text'], ...varying.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text'])];
-    const setTo = (k: string, value: string) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + ${value}` : `${k} = ${value}`);
-    const sets = ['state = ?', 'updated_at = ?', ...same.map((k) => setTo(k, '?')), ...varying.map((k) => setTo(k, `v.${k}`))];
-    const data = idx.map((i) => {
-      const c = changes[i]!;
-      const o: Record<string, SqlValue> = { id: c.job_id, from_state: c.from };
-      for (const k of varying) o[k] = valueOf(c.patch![k]!);
-      return o;
-    });
+    // Shared values (a finish time, a freed worker, an increment of 1) go once (batchSet). The expected
+    // state travels with each row (not as one parameter) so the planner joins by id instead of walking
+    // every job in that state.
+    const b = batchSet(
+      `update jobs ${shape}`,
+      [['id', 'text'], ['from_state', 'text']],
+      cols.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text']),
+      idx.map((i) => {
+        const c = changes[i]!;
+        const o: Record<string, SqlValue> = { id: c.job_id, from_state: c.from };
+        for (const k of cols) o[k] = valueOf(c.patch![k]!);
+        return o;
+      }),
+      (k, value) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + ${value}` : `${k} = ${value}`),
+    );
     const rows = await tx.query(
-      `UPDATE jobs SET ${sets.join(', ')} FROM ${tx.recordset(columns)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${RETURNING}`,
-      [first.to, now, ...same.map((k) => valueOf(first.patch![k]!)), JSON.stringify(data)],
+      `UPDATE jobs SET ${['state = ?', 'updated_at = ?', ...b.sets].join(', ')} FROM ${tx.recordset(b.recordset)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${RETURNING}`,
+      [first.to, now, ...b.params],
     );
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     for (const i of idx) out[i] = byId.get(changes[i]!.job_id) ?? null;
