@@ -87,9 +87,9 @@ for (const kind of STORE_KINDS) {
       assert.ok(done.every((x) => x.status === 'COMPLETED'));
     });
 
-    test('reports keep each job\'s history in order, logs included, also when sent in concurrent requests', async () => {
-      // Jobs that start and end at different times, with logs and progress: against PostgreSQL the worker
-      // splits its piles of reports over two requests at once, and no job's reports may overtake each other.
+    test('reports keep each job\'s history in order, logs included', async () => {
+      // Jobs that start and end at different times, with logs and progress, reported in batches: no job's
+      // reports may overtake each other.
       const fast = new Worker({
         server: cl.server.url, token: cl.server.admin_token!, concurrency: 20, prefetch: 100,
         handlers: {

@@ -641,7 +641,7 @@ export class GantryClient {
 
   // Worker protocol (used by Worker and the gantry worker agent).
   registerWorker(body: { id?: string; name: string; kind: 'process' | 'handler'; handlers?: string[]; capacity: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; slots: number }; labels?: Record<string, string> }) {
-    return this.request<{ worker_id: string; heartbeat_interval_ms: number; state: string; report_requests?: number }>('POST', '/api/v1/workers', body);
+    return this.request<{ worker_id: string; heartbeat_interval_ms: number; state: string }>('POST', '/api/v1/workers', body);
   }
   /** Renews the worker's lease; `timeout_ms` overrides the client's request timeout for this call. */
   heartbeat(workerId: string, timeout_ms = this.#timeout): Promise<{ ok: boolean }> {

@@ -40,8 +40,6 @@ export interface WorkerLoopOptions {
 
 const FINAL = new Set(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 const MAX_LOG_CHUNK = 64 * 1024;
-/** A pile of at least this many reports is split over concurrent requests, when the server takes them. */
-const SPLIT_AT = 64;
 
 /**
  * The worker side of the protocol: register, heartbeat (the lease on every job it holds),
@@ -57,14 +55,8 @@ export class WorkerLoop {
   #running = new Map<string, Assignment>();
   #reports: AttemptReport[] = [];
   #logs: LogUpload[] = [];
-  #flushArmed = false;
-  /** Report requests in flight at most (from the server at registration). */
-  #reportRequests = 1;
-  #inFlight = 0;
-  /** Jobs with reports or logs in a request in flight. */
-  readonly #sending = new Set<string>();
-  /** Waiters for everything to be sent (stop). */
-  #flushed: (() => void)[] = [];
+  #flushing: Promise<void> | null = null;
+  #flushQueued = false;
   #stopped = false;
   #stopping: Promise<void> | null = null;
   #polling: Promise<void> | null = null;
@@ -104,8 +96,6 @@ export class WorkerLoop {
     // The id is chosen here, so registering is an upsert the client may re-send to another server.
     const r = await this.#client.registerWorker({ ...this.#reg, id: this.#reg.id ?? this.#id ?? newId('wkr') });
     this.#id = r.worker_id;
-    // The server says whether concurrent report requests help it (PostgreSQL: 2); older servers say nothing.
-    this.#reportRequests = Math.max(1, Math.min(4, r.report_requests ?? 1));
     const interval = this.#opts.heartbeat_ms ?? r.heartbeat_interval_ms ?? 1000;
     // With somewhere else to go, a heartbeat a hung server sits on gives up after 3/4 of an
     // interval: the beat after the last good one then lands elsewhere within 1.75 intervals,
@@ -218,82 +208,39 @@ export class WorkerLoop {
     }
   }
 
-  /**
-   * Sends what has piled up. With a server whose store writes in parallel (PostgreSQL says
-   * `report_requests: 2` at registration) up to two requests are in flight and a large pile is split
-   * in two, so the halves are applied at once on two connections and the first half's slots come free
-   * while the second is written, instead of worker and server taking turns in lockstep batches. On
-   * SQLite (one connection, one CPU-bound thread) that only adds per-request work, so one at a time.
-   * A job's reports never travel in two requests at once (a `started` and its final report could be
-   * applied out of order): reports and logs of a job with a request in flight wait for it.
-   */
+  /** Sends what has piled up; one request in flight at a time. */
   #flush(): void {
-    if (this.#flushArmed) return;
-    this.#flushArmed = true;
-    // Let same-tick reports join the batch.
-    setImmediate(() => {
-      this.#flushArmed = false;
-      this.#send();
-    });
-  }
-
-  #send(): void {
-    while (this.#inFlight < this.#reportRequests) {
-      const ready: AttemptReport[] = [];
-      const held: AttemptReport[] = [];
-      for (const r of this.#reports.splice(0)) {
-        if (this.#superseded.has(r)) continue;
-        (this.#sending.has(r.job_id) ? held : ready).push(r);
-      }
-      const take = this.#reportRequests > 1 && this.#inFlight === 0 && ready.length >= SPLIT_AT ? Math.ceil(ready.length / 2) : ready.length;
-      const reports = ready.slice(0, take);
-      const later = ready.slice(take);
-      // A job's logs go with its reports (the server stores logs first), and never beside a request that carries the job.
-      const laterJobs = new Set(later.map((r) => r.job_id));
-      const logs: LogUpload[] = [];
-      const heldLogs: LogUpload[] = [];
-      for (const l of this.#logs.splice(0)) (this.#sending.has(l.job_id) || laterJobs.has(l.job_id) ? heldLogs : logs).push(l);
-      this.#reports = [...later, ...held];
-      this.#logs = heldLogs;
-      if (reports.length === 0 && logs.length === 0) break;
-      const jobs = new Set([...reports.map((r) => r.job_id), ...logs.map((l) => l.job_id)]);
-      for (const j of jobs) this.#sending.add(j);
-      this.#inFlight++;
-      void this.#deliver(reports, logs).finally(() => {
-        this.#inFlight--;
-        for (const j of jobs) this.#sending.delete(j);
-        this.#send();
-      });
+    if (this.#flushing) {
+      this.#flushQueued = true;
+      return;
     }
-    if (this.#inFlight === 0 && this.#reports.length === 0 && this.#logs.length === 0) for (const f of this.#flushed.splice(0)) f();
-  }
-
-  /** One report request, retried until it lands (or the batch is refused). */
-  async #deliver(reports: AttemptReport[], logs: LogUpload[]): Promise<void> {
-    for (let tries = 0; ; tries++) {
-      try {
-        await this.#client.report(this.#id!, reports, logs);
-        for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
-        return;
-      } catch (err) {
-        // A rejected batch (4xx) will not get better; anything else is retried until it lands.
-        if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
-          this.#opts.onError?.(err);
-          for (const r of reports) this.#settling.delete(r.attempt_id);
-          return;
+    this.#flushing = (async () => {
+      // Let same-tick reports join this batch.
+      await new Promise((r) => setImmediate(r));
+      do {
+        this.#flushQueued = false;
+        const reports = this.#reports.splice(0).filter((r) => !this.#superseded.has(r));
+        const logs = this.#logs.splice(0);
+        if (reports.length === 0 && logs.length === 0) break;
+        for (let tries = 0; ; tries++) {
+          try {
+            await this.#client.report(this.#id!, reports, logs);
+            for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
+            break;
+          } catch (err) {
+            // A rejected batch (4xx) will not get better; anything else is retried until it lands.
+            if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
+              this.#opts.onError?.(err);
+              for (const r of reports) this.#settling.delete(r.attempt_id);
+              break;
+            }
+            if (this.#stopped && tries > 20) break;
+            await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** tries)));
+          }
         }
-        if (this.#stopped && tries > 20) return;
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** tries)));
-      }
-    }
-  }
-
-  /** Resolves once every report and log piled up so far has been sent. */
-  #allSent(): Promise<void> {
-    if (this.#inFlight === 0 && this.#reports.length === 0 && this.#logs.length === 0) return Promise.resolve();
-    const p = new Promise<void>((r) => this.#flushed.push(r));
-    this.#send();
-    return p;
+      } while (this.#flushQueued || this.#reports.length > 0 || this.#logs.length > 0);
+      this.#flushing = null;
+    })();
   }
 
   /**
@@ -315,7 +262,10 @@ export class WorkerLoop {
         clearTimeout(timer);
       }
       if (this.#running.size > 0) await this.#exec.stopAll();
-      await this.#allSent();
+      while (this.#flushing || this.#reports.length > 0 || this.#logs.length > 0) {
+        if (!this.#flushing) this.#flush();
+        await this.#flushing;
+      }
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       await this.#polling?.catch(() => {});
       await draining;

@@ -88,11 +88,6 @@ export interface DriverCapabilities {
   readonly listenNotify: boolean;
   /** Several server processes may share the database (and so need leader election). */
   readonly multiProcess: boolean;
-  /**
-   * Write transactions run side by side on several connections (PostgreSQL), so a worker's reports
-   * are worth sending in concurrent requests; on SQLite they take turns on one connection.
-   */
-  readonly parallelWrites: boolean;
 }
 
 export interface SqlDriver extends SqlExecutor {

@@ -52,11 +52,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       labels: b.labels ?? {},
     });
     store.notify(CHANNELS.SCHEDULE);
-    // report_requests: how many report requests a worker may have in flight (see WorkerLoop#send).
-    return reply.status(201).send({
-      worker_id: w.id, heartbeat_interval_ms: ctx.heartbeat_interval_ms ?? 1000, state: w.state,
-      report_requests: store.capabilities.parallelWrites ? 2 : 1,
-    });
+    return reply.status(201).send({ worker_id: w.id, heartbeat_interval_ms: ctx.heartbeat_interval_ms ?? 1000, state: w.state });
   });
 
   app.get('/api/v1/workers', { schema: { summary: 'Workers with capacity, usage and state' } }, async () => {

@@ -107,7 +107,7 @@ class PgExecutor implements SqlExecutor {
  */
 export class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
-  readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true, parallelWrites: true };
+  readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true };
   readonly #pool: pg.Pool;
   readonly #names = new Map<string, { text: string; name: string }>();
   readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();
