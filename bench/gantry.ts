@@ -17,6 +17,13 @@ function profileArgs(name: string): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
 }
 
+/** CPU time (user + system, ms) a process has used so far, from /proc. */
+export function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 export interface GantryServerProc {
   url: string;
   token: string;
@@ -95,6 +102,7 @@ interface WorkerStats {
 }
 
 export interface WorkerProc {
+  pid: number;
   stats(): Promise<WorkerStats>;
   stop(): Promise<void>;
 }
@@ -109,6 +117,7 @@ export async function startSdkWorker(url: string, token: string, concurrency: nu
     child.once('exit', (c) => reject(new Error(`worker exited (${c})`)));
   });
   return {
+    pid: child.pid!,
     stats: () =>
       new Promise((resolve) => {
         child.once('message', (m) => resolve(m as WorkerStats));
@@ -170,11 +179,15 @@ export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, 
     }
     const w = await startSdkWorker(srv.url, srv.token, concurrency, prefetch);
     try {
+      const cpu0 = [cpuMs(srv.pid), cpuMs(w.pid)];
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= jobs, 600_000, 'drain');
       // Every completion must also be recorded by the server, not just run.
       await waitUntil(async () => (await srv.client.queueStatus()).running_jobs === 0, 60_000, 'final reports');
-      return { jobs, submit_per_s, drain_per_s: jobs / ((s.last - s.first) / 1000), rss_mb: srv.rssMb() };
+      // CPU per drained job counts work, not waiting: steadier than jobs/s on a busy machine.
+      const server_cpu_us = ((cpuMs(srv.pid) - cpu0[0]!) * 1000) / jobs;
+      const worker_cpu_us = ((cpuMs(w.pid) - cpu0[1]!) * 1000) / jobs;
+      return { jobs, submit_per_s, drain_per_s: jobs / ((s.last - s.first) / 1000), rss_mb: srv.rssMb(), server_cpu_us, worker_cpu_us };
     } finally {
       await w.stop();
     }

@@ -86,5 +86,37 @@ for (const kind of STORE_KINDS) {
       const done = await Promise.all(res.job_ids.map((id) => cl.client.getJob(id)));
       assert.ok(done.every((x) => x.status === 'COMPLETED'));
     });
+
+    test('reports keep each job\'s history in order, logs included', async () => {
+      // Jobs that start and end at different times, with logs and progress, reported in batches: no job's
+      // reports may overtake each other.
+      const fast = new Worker({
+        server: cl.server.url, token: cl.server.admin_token!, concurrency: 20, prefetch: 100,
+        handlers: {
+          jitter: async (job) => {
+            job.log(`begin ${job.id}`);
+            await new Promise((r) => setTimeout(r, Math.random() * 4));
+            job.progress(0.5);
+            return { ok: true };
+          },
+        },
+      });
+      await fast.start();
+      try {
+        const res = await cl.client.submitBatch(Array.from({ length: 300 }, () => ({ handler: 'jitter' })));
+        await eventually(async () => {
+          const all = await Promise.all(res.job_ids.map((id) => cl.client.getJob(id)));
+          return all.every((x) => x.status === 'COMPLETED');
+        }, 30_000);
+        for (const id of res.job_ids) {
+          const { events } = await cl.client.events(id);
+          assert.deepEqual(events.map((e) => e.to), ['SUBMITTED', 'QUEUED', 'SCHEDULED', 'RUNNING', 'COMPLETED'], id);
+          assert.ok(!events.some((e) => /late report/.test(e.reason)), id);
+          assert.match((await cl.client.logs(id)).logs.map((l) => l.data).join(''), new RegExp(`begin ${id}`));
+        }
+      } finally {
+        await fast.stop(0);
+      }
+    });
   });
 }

@@ -859,6 +859,46 @@ for (const kind of STORE_KINDS) {
       assert.equal(await store.getWorker('w-nope'), null);
     });
 
+    it('batches store each row\'s own values, whichever columns the rows of a batch share', async () => {
+      // Shared values travel once per batch, the rest per row; past a few statement shapes per kind of batch
+      // everything travels per row. Either way every job must end up with its own values.
+      const one: JobRequest[] = [
+        { name: 'a' }, { type: 't' }, { tenant: 'acme' }, { priority: 'high' }, { labels: { k: 'v' } }, { parameters: { x: 1 } },
+        { env: { E: '1' } }, { timeout: 5 }, { expected_duration: 7 }, { resources: { cpu_cores: 2 } },
+      ];
+      for (const f of one) {
+        const [plain, special] = await store.submitJobs([spec(), spec(f)], 'user:test', tick());
+        const p = await job(plain!.job.id);
+        const x = await job(special!.job.id);
+        for (const [k, v] of Object.entries(f)) {
+          if (k === 'resources') assert.equal(x.resources.cpu_cores, 2);
+          else assert.deepEqual((x as unknown as Record<string, unknown>)[k], v, k);
+        }
+        assert.equal(p.name, 'echo');
+        assert.equal(p.tenant, 'default');
+        assert.equal(p.resources.cpu_cores, 1);
+      }
+      const w = await addWorker({ slots: 100 });
+      for (let pattern = 0; pattern < 4; pattern++) {
+        const jobs = (await store.submitJobs([spec(), spec(), spec()], 'user:test', tick())).map((r) => r.job.id);
+        const assigned = await store.assignJobs(jobs.map((id) => ({ job_id: id, worker_id: w.id, gpu_indices: [] })), tick());
+        assert.equal(assigned.length, 3);
+        const attempts = await Promise.all(jobs.map(async (id) => (await job(id)).current_attempt_id!));
+        const result = (i: number) => (pattern & 1 ? { n: i } : { n: 0 });
+        const exit = (i: number) => (pattern & 2 ? i : 0);
+        const out = await store.reportResults(w.id, jobs.map((id, i) => ({ job_id: id, attempt_id: attempts[i]!, outcome: 'completed' as const, result: result(i), exit_code: exit(i) })), tick());
+        assert.ok(out.every((o) => o.status === 'applied'));
+        for (const [i, id] of jobs.entries()) {
+          const j = await job(id);
+          assert.equal(j.state, 'COMPLETED');
+          assert.deepEqual(j.result, result(i));
+          assert.equal(j.exit_code, exit(i));
+          assert.equal(j.attempt_count, 1);
+          assert.deepEqual(await transitions(id), ['∅→SUBMITTED', 'SUBMITTED→QUEUED', 'QUEUED→SCHEDULED', 'SCHEDULED→RUNNING', 'RUNNING→COMPLETED']);
+        }
+      }
+    });
+
     it('leadership: exactly one of two servers on one database leads, and another takes over when it leaves', async () => {
       if (!store.capabilities.multiProcess) {
         // A single-process store is always its own leader.

@@ -14,9 +14,15 @@ export interface SqlExecutor {
   /**
    * A FROM-clause source `v` with the given typed columns, read from ONE `?` parameter that
    * takes a JSON array of objects — so a batch UPDATE is one statement on every engine
-   * (SQLite `json_each`, PostgreSQL `jsonb_to_recordset`).
+   * (SQLite `json_each`, PostgreSQL `json_to_recordset`).
    */
   recordset(columns: readonly (readonly [name: string, type: ColumnType])[]): string;
+  /**
+   * `column` is one of the strings in ONE `?` parameter that takes a JSON array of strings. Cheaper
+   * than a one-column recordset, and on PostgreSQL planned as an index lookup per string
+   * (`= ANY(…)`) rather than a join the planner may turn into a scan of the whole table.
+   */
+  inList(column: string): string;
 }
 
 export type ColumnType = 'text' | 'real' | 'int';
@@ -26,7 +32,53 @@ export type ColumnType = 'text' | 'real' | 'int';
  * the statement text never changes and stays prepared. Returns the SQL and its parameter.
  */
 export function idsIn(tx: SqlExecutor, column: string, ids: readonly string[]): { sql: string; param: string } {
-  return { sql: `${column} IN (SELECT id FROM ${tx.recordset([['id', 'text']])})`, param: JSON.stringify(ids.map((id) => ({ id }))) };
+  return { sql: tx.inList(column), param: JSON.stringify(ids) };
+}
+
+/** Statement variants kept per batch shape; past that, every column travels in the rows. */
+const MAX_VARIANTS = 8;
+const variants = new Map<string, Set<string>>();
+
+/**
+ * Which columns of a batch go as one parameter (the same value in every row) rather than a field of
+ * each JSON row: `same` as proposed, unless this shape of batch (`shape`) already has MAX_VARIANTS
+ * statement texts — each text is a prepared statement (on PostgreSQL, on every pooled connection),
+ * so their number stays bounded whatever the data.
+ */
+export function uniformColumns(shape: string, same: boolean[]): boolean[] {
+  const key = same.map((x) => (x ? '1' : '0')).join('');
+  let seen = variants.get(shape);
+  if (!seen) variants.set(shape, (seen = new Set()));
+  if (seen.has(key)) return same;
+  if (seen.size >= MAX_VARIANTS) return same.map(() => false);
+  seen.add(key);
+  return same;
+}
+
+/**
+ * The SET list and the rows of a batch `UPDATE … FROM recordset`: a column with one value in every row is
+ * one parameter, the others are fields of the JSON rows (less JSON to write and to read back — on SQLite a
+ * json_extract per field and row). `keys` always travel in the rows. `set(column, value)` writes one
+ * assignment (`value` is `?` or `v.column`). Params: the shared values in SET order, then the rows.
+ */
+export function batchSet(
+  shape: string,
+  keys: readonly (readonly [string, ColumnType])[],
+  columns: readonly (readonly [string, ColumnType])[],
+  rows: readonly Record<string, SqlValue>[],
+  set: (column: string, value: string) => string = (c, v) => `${c} = ${v}`,
+): { sets: string[]; recordset: [string, ColumnType][]; params: SqlValue[] } {
+  const first = rows[0]!;
+  const uniform = uniformColumns(shape, columns.map(([c]) => rows.every((r) => (r[c] ?? null) === (first[c] ?? null))));
+  const same = columns.filter((_, j) => uniform[j]);
+  const varying = columns.filter((_, j) => !uniform[j]);
+  const recordset: [string, ColumnType][] = [...keys, ...varying].map(([c, t]) => [c, t]);
+  const data = rows.map((r) => Object.fromEntries(recordset.map(([c]) => [c, r[c] ?? null])));
+  return {
+    sets: [...same.map(([c]) => set(c, '?')), ...varying.map(([c]) => set(c, `v.${c}`))],
+    recordset,
+    params: [...same.map(([c]) => first[c] ?? null), JSON.stringify(data)],
+  };
 }
 
 export interface DriverCapabilities {

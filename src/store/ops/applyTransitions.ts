@@ -1,6 +1,6 @@
 import type { JobState } from '../../core/types.ts';
 import { assertTransition, FINAL_STATES } from '../../core/states.ts';
-import type { ColumnType, Row, SqlExecutor, SqlValue } from '../driver.ts';
+import { batchSet, type ColumnType, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_COLUMN_TYPES } from '../rows.ts';
 import { runFinalHooks, type FinishedJob } from '../finalHooks.ts';
 
@@ -65,7 +65,7 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
     if (!g) groups.set(shape, (g = []));
     g.push(i);
   }
-  for (const idx of groups.values()) {
+  for (const [shape, idx] of groups) {
     const first = changes[idx[0]!]!;
     const cols = first.patch ? Object.keys(first.patch).sort() : [];
     if (idx.length === 1) {
@@ -75,19 +75,24 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
       out[idx[0]!] = rows[0] ?? null;
       continue;
     }
-    // The expected state travels with each row (not as one parameter) so the planner joins by id
-    // instead of walking every job in that state.
-    const columns: [string, ColumnType][] = [['id', 'text'], ['from_state', 'text'], ...cols.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text'])];
-    const sets = ['state = ?', 'updated_at = ?', ...cols.map((k) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + v.${k}` : `${k} = v.${k}`))];
-    const data = idx.map((i) => {
-      const c = changes[i]!;
-      const o: Record<string, SqlValue> = { id: c.job_id, from_state: c.from };
-      for (const k of cols) o[k] = valueOf(c.patch![k]!);
-      return o;
-    });
+    // Shared values (a finish time, a freed worker, an increment of 1) go once (batchSet). The expected
+    // state travels with each row (not as one parameter) so the planner joins by id instead of walking
+    // every job in that state.
+    const b = batchSet(
+      `update jobs ${shape}`,
+      [['id', 'text'], ['from_state', 'text']],
+      cols.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text']),
+      idx.map((i) => {
+        const c = changes[i]!;
+        const o: Record<string, SqlValue> = { id: c.job_id, from_state: c.from };
+        for (const k of cols) o[k] = valueOf(c.patch![k]!);
+        return o;
+      }),
+      (k, value) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + ${value}` : `${k} = ${value}`),
+    );
     const rows = await tx.query(
-      `UPDATE jobs SET ${sets.join(', ')} FROM ${tx.recordset(columns)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${RETURNING}`,
-      [first.to, now, JSON.stringify(data)],
+      `UPDATE jobs SET ${['state = ?', 'updated_at = ?', ...b.sets].join(', ')} FROM ${tx.recordset(b.recordset)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${RETURNING}`,
+      [first.to, now, ...b.params],
     );
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     for (const i of idx) out[i] = byId.get(changes[i]!.job_id) ?? null;

@@ -1,6 +1,6 @@
 import type { Job } from '../../core/types.ts';
 import { hasAttemptsLeft, retryDelaySeconds } from '../../core/retry.ts';
-import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
+import { batchSet, idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { toJson } from '../rows.ts';
 import { encodeCheckpoint, upsertCheckpoint, type Checkpoint } from './checkpoints.ts';
 import { GantryError } from '../../core/errors.ts';
@@ -146,12 +146,8 @@ export async function reportResults(
   });
   const endedApplied = ended.filter((e) => !staleAttempts.has(e.id));
   if (endedApplied.length > 0) {
-    await tx.run(
-      `UPDATE job_attempts SET ended_at = v.ended_at, exit_code = v.exit_code, error = v.error, outcome = v.outcome
-       FROM ${tx.recordset([['id', 'text'], ['ended_at', 'int'], ['exit_code', 'int'], ['error', 'text'], ['outcome', 'text']])}
-       WHERE job_attempts.id = v.id`,
-      [JSON.stringify(endedApplied)],
-    );
+    const b = batchSet('update job_attempts', [['id', 'text']], [['ended_at', 'int'], ['exit_code', 'int'], ['error', 'text'], ['outcome', 'text']], endedApplied);
+    await tx.run(`UPDATE job_attempts SET ${b.sets.join(', ')} FROM ${tx.recordset(b.recordset)} WHERE job_attempts.id = v.id`, b.params);
   }
   if (late.length > 0) await recordEvents(tx, late, now);
   return out;

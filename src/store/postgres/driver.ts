@@ -2,11 +2,17 @@ import pg from 'pg';
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { PROFILE } from '../sqlProfile.ts';
-import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+import { uniformColumns, type ColumnType, type DriverCapabilities, type Row, type SqlDriver, type SqlExecutor, type SqlValue } from '../driver.ts';
 
 const PG_TYPES: Record<ColumnType, string> = { text: 'text', real: 'float8', int: 'int8' };
+// json, not jsonb: the rows are read once, and json skips building jsonb's binary form (~25% faster on 1,000 rows).
 function pgRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
-  return `jsonb_to_recordset(?::jsonb) AS v(${columns.map(([c, t]) => `${c} ${PG_TYPES[t]}`).join(', ')})`;
+  return `json_to_recordset(?::json) AS v(${columns.map(([c, t]) => `${c} ${PG_TYPES[t]}`).join(', ')})`;
+}
+// `= ANY(array)` is planned as index lookups; `IN (SELECT … FROM recordset)` was planned as a hash
+// join over a scan of the whole jobs table once the table looked small (500 ids: 9.7 → 1.5 ms).
+function pgInList(column: string): string {
+  return `${column} = ANY(ARRAY(SELECT json_array_elements_text(?::json)))`;
 }
 
 // BIGINT and NUMERIC come back as strings by default; Gantry keeps them below 2^53.
@@ -34,6 +40,9 @@ type TableTypes = (table: string, via: pg.PoolClient | pg.Pool) => Promise<Reado
 class PgExecutor implements SqlExecutor {
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
+  }
+  inList(column: string): string {
+    return pgInList(column);
   }
   readonly #client: pg.PoolClient | pg.Pool;
   readonly #names: Map<string, { text: string; name: string }>;
@@ -64,7 +73,9 @@ class PgExecutor implements SqlExecutor {
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
     const p = this.#prepared(sql);
+    const t0 = PROFILE ? performance.now() : 0;
     const res = await this.#client.query({ text: p.text, name: p.name, values: params as SqlValue[] });
+    if (PROFILE) PROFILE.add(sql, performance.now() - t0);
     return res.rowCount ?? 0;
   }
 
@@ -75,10 +86,16 @@ class PgExecutor implements SqlExecutor {
   async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
     if (rows.length === 0) return;
     const types = await this.#types(table, this.#client);
-    const cols = columns.map((c) => [c, types.get(c) ?? 'text'] as const);
-    const data = JSON.stringify(rows.map((r) => Object.fromEntries(columns.map((c, j) => [c, r[j] ?? null]))));
+    const type = (c: string) => types.get(c) ?? 'text';
+    // A column with one value in every row (a time, an actor, a reason) is one parameter, not a JSON field
+    // per row; the first column always travels in the rows so the recordset has one.
+    const same = uniformColumns(`insert ${table}`, columns.map((_, j) => j > 0 && rows.every((r) => (r[j] ?? null) === (rows[0]![j] ?? null))));
+    const varying = columns.filter((_, j) => !same[j]);
+    const data = JSON.stringify(rows.map((r) => Object.fromEntries(columns.flatMap((c, j) => (same[j] ? [] : [[c, r[j] ?? null]])))));
+    const select = columns.map((c, j) => (same[j] ? `?::${PG_TYPES[type(c)]}` : c));
+    const params = [...columns.flatMap((_, j) => (same[j] ? [rows[0]![j] ?? null] : [])), data];
     const t0 = PROFILE ? performance.now() : 0;
-    await this.query(`INSERT INTO ${table} (${columns.join(', ')}) SELECT ${columns.join(', ')} FROM ${pgRecordset(cols)}`, [data]);
+    await this.query(`INSERT INTO ${table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM ${pgRecordset(varying.map((c) => [c, type(c)]))}`, params);
     if (PROFILE) PROFILE.add(`INSERT INTO ${table}`, performance.now() - t0);
   }
 }
@@ -142,6 +159,9 @@ export class PostgresDriver implements SqlDriver {
   }
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
+  }
+  inList(column: string): string {
+    return pgInList(column);
   }
   run(sql: string, params?: readonly SqlValue[]): Promise<number> {
     return this.#direct.run(sql, params);

@@ -10,6 +10,9 @@ const MULTI_ROWS = 64;
 function sqliteRecordset(columns: readonly (readonly [string, ColumnType])[]): string {
   return `(SELECT ${columns.map(([c]) => `json_extract(value, '$.${c}') AS ${c}`).join(', ')} FROM json_each(?)) AS v`;
 }
+function sqliteInList(column: string): string {
+  return `${column} IN (SELECT value FROM json_each(?))`;
+}
 import { GantryError } from '../../core/errors.ts';
 import { PROFILE } from '../sqlProfile.ts';
 
@@ -60,6 +63,7 @@ export class SqliteDriver implements SqlDriver {
       run: async (sql: string, params: readonly SqlValue[] = []) => self.#run(sql, params),
       insertMany: async (table, columns, rows) => self.#insertMany(table, columns, rows),
       recordset: sqliteRecordset,
+      inList: sqliteInList,
     };
   }
 
@@ -84,6 +88,12 @@ export class SqliteDriver implements SqlDriver {
   }
 
   #run(sql: string, params: readonly SqlValue[]): number {
+    if (PROFILE) {
+      const t0 = performance.now();
+      const n = this.#stmt(sql).run(...params).changes;
+      PROFILE.add(sql, performance.now() - t0);
+      return n;
+    }
     return this.#stmt(sql).run(...params).changes;
   }
 
@@ -115,6 +125,10 @@ export class SqliteDriver implements SqlDriver {
 
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return sqliteRecordset(columns);
+  }
+
+  inList(column: string): string {
+    return sqliteInList(column);
   }
 
   async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {

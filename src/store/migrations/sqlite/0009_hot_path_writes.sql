@@ -1,0 +1,4 @@
+-- Nothing to change on SQLite: the PostgreSQL half of this migration drops job_events' primary-key
+-- index (on SQLite `id INTEGER PRIMARY KEY` is the rowid, no separate index) and gives job_attempts
+-- room for in-place updates (SQLite rewrites a row in place when it fits). Every index on jobs is
+-- read by some query (see docs/notes/issue3c.md), so none is dropped.
