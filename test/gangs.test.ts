@@ -5,7 +5,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STORE_KINDS } from './helpers/db.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
@@ -166,7 +166,10 @@ for (const kind of STORE_KINDS) {
       const script = `
         if [ "$GANTRY_ATTEMPT" = 1 ]; then
           trap 'echo stopped > "${dir}/lost-stopped-$GANTRY_GANG_RANK"; exit 143' TERM
-          echo "on $GANTRY_GANG_WORKER_IDS"; while true; do sleep 0.1; done
+          echo "on $GANTRY_GANG_WORKER_IDS"
+          # The member on the SIGKILLed worker is orphaned (nobody can stop it): it ends by itself once
+          # the test writes lost-release or its directory is gone, so no test leaves a process behind.
+          while [ -d "${dir}" ] && [ ! -e "${dir}/lost-release" ]; do sleep 0.1; done; exit 143
         fi
         echo "rerun rank $GANTRY_GANG_RANK"`;
       const sub = await cl.client.submit({
@@ -190,6 +193,7 @@ for (const kind of STORE_KINDS) {
       const members = done.gang!.members.map((m) => m.worker_id).sort();
       assert.ok(!members.includes(victim), 'the rerun avoided the lost worker');
       assert.deepEqual(members, [survivor, c.id].sort());
+      writeFileSync(join(dir, 'lost-release'), '');
     });
 
     test('SDK handler gangs: each member gets job.gang, rank 0 gives the result', async () => {
