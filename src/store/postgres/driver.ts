@@ -53,7 +53,14 @@ class PgExecutor implements SqlExecutor {
     this.#types = types;
   }
 
-  #prepared(sql: string): { text: string; name: string } {
+  /**
+   * A statement without parameters goes unnamed (planned at each use): PostgreSQL keeps such a
+   * prepared statement's one generic plan until the table's statistics change, so a read planned as a
+   * sequential scan while `jobs` was nearly empty walked a million queued jobs on every scheduling
+   * cycle after a burst of submits (W4). Parameterised statements stay named and prepared.
+   */
+  #prepared(sql: string, params: readonly SqlValue[]): { text: string; name?: string } {
+    if (params.length === 0) return { text: toDollar(sql) };
     let p = this.#names.get(sql);
     if (!p) {
       const text = toDollar(sql);
@@ -64,17 +71,17 @@ class PgExecutor implements SqlExecutor {
   }
 
   async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    const p = this.#prepared(sql);
+    const p = this.#prepared(sql, params);
     const t0 = PROFILE ? performance.now() : 0;
-    const res = await this.#client.query({ text: p.text, name: p.name, values: params as SqlValue[] });
+    const res = await this.#client.query({ ...p, values: params as SqlValue[] });
     if (PROFILE) PROFILE.add(sql, performance.now() - t0);
     return res.rows as T[];
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    const p = this.#prepared(sql);
+    const p = this.#prepared(sql, params);
     const t0 = PROFILE ? performance.now() : 0;
-    const res = await this.#client.query({ text: p.text, name: p.name, values: params as SqlValue[] });
+    const res = await this.#client.query({ ...p, values: params as SqlValue[] });
     if (PROFILE) PROFILE.add(sql, performance.now() - t0);
     return res.rowCount ?? 0;
   }
