@@ -8,7 +8,7 @@ import { applyTransitions, recordEvents, type Transition } from './applyTransiti
 import { encodeCheckpoint, upsertCheckpoint } from './checkpoints.ts';
 import type { ActiveRow } from './readSchedulingState.ts';
 import { attemptOutcome, stepsFor, type AttemptReport, type ReportOutcome } from './reportResults.ts';
-import type { Assignment, Delivery } from './scheduling.ts';
+import { lockOnlineWorkers, type Assignment, type Delivery } from './scheduling.ts';
 import type { Priority } from '../../core/types.ts';
 
 /**
@@ -62,11 +62,7 @@ export const isMemberReport = (r: { attempt_id: string }): boolean => r.attempt_
  * or nothing). Returns the admissions that took effect.
  */
 export async function assignGangs(tx: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
-  const wsel = idsIn(tx, 'id', [...new Set(proposed.flatMap((a) => (a.members ?? []).map((m) => m.worker_id)))]);
-  // Touching the rows locks them on PostgreSQL, as assignJobs does: a release that starts now sees these members.
-  const live = new Set(
-    (await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state = 'online' RETURNING id`, [wsel.param])).map((r) => String(r.id)),
-  );
+  const live = await lockOnlineWorkers(tx, proposed.flatMap((a) => (a.members ?? []).map((m) => m.worker_id)));
   const gangs = proposed.filter((a) => a.members && a.members.length > 1 && a.members.every((m) => live.has(m.worker_id)));
   if (gangs.length === 0) return [];
   const attemptIds = gangs.map(() => newId('att'));

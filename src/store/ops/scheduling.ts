@@ -100,14 +100,21 @@ export interface Assignment {
  * left QUEUED meanwhile (cancelled), or whose worker went offline or started draining meanwhile, is skipped. Returns the
  * assignments that took effect.
  */
+/**
+ * Which of these workers may take new work now (online: not released, not draining), locking their
+ * rows. The cycle read the workers before this transaction, and the lease reaper may have released
+ * one since (its jobs would sit on an offline worker) or a drain may have committed. Touching the
+ * rows also locks them on PostgreSQL, so a release that starts now waits for this commit and sees
+ * these jobs. Used by assignJobs and assignGangs (src/store/ops/gangs.ts).
+ */
+export async function lockOnlineWorkers(tx: SqlExecutor, workerIds: Iterable<string>): Promise<Set<string>> {
+  const wsel = idsIn(tx, 'id', [...new Set(workerIds)]);
+  const rows = await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state = 'online' RETURNING id`, [wsel.param]);
+  return new Set(rows.map((r) => String(r.id)));
+}
+
 export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
-  // Only workers not yet released take work: the cycle read them before this transaction, and the
-  // lease reaper may have released one since (its jobs would sit on an offline worker). Touching the rows
-  // also locks them on PostgreSQL, so a release that starts now waits for this commit and sees these jobs.
-  const wsel = idsIn(tx, 'id', [...new Set(proposed.map((a) => a.worker_id))]);
-  const live = new Set(
-    (await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state = 'online' RETURNING id`, [wsel.param])).map((r) => String(r.id)),
-  );
+  const live = await lockOnlineWorkers(tx, proposed.map((a) => a.worker_id));
   const assignments = proposed.filter((a) => live.has(a.worker_id));
   if (assignments.length === 0) return [];
   const attemptIds = assignments.map(() => newId('att'));
