@@ -84,6 +84,26 @@ test('an emergency job preempts; the victim is requeued and finishes later; wast
   assert.ok(Math.abs(r.wasted_gpu_hours - (4 * 15_000) / 3_600_000) < 1e-9);
 });
 
+test('a critical gang preempts on two workers at once; the victims stop after their grace period and rerun later', () => {
+  const trace = [
+    tj('a', { submit_ms: 0, duration_ms: 100_000, cpu_cores: 4 }),
+    tj('b', { submit_ms: 0, duration_ms: 100_000, cpu_cores: 4, priority: 'low' }),
+    tj('c', { submit_ms: 0, duration_ms: 100_000, cpu_cores: 4, priority: 'high' }),
+    tj('gang', { submit_ms: 10_000, duration_ms: 20_000, cpu_cores: 4, nodes: 2, priority: 'critical' }),
+    tj('later', { submit_ms: 12_000, duration_ms: 1_000, cpu_cores: 4 }),
+  ];
+  const spec = parseCluster('workers: [{ name: w, count: 3, cpu_cores: 4 }]\npreempt_grace_ms: 5000\n');
+  const r = simulate(trace, spec, gantryPolicy);
+  const j = byId(r.jobs);
+  assert.equal(r.preemptions, 2, 'one victim on each of two workers, nothing more while they stop');
+  assert.deepEqual(['a', 'b', 'c'].map((id) => j.get(id)!.preempted), [1, 1, 0], 'the normal and the low job; the high job runs on');
+  assert.equal(j.get('gang')!.start_ms, 15_000, 'both nodes start together once the victims stopped after their grace period');
+  assert.equal(j.get('gang')!.end_ms, 35_000);
+  assert.ok(j.get('later')!.start_ms! >= 35_000, 'the room freed for the gang was not given to later normal work');
+  assert.equal(j.get('a')!.end_ms! > 100_000 && j.get('b')!.end_ms! > 100_000, true, 'the victims were requeued and finished later');
+  assert.equal(j.get('c')!.end_ms, 100_000);
+});
+
 test('simulations are deterministic and the generators are seeded', () => {
   const a = generateKueue({ scale: 0.02, seed: 7 });
   const b = generateKueue({ scale: 0.02, seed: 7 });

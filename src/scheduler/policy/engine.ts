@@ -266,20 +266,23 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   };
   /**
    * Victims for `j`, Kueue-style: the minimal set on one worker that makes room (borrowing
-   * tenants first, then lowest priority, then newest). When `j` is held back by quota (its
-   * cohort's quota is in use), victims of its own cohort come first since they free quota too,
-   * and more lower-priority jobs of the cohort are added until the quota admits it. The room is
-   * promised to `j` for the rest of the cycle. Null when no such set exists.
+   * tenants first, then lowest priority, then newest) — for a gang (`nodes: N`), such a set on
+   * each of N distinct workers, or nothing at all (all or nothing: no victim anywhere unless N
+   * workers can be made free). When `j` is held back by quota (its cohort's quota is in use),
+   * victims of its own cohort come first since they free quota too, and more lower-priority jobs
+   * of the cohort are added until the quota admits it. The room is promised to `j` for the rest
+   * of the cycle. Null when no such set exists.
    *
-   * Bounded work: at most `max_preemption_attempts` searches per cycle; a search stops at the
-   * first worker whose set is as cheap as any can be (one victim of the lowest running priority)
-   * and looks at most `PREEMPT_SCAN_AFTER_FIRST` more workers once it has some set.
+   * Bounded work: at most `max_preemption_attempts` searches per cycle; a search stops once it
+   * has N workers whose sets are as cheap as any can be (one victim of the lowest running
+   * priority, or none) and looks at most `PREEMPT_SCAN_AFTER_FIRST` more workers once it has N sets.
    */
   const tryPreempt = (j: PendingJob, quotaBlocked: boolean): string[] | null => {
     const rank = PRIORITY_RANK[j.priority];
+    const nodes = Math.max(1, j.nodes);
     // Emergency jobs are not held back by the cycle's victim budget (the issue: they preempt at once).
     const budget = rank === 0 ? Infinity : cfg.max_preemptions;
-    if (j.nodes > 1 || preemptAttempts >= cfg.max_preemption_attempts || preemptions.length >= budget) return null;
+    if (preemptAttempts >= cfg.max_preemption_attempts || preemptions.length >= budget) return null;
     const byPriority = (rank === 0 || (rank === 1 && now - j.queued_at >= cfg.critical_preempt_after_ms)) && lowestRunning > rank;
     const tenant = ledger.get(j.tenant);
     const reclaim = !quotaBlocked && tenant.tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
@@ -294,12 +297,16 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const victimCmp = (a: RunningJob, b: RunningJob) => own(a) - own(b) || (victimLess(a, b) ? -1 : victimLess(b, a) ? 1 : 0);
     const floor = 100 + (PRIORITIES.length - lowestRunning);
 
-    let best: { cw: CycleWorker; victims: RunningJob[]; cost: number } | null = null;
-    let afterBest = 0;
+    const sets: { cw: CycleWorker; victims: RunningJob[]; cost: number }[] = [];
+    let cheapest = 0;
+    let afterEnough = 0;
     const capable = workers.capable(j.queue_key);
-    for (let wi = 0; wi < capable.length; wi++) {
-      const cw = capable[wi]!;
-      if (best && ++afterBest > PREEMPT_SCAN_AFTER_FIRST) break;
+    // A gang first looks where room is free or already coming free (its victims of earlier cycles
+    // still stopping): those need no new victim, and a scan cut short must not pass them by.
+    const order = nodes > 1 ? workers.byRoomOnceGone(capable, j.resources) : capable;
+    for (let wi = 0; wi < order.length; wi++) {
+      const cw = order[wi]!;
+      if (sets.length >= nodes && ++afterEnough > PREEMPT_SCAN_AFTER_FIRST) break;
       if (!workers.canEverFit(cw, j.resources)) continue;
       const going: ResourceVector[] = [];
       const candidates: RunningJob[] = [];
@@ -315,8 +322,9 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
         else if (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
-        best = { cw, victims: [], cost: -1 };
-        break;
+        sets.push({ cw, victims: [], cost: -1 });
+        if (++cheapest >= nodes) break;
+        continue;
       }
       if (candidates.length === 0) continue;
       candidates.sort(victimCmp);
@@ -335,15 +343,28 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       }
       // Held back by quota: a victim of another cohort frees room but no quota, so more victims elsewhere follow.
       const cost = chosen.reduce((s, v) => s + 100 + (PRIORITIES.length - PRIORITY_RANK[v.priority]) + (own(v) === 1 && quotaBlocked ? 50 : 0), 0);
-      if (!best || cost < best.cost) best = { cw, victims: chosen, cost };
-      if (cost <= floor) break;
+      sets.push({ cw, victims: chosen, cost });
+      if (cost <= floor && ++cheapest >= nodes) break;
     }
-    if (!best) return null;
+    // All or nothing: fewer than `nodes` workers can be made free, so nobody is preempted.
+    if (sets.length < nodes) return null;
+    // The cheapest sets (a stable sort: on equal cost the worker found first).
+    if (sets.length > 1) sets.sort((a, b) => a.cost - b.cost);
+    sets.length = nodes;
+    // One victim may stand on several of the chosen workers (a gang): it is stopped once.
+    const roomVictims: RunningJob[] = [];
+    const picked = new Set<string>();
+    for (const s of sets) {
+      for (const v of s.victims) {
+        if (picked.has(v.id)) continue;
+        picked.add(v.id);
+        roomVictims.push(v);
+      }
+    }
     // Quota: the room victims of its cohort free quota too; add more cohort victims while it still does not fit.
     const quotaVictims: RunningJob[] = [];
     if (quotaBlocked) {
-      for (const v of best.victims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
-      const picked = new Set(best.victims.map((v) => v.id));
+      for (const v of roomVictims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
       // Quota that stopping jobs of the cohort hold is about to come free (and what earlier preemptors
       // of this cycle claimed of it is charged to them): count it, or every cycle of a grace period
       // would pick more victims for the same job.
@@ -373,13 +394,13 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
         }
       }
       const ok = ledger.check(j.tenant, j.resources, j.nodes).ok;
-      for (const v of [...best.victims, ...quotaVictims, ...leaving]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
+      for (const v of [...roomVictims, ...quotaVictims, ...leaving]) ledger.charge(v.tenant, v.resources, v.placements.length, 1);
       if (!ok) return null;
     }
-    workers.claimFor(best.cw, j.resources, best.victims.map((v) => v.resources));
+    for (const s of sets) workers.claimFor(s.cw, j.resources, s.victims.map((v) => v.resources));
     // The job claims its quota for the rest of the cycle, so lower jobs cannot take what its victims free.
     ledger.charge(j.tenant, j.resources, j.nodes, 1);
-    const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...best.victims.map((v) => ({ v, kind: kindOf(v) }))];
+    const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...roomVictims.map((v) => ({ v, kind: kindOf(v) }))];
     for (const { v, kind } of all) {
       stopping.add(v.id);
       preemptions.push({

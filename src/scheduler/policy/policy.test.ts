@@ -270,3 +270,81 @@ test('held back by quota, a job takes quota only from its own tenant or borrower
   const d = gantryPolicy.decide(snapshot({ workers: [w], running: run, pending: [job('crit', 'b', { priority: 'critical', cpu: 10 })], tenants }), cfg());
   assert.deepEqual(d.preemptions.map((p) => p.victim_id), ['b-own']);
 });
+
+test('a critical gang preempts on N distinct workers: the minimal set on each, lowest priority then newest, nothing elsewhere, and the room is promised to it', () => {
+  const ws = [worker('w1', 4), worker('w2', 4), worker('w3', 4)];
+  const run = [
+    running(ws[0]!, 'n1', 'x', { cpu: 2, priority: 'normal' }), running(ws[0]!, 'l1', 'x', { cpu: 2, priority: 'low', started_at: 5 }),
+    running(ws[1]!, 'n2', 'x', { cpu: 2, priority: 'normal', started_at: 1 }), running(ws[1]!, 'n3', 'x', { cpu: 2, priority: 'normal', started_at: 9 }),
+    running(ws[2]!, 'h1', 'x', { cpu: 4, priority: 'high' }),
+  ];
+  const pending = [job('gang', 'y', { priority: 'critical', cpu: 2, nodes: 2 }), job('filler', 'z', { cpu: 2, queued_at: 1 })];
+  const d = gantryPolicy.decide(snapshot({ workers: ws, running: run, pending }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => p.victim_id).sort(), ['l1', 'n3'], 'on w1 the low job, on w2 the newer normal job; the high job on w3 is not needed');
+  assert.ok(d.preemptions.every((p) => p.for_job_id === 'gang' && p.kind === 'priority' && /preempted by critical job gang of tenant y/.test(p.reason)));
+  assert.deepEqual(d.admissions, [], 'the freed room is promised to the gang: the normal job behind it does not take it');
+  assert.match(renderExplanation(d.explanations.get('gang')!), /preempting (l1, n3|n3, l1) to make room/);
+
+  // Next cycle, the victims are stopping: no new victims, the gang keeps its claim; once they are gone it starts on w1 and w2.
+  const ws2 = [worker('w1', 4), worker('w2', 4), worker('w3', 4)];
+  const run2 = [
+    running(ws2[0]!, 'n1', 'x', { cpu: 2 }), { ...running(ws2[0]!, 'l1', 'x', { cpu: 2, priority: 'low', started_at: 5 }), terminating: true },
+    running(ws2[1]!, 'n2', 'x', { cpu: 2, started_at: 1 }), { ...running(ws2[1]!, 'n3', 'x', { cpu: 2, started_at: 9 }), terminating: true },
+    running(ws2[2]!, 'h1', 'x', { cpu: 4, priority: 'high' }),
+  ];
+  const d2 = gantryPolicy.decide(snapshot({ workers: ws2, running: run2, pending }), cfg());
+  assert.deepEqual(d2.preemptions, []);
+  assert.deepEqual(d2.admissions, []);
+  assert.match(renderExplanation(d2.explanations.get('gang')!), /room is coming free: preempted jobs are stopping/);
+  const ws3 = [worker('w1', 4), worker('w2', 4), worker('w3', 4)];
+  const run3 = [running(ws3[0]!, 'n1', 'x', { cpu: 2 }), running(ws3[1]!, 'n2', 'x', { cpu: 2, started_at: 1 }), running(ws3[2]!, 'h1', 'x', { cpu: 4, priority: 'high' })];
+  const d3 = gantryPolicy.decide(snapshot({ workers: ws3, running: run3, pending }), cfg());
+  assert.deepEqual(d3.admissions.map((a) => [a.job_id, a.placements.map((p) => p.worker_id).sort()]), [['gang', ['w1', 'w2']]]);
+});
+
+test('gang preemption is all or nothing: no victim anywhere unless N workers can be made free; preemptible:false yields only to emergency', () => {
+  const mk = () => {
+    const ws = [worker('w1', 2), worker('w2', 2), worker('w3', 2)];
+    const run = [
+      running(ws[0]!, 'a', 'x', { cpu: 2, priority: 'low' }),
+      running(ws[1]!, 'b', 'x', { cpu: 2, priority: 'low', preemptible: false }),
+      running(ws[2]!, 'c', 'x', { cpu: 2, priority: 'critical' }),
+    ];
+    return { ws, run };
+  };
+  const gang = (priority: Priority, nodes: number) => [job('gang', 'y', { priority, cpu: 2, nodes })];
+  let s = mk();
+  const crit = gantryPolicy.decide(snapshot({ workers: s.ws, running: s.run, pending: gang('critical', 2) }), cfg());
+  assert.deepEqual(crit.preemptions, [], 'only w1 can be made free for critical work: nobody is preempted');
+  assert.deepEqual(crit.admissions, []);
+  s = mk();
+  const emerg = gantryPolicy.decide(snapshot({ workers: s.ws, running: s.run, pending: gang('emergency', 2) }), cfg());
+  assert.deepEqual(emerg.preemptions.map((p) => p.victim_id).sort(), ['a', 'b'], 'emergency work preempts the non-preemptible job too');
+  s = mk();
+  const three = gantryPolicy.decide(snapshot({ workers: s.ws, running: s.run, pending: gang('emergency', 4) }), cfg());
+  assert.equal(three.preemptions.length, 0, 'a 4-node gang on 3 workers never preempts');
+  // Critical work waits `critical_preempt_after_ms` first, as single jobs do.
+  s = mk();
+  const early = gantryPolicy.decide(snapshot({ workers: [s.ws[0]!, worker('w4', 2)], running: [s.run[0]!], pending: gang('critical', 2) }), cfg({ critical_preempt_after_ms: 60_000 }));
+  assert.deepEqual(early.preemptions, []);
+});
+
+test('gang preemption takes borrowing tenants first, reclaims borrowed quota, and stops a victim gang once', () => {
+  // Victim order on each worker: the borrowing tenant's job before the lender's own, though the lender's is newer.
+  const tenants = [tenant('lender', { cpu: 8 }), tenant('borrower', { cpu: 2 })].map((t) => ({ ...t, cohort: 'c' }));
+  const ws = [worker('w1', 4), worker('w2', 4)];
+  const run = [
+    running(ws[0]!, 'own1', 'lender', { cpu: 2, started_at: 9 }), running(ws[0]!, 'bor1', 'borrower', { cpu: 2, started_at: 1 }),
+    running(ws[1]!, 'own2', 'lender', { cpu: 2, started_at: 9 }), running(ws[1]!, 'bor2', 'borrower', { cpu: 2, started_at: 1 }),
+  ];
+  const d = gantryPolicy.decide(snapshot({ workers: ws, running: run, pending: [job('gang', 'lender', { cpu: 2, nodes: 2 })], tenants }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => [p.victim_id, p.kind]).sort(), [['bor1', 'reclaim'], ['bor2', 'reclaim']], 'a normal gang within its nominal quota reclaims what the borrower took');
+
+  // A running low gang on both workers is one victim: preempted once, whole.
+  const gw = [worker('w1', 2), worker('w2', 2)];
+  const victimGang: RunningJob = { ...running(gw[0]!, 'low-gang', 'x', { cpu: 2, priority: 'low' }) };
+  const second = running(gw[1]!, 'low-gang', 'x', { cpu: 2, priority: 'low' });
+  victimGang.placements = [...victimGang.placements, ...second.placements];
+  const d2 = gantryPolicy.decide(snapshot({ workers: gw, running: [victimGang], pending: [job('gang', 'y', { priority: 'emergency', cpu: 2, nodes: 2 })] }), cfg());
+  assert.deepEqual(d2.preemptions.map((p) => p.victim_id), ['low-gang']);
+});

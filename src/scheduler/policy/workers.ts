@@ -328,6 +328,23 @@ export class CycleWorkers {
     return fitsRoom(cw, cw.w.capacity, res);
   }
 
+  /**
+   * `list` with the workers first where `res` fits once the jobs already stopping there have
+   * stopped (free room plus room going, minus room promised): where a gang needs no new victim.
+   */
+  byRoomOnceGone(list: readonly CycleWorker[], res: ResourceVector): CycleWorker[] {
+    const first: CycleWorker[] = [];
+    const rest: CycleWorker[] = [];
+    const room = { slots: 0, cpu_cores: 0, memory_gb: 0, gpu_count: 0 };
+    for (let i = 0; i < list.length; i++) {
+      const cw = list[i]!;
+      setRoom(room, cw.free);
+      for (const k of ['slots', 'cpu_cores', 'memory_gb', 'gpu_count'] as const) room[k] += cw.going[k] - cw.claim[k];
+      (fitsRoom(cw, room, res) ? first : rest).push(cw);
+    }
+    return first.concat(rest);
+  }
+
   /** Would the job fit on `cw` if `freed` came free (free room minus promised room, ignoring reservations)? */
   fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], res: ResourceVector): boolean {
     const room = { ...cw.free };
