@@ -252,3 +252,60 @@ for (const kind of STORE_KINDS) {
     });
   });
 }
+
+for (const kind of STORE_KINDS) {
+  describe(`gang preemption on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind);
+    });
+    after(() => cl.close());
+
+    test('a critical 2-node gang preempts normal jobs on two workers: each victim gets its grace period, is requeued with the reason, and runs again', async () => {
+      const dir = cl.db.dir;
+      const workers = [await cl.startWorker({ cpu: 2, slots: 4 }), await cl.startWorker({ cpu: 2, slots: 4 })];
+      // Each victim traps TERM, uses its grace period (writes its own file, then a moment more) and exits; its rerun just says so.
+      const victimScript = (name: string) => `
+        if [ -f "${dir}/term-${name}" ]; then echo "${name} rerun"; exit 0; fi
+        trap 'echo "$GANTRY_ATTEMPT" > "${dir}/term-${name}"; sleep 0.3; echo "${name} wound down"; exit 143' TERM
+        echo "${name} started"; while true; do sleep 0.1; done`;
+      const victims = [];
+      for (const name of ['v1', 'v2']) {
+        victims.push(await cl.client.submit({
+          name, command: ['sh', '-c', victimScript(name)], priority: 'normal', grace_period: 5, resources: { cpu_cores: 2 }, retry_policy: { max_attempts: 1 },
+        }));
+      }
+      const placed = await eventually(async () => {
+        const js = await Promise.all(victims.map((v) => cl.client.getJob(v.job_id)));
+        return js.every((j) => j.status === 'RUNNING') ? js : null;
+      });
+      assert.deepEqual(placed.map((j) => j.worker_id).sort(), workers.map((w) => w.id).sort(), 'one victim on each worker');
+
+      const gang = await cl.client.submit({ name: 'critical-gang', command: ['sh', '-c', 'echo "rank $GANTRY_GANG_RANK ran"'], nodes: 2, priority: 'critical', resources: { cpu_cores: 2 } });
+      const done = await cl.client.waitFor(gang.job_id, wait);
+      assert.equal(done.status, 'COMPLETED');
+      assert.deepEqual(done.gang!.members.map((m) => m.worker_id).sort(), workers.map((w) => w.id).sort(), 'the gang ran on the two freed workers');
+
+      for (const v of victims) {
+        const j = await cl.client.waitFor(v.job_id, wait);
+        assert.equal(j.status, 'COMPLETED', 'the victim ran again');
+        assert.deepEqual(j.attempts?.map((a) => a.outcome), ['preempted', 'completed']);
+        assert.equal(j.retries_used, 1, 'the preempted attempt is not counted against max_attempts 1');
+        const events = (await cl.client.events(v.job_id)).events;
+        const asked = events.find((e) => /^preemption requested/.test(e.reason));
+        assert.ok(asked, JSON.stringify(events.map((e) => [e.from, e.to, e.reason])));
+        assert.equal(asked.data?.preempted_by_job, gang.job_id);
+        const requeued = events.find((e) => e.from === 'RUNNING' && e.to === 'QUEUED');
+        assert.match(requeued?.reason ?? '', new RegExp(`^preempted: preempted by critical job ${gang.job_id} of tenant default \\(higher priority than normal\\); requeued$`));
+        assert.equal(requeued?.data?.preempted_by_job, gang.job_id);
+        // The grace period was used: the trap wrote its file and wound down before the job was requeued.
+        const logs = (await cl.client.logs(v.job_id)).logs.map((l) => l.data).join('');
+        assert.match(logs, new RegExp(`${j.name} wound down[\\s\\S]*${j.name} rerun`));
+        // The gang started only after its victims had stopped.
+        assert.ok(Date.parse(done.started_at!) >= Date.parse(requeued!.at), `gang started ${done.started_at}, victim requeued ${requeued!.at}`);
+      }
+      const gangEvents = (await cl.client.events(gang.job_id)).events;
+      assert.ok(gangEvents.some((e) => e.from === 'SCHEDULED' && e.to === 'RUNNING' && /all 2 gang members started/.test(e.reason)));
+    });
+  });
+}
