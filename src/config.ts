@@ -44,6 +44,8 @@ export interface ServerConfig {
   breaker_command_queue: boolean;
   default_tier: Tier;
   usage_half_life_s: number;
+  /** A gang job's members must all be taken by their workers within this long of the assignment, else the gang is requeued (ms). */
+  gang_start_timeout_ms: number;
 }
 
 export interface ServerFlags {
@@ -75,6 +77,7 @@ export function compileServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     breaker_command_queue: int('GANTRY_BREAKER_COMMAND_QUEUE', env.GANTRY_BREAKER_COMMAND_QUEUE, 0, 0, 1) === 1,
     default_tier: tier('GANTRY_DEFAULT_TIER', env.GANTRY_DEFAULT_TIER),
     usage_half_life_s: int('GANTRY_USAGE_HALF_LIFE_S', env.GANTRY_USAGE_HALF_LIFE_S, 3600, 1),
+    gang_start_timeout_ms: int('GANTRY_GANG_START_TIMEOUT_MS', env.GANTRY_GANG_START_TIMEOUT_MS, 60_000, 100),
   };
 }
 

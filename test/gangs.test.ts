@@ -269,7 +269,7 @@ for (const kind of STORE_KINDS) {
         if [ -f "${dir}/term-${name}" ]; then echo "${name} rerun"; exit 0; fi
         trap 'echo "$GANTRY_ATTEMPT" > "${dir}/term-${name}"; sleep 0.3; echo "${name} wound down"; exit 143' TERM
         echo "${name} started"; while true; do sleep 0.1; done`;
-      const victims = [];
+      const victims: { job_id: string }[] = [];
       for (const name of ['v1', 'v2']) {
         victims.push(await cl.client.submit({
           name, command: ['sh', '-c', victimScript(name)], priority: 'normal', grace_period: 5, resources: { cpu_cores: 2 }, retry_policy: { max_attempts: 1 },
@@ -306,6 +306,125 @@ for (const kind of STORE_KINDS) {
       }
       const gangEvents = (await cl.client.events(gang.job_id)).events;
       assert.ok(gangEvents.some((e) => e.from === 'SCHEDULED' && e.to === 'RUNNING' && /all 2 gang members started/.test(e.reason)));
+    });
+  });
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`gang start barrier on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind, { config: { gang_start_timeout_ms: 4000 } });
+    });
+    after(() => cl.close());
+
+    /** A worker driven by the test through the HTTP protocol: it heartbeats, and polls only when told. */
+    async function manualWorker(name: string) {
+      const { worker_id: id } = await cl.client.registerWorker({ name, kind: 'process', capacity: { cpu_cores: 2, memory_gb: 4, slots: 4 } });
+      const beat = setInterval(() => void cl.client.heartbeat(id).catch(() => {}), 300);
+      return { id, stop: async () => { clearInterval(beat); await cl.client.deregister(id).catch(() => {}); } };
+    }
+
+    test('a member waits on its worker until every member has been taken by its own worker, then all start', async () => {
+      const dir = cl.db.dir;
+      const a = await cl.startWorker({ cpu: 2, slots: 4 });
+      const x = await manualWorker('slow-x');
+      try {
+        const sub = await cl.client.submit({ name: 'barrier', command: ['sh', '-c', `echo "rank $GANTRY_GANG_RANK ran" > "${dir}/barrier-$GANTRY_GANG_RANK"`], nodes: 2, resources: { cpu_cores: 2 } });
+        // The member on the real worker is taken (claimed) but does not start while the other worker has not taken its own.
+        const waiting = await eventually(async () => {
+          const j = await cl.client.getJob(sub.job_id);
+          return j.gang?.members.find((m) => m.worker_id === a.id)?.state === 'claimed' ? j : null;
+        });
+        assert.equal(waiting.status, 'SCHEDULED');
+        assert.equal(waiting.gang!.members.find((m) => m.worker_id === a.id)!.started_at, null);
+        assert.ok(!existsSync(join(dir, `barrier-${waiting.gang!.members.find((m) => m.worker_id === a.id)!.rank}`)), 'the member did not run');
+
+        // The slow worker takes its member: its next poll (listing it as held) gets `start`, and the other member starts too.
+        const got = await cl.client.poll(x.id, 0, []);
+        const mine = got.jobs.find((j) => j.job_id === sub.job_id)!;
+        assert.ok(mine.gang, JSON.stringify(got));
+        const claimedAt = Date.now();
+        const next = await cl.client.poll(x.id, 0, [mine.attempt_id]);
+        assert.deepEqual(next.controls, [{ job_id: sub.job_id, attempt_id: mine.attempt_id, control: 'start' }]);
+        await cl.client.report(x.id, [{ job_id: sub.job_id, attempt_id: mine.attempt_id, outcome: 'started' }, { job_id: sub.job_id, attempt_id: mine.attempt_id, outcome: 'completed', exit_code: 0 }]);
+        const done = await cl.client.waitFor(sub.job_id, wait);
+        assert.equal(done.status, 'COMPLETED');
+        const onA = done.gang!.members.find((m) => m.worker_id === a.id)!;
+        assert.ok(existsSync(join(dir, `barrier-${onA.rank}`)));
+        assert.ok(Date.parse(String(onA.started_at)) >= claimedAt || Number(onA.started_at) >= claimedAt, `the member on ${a.id} started (${onA.started_at}) only after the last member was taken (${claimedAt})`);
+      } finally {
+        await x.stop();
+      }
+    });
+
+    test('a gang whose member is never taken is requeued after the start timeout without using a retry; its other member never ran', async () => {
+      const dir = cl.db.dir;
+      const x = await manualWorker('never-polls');
+      let stopped = false;
+      try {
+        const sub = await cl.client.submit({
+          name: 'stuck', command: ['sh', '-c', `touch "${dir}/stuck-$GANTRY_ATTEMPT-$GANTRY_GANG_RANK"`], nodes: 2, resources: { cpu_cores: 2 },
+          retry_policy: { max_attempts: 1 },
+        });
+        const timedOut = await eventually(async () => {
+          const ev = (await cl.client.events(sub.job_id)).events.find((e) => e.from === 'SCHEDULED' && e.to === 'QUEUED');
+          return ev ?? null;
+        }, 20_000);
+        assert.match(timedOut.reason, new RegExp(`^gang start timed out: member \\d on worker ${x.id} was not taken within 4 s; the whole gang requeued$`));
+        await x.stop();
+        stopped = true;
+        const b = await cl.startWorker({ cpu: 2, slots: 4 });
+        const done = await cl.client.waitFor(sub.job_id, wait);
+        assert.equal(done.status, 'COMPLETED');
+        const outcomes = done.attempts!.map((t) => t.outcome);
+        assert.equal(outcomes.at(-1), 'completed');
+        assert.ok(outcomes.length >= 2 && outcomes.slice(0, -1).every((o) => o === 'interrupted'), outcomes.join());
+        assert.match(done.attempts![0]!.error ?? '', /gang start timed out/);
+        // Only the last attempt ran anywhere: the members taken in the timed-out attempts were cancelled unstarted.
+        const last = done.attempts!.length;
+        for (let n = 1; n < last; n++) for (const r of [0, 1]) assert.ok(!existsSync(join(dir, `stuck-${n}-${r}`)), `attempt ${n} rank ${r} ran`);
+        assert.ok(existsSync(join(dir, `stuck-${last}-0`)) && existsSync(join(dir, `stuck-${last}-1`)));
+        assert.ok(done.gang!.members.some((m) => m.worker_id === b.id));
+      } finally {
+        if (!stopped) await x.stop();
+      }
+    });
+
+    test('an SDK worker starts a gang member at once, not behind its prefetched jobs', async () => {
+      const token = cl.server.admin_token!;
+      let release!: () => void;
+      const blocked = new Promise<void>((r) => (release = r));
+      const entered = new Set<number>();
+      const handlers = {
+        block: async () => {
+          await blocked;
+          return 'unblocked';
+        },
+        // Each member waits (up to 10 s) for the other to be running too.
+        meet: async (job: { gang: { rank: number } | null }) => {
+          entered.add(job.gang!.rank);
+          for (let i = 0; i < 400 && entered.size < 2; i++) await new Promise((r) => setTimeout(r, 25));
+          if (entered.size < 2) throw new Error(`rank ${job.gang!.rank}: the other member never started`);
+          return { rank: job.gang!.rank };
+        },
+      };
+      const busy = new Worker({ server: cl.server.url, token, name: 'sdk-busy', handlers, concurrency: 1, prefetch: 1 });
+      const idle = new Worker({ server: cl.server.url, token, name: 'sdk-idle', handlers: { meet: handlers.meet }, concurrency: 1 });
+      await Promise.all([busy.start(), idle.start()]);
+      try {
+        const blocker = await cl.client.submit({ handler: 'block' });
+        await eventually(async () => (await cl.client.getJob(blocker.job_id)).status === 'RUNNING');
+        const gang = await cl.client.submit({ handler: 'meet', nodes: 2, retry_policy: { max_attempts: 1 } });
+        const done = await cl.client.waitFor(gang.job_id, wait);
+        assert.equal(done.status, 'COMPLETED', JSON.stringify(done.attempts));
+        assert.equal((await cl.client.getJob(blocker.job_id)).status, 'RUNNING', 'the gang ran while the busy worker still ran its other job');
+        release();
+        assert.equal((await cl.client.waitFor(blocker.job_id, wait)).status, 'COMPLETED');
+      } finally {
+        release();
+        await Promise.all([busy.stop(), idle.stop()]);
+      }
     });
   });
 }

@@ -346,8 +346,11 @@ export interface SavedCheckpoint {
 export interface Control {
   job_id: string;
   attempt_id: string;
-  /** `preempt`: stop the job (SIGTERM, grace period, SIGKILL) and report `preempted`; the server requeues it. */
-  control: 'cancel' | 'pause' | 'resume' | 'preempt';
+  /**
+   * `preempt`: stop the job (SIGTERM, grace period, SIGKILL) and report `preempted`; the server requeues it.
+   * `start`: a gang member (held, not started, since it arrived) may start: every member of its gang is on its worker.
+   */
+  control: 'cancel' | 'pause' | 'resume' | 'preempt' | 'start';
 }
 export interface AttemptReport {
   job_id: string;

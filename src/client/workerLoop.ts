@@ -16,7 +16,7 @@ export interface JobContext {
 /** Runs jobs of one kind: child processes (gantry worker) or in-process handlers (SDK Worker). */
 export interface Executor {
   start(job: Assignment, ctx: JobContext): void;
-  control(jobId: string, control: Control['control']): void;
+  control(jobId: string, control: Exclude<Control['control'], 'start'>): void;
   /** Stops every running job at once (lease lost, or shutdown past its deadline); their last checkpoints are reported first. */
   stopAll(): Promise<void>;
 }
@@ -69,6 +69,11 @@ export class WorkerLoop {
   readonly #superseded = new WeakSet<AttemptReport>();
   /** The poll in flight: aborted by stop(), and when the client moves to another server (the next poll starts there at once). */
   #pollAbort: AbortController | null = null;
+  /**
+   * Gang members held here, not started, until the server's `start` control (every member of the
+   * gang is on its worker: the start barrier, src/store/ops/gangs.ts). By attempt id (member token).
+   */
+  readonly #awaitingStart = new Map<string, { start: () => void; ctx: JobContext }>();
 
   constructor(client: GantryClient, reg: WorkerRegistration, exec: Executor, opts: WorkerLoopOptions) {
     this.#client = client;
@@ -116,6 +121,7 @@ export class WorkerLoop {
         // Declared lost: our jobs were requeued elsewhere. Stop them here and come back fresh.
         this.#opts.onError?.(new Error(`worker ${this.#id} lost its lease; stopping ${this.#running.size} jobs and registering again`));
         this.#running.clear();
+        this.#awaitingStart.clear();
         await this.#exec.stopAll();
         if (this.#stopped) return;
         try {
@@ -142,7 +148,17 @@ export class WorkerLoop {
         );
         if (this.#stopped) break;
         for (const c of controls) {
-          if (this.#running.get(c.job_id)?.attempt_id === c.attempt_id) this.#exec.control(c.job_id, c.control);
+          if (this.#running.get(c.job_id)?.attempt_id !== c.attempt_id) continue;
+          const held = this.#awaitingStart.get(c.attempt_id);
+          if (held) {
+            // A gang member still at the barrier: start it, or end it unstarted.
+            if (c.control === 'start' || c.control === 'cancel' || c.control === 'preempt') this.#awaitingStart.delete(c.attempt_id);
+            if (c.control === 'start') held.start();
+            else if (c.control === 'cancel') held.ctx.report({ outcome: 'cancelled' });
+            else if (c.control === 'preempt') held.ctx.report({ outcome: 'preempted' });
+          } else if (c.control !== 'start') {
+            this.#exec.control(c.job_id, c.control);
+          }
         }
         for (const j of jobs) this.#launch(j);
       } catch (err) {
@@ -201,11 +217,16 @@ export class WorkerLoop {
         this.#flush();
       },
     };
-    try {
-      this.#exec.start(job, ctx);
-    } catch (err) {
-      ctx.report({ outcome: 'failed', error: `could not start: ${(err as Error).message}`, non_retryable: true });
-    }
+    const start = () => {
+      try {
+        this.#exec.start(job, ctx);
+      } catch (err) {
+        ctx.report({ outcome: 'failed', error: `could not start: ${(err as Error).message}`, non_retryable: true });
+      }
+    };
+    // A gang member waits for `start` (the next poll lists it as held, which tells the server it is here).
+    if (job.gang) this.#awaitingStart.set(job.attempt_id, { start, ctx });
+    else start();
   }
 
   /** Sends what has piled up; one request in flight at a time. */
@@ -256,6 +277,11 @@ export class WorkerLoop {
       // finish, so a grace period longer than the lease does not get them declared lost.
       // Not awaited: a server that is slow to answer must not eat into the grace period.
       const draining = this.#id ? this.#client.drainWorker(this.#id).catch(() => {}) : Promise.resolve();
+      // Gang members that never started have nothing to finish: deregistering requeues their gangs.
+      for (const [attemptId] of this.#awaitingStart) {
+        for (const [jobId, j] of this.#running) if (j.attempt_id === attemptId) this.#running.delete(jobId);
+      }
+      this.#awaitingStart.clear();
       if (this.#running.size > 0 && grace_ms > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise((r) => (timer = setTimeout(r, grace_ms)))]);

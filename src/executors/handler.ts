@@ -66,6 +66,9 @@ export class HandlerExecutor implements Executor {
       ctx.report({ outcome: 'failed', error: `no handler named '${job.handler}' in this worker`, non_retryable: true });
       return;
     }
+    // A gang member starts now, not behind prefetched jobs: its gang's other members start now too
+    // (the start barrier). It holds a slot the scheduler gave it, so at most concurrency + prefetch run.
+    if (job.gang) return this.#run(job, ctx);
     this.#waiting.push({ job, ctx });
     this.#pump();
   }

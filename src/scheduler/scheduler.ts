@@ -17,6 +17,8 @@ export interface SchedulerOptions {
   lease_timeout_ms: number;
   /** How often the lease reaper looks (ms). */
   reap_interval_ms: number;
+  /** A gang not every member of which its worker took this long after the assignment is requeued (ms; the start barrier, src/store/ops/gangs.ts). */
+  gang_start_timeout_ms: number;
   /** A safety-net cycle even without wake-ups (ms). */
   idle_cycle_ms: number;
   /** How many queued jobs one cycle reads at most, shared out over the tenants with queued work. */
@@ -38,6 +40,7 @@ export interface SchedulerOptions {
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   lease_timeout_ms: 5000,
   reap_interval_ms: 1000,
+  gang_start_timeout_ms: 60_000,
   idle_cycle_ms: 1000,
   scan_limit: 5000,
   leader_poll_ms: 1000,
@@ -295,6 +298,11 @@ export class Scheduler {
       this.#invalidate('');
       this.stats.requeued_lost += jobs.length;
       this.#opts.log?.('workers lost; their jobs requeued', { workers, jobs: jobs.length });
+      this.requestCycle();
+    }
+    const gangs = await this.#store.expireGangStarts(now - this.#opts.gang_start_timeout_ms, this.#opts.gang_start_timeout_ms, now);
+    if (gangs.length > 0) {
+      this.#opts.log?.('gangs did not start together in time; requeued', { jobs: gangs });
       this.requestCycle();
     }
   }

@@ -97,6 +97,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const internal_token = `gti_${randomBytes(24).toString('base64url')}`;
   const scheduler = new Scheduler(store, {
     lease_timeout_ms: cfg.lease_timeout_ms, breaker_open_ms: cfg.breaker_open_ms, default_tier: cfg.default_tier, usage_half_life_ms: cfg.usage_half_life_s * 1000,
+    gang_start_timeout_ms: cfg.gang_start_timeout_ms,
   });
   const schedules = new ScheduleRunner(store, { isLeader: () => scheduler.isLeader });
   const tenants = new TenantDirectory(store, cfg.default_tier);

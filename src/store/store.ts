@@ -52,7 +52,7 @@ import { activeJobRows, addHeldUsage, queuedTenants, tenantQueueHead, usageHisto
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
 import {
-  assignGangs, deliverGangWork, gangActiveRows, gangMembers, gangWorkersOf, isMemberReport, reportGangResults, type GangMemberView,
+  assignGangs, deliverGangWork, expireGangStarts, gangActiveRows, gangMembers, gangWorkersOf, isMemberReport, reportGangResults, type GangMemberView,
 } from './ops/gangs.ts';
 
 export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
@@ -303,8 +303,15 @@ export class Store {
   /** What a worker should get now; `held` = the attempt ids it already runs. Writes nothing but taken controls. */
   async deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
     const d = await deliverToWorker(this.#db, workerId, max, held);
-    await deliverGangWork(this.#db, workerId, max, held, d);
+    // The poll that completes a gang's start barrier wakes the other members' workers for their `start`.
+    for (const w of await deliverGangWork(this.#db, workerId, max, held, d)) this.notify(CHANNELS.WORKER, w);
     return d;
+  }
+  /** Gangs not every member of which was taken by its worker before `cutoff`: requeued (see `expireGangStarts`). */
+  async expireGangStarts(cutoff: number, timeoutMs: number, now = Date.now()): Promise<string[]> {
+    const { jobs, workers } = await this.#tx((tx) => expireGangStarts(tx, cutoff, now, timeoutMs));
+    for (const w of workers) this.notify(CHANNELS.WORKER, w);
+    return jobs;
   }
   /** Applies a worker's reports; with `breakers`, attempt ends also step the circuit breakers, in the same transaction. */
   reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now(), breakers?: BreakerOptions): Promise<ReportOutcome[]> {

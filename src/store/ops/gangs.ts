@@ -22,6 +22,16 @@ import type { Priority } from '../../core/types.ts';
  * room). The job: RUNNING once every member started, COMPLETED when all completed; the first
  * member to fail, time out, be preempted or lost ends the attempt for all, and the others are
  * told to stop (a `cancel` control to a member whose job is no longer on its attempt).
+ *
+ * Start barrier: a member's worker receives it but does not start it. Member states:
+ * `assigned` (waiting for its worker) → `claimed` (its worker's next poll lists the token in
+ * `held`: it sits on the worker, ready) → `released` (every member of the attempt was claimed;
+ * the worker got the `start` control) → `running` (its `started` report) → an end state. The poll
+ * that completes the set wakes the other members' workers, so every member gets `start` within
+ * one poll round trip of the last claim, whatever delayed that one (a busy or slow worker, an
+ * older member of the job still stopping there). If some member is still unclaimed
+ * `gang_start_timeout_ms` after the assignment, `expireGangStarts` requeues the gang (attempt
+ * `interrupted`, retry budget untouched) and the claimed members are cancelled unstarted.
  */
 
 /** What a member's worker is told about its gang (the poll's `gang`, env GANTRY_GANG_*, `job.gang`). */
@@ -111,7 +121,7 @@ interface MemberRow {
  * holds no process anywhere). A new member waits while an older member of the same job on this
  * worker is still stopping (a worker runs one attempt of a job at a time).
  */
-export async function deliverGangWork(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string>, out: Delivery): Promise<void> {
+export async function deliverGangWork(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string>, out: Delivery): Promise<string[]> {
   const rows = (await db.query(
     `SELECT p.attempt_id, p.rank, p.job_id, p.state AS member_state, p.control_sent, p.gpu_indices, j.state AS job_state, j.current_attempt_id, j.control
      FROM job_placements p JOIN jobs j ON j.id = p.job_id WHERE p.worker_id = ? AND p.ended_at IS NULL`,
@@ -122,8 +132,9 @@ export async function deliverGangWork(db: SqlExecutor, workerId: string, max: nu
     job_state: r.job_state as JobState, current_attempt_id: r.current_attempt_id == null ? null : String(r.current_attempt_id),
     control: r.control == null ? null : String(r.control),
   }));
-  if (rows.length === 0) return;
+  if (rows.length === 0) return [];
   const fresh: MemberRow[] = [];
+  const ready: MemberRow[] = [];
   let room = max - out.jobs.length;
   for (const r of rows) {
     const token = memberToken(r.attempt_id, r.rank);
@@ -131,6 +142,12 @@ export async function deliverGangWork(db: SqlExecutor, workerId: string, max: nu
     const holds = held.has(token);
     let control: string | null = null;
     if (current) {
+      if (holds && r.member_state === 'assigned') {
+        // The worker has it (its poll lists the token): claimed, waiting at the start barrier.
+        await db.run(`UPDATE job_placements SET state = 'claimed' WHERE attempt_id = ? AND rank = ? AND state = 'assigned'`, [r.attempt_id, r.rank]);
+        r.member_state = 'claimed';
+      }
+      if (holds && r.member_state === 'claimed' && r.control !== 'cancel' && r.control !== 'preempt') ready.push(r);
       if (holds && r.control !== null && r.control !== r.control_sent) control = r.control;
       else if (!holds && r.member_state === 'assigned' && room > 0 && !rows.some((o) => o.job_id === r.job_id && o.attempt_id !== r.attempt_id)) {
         fresh.push(r);
@@ -152,7 +169,8 @@ export async function deliverGangWork(db: SqlExecutor, workerId: string, max: nu
       if (n === 1) out.controls.push({ job_id: r.job_id, attempt_id: token, control: control as JobControl });
     }
   }
-  if (fresh.length === 0) return;
+  const wake = await releaseClaimed(db, ready, workerId, out);
+  if (fresh.length === 0) return wake;
   const ids = idsIn(db, 'id', fresh.map((r) => r.job_id));
   const jobs = new Map((await db.query(`SELECT * FROM jobs WHERE ${ids.sql}`, [ids.param])).map((r) => [String(r.id), jobFromRow(r)]));
   const att = idsIn(db, 'attempt_id', fresh.map((r) => r.attempt_id));
@@ -170,6 +188,66 @@ export async function deliverGangWork(db: SqlExecutor, workerId: string, max: nu
       gpu_indices: JSON.parse(r.gpu_indices) as number[], gang: { rank: r.rank, size: workers.length, workers },
     });
   }
+  return wake;
+}
+
+/**
+ * The start barrier: each claimed member whose whole gang is claimed is released (the `start`
+ * control, once). Returns the workers of members still waiting for their `start`, to be woken.
+ */
+async function releaseClaimed(db: SqlExecutor, ready: readonly MemberRow[], workerId: string, out: Delivery): Promise<string[]> {
+  const wake = new Set<string>();
+  for (const r of ready) {
+    const members = await db.query(`SELECT rank, worker_id, state FROM job_placements WHERE attempt_id = ?`, [r.attempt_id]);
+    if (members.some((m) => String(m.state) === 'assigned')) continue;
+    const n = await db.run(`UPDATE job_placements SET state = 'released' WHERE attempt_id = ? AND rank = ? AND state = 'claimed'`, [r.attempt_id, r.rank]);
+    if (n !== 1) continue;
+    out.controls.push({ job_id: r.job_id, attempt_id: memberToken(r.attempt_id, r.rank), control: 'start' });
+    for (const m of members) if (String(m.state) === 'claimed' && Number(m.rank) !== r.rank && String(m.worker_id) !== workerId) wake.add(String(m.worker_id));
+  }
+  return [...wake];
+}
+
+/**
+ * Gangs whose current attempt is still SCHEDULED with a member not yet taken by its worker,
+ * assigned before `cutoff`: back to the queue at their old position (attempt `interrupted`, the
+ * retry budget untouched), or CANCELLED if a cancel was pending. The members' workers are
+ * woken: claimed members are cancelled unstarted, untaken ones dropped. Returns the requeued job
+ * ids and the workers to wake.
+ */
+export async function expireGangStarts(tx: SqlExecutor, cutoff: number, now: number, timeoutMs: number): Promise<{ jobs: string[]; workers: string[] }> {
+  const rows = await tx.query(
+    `SELECT p.attempt_id, p.rank, p.worker_id, j.id, j.cancel_requested
+     FROM job_placements p JOIN jobs j ON j.id = p.job_id JOIN job_attempts a ON a.id = p.attempt_id
+     WHERE p.ended_at IS NULL AND p.state = 'assigned' AND j.current_attempt_id = p.attempt_id AND j.state = 'SCHEDULED' AND a.started_at < ?
+     ORDER BY j.id, p.rank`,
+    [cutoff],
+  );
+  const jobs: string[] = [];
+  const workers = new Set<string>();
+  const seen = new Set<string>();
+  for (const r of rows) {
+    const jobId = String(r.id);
+    if (seen.has(jobId)) continue;
+    seen.add(jobId);
+    const attemptId = String(r.attempt_id);
+    const cancel = Number(r.cancel_requested) === 1;
+    const why = `gang start timed out: member ${Number(r.rank)} on worker ${String(r.worker_id)} was not taken within ${Math.round(timeoutMs / 1000)} s`;
+    const [applied] = await applyTransitions(tx, [{
+      job_id: jobId, from: 'SCHEDULED', to: cancel ? 'CANCELLED' : 'QUEUED', actor: 'scheduler',
+      reason: `${why}${cancel ? '; cancel was pending' : '; the whole gang requeued'}`,
+      data: { attempt_id: attemptId, rank: Number(r.rank), worker_id: String(r.worker_id) },
+      patch: cancel ? { control: null, preemption: null, finished_at: now } : { control: null, preemption: null, current_attempt_id: null },
+    }], now);
+    if (!applied) continue;
+    await tx.run(`UPDATE job_attempts SET ended_at = ?, outcome = ?, error = ? WHERE id = ?`, [now, 'interrupted', why, attemptId]);
+    if (!cancel) {
+      await tx.run('UPDATE jobs SET retry_count = CASE WHEN retry_count > 0 THEN retry_count - 1 ELSE 0 END WHERE id = ?', [jobId]);
+      jobs.push(jobId);
+    }
+    for (const w of await otherMemberWorkers(tx, attemptId, null)) workers.add(w);
+  }
+  return { jobs, workers: [...workers] };
 }
 
 /** What reporting needs of a gang job and the member that reports. */
@@ -243,9 +321,9 @@ async function reportMember(
     const current = m.job.current_attempt_id === t.attempt_id && ACTIVE_STATES.has(m.job.state);
     const key = [t.attempt_id, t.rank] as const;
     if (r.outcome === 'started') {
-      await tx.run(`UPDATE job_placements SET state = 'running', started_at = ? WHERE attempt_id = ? AND rank = ? AND state = 'assigned'`, [now, ...key]);
+      await tx.run(`UPDATE job_placements SET state = 'running', started_at = ? WHERE attempt_id = ? AND rank = ? AND state IN ('assigned', 'claimed', 'released')`, [now, ...key]);
       if (current && m.job.state === 'SCHEDULED') {
-        const waiting = await tx.query(`SELECT rank FROM job_placements WHERE attempt_id = ? AND state = 'assigned'`, [t.attempt_id]);
+        const waiting = await tx.query(`SELECT rank FROM job_placements WHERE attempt_id = ? AND state IN ('assigned', 'claimed', 'released')`, [t.attempt_id]);
         if (waiting.length === 0) {
           await applyTransitions(tx, [{
             job_id: m.job.id, from: 'SCHEDULED', to: 'RUNNING', actor, reason: `all ${m.job.nodes} gang members started`,

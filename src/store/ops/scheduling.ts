@@ -164,7 +164,8 @@ export async function jobsOfPausedTenants(tx: SqlExecutor, proposed: readonly As
 export interface Delivery {
   /** `gang` is set for a gang member (its token is the job's `current_attempt_id` here). */
   jobs: (Job & { gang?: GangInfo })[];
-  controls: { job_id: string; attempt_id: string; control: JobControl }[];
+  /** `start`: a gang member's start barrier is passed (src/store/ops/gangs.ts). */
+  controls: { job_id: string; attempt_id: string; control: JobControl | 'start' }[];
 }
 
 /**
