@@ -243,6 +243,7 @@ export function simulate(trace: readonly TraceJob[], spec: ClusterSpec, policy: 
         expected_end: r.job.expected_duration_ms === null ? null : r.start + r.job.expected_duration_ms,
         preemptible: r.job.preemptible,
         terminating: r.terminating,
+        queued_at: r.job.queued_at,
       });
     }
     for (const id of tenants.keys()) usage.set(id, accrueUsage(usage.get(id), alloc.get(id)!, now, config.half_life_ms));

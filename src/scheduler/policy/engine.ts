@@ -160,9 +160,10 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const s = c.state;
     return dominantShare(hist.get(c.tenant) ?? noHist, s.alloc, capacity, cfg.half_life_ms, s.tenant.weight);
   };
-  const effRank = (j: PendingJob, base: number): number => {
+  const effRank = (j: PendingJob, base: number): number => effRankAt(j.queued_at, base);
+  const effRankAt = (queuedAt: number, base: number): number => {
     if (!ord.aging || base <= 1) return base;
-    const wait = now - j.queued_at;
+    const wait = now - queuedAt;
     if (wait >= cfg.max_wait_ms) return 0.5; // past the bound on wait: first after emergency
     // Aging lifts low and normal jobs up to `high`, never over critical work.
     return cfg.aging_step_ms > 0 ? Math.max(AGING_CEILING, base - Math.floor(wait / cfg.aging_step_ms)) : base;
@@ -290,7 +291,17 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     preemptAttempts++;
     const emergency = rank === 0;
     const group = groupOf(j.tenant);
-    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank;
+    // A victim that aging ranks in a higher class than `j` goes back into the queue ahead of it: it
+    // would retake the room (and quota) before `j` could use them, and be preempted again, for ever.
+    // Within a class from `high` up, a job waiting past `class_fifo_after_ms` goes by arrival: an older such victim is ahead too.
+    const jRank = ord.priority ? effRank(j, rank) : rank;
+    const jFifo = classFifo(j, jRank);
+    const returnsAhead = (v: RunningJob): boolean => {
+      if (!ord.aging || v.queued_at === undefined) return false;
+      const vRank = effRankAt(v.queued_at, PRIORITY_RANK[v.priority]);
+      return vRank < jRank || (vRank === jRank && jFifo && v.queued_at < j.queued_at);
+    };
+    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank && !returnsAhead(v);
     const kindOf = (v: RunningJob): 'priority' | 'reclaim' => (byPriority && PRIORITY_RANK[v.priority] > rank ? 'priority' : 'reclaim');
     // Held back by quota: victims of its own cohort first, they free quota as well as room.
     const own = (v: RunningJob) => (quotaBlocked && groupOf(v.tenant) === group ? 0 : 1);
@@ -316,7 +327,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           going.push(v.resources);
           continue;
         }
-        if (!v.preemptible && !emergency) continue;
+        if ((!v.preemptible && !emergency) || returnsAhead(v)) continue;
         const vr = PRIORITY_RANK[v.priority];
         if (byPriority && vr > rank) candidates.push(v);
         else if (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);

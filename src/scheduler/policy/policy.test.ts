@@ -348,3 +348,22 @@ test('gang preemption takes borrowing tenants first, reclaims borrowed quota, an
   const d2 = gantryPolicy.decide(snapshot({ workers: gw, running: [victimGang], pending: [job('gang', 'y', { priority: 'emergency', cpu: 2, nodes: 2 })] }), cfg());
   assert.deepEqual(d2.preemptions.map((p) => p.victim_id), ['low-gang']);
 });
+
+test('no victim that aging would requeue ahead of its preemptor (it would take the room straight back: a preemption loop)', () => {
+  const h = 3_600_000;
+  const now = 30 * h;
+  // Past the bound on wait (24 h) a job ranks above critical work: preempting it for a critical job would only bounce it back.
+  const w = worker('w1', 4);
+  const aged = { ...running(w, 'aged', 'x', { cpu: 2, priority: 'low', started_at: now - 1000 }), queued_at: 0 };
+  const fresh = { ...running(w, 'fresh', 'x', { cpu: 2, priority: 'low', started_at: now - 5000 }), queued_at: now - 6000 };
+  const d = gantryPolicy.decide(snapshot({ now, workers: [w], running: [aged, fresh], pending: [job('crit', 'y', { priority: 'critical', cpu: 2, queued_at: now })] }), cfg());
+  assert.deepEqual(d.preemptions.map((p) => p.victim_id), ['fresh'], 'the newest job is aged past the bound: the other one goes');
+
+  // Aging within a class: a reclaiming job that waited past `class_fifo_after_ms` does not take an older job of its (aged) class.
+  const tenants = [tenant('lender', { cpu: 4 }), tenant('borrower', { cpu: 0 })].map((t) => ({ ...t, cohort: 'c' }));
+  const w2 = worker('w1', 4);
+  const older = { ...running(w2, 'older', 'borrower', { cpu: 2, priority: 'low', started_at: now - 1000 }), queued_at: now - 3 * h };
+  const younger = { ...running(w2, 'younger', 'borrower', { cpu: 2, priority: 'low', started_at: now - 5000 }), queued_at: now - h };
+  const d2 = gantryPolicy.decide(snapshot({ now, workers: [w2], running: [older, younger], pending: [job('mine', 'lender', { cpu: 2, queued_at: now - 2 * h })], tenants }), cfg());
+  assert.deepEqual(d2.preemptions.map((p) => [p.victim_id, p.kind]), [['younger', 'reclaim']]);
+});

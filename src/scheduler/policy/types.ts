@@ -63,6 +63,12 @@ export interface RunningJob {
   preemptible: boolean;
   /** Already told to stop (preempted, in its grace period): its room is about to come free. */
   terminating: boolean;
+  /**
+   * When it (last) entered the queue, if known. A job past `max_wait_ms` would be requeued ahead of
+   * every non-emergency job, so it is no victim for one (it would take the room straight back: a
+   * preemption loop).
+   */
+  queued_at?: number;
 }
 
 export interface PolicyWorker {
