@@ -132,7 +132,7 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
       resources: { cpu_cores: a.cpu_cores, memory_gb: a.memory_gb, gpu_count: a.gpu_count },
       placements: [{ worker_id: a.worker_id, gpu_indices: a.gpu_indices }],
       started_at: start, expected_end: d === null ? null : Math.max(o.now, start + d),
-      preemptible: a.preemptible, terminating: a.terminating,
+      preemptible: a.preemptible, terminating: a.terminating, queued_at: a.sort_key,
     });
   }
 

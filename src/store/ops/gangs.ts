@@ -464,7 +464,7 @@ export async function strandedGangWorkers(tx: SqlExecutor): Promise<string[]> {
 export async function gangActiveRows(db: SqlExecutor): Promise<ActiveRow[]> {
   const rows = await db.query(
     `SELECT p.attempt_id, p.rank, p.worker_id, p.gpu_indices, p.started_at AS member_started, j.id, j.tenant, j.priority, j.state, j.type,
-       j.cpu_cores, j.memory_gb, j.gpu_count, j.started_at, j.updated_at, j.expected_duration, j.template, j.timeout, j.preemptible, j.preemption, j.current_attempt_id
+       j.cpu_cores, j.memory_gb, j.gpu_count, j.started_at, j.updated_at, j.expected_duration, j.template, j.timeout, j.preemptible, j.preemption, j.current_attempt_id, j.sort_key
      FROM job_placements p JOIN jobs j ON j.id = p.job_id WHERE p.ended_at IS NULL ORDER BY j.id, p.rank`,
   );
   return rows.map((r): ActiveRow => {
@@ -478,6 +478,7 @@ export async function gangActiveRows(db: SqlExecutor): Promise<ActiveRow[]> {
       updated_at: Number(r.updated_at),
       expected_duration: r.expected_duration == null ? null : Number(r.expected_duration), timeout: r.timeout == null ? null : Number(r.timeout),
       template: r.template == null ? null : String(r.template), preemptible: Number(r.preemptible) === 1, terminating: !current || r.preemption != null,
+      sort_key: Number(r.sort_key),
     };
   });
 }

@@ -45,6 +45,8 @@ export interface ActiveRow {
   preemptible: boolean;
   /** A preemption is pending (the worker was told to stop it). */
   terminating: boolean;
+  /** Its queue position (`sort_key`), kept when it is requeued: the policy skips victims that would come back ahead of their preemptor. */
+  sort_key: number;
 }
 
 /**
@@ -90,7 +92,7 @@ export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys
 export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
   const rows = await db.query(
     `SELECT id, tenant, priority, state, type, cpu_cores, memory_gb, gpu_count, worker_id, gpu_indices, started_at, updated_at,
-       expected_duration, template, timeout, preemptible, preemption
+       expected_duration, template, timeout, preemptible, preemption, sort_key
      FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL`,
   );
   return rows.map((r) => ({
@@ -100,6 +102,7 @@ export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
     started_at: r.started_at === null ? null : Number(r.started_at), updated_at: Number(r.updated_at),
     expected_duration: r.expected_duration === null ? null : Number(r.expected_duration), timeout: r.timeout === null ? null : Number(r.timeout),
     template: r.template == null ? null : String(r.template), preemptible: Number(r.preemptible) === 1, terminating: r.preemption !== null,
+    sort_key: Number(r.sort_key),
   }));
 }
 
