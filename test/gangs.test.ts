@@ -56,8 +56,9 @@ for (const kind of STORE_KINDS) {
       assert.equal(late.results[0]?.status, 'stale');
       assert.equal((await cl.client.getJob(sub.job_id)).status, 'COMPLETED');
       const logs = (await cl.client.logs(sub.job_id)).logs.map((l) => l.data).join('');
-      assert.match(logs, /rank 0 done/);
-      assert.match(logs, /rank 1 done/);
+      // Both members write to the job's one log; each line says which member wrote it.
+      assert.match(logs, /^\[rank 0\] rank 0 done$/m);
+      assert.match(logs, /^\[rank 1\] rank 1 done$/m);
     });
 
     test('a gang that cannot be placed waits with the reason and does not hold back smaller jobs', async () => {
@@ -224,7 +225,7 @@ for (const kind of STORE_KINDS) {
     test('gantry submit --nodes runs a gang; gantry status names the worker of each rank; a bad --nodes names its flag', async () => {
       const alive = cl.workers().filter((w) => w.child.exitCode === null && w.child.signalCode === null);
       for (let i = alive.length; i < 2; i++) await cl.startWorker({ cpu: 2, slots: 4 });
-      const sub = await runGantry(cl, ['submit', '--nodes', '2', '--cpu', '1', '--output', 'json', '--', 'true']);
+      const sub = await runGantry(cl, ['submit', '--nodes', '2', '--cpu', '1', '--output', 'json', '--', 'sh', '-c', 'echo "hello from $GANTRY_GANG_RANK"']);
       assert.equal(sub.code, 0, sub.stderr);
       const id = (JSON.parse(sub.stdout) as { job_id: string }).job_id;
       const done = await cl.client.waitFor(id, wait);
@@ -235,6 +236,10 @@ for (const kind of STORE_KINDS) {
       assert.ok(line, status.stdout);
       for (const m of done.gang!.members) assert.ok(line.includes(`${m.rank}=${m.worker_id}`), line);
       assert.match(line, /2 nodes/);
+      const logs = await runGantry(cl, ['logs', id]);
+      assert.equal(logs.code, 0, logs.stderr);
+      assert.match(logs.stdout, /\[rank 0\] hello from 0/);
+      assert.match(logs.stdout, /\[rank 1\] hello from 1/);
       const bad = await runGantry(cl, ['submit', '--nodes', '0', '--', 'true']);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /VALIDATION_FAILED nodes: .*\(--nodes\)/);
@@ -267,12 +272,12 @@ for (const kind of STORE_KINDS) {
       // Each victim traps TERM, uses its grace period (writes its own file, then a moment more) and exits; its rerun just says so.
       const victimScript = (name: string) => `
         if [ -f "${dir}/term-${name}" ]; then echo "${name} rerun"; exit 0; fi
-        trap 'echo "$GANTRY_ATTEMPT" > "${dir}/term-${name}"; sleep 0.3; echo "${name} wound down"; exit 143' TERM
+        trap 'echo "$GANTRY_ATTEMPT" > "${dir}/term-${name}"; while [ ! -e "${dir}/wind-down" ]; do sleep 0.05; done; echo "${name} wound down"; exit 143' TERM
         echo "${name} started"; while true; do sleep 0.1; done`;
       const victims: { job_id: string }[] = [];
       for (const name of ['v1', 'v2']) {
         victims.push(await cl.client.submit({
-          name, command: ['sh', '-c', victimScript(name)], priority: 'normal', grace_period: 5, resources: { cpu_cores: 2 }, retry_policy: { max_attempts: 1 },
+          name, command: ['sh', '-c', victimScript(name)], priority: 'normal', grace_period: 60, resources: { cpu_cores: 2 }, retry_policy: { max_attempts: 1 },
         }));
       }
       const placed = await eventually(async () => {
@@ -282,6 +287,14 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(placed.map((j) => j.worker_id).sort(), workers.map((w) => w.id).sort(), 'one victim on each worker');
 
       const gang = await cl.client.submit({ name: 'critical-gang', command: ['sh', '-c', 'echo "rank $GANTRY_GANG_RANK ran"'], nodes: 2, priority: 'critical', resources: { cpu_cores: 2 } });
+      // Both victims got SIGTERM and are in their grace period (they wait for the test): the gang says what it waits for.
+      await eventually(async () => ['v1', 'v2'].every((n) => existsSync(join(dir, `term-${n}`))));
+      const why = await runGantry(cl, ['why', gang.job_id]);
+      assert.equal(why.code, 0, why.stderr);
+      assert.match(why.stdout, /room is coming free on workers wkr_\S+, wkr_\S+: preempted jobs are stopping/);
+      for (const w of workers) assert.ok(why.stdout.includes(w.id), why.stdout);
+      assert.equal((await cl.client.getJob(gang.job_id)).status, 'QUEUED', 'the gang waits for its victims to stop');
+      writeFileSync(join(dir, 'wind-down'), '');
       const done = await cl.client.waitFor(gang.job_id, wait);
       assert.equal(done.status, 'COMPLETED');
       assert.deepEqual(done.gang!.members.map((m) => m.worker_id).sort(), workers.map((w) => w.id).sort(), 'the gang ran on the two freed workers');

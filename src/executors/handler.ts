@@ -1,5 +1,6 @@
 import type { Assignment, CheckpointData, Control, GangInfo, SavedCheckpoint } from '../client/http.ts';
 import type { Executor, JobContext } from '../client/workerLoop.ts';
+import { rankTagged } from './rankTagged.ts';
 
 /** Throw this from a handler to fail the job without retries. */
 export class NonRetryableError extends Error {
@@ -66,6 +67,7 @@ export class HandlerExecutor implements Executor {
       ctx.report({ outcome: 'failed', error: `no handler named '${job.handler}' in this worker`, non_retryable: true });
       return;
     }
+    if (job.gang) ctx = rankTagged(ctx, job.gang.rank);
     // A gang member starts now, not behind prefetched jobs: its gang's other members start now too
     // (the start barrier). It holds a slot the scheduler gave it, so at most concurrency + prefetch run.
     if (job.gang) return this.#run(job, ctx);

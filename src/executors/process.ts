@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointFile } from './checkpointFile.ts';
+import { rankTagged } from './rankTagged.ts';
 import type { Assignment, Control } from '../client/http.ts';
 import type { Executor, JobContext } from '../client/workerLoop.ts';
 
@@ -73,6 +74,7 @@ export class ProcessExecutor implements Executor {
   }
 
   start(job: Assignment, ctx: JobContext): void {
+    if (job.gang) ctx = rankTagged(ctx, job.gang.rank);
     const steps = job.steps?.length ? job.steps : [{ name: '', command: job.command ?? [], timeout: null }];
     if (!steps[0]!.command[0]) {
       ctx.report({ outcome: 'failed', error: 'job has no command', non_retryable: true });

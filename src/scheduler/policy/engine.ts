@@ -278,7 +278,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
    * has N workers whose sets are as cheap as any can be (one victim of the lowest running
    * priority, or none) and looks at most `PREEMPT_SCAN_AFTER_FIRST` more workers once it has N sets.
    */
-  const tryPreempt = (j: PendingJob, quotaBlocked: boolean): string[] | null => {
+  const tryPreempt = (j: PendingJob, quotaBlocked: boolean): { victims: string[]; workers: string[] } | null => {
     const rank = PRIORITY_RANK[j.priority];
     const nodes = Math.max(1, j.nodes);
     // Emergency jobs are not held back by the cycle's victim budget (the issue: they preempt at once).
@@ -426,7 +426,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
             : `preempted by job ${j.id}: tenant ${j.tenant} reclaims its nominal quota that tenant ${v.tenant} borrowed`,
       });
     }
-    return all.map((x) => x.v.id);
+    return { victims: all.map((x) => x.v.id), workers: sets.map((x) => x.cw.w.id) };
   };
 
   const tooBig = new Map<ShapeKey, PendingReasonData | null>();
@@ -509,7 +509,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
           if (wants(j)) {
             const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
-            explain(j, victims ? [why, { kind: 'preempting', victims }] : [why]);
+            explain(j, victims ? [why, { kind: 'preempting', victims: victims.victims, workers: victims.workers }] : [why]);
           }
           outcome = 'blocked';
         } else {
@@ -534,8 +534,10 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
               }
             }
             if (wants(j)) {
-              const noRoomWhy: PendingReasonData = { kind: 'no_room', need: j.resources, nodes: Math.max(1, j.nodes) };
-              if (victims) explain(j, [{ kind: 'preempting', victims }]);
+              const noRoomWhy: PendingReasonData = placed && placed.nodes_with_room !== undefined
+                ? { kind: 'no_room', need: j.resources, nodes: Math.max(1, j.nodes), nodes_with_room: placed.nodes_with_room }
+                : { kind: 'no_room', need: j.resources, nodes: Math.max(1, j.nodes) };
+              if (victims) explain(j, [{ kind: 'preempting', victims: victims.victims, workers: victims.workers }]);
               else if (reserved) explain(j, [noRoomWhy, { kind: 'reservation', start_at: reserved.start_at }], reserved.start_at);
               else if (holder) explain(j, [noRoomWhy, { kind: 'blocked_by_reservation', job_id: holder.job_id, start_at: holder.start_at }]);
               else explain(j, [noRoomWhy]);

@@ -24,7 +24,8 @@ export function renderReason(r: PendingReasonData): string {
     case 'max_running':
       return `tenant ${r.tenant} runs ${r.running} jobs, its limit is ${r.limit}`;
     case 'no_room':
-      return `waiting for room: needs ${num(r.need.cpu_cores)} cpu, ${num(r.need.memory_gb)} GB, ${r.need.gpu_count} GPUs${r.nodes > 1 ? ` on each of ${r.nodes} workers` : ''}`;
+      return `waiting for room: needs ${num(r.need.cpu_cores)} cpu, ${num(r.need.memory_gb)} GB, ${r.need.gpu_count} GPUs${r.nodes > 1 ? ` on each of ${r.nodes} workers` : ''}` +
+        (r.nodes_with_room !== undefined ? ` (${r.nodes_with_room} ${r.nodes_with_room === 1 ? 'has' : 'have'} room now)` : '');
     case 'higher_ahead':
       return `${r.count} higher-priority job${r.count === 1 ? '' : 's'} ahead`;
     case 'reservation':
@@ -32,7 +33,10 @@ export function renderReason(r: PendingReasonData): string {
     case 'blocked_by_reservation':
       return `room is reserved for job ${r.job_id} from ${time(r.start_at)} and this job would not end before then`;
     case 'preempting':
-      return r.victims.length === 0 ? 'room is coming free: preempted jobs are stopping' : `preempting ${r.victims.join(', ')} to make room`;
+    {
+      const where = r.workers && r.workers.length > 1 ? ` on workers ${r.workers.join(', ')}` : '';
+      return r.victims.length === 0 ? `room is coming free${where}: preempted jobs are stopping` : `preempting ${r.victims.join(', ')} to make room${where}`;
+    }
     case 'cycle_limit':
       return 'not reached in the last cycle (cycle limit); it is next in line';
     case 'not_considered':

@@ -89,7 +89,8 @@ test('a multi-GPU job is never split; a gang (nodes: N) starts on N workers at o
   const r = running(ws[2]!, 'r', 'x', { gpu: 2 });
   const d1 = gantryPolicy.decide(snapshot({ workers: ws, running: [r], pending: [job('gang', 'a', { gpu: 4, nodes: 3 })] }), cfg({ preemption: false }));
   assert.equal(d1.admissions.length, 0, 'only two workers have 4 free GPUs: nothing starts');
-  assert.deepEqual(d1.explanations.get('gang')!.reasons[0], { kind: 'no_room', need: { cpu_cores: 1, memory_gb: 0, gpu_count: 4 }, nodes: 3 });
+  assert.deepEqual(d1.explanations.get('gang')!.reasons[0], { kind: 'no_room', need: { cpu_cores: 1, memory_gb: 0, gpu_count: 4 }, nodes: 3, nodes_with_room: 2 });
+  assert.match(renderExplanation(d1.explanations.get('gang')!), /on each of 3 workers \(2 have room now\)/);
   const free = [worker('w1', 16, 4), worker('w2', 16, 4), worker('w3', 16, 4)];
   const d2 = gantryPolicy.decide(snapshot({ workers: free, pending: [job('gang', 'a', { gpu: 4, nodes: 3 })] }), cfg());
   assert.equal(d2.admissions.length, 1);
@@ -283,7 +284,7 @@ test('a critical gang preempts on N distinct workers: the minimal set on each, l
   assert.deepEqual(d.preemptions.map((p) => p.victim_id).sort(), ['l1', 'n3'], 'on w1 the low job, on w2 the newer normal job; the high job on w3 is not needed');
   assert.ok(d.preemptions.every((p) => p.for_job_id === 'gang' && p.kind === 'priority' && /preempted by critical job gang of tenant y/.test(p.reason)));
   assert.deepEqual(d.admissions, [], 'the freed room is promised to the gang: the normal job behind it does not take it');
-  assert.match(renderExplanation(d.explanations.get('gang')!), /preempting (l1, n3|n3, l1) to make room/);
+  assert.match(renderExplanation(d.explanations.get('gang')!), /preempting (l1, n3|n3, l1) to make room on workers w1, w2/);
 
   // Next cycle, the victims are stopping: no new victims, the gang keeps its claim; once they are gone it starts on w1 and w2.
   const ws2 = [worker('w1', 4), worker('w2', 4), worker('w3', 4)];
@@ -295,7 +296,7 @@ test('a critical gang preempts on N distinct workers: the minimal set on each, l
   const d2 = gantryPolicy.decide(snapshot({ workers: ws2, running: run2, pending }), cfg());
   assert.deepEqual(d2.preemptions, []);
   assert.deepEqual(d2.admissions, []);
-  assert.match(renderExplanation(d2.explanations.get('gang')!), /room is coming free: preempted jobs are stopping/);
+  assert.match(renderExplanation(d2.explanations.get('gang')!), /room is coming free on workers w1, w2: preempted jobs are stopping/);
   const ws3 = [worker('w1', 4), worker('w2', 4), worker('w3', 4)];
   const run3 = [running(ws3[0]!, 'n1', 'x', { cpu: 2 }), running(ws3[1]!, 'n2', 'x', { cpu: 2, started_at: 1 }), running(ws3[2]!, 'h1', 'x', { cpu: 4, priority: 'high' })];
   const d3 = gantryPolicy.decide(snapshot({ workers: ws3, running: run3, pending }), cfg());

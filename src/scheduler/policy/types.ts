@@ -207,11 +207,13 @@ export type PendingReasonData =
   | { kind: 'too_big'; resource: ResourceName | 'nodes'; need: number; largest: number }
   | { kind: 'quota'; tenant: string; resource: ResourceName; used: number; need: number; limit: number; nominal: number; cohort: string | null; cohort_idle: number }
   | { kind: 'max_running'; tenant: string; running: number; limit: number }
-  | { kind: 'no_room'; need: ResourceVector; nodes: number }
+  /** `nodes_with_room`: for a gang, how many workers have room for one node now. */
+  | { kind: 'no_room'; need: ResourceVector; nodes: number; nodes_with_room?: number }
   | { kind: 'higher_ahead'; count: number }
   | { kind: 'reservation'; start_at: number }
   | { kind: 'blocked_by_reservation'; job_id: string; start_at: number }
-  | { kind: 'preempting'; victims: string[] }
+  /** `victims` are being stopped now (none: earlier victims are still stopping) to make room on `workers`. */
+  | { kind: 'preempting'; victims: string[]; workers?: string[] }
   | { kind: 'cycle_limit' }
   | { kind: 'not_considered' };
 

@@ -199,9 +199,9 @@ export class CycleWorkers {
 
   /**
    * Best-fit placement of every node of the job, or null (nothing changes). `blockedByReservation`
-   * tells whether some worker had room but was reserved.
+   * tells whether some worker had room but was reserved; for a gang, `nodes_with_room` how many had room.
    */
-  place(job: PendingJob, o: PlaceOptions): { placements: Placement[]; backfilled: boolean } | { placements: null; blockedByReservation: boolean } {
+  place(job: PendingJob, o: PlaceOptions): { placements: Placement[]; backfilled: boolean } | { placements: null; blockedByReservation: boolean; nodes_with_room?: number } {
     const nodes = Math.max(1, job.nodes);
     let blockedByReservation = false;
     if (nodes === 1 && job.queue_key === '') {
@@ -236,7 +236,7 @@ export class CycleWorkers {
       if (this.#usable(cw, job, o)) fitting.push({ cw, s: this.#score(cw, job.resources) });
       else if (cw.reserved_at !== Infinity && fitsRoom(cw, roomNow(cw), job.resources)) blockedByReservation = true;
     }
-    if (fitting.length < nodes) return { placements: null, blockedByReservation };
+    if (fitting.length < nodes) return { placements: null, blockedByReservation, nodes_with_room: fitting.length };
     fitting.sort((a, b) => a.s - b.s);
     const chosen = fitting.slice(0, nodes);
     return { placements: chosen.map((f) => this.#take(f.cw, job, o)), backfilled: chosen.some((f) => f.cw.reserved_at !== Infinity) };
