@@ -311,6 +311,11 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const sets: { cw: CycleWorker; victims: RunningJob[]; cost: number }[] = [];
     let cheapest = 0;
     let afterEnough = 0;
+    /** A single job keeps only its cheapest set (no object per worker looked at); a gang keeps them all. */
+    const keepSet = (cw: CycleWorker, victims: RunningJob[], cost: number): void => {
+      if (nodes > 1) sets.push({ cw, victims, cost });
+      else if (sets.length === 0 || cost < sets[0]!.cost) sets[0] = { cw, victims, cost };
+    };
     const capable = workers.capable(j.queue_key);
     // A gang first looks where room is free or already coming free (its victims of earlier cycles
     // still stopping): those need no new victim, and a scan cut short must not pass them by.
@@ -333,7 +338,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
         else if (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
-        sets.push({ cw, victims: [], cost: -1 });
+        keepSet(cw, [], -1);
         if (++cheapest >= nodes) break;
         continue;
       }
@@ -354,7 +359,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       }
       // Held back by quota: a victim of another cohort frees room but no quota, so more victims elsewhere follow.
       const cost = chosen.reduce((s, v) => s + 100 + (PRIORITIES.length - PRIORITY_RANK[v.priority]) + (own(v) === 1 && quotaBlocked ? 50 : 0), 0);
-      sets.push({ cw, victims: chosen, cost });
+      keepSet(cw, chosen, cost);
       if (cost <= floor && ++cheapest >= nodes) break;
     }
     // All or nothing: fewer than `nodes` workers can be made free, so nobody is preempted.
@@ -363,19 +368,23 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     if (sets.length > 1) sets.sort((a, b) => a.cost - b.cost);
     sets.length = nodes;
     // One victim may stand on several of the chosen workers (a gang): it is stopped once.
-    const roomVictims: RunningJob[] = [];
-    const picked = new Set<string>();
-    for (const s of sets) {
-      for (const v of s.victims) {
-        if (picked.has(v.id)) continue;
-        picked.add(v.id);
-        roomVictims.push(v);
+    let roomVictims = sets[0]!.victims;
+    if (nodes > 1) {
+      const seen = new Set<string>();
+      roomVictims = [];
+      for (const s of sets) {
+        for (const v of s.victims) {
+          if (seen.has(v.id)) continue;
+          seen.add(v.id);
+          roomVictims.push(v);
+        }
       }
     }
     // Quota: the room victims of its cohort free quota too; add more cohort victims while it still does not fit.
     const quotaVictims: RunningJob[] = [];
     if (quotaBlocked) {
       for (const v of roomVictims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
+      const picked = new Set(roomVictims.map((v) => v.id));
       // Quota that stopping jobs of the cohort hold is about to come free (and what earlier preemptors
       // of this cycle claimed of it is charged to them): count it, or every cycle of a grace period
       // would pick more victims for the same job.
