@@ -279,22 +279,16 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
    * priority, or none) and looks at most `PREEMPT_SCAN_AFTER_FIRST` more workers once it has N sets.
    */
   const tryPreempt = (j: PendingJob, quotaBlocked: boolean): { victims: string[]; workers: string[] } | null => {
-    // The cheap checks first, apart from the search: most blocked jobs stop here, thousands per cycle,
-    // and the search's closures would make each such call allocate their scope.
     const rank = PRIORITY_RANK[j.priority];
+    const nodes = Math.max(1, j.nodes);
     // Emergency jobs are not held back by the cycle's victim budget (the issue: they preempt at once).
     const budget = rank === 0 ? Infinity : cfg.max_preemptions;
     if (preemptAttempts >= cfg.max_preemption_attempts || preemptions.length >= budget) return null;
     const byPriority = (rank === 0 || (rank === 1 && now - j.queued_at >= cfg.critical_preempt_after_ms)) && lowestRunning > rank;
-    const reclaim = !quotaBlocked && ledger.get(j.tenant).tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
+    const tenant = ledger.get(j.tenant);
+    const reclaim = !quotaBlocked && tenant.tenant.cohort !== null && ledger.withinNominal(j.tenant, j.resources, j.nodes);
     if (!byPriority && !reclaim) return null;
     preemptAttempts++;
-    return searchVictims(j, quotaBlocked, rank, budget, byPriority, reclaim);
-  };
-  const searchVictims = (
-    j: PendingJob, quotaBlocked: boolean, rank: number, budget: number, byPriority: boolean, reclaim: boolean,
-  ): { victims: string[]; workers: string[] } | null => {
-    const nodes = Math.max(1, j.nodes);
     const emergency = rank === 0;
     const group = groupOf(j.tenant);
     // A victim that aging ranks in a higher class than `j` goes back into the queue ahead of it: it
