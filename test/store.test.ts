@@ -118,7 +118,7 @@ for (const kind of STORE_KINDS) {
       const d2 = rawDriver(kind, fresh2.url);
       try {
         const results = await Promise.all([migrate(d1), migrate(d2)]);
-        assert.deepEqual(results.flat().sort(), expected, `applied once in total: ${JSON.stringify(results)}`);
+        assert.deepEqual(results.flat().sort((x, y) => x - y), expected, `applied once in total: ${JSON.stringify(results)}`);
         const rows = await d1.query<{ version: number }>('SELECT version FROM gantry_migrations ORDER BY version');
         assert.deepEqual(rows.map((r) => Number(r.version)), expected);
         assert.deepEqual(await migrate(d2), [], 'a third run applies nothing');

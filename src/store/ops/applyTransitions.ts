@@ -1,7 +1,7 @@
 import type { JobState } from '../../core/types.ts';
 import { assertTransition, FINAL_STATES } from '../../core/states.ts';
 import { batchSet, type ColumnType, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
-import { JOB_COLUMN_TYPES } from '../rows.ts';
+import { JOB_COLUMN_TYPES, type EventStep } from '../rows.ts';
 import { runFinalHooks, type FinishedJob } from '../finalHooks.ts';
 
 /** Add to a counter column instead of setting it. */
@@ -33,7 +33,7 @@ export interface Transition {
   data?: Record<string, unknown>;
 }
 
-const EVENT_COLUMNS = ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'] as const;
+const EVENT_COLUMNS = ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data', 'steps'] as const;
 /** What every applied transition hands back: enough to number a new attempt. */
 const RETURNING = 'jobs.id, jobs.attempt_count, jobs.retry_count, jobs.watched';
 
@@ -97,15 +97,12 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     for (const i of idx) out[i] = byId.get(changes[i]!.job_id) ?? null;
   }
+  // One event row per change: the states passed through on the way (`via`) travel in its `steps`
+  // (read back as one event each, src/store/rows.ts eventsFromRow).
   const events: SqlValue[][] = [];
   changes.forEach((c, i) => {
     if (!out[i]) return;
-    let at: JobState = c.from;
-    for (const s of c.via ?? []) {
-      events.push([c.job_id, now, at, s.to, s.reason, s.actor ?? c.actor, s.data ? JSON.stringify(s.data) : null]);
-      at = s.to;
-    }
-    events.push([c.job_id, now, at, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null]);
+    events.push([c.job_id, now, c.from, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null, stepsJson(c.via, c.actor)]);
   });
   await tx.insertMany('job_events', EVENT_COLUMNS, events);
   // Watched jobs that just became final: their follow-ups run now, in this transaction (src/store/finalHooks.ts).
@@ -115,6 +112,17 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
   });
   if (finished.length > 0) await runFinalHooks(tx, finished, now);
   return out;
+}
+
+/** The `steps` column of an event row: the steps before its last one, or null for a single step. */
+export function stepsJson(via: readonly Step[] | undefined, actor: string): string | null {
+  if (!via || via.length === 0) return null;
+  return JSON.stringify(via.map((s): EventStep => {
+    const e: EventStep = { to: s.to, reason: s.reason };
+    if (s.actor !== undefined && s.actor !== actor) e.actor = s.actor;
+    if (s.data) e.data = s.data;
+    return e;
+  }));
 }
 
 function valueOf(v: PatchValue): SqlValue {
@@ -130,6 +138,6 @@ export async function recordEvents(
   await tx.insertMany(
     'job_events',
     EVENT_COLUMNS,
-    events.map((e) => [e.job_id, now, e.state, e.state, e.reason, e.actor, e.data ? JSON.stringify(e.data) : null]),
+    events.map((e) => [e.job_id, now, e.state, e.state, e.reason, e.actor, e.data ? JSON.stringify(e.data) : null, null]),
   );
 }

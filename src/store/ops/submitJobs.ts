@@ -4,8 +4,10 @@ import { priorityRank } from '../../core/priorities.ts';
 import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_INSERT_COLUMNS, jobFromRow, toJson } from '../rows.ts';
 import { addDependencies } from './dependencies.ts';
+import { stepsJson } from './applyTransitions.ts';
 
-
+/** The `steps` of a submitted-and-queued job's one event row, per submitter (the same text for a whole batch). */
+const submittedStep = (actor: string): string => stepsJson([{ to: 'SUBMITTED', reason: 'submitted', actor }], 'system')!;
 
 export interface SubmitResult {
   job: Job;
@@ -14,7 +16,7 @@ export interface SubmitResult {
 }
 
 /**
- * Creates jobs in one transaction: each is written SUBMITTED→QUEUED with both events — or, when
+ * Creates jobs in one transaction: each is written SUBMITTED→QUEUED with both events (one event row) — or, when
  * it has dependencies, SUBMITTED only, and ops/dependencies.ts decides at once whether it waits,
  * is released to QUEUED, or can never run (CANCELLED).
  * A spec whose (tenant, idempotency_key) already exists returns the original job.
@@ -57,11 +59,11 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
       s.template ?? null, s.template_version ?? null, toJson(s.steps ?? null), waits ? (s.dependency_type ?? 'all_complete') : null,
       s.preemptible ? 1 : 0, s.grace_period, s.nodes,
     ]);
-    events.push([id, now, null, 'SUBMITTED', 'submitted', actor, null]);
-    if (!waits) events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);
+    // One event row: → SUBMITTED, and for a job that waits for nothing → QUEUED in the same row (its `steps`).
+    events.push(waits ? [id, now, null, 'SUBMITTED', 'submitted', actor, null, null] : [id, now, null, 'QUEUED', 'validated and queued', 'system', null, submittedStep(actor)]);
   }
   await tx.insertMany('jobs', JOB_INSERT_COLUMNS, rows);
-  await tx.insertMany('job_events', ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'], events);
+  await tx.insertMany('job_events', ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data', 'steps'], events);
   if (waiting.length > 0) {
     const idAt = new Map(newIds.map((n) => [n.index, n.id]));
     for (let i = 0; i < specs.length; i++) if (out[i]) idAt.set(i, out[i]!.job.id);
