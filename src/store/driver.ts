@@ -69,11 +69,20 @@ export function batchSet(
   set: (column: string, value: string) => string = (c, v) => `${c} = ${v}`,
 ): { sets: string[]; recordset: [string, ColumnType][]; params: SqlValue[] } {
   const first = rows[0]!;
-  const uniform = uniformColumns(shape, columns.map(([c]) => rows.every((r) => (r[c] ?? null) === (first[c] ?? null))));
+  const uniform = uniformColumns(shape, columns.map(([c]) => {
+    const v = first[c] ?? null;
+    for (let i = 1; i < rows.length; i++) if ((rows[i]![c] ?? null) !== v) return false;
+    return true;
+  }));
   const same = columns.filter((_, j) => uniform[j]);
   const varying = columns.filter((_, j) => !uniform[j]);
   const recordset: [string, ColumnType][] = [...keys, ...varying].map(([c, t]) => [c, t]);
-  const data = rows.map((r) => Object.fromEntries(recordset.map(([c]) => [c, r[c] ?? null])));
+  const names = recordset.map(([c]) => c);
+  const data = rows.map((r) => {
+    const o: Record<string, SqlValue> = {};
+    for (const c of names) o[c] = r[c] ?? null;
+    return o;
+  });
   return {
     sets: [...same.map(([c]) => set(c, '?')), ...varying.map(([c]) => set(c, `v.${c}`))],
     recordset,

@@ -59,8 +59,7 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
       at = s.to;
     }
     assertTransition(c.job_id, at, c.to);
-    const cols = c.patch ? Object.keys(c.patch).sort() : [];
-    const shape = `${c.from}>${c.to}|${cols.map((k) => (isIncrement(c.patch![k]!) ? `+${k}` : k)).join(',')}`;
+    const shape = shapeOf(c);
     let g = groups.get(shape);
     if (!g) groups.set(shape, (g = []));
     g.push(i);
@@ -114,15 +113,42 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
   return out;
 }
 
+/** Shapes by the patch's own key order (a few per code path; bounded all the same). */
+const shapes = new Map<string, string>();
+
+/** A change's batch shape: from, to and the sorted patch columns, `+` marking increments. */
+function shapeOf(c: Transition): string {
+  let sig = `${c.from}>${c.to}|`;
+  if (c.patch) for (const k in c.patch) sig += isIncrement(c.patch[k]!) ? `+${k},` : `${k},`;
+  let shape = shapes.get(sig);
+  if (shape === undefined) {
+    const cols = c.patch ? Object.keys(c.patch).sort() : [];
+    shape = `${c.from}>${c.to}|${cols.map((k) => (isIncrement(c.patch![k]!) ? `+${k}` : k)).join(',')}`;
+    if (shapes.size < 1000) shapes.set(sig, shape);
+  }
+  return shape;
+}
+
+/** `steps` texts of single steps without data ("worker started the job"), shared by a batch's rows. */
+const oneStep = new Map<string, string>();
+
 /** The `steps` column of an event row: the steps before its last one, or null for a single step. */
 export function stepsJson(via: readonly Step[] | undefined, actor: string): string | null {
   if (!via || via.length === 0) return null;
-  return JSON.stringify(via.map((s): EventStep => {
+  const only = via.length === 1 && !via[0]!.data ? via[0]! : null;
+  const key = only ? `${only.to}\u0000${only.reason}\u0000${only.actor === undefined || only.actor === actor ? '' : only.actor}` : '';
+  if (only) {
+    const hit = oneStep.get(key);
+    if (hit !== undefined) return hit;
+  }
+  const text = JSON.stringify(via.map((s): EventStep => {
     const e: EventStep = { to: s.to, reason: s.reason };
     if (s.actor !== undefined && s.actor !== actor) e.actor = s.actor;
     if (s.data) e.data = s.data;
     return e;
   }));
+  if (only && oneStep.size < 1000) oneStep.set(key, text);
+  return text;
 }
 
 function valueOf(v: PatchValue): SqlValue {
