@@ -102,10 +102,13 @@ export async function buildSnapshot(store: Store, o: SnapshotOptions): Promise<B
   const templates = new Map<string, string>();
   let wholeQueue = true;
   if (queuedTenants.length > 0) {
-    // Read what this cycle can use: with free slots, a few times as many jobs as slots (backfill and
-    // other shapes need choice); with none, only each tenant's head — the jobs that could preempt or reclaim.
+    // Read what this cycle can use: with free slots, as many jobs as slots and a quarter more, at least
+    // MIN_PER_TENANT more (backfill and other shapes need choice); with none, only each tenant's head —
+    // the jobs that could preempt or reclaim. Every row read is also a candidate the policy weighs: four
+    // times the slots (as before) made a W1 drain read and weigh each queued job ~4 times (500 slots →
+    // 2,000 rows per cycle): server CPU per drained job 100 → 85 µs (SQLite), 107 → 81 µs (PostgreSQL).
     const freeSlots = policyWorkers.reduce((n, w) => n + (w.draining ? 0 : Math.max(0, w.free.slots)), 0);
-    const want = freeSlots === 0 ? FULL_CLUSTER_HEAD : Math.max(MIN_PER_TENANT, freeSlots * 4);
+    const want = freeSlots === 0 ? FULL_CLUSTER_HEAD : freeSlots + Math.max(MIN_PER_TENANT, Math.ceil(freeSlots / 4));
     const per = Math.min(want, Math.max(MIN_PER_TENANT, Math.ceil(o.scan_limit / queuedTenants.length)));
     const heads = await Promise.all(queuedTenants.map((t) => store.tenantQueueHead(t, [...keys], per)));
     for (const rows of heads) {
