@@ -118,5 +118,36 @@ for (const kind of STORE_KINDS) {
         await fast.stop(0);
       }
     });
+
+    test('a poll can carry the reports of jobs that ended: applied before it looks, results in its answer', async () => {
+      const c = cl.client;
+      const worker = (await c.registerWorker({ name: 'carrier', kind: 'handler', handlers: ['carry'], capacity: { slots: 1 } })).worker_id;
+      const first = await c.submit({ handler: 'carry' });
+      const got = await eventually(async () => (await c.poll(worker, 1000)).jobs.find((j) => j.job_id === first.job_id) ?? null);
+      // A bad report refuses the whole poll, naming the field; nothing of it is applied.
+      await assert.rejects(
+        c.poll(worker, 0, [got.attempt_id], undefined, { reports: [{ job_id: got.job_id, attempt_id: got.attempt_id, outcome: 'exploded' as 'completed' }], logs: [] }),
+        (e: Error & { status?: number; field?: string }) => e.status === 400 && /outcome/.test(`${e.field} ${e.message}`),
+      );
+      assert.equal((await c.getJob(first.job_id)).status, 'SCHEDULED');
+      // The report rides along; the room it frees takes the next job in the same poll.
+      const second = await c.submit({ handler: 'carry' });
+      const answer = await c.poll(worker, 2000, [got.attempt_id], undefined, {
+        reports: [{ job_id: got.job_id, attempt_id: got.attempt_id, outcome: 'completed', result: { carried: true } }], logs: [],
+      });
+      assert.deepEqual(answer.results, [{ job_id: first.job_id, status: 'applied', state: 'COMPLETED' }]);
+      const done = await c.getJob(first.job_id);
+      assert.equal(done.status, 'COMPLETED');
+      assert.deepEqual(done.result, { carried: true });
+      const next = answer.jobs.length ? answer.jobs : (await c.poll(worker, 2000)).jobs;
+      assert.deepEqual(next.map((j) => j.job_id), [second.job_id]);
+      // Sent again (the worker could not know the first copy landed): recorded stale, applied once.
+      const again = await c.poll(worker, 0, [next[0]!.attempt_id], undefined, {
+        reports: [{ job_id: got.job_id, attempt_id: got.attempt_id, outcome: 'failed', error: 'late duplicate' }], logs: [],
+      });
+      assert.deepEqual(again.results?.map((r) => r.status), ['stale']);
+      assert.equal((await c.getJob(first.job_id)).status, 'COMPLETED');
+      await c.deregister(worker);
+    });
   });
 }
