@@ -5,6 +5,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { STORE_KINDS } from './helpers/db.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Worker, NonRetryableError } from '../src/client/index.ts';
 
 for (const kind of STORE_KINDS) {
@@ -148,6 +150,51 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(again.results?.map((r) => r.status), ['stale']);
       assert.equal((await c.getJob(first.job_id)).status, 'COMPLETED');
       await c.deregister(worker);
+    });
+
+    test('against a server that refuses reports in a poll (an older one), an SDK Worker still gets every job done', async () => {
+      // A real HTTP hop in front of the server that answers a poll carrying reports as a server
+      // before this protocol change did: 400 for the unknown fields. Everything else passes through.
+      let refused = 0;
+      const proxy = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (d: Buffer) => chunks.push(d));
+        req.on('end', () => {
+          const body = Buffer.concat(chunks);
+          if (/\/poll$/.test(req.url ?? '') && 'reports' in (JSON.parse(body.toString() || '{}') as object)) {
+            refused++;
+            res.writeHead(400, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ error: { code: 'VALIDATION_FAILED', message: 'body must NOT have additional properties', field: 'reports' } }));
+            return;
+          }
+          const up = httpRequest(new URL(req.url!, cl.server.url), { method: req.method, headers: req.headers }, (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          });
+          up.on('error', () => res.destroy());
+          up.end(body);
+        });
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+      const old = new Worker({
+        server: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, token: cl.server.admin_token!, concurrency: 1,
+        handlers: { quick: (job) => ({ n: job.parameters.n }) },
+      });
+      try {
+        await old.start();
+        const ids = [];
+        for (let n = 0; n < 5; n++) ids.push((await cl.client.submit({ handler: 'quick', parameters: { n } })).job_id);
+        for (const [n, id] of ids.entries()) {
+          const j = await cl.client.waitFor(id, { interval_ms: 10, timeout_ms: 10_000 });
+          assert.equal(j.status, 'COMPLETED');
+          assert.deepEqual(j.result, { n });
+        }
+        // It tried once, then stopped carrying reports.
+        assert.equal(refused, 1);
+      } finally {
+        await old.stop(0);
+        await new Promise((r) => proxy.close(r));
+      }
     });
   });
 }

@@ -59,6 +59,8 @@ export class WorkerLoop {
   #flushQueued = false;
   /** A report request is on its way (not just a flush waiting for its batch to fill). */
   #reporting = false;
+  /** The server refused a poll that carried reports (one that predates it): reports go by /report only. */
+  #noCarry = false;
   #stopped = false;
   #stopping: Promise<void> | null = null;
   #polling: Promise<void> | null = null;
@@ -151,7 +153,8 @@ export class WorkerLoop {
         }
         for (const j of jobs) this.#launch(j);
       } catch (err) {
-        if (carry) this.#carryFailed(carry, err);
+        // Refused with the reports on board: poll again at once without them (they go by /report).
+        if (carry && this.#carryFailed(carry, err) && !this.#stopped) continue;
         if (this.#stopped) break;
         // Cut short by a switch to another server: poll there at once.
         if (pollAbort.signal.aborted) continue;
@@ -223,7 +226,7 @@ export class WorkerLoop {
    */
   #takeEnded(): { reports: AttemptReport[]; logs: LogUpload[] } | null {
     // Log chunks (a flush sends them ahead of their job's end) keep the usual way.
-    if (this.#reporting || this.#reports.length === 0 || this.#logs.length > 0) return null;
+    if (this.#noCarry || this.#reporting || this.#reports.length === 0 || this.#logs.length > 0) return null;
     const reports = this.#reports.filter((r) => !this.#superseded.has(r));
     const ended = new Set(reports.filter((r) => FINAL.has(r.outcome)).map((r) => r.attempt_id));
     if (!reports.every((r) => ended.has(r.attempt_id))) return null;
@@ -236,17 +239,20 @@ export class WorkerLoop {
     for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
   }
 
-  /** A poll that carried reports failed: a rejected batch (4xx) is dropped, as #flush does; otherwise it goes again. */
-  #carryFailed(carry: { reports: AttemptReport[]; logs: LogUpload[] }, err: unknown): void {
-    if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
-      this.#opts.onError?.(err);
-      for (const r of carry.reports) this.#settling.delete(r.attempt_id);
-      return;
-    }
-    // Maybe applied, maybe not: a report names its attempt, so a second copy is recorded stale, never applied twice.
+  /**
+   * A poll that carried reports failed: they go back to the outbox and out by /report — maybe
+   * applied already, but a report names its attempt, so a second copy is recorded stale, never
+   * applied twice. A 4xx (a server that predates carried reports refuses the fields; or a bad
+   * report, which /report then refuses and drops as usual) also stops carrying for good.
+   * Returns whether it was a 4xx.
+   */
+  #carryFailed(carry: { reports: AttemptReport[]; logs: LogUpload[] }, err: unknown): boolean {
     this.#reports.unshift(...carry.reports);
     this.#logs.unshift(...carry.logs);
     this.#flush();
+    const refused = err instanceof GantryApiError && err.status >= 400 && err.status < 500;
+    if (refused) this.#noCarry = true;
+    return refused;
   }
 
   /** Sends what has piled up; one request in flight at a time. */
