@@ -28,6 +28,17 @@ export interface SqlExecutor {
 export type ColumnType = 'text' | 'real' | 'int';
 
 /**
+ * A text parameter the SQLite planner cannot look into: `col = CAST(? AS TEXT)` instead of
+ * `col = ?` in a statement with MIN/MAX, ORDER BY … LIMIT, or a bound LIMIT. For those SQLite
+ * (3.54, better-sqlite3) consults the bound value while planning and marks the statement to be
+ * compiled again every time that parameter is bound — i.e. on every run: 20–50 µs per run of a
+ * hot statement instead of 3–6 µs, with the same plan. The cast keeps the index use (`col=?`) and
+ * is the same comparison on both engines (every such column is TEXT). Not for a parameter whose
+ * value should choose a partial index (`state = ?` against `WHERE state = 'QUEUED'`).
+ */
+export const PLAIN_TEXT = 'CAST(? AS TEXT)';
+
+/**
  * `id IN (…)` for any number of ids as ONE parameter (a JSON list read through a recordset), so
  * the statement text never changes and stays prepared. Returns the SQL and its parameter.
  */

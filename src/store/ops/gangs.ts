@@ -1,7 +1,7 @@
 import type { Job, JobControl, JobState } from '../../core/types.ts';
 import { newId } from '../../core/ids.ts';
 import { ACTIVE_STATES } from '../../core/states.ts';
-import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
+import { idsIn, PLAIN_TEXT, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { afterCommitOf } from '../finalHooks.ts';
 import { jobFromRow, toJson } from '../rows.ts';
 import { applyTransitions, recordEvents, type Transition } from './applyTransitions.ts';
@@ -114,7 +114,7 @@ interface MemberRow {
 export async function deliverGangWork(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string>, out: Delivery): Promise<void> {
   const rows = (await db.query(
     `SELECT p.attempt_id, p.rank, p.job_id, p.state AS member_state, p.control_sent, p.gpu_indices, j.state AS job_state, j.current_attempt_id, j.control
-     FROM job_placements p JOIN jobs j ON j.id = p.job_id WHERE p.worker_id = ? AND p.ended_at IS NULL`,
+     FROM job_placements p JOIN jobs j ON j.id = p.job_id WHERE p.worker_id = ${PLAIN_TEXT} AND p.ended_at IS NULL`,
     [workerId],
   )).map((r): MemberRow => ({
     attempt_id: String(r.attempt_id), rank: Number(r.rank), job_id: String(r.job_id), member_state: String(r.member_state),

@@ -1,5 +1,5 @@
 import type { Priority, WorkerUsage } from '../../core/types.ts';
-import type { SqlExecutor } from '../driver.ts';
+import { PLAIN_TEXT, type SqlExecutor } from '../driver.ts';
 
 /**
  * Reads for the scheduling policy's snapshot (src/scheduler/snapshot.ts): the tenants with queued
@@ -51,13 +51,14 @@ export interface ActiveRow {
  * Tenants that have queued jobs in the queues `queueKeys`: per queue, one probe of
  * `jobs_queue_by_tenant (queue_key, tenant, …)` per tenant — a loose index scan written as a
  * recursive CTE, which both engines run (and which never walks a queue's jobs).
+ * `CAST(? AS TEXT)`: see {@link PLAIN_TEXT}.
  */
 export async function queuedTenants(db: SqlExecutor, queueKeys: readonly string[]): Promise<string[]> {
   const lists = await Promise.all(queueKeys.map((k) => db.query<{ tenant: string | null }>(
     `WITH RECURSIVE t(tenant) AS (
-       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ?
+       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ${PLAIN_TEXT}
        UNION ALL
-       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ${PLAIN_TEXT} AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
      )
      SELECT tenant FROM t WHERE tenant IS NOT NULL`,
     [k, k],
@@ -69,12 +70,12 @@ export async function queuedTenants(db: SqlExecutor, queueKeys: readonly string[
  * The first `limit` queued jobs of one tenant in queue order (priority class, position, seq),
  * only from the queues in `queueKeys` ('' = command jobs, else handler names) — those some worker
  * serves. One index range per queue (`jobs_queue_by_tenant`), merged here, so a backlog in a queue
- * no worker serves is never walked.
+ * no worker serves is never walked. `CAST(? AS …)`: see {@link PLAIN_TEXT}.
  */
 export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
   const lists = await Promise.all(queueKeys.map((k) => db.query(
     `SELECT id, seq, tenant, priority, priority_rank, sort_key, queue_key, type, cpu_cores, memory_gb, gpu_count, expected_duration, preemptible, nodes, template
-     FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND tenant = ? ORDER BY priority_rank, sort_key, seq LIMIT ?`,
+     FROM jobs WHERE state = 'QUEUED' AND queue_key = ${PLAIN_TEXT} AND tenant = ${PLAIN_TEXT} ORDER BY priority_rank, sort_key, seq LIMIT CAST(? AS INTEGER)`,
     [k, tenant, limit],
   )));
   const rows = lists.flat().map((r): PendingRow => ({
