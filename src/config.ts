@@ -17,6 +17,7 @@
  * | GANTRY_BODY_LIMIT | 16777216 | largest request body, bytes |
  * | GANTRY_DEFAULT_TIER | enterprise | tier of tenants nobody registered (`gantry tenants create`), incl. `default` |
  * | GANTRY_USAGE_HALF_LIFE_S | 3600 | half-life of the decayed usage fair share is computed from, seconds |
+ * | GANTRY_SQLITE_WAL_MAX_MB | 64 | SQLite: WAL size past which it is checkpointed whole and starts over (read by the store driver) |
  * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI and `gantry worker` connect (several servers: comma-separated; a worker fails over between them), and with what token |
  */
 import { join, resolve } from 'node:path';
