@@ -54,7 +54,7 @@ function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | und
  * error), written with one socket write. On a loaded machine every round trip costs the server a
  * write syscall and the database a backend wake-up (~45 µs of server CPU each, measured in W2), and
  * six reads on six connections cost six of each; the backend runs them one after the other at
- * ~50 µs each. A lone statement goes through the pool as before.
+ * ~50 µs each.
  */
 class TickBatch implements Queryable {
   readonly #pool: pg.Pool;
@@ -77,29 +77,58 @@ class TickBatch implements Queryable {
     this.#pending = [];
     const rider = this.#rider();
     if (rider) batch.push({ config: rider, resolve: () => {}, reject: () => {} });
-    if (batch.length === 1) {
-      const b = batch[0]!;
-      this.#pool.query(b.config).then(b.resolve, b.reject);
-      return;
-    }
     this.#pool.connect().then(
       (client) => {
         let broken: unknown = undefined;
-        const socket = socketOf(client);
+        const socket = batch.length > 1 ? socketOf(client) : undefined;
         socket?.cork();
-        const done = batch.map((b) =>
-          client.query(b.config).then(b.resolve, (err: unknown) => {
+        const done = batch.map((b) => {
+          if (b.config.name) retireOlderPlan(client, b.config.name);
+          return client.query(b.config).then(b.resolve, (err: unknown) => {
             // An error from the database leaves the connection usable; any other (a cut connection) does not.
             if (!(err instanceof pg.DatabaseError)) broken = err;
             b.reject(err);
-          }),
-        );
+          });
+        });
         socket?.uncork();
         void Promise.all(done).then(() => client.release(broken as Error | undefined));
       },
       (err: unknown) => batch.forEach((b) => b.reject(err)),
     );
   }
+}
+
+/**
+ * How long a statement without parameters keeps its plan outside transactions (ms). PostgreSQL
+ * plans such a prepared statement once and keeps that plan until the table's statistics change: a
+ * read planned as a sequential scan while `jobs` was nearly empty walked a million queued jobs on
+ * every scheduling cycle after a burst of submits (W4) — so these statements went unnamed, planned
+ * at every use: 0.02–0.1 ms of the database's CPU each, five per scheduling cycle. Now they are
+ * prepared under a name that changes every REPLAN_MS (`g<hash>_<period>`): planned afresh at most
+ * once a period per connection, and the last period's statement is deallocated as the new one is
+ * prepared (retireOlderPlan).
+ */
+const REPLAN_MS = 1000;
+
+/** Per pooled connection: the current period's name of each periodically re-planned statement, by its hash. */
+const currentPlans = new WeakMap<pg.PoolClient, Map<string, string>>();
+
+/** Before `name` (a REPLAN_MS name) runs on `client`: deallocates the same statement's name of an earlier period there. */
+function retireOlderPlan(client: pg.PoolClient, name: string): void {
+  const cut = name.lastIndexOf('_');
+  if (cut < 0) return;
+  let plans = currentPlans.get(client);
+  if (!plans) currentPlans.set(client, (plans = new Map()));
+  const base = name.slice(0, cut);
+  const prev = plans.get(base);
+  if (prev === name) return;
+  plans.set(base, name);
+  const conn = (client as unknown as { connection?: { parsedStatements?: Record<string, string>; submittedNamedStatements?: Record<string, string> } }).connection;
+  if (prev === undefined || conn?.parsedStatements?.[prev] === undefined) return;
+  delete conn.parsedStatements[prev];
+  if (conn.submittedNamedStatements) delete conn.submittedNamedStatements[prev];
+  // Outside a transaction (TickBatch only), so a failure here cannot abort anything else.
+  client.query(`DEALLOCATE ${prev}`).catch(() => {});
 }
 
 class PgExecutor implements SqlExecutor {
@@ -113,28 +142,32 @@ class PgExecutor implements SqlExecutor {
   readonly #typesVia: pg.PoolClient | pg.Pool;
   readonly #names: Map<string, { text: string; name: string }>;
   readonly #types: TableTypes;
-  constructor(client: Queryable, typesVia: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>, types: TableTypes) {
+  /** Statements without parameters are prepared for REPLAN_MS at a time (outside transactions: TickBatch retires the old ones). */
+  readonly #replan: boolean;
+  constructor(
+    client: Queryable, typesVia: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>, types: TableTypes, replan: boolean,
+  ) {
     this.#client = client;
     this.#typesVia = typesVia;
     this.#names = names;
     this.#types = types;
+    this.#replan = replan;
   }
 
   /**
-   * A statement without parameters goes unnamed (planned at each use): PostgreSQL keeps such a
-   * prepared statement's one generic plan until the table's statistics change, so a read planned as a
-   * sequential scan while `jobs` was nearly empty walked a million queued jobs on every scheduling
-   * cycle after a burst of submits (W4). Parameterised statements stay named and prepared.
+   * Parameterised statements are named and prepared. A statement without parameters is planned
+   * afresh every REPLAN_MS outside a transaction, and at each use inside one (where a failed
+   * DEALLOCATE would abort the transaction) — see REPLAN_MS.
    */
   #prepared(sql: string, params: readonly SqlValue[]): { text: string; name?: string } {
-    if (params.length === 0) return { text: toDollar(sql) };
+    if (params.length === 0 && !this.#replan) return { text: toDollar(sql) };
     let p = this.#names.get(sql);
     if (!p) {
       const text = toDollar(sql);
       p = { text, name: 'g' + createHash('sha1').update(text).digest('hex').slice(0, 16) };
       this.#names.set(sql, p);
     }
-    return p;
+    return params.length === 0 ? { text: p.text, name: `${p.name}_${Math.floor(Date.now() / REPLAN_MS)}` } : p;
   }
 
   async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
@@ -234,7 +267,7 @@ export class PostgresDriver implements SqlDriver {
     // A checked-out client whose connection is cut (database restart) emits 'error' too; unheard it
     // would crash the process. Its running query rejects anyway, and the pool drops the client.
     this.#pool.on('connect', (client) => client.on('error', () => {}));
-    this.#direct = new PgExecutor(new TickBatch(this.#pool, () => this.#takeNotifies()), this.#pool, this.#names, this.#tableTypes);
+    this.#direct = new PgExecutor(new TickBatch(this.#pool, () => this.#takeNotifies()), this.#pool, this.#names, this.#tableTypes, true);
     this.#bus.setMaxListeners(0);
   }
 
@@ -267,7 +300,7 @@ export class PostgresDriver implements SqlDriver {
       const begin = client.query('BEGIN');
       begin.catch(() => {});
       queueMicrotask(() => socket?.uncork());
-      const out = await fn(new PgExecutor(client, client, this.#names, this.#tableTypes));
+      const out = await fn(new PgExecutor(client, client, this.#names, this.#tableTypes, false));
       await begin;
       const t0 = PROFILE ? performance.now() : 0;
       await client.query('COMMIT');
@@ -354,7 +387,7 @@ export class PostgresDriver implements SqlDriver {
     const batch = [...this.#outgoing.values()];
     this.#outgoing.clear();
     return {
-      name: 'gantry_notify', text: 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)',
+      name: 'gnotify', text: 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)',
       values: [batch.map((b) => b[0]), batch.map((b) => b[1])],
     };
   }
