@@ -108,11 +108,28 @@ export interface DriverCapabilities {
   readonly listenNotify: boolean;
   /** Several server processes may share the database (and so need leader election). */
   readonly multiProcess: boolean;
+  /**
+   * Each statement is a round trip to a database server (PostgreSQL): a hot path's statements are
+   * worth folding into one where the SQL allows (data-modifying `WITH`, `LATERAL`), and such a
+   * statement is its own transaction. SQLite runs in-process: nothing to save.
+   */
+  readonly roundTrips: boolean;
+}
+
+/** An INSERT's text and parameters, to be run as part of a larger statement (see SqlDriver.insertSql). */
+export interface SqlPart {
+  sql: string;
+  params: SqlValue[];
 }
 
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
   readonly capabilities: DriverCapabilities;
+  /**
+   * With `capabilities.roundTrips`: the `INSERT … SELECT` `insertMany` would run, as text with `?`
+   * placeholders and its parameters, to be part of one larger statement (src/store/ops/submitJobs.ts).
+   */
+  insertSql?(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<SqlPart>;
   /** Runs `fn` in one transaction; rolls back and rethrows on error. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction that holds the migration lock (safe when two servers start at once). */

@@ -151,6 +151,31 @@ export function stepsJson(via: readonly Step[] | undefined, actor: string): stri
   return text;
 }
 
+/**
+ * applyTransitions' writes for a batch of like changes as parts of ONE data-modifying `WITH`
+ * (PostgreSQL, `capabilities.roundTrips`), for a hot path that must be one round trip
+ * (src/store/ops/assignAtOnce.ts): CTE `u` moves the jobs listed in the CTE named `source` (columns
+ * `id`, `reason`, `data` — the event's — and whatever `set`, `where` and `returning` use, as `v.…`)
+ * from `from` to `to` where `where` also holds, and CTE `e` records one event per moved job. `set`,
+ * `where` and `returning` are SQL without placeholders. Not for final states: no final-state hooks.
+ * The parts' parameters are `params`, in text order.
+ */
+export function transitionCtes(o: {
+  source: string; from: JobState; to: JobState; actor: string; now: number; set: readonly string[]; where: string; returning: readonly string[];
+}): { sql: string; params: SqlValue[] } {
+  if (FINAL_STATES.has(o.to)) throw new Error(`transitionCtes: ${o.to} is final; its hooks run only through applyTransitions`);
+  assertTransition('(batch)', o.from, o.to);
+  return {
+    sql: `u AS (
+       UPDATE jobs SET state = ?, updated_at = ?::int8, ${o.set.join(', ')}
+       FROM ${o.source} v WHERE jobs.id = v.id AND jobs.state = ? AND ${o.where}
+       RETURNING jobs.id, v.reason, v.data, ${o.returning.join(', ')}
+     ),
+     e AS (INSERT INTO job_events (${EVENT_COLUMNS.join(', ')}) SELECT id, ?::int8, ?::text, ?::text, reason, ?::text, data, NULL FROM u)`,
+    params: [o.to, o.now, o.from, o.now, o.from, o.to, o.actor],
+  };
+}
+
 function valueOf(v: PatchValue): SqlValue {
   return isIncrement(v) ? v.add : v;
 }

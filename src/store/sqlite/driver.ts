@@ -38,7 +38,7 @@ const MIGRATION_LOCK_WAIT_MS = 60_000;
  */
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
-  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false };
+  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false, roundTrips: false };
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #bus = new EventEmitter();
