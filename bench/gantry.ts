@@ -9,7 +9,12 @@ import pg from 'pg';
 import { GantryClient } from '../src/client/http.ts';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-const now = () => performance.timeOrigin + performance.now();
+// CLOCK_MONOTONIC, one clock for every process on the machine: the producer stamps a job in one
+// process and the handler reads it in another. performance.timeOrigin is the wall clock at each
+// process's start, so two processes' timeOrigin + performance.now() disagree by however much the
+// wall clock moved against the monotonic clock between their starts — on the benchmark machine
+// (2026-11-22) ~5 ms per second, which W2 counted as latency.
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** BENCH_PROFILE=dir: CPU profiles of the server and worker processes go there (node --cpu-prof). */
 function profileArgs(name: string): string[] {

@@ -53,7 +53,7 @@ for (let k = 0; ; k++) {
   const now = Date.now();
   const w = 'wkr_floor';
   const atts = ids.map(() => `att_${(n++).toString(36).padStart(12, '0')}`);
-  const ev = (rows: unknown[]) => explain(c, `${name} | events`, `INSERT INTO job_events (job_id, at, from_state, to_state, reason, actor, data) SELECT job_id, at, from_state, to_state, reason, actor, data FROM json_to_recordset($1::json) AS v(job_id text, at int8, from_state text, to_state text, reason text, actor text, data text)`, [JSON.stringify(rows)]);
+  const ev = (rows: unknown[]) => explain(c, `${name} | events`, `INSERT INTO job_events (job_id, at, from_state, to_state, reason, actor, data, steps) SELECT job_id, at, from_state, to_state, reason, actor, data, steps FROM json_to_recordset($1::json) AS v(job_id text, at int8, from_state text, to_state text, reason text, actor text, data text, steps text)`, [JSON.stringify(rows)]);
   await c.query('BEGIN');
   await explain(c, `${name} | assign UPDATE`, `UPDATE jobs SET state = $1, updated_at = $2, attempt_count = jobs.attempt_count + v.attempt_count, current_attempt_id = v.current_attempt_id, gpu_indices = v.gpu_indices, retry_count = jobs.retry_count + v.retry_count, worker_id = v.worker_id FROM ${rs('id text, from_state text, attempt_count int8, current_attempt_id text, gpu_indices text, retry_count int8, worker_id text')} WHERE jobs.id = v.id AND jobs.state = v.from_state`,
     ['SCHEDULED', now, JSON.stringify(ids.map((id, i) => ({ id, from_state: 'QUEUED', attempt_count: 1, current_attempt_id: atts[i], gpu_indices: '[]', retry_count: 1, worker_id: w })))]);
@@ -64,10 +64,9 @@ for (let k = 0; ; k++) {
   await c.query('BEGIN');
   await explain(c, `${name} | report UPDATE`, `UPDATE jobs SET state = $1, updated_at = $2, control = v.control, error = v.error, exit_code = v.exit_code, finished_at = v.finished_at, gpu_indices = v.gpu_indices, preemption = v.preemption, progress = v.progress, result = v.result, started_at = v.started_at, worker_id = v.worker_id FROM ${rs('id text, from_state text, control text, error text, exit_code int8, finished_at int8, gpu_indices text, preemption text, progress float8, result text, started_at int8, worker_id text')} WHERE jobs.id = v.id AND jobs.state = v.from_state`,
     ['COMPLETED', now, JSON.stringify(ids.map((id) => ({ id, from_state: 'SCHEDULED', control: null, error: null, exit_code: 0, finished_at: now, gpu_indices: '[]', preemption: null, progress: 1, result: 'null', started_at: now, worker_id: null })))]);
-  await ev(ids.flatMap((id, i) => [
-    { job_id: id, at: now, from_state: 'SCHEDULED', to_state: 'RUNNING', reason: 'worker started the job', actor: `worker:${w}`, data: null },
-    { job_id: id, at: now, from_state: 'RUNNING', to_state: 'COMPLETED', reason: 'completed', actor: `worker:${w}`, data: JSON.stringify({ attempt_id: atts[i], exit_code: null, error: null }) },
-  ]));
+  // One event row for SCHEDULED → RUNNING → COMPLETED (migration 0010: the RUNNING step in `steps`).
+  const steps = JSON.stringify([{ to: 'RUNNING', reason: 'worker started the job' }]);
+  await ev(ids.map((id, i) => ({ job_id: id, at: now, from_state: 'SCHEDULED', to_state: 'COMPLETED', reason: 'completed', actor: `worker:${w}`, data: JSON.stringify({ attempt_id: atts[i], exit_code: null, error: null }), steps })));
   await explain(c, `${name} | attempt UPDATE`, `UPDATE job_attempts SET ended_at = v.ended_at, exit_code = v.exit_code, error = v.error, outcome = v.outcome FROM json_to_recordset($1::json) AS v(id text, ended_at int8, exit_code int8, error text, outcome text) WHERE job_attempts.id = v.id`,
     [JSON.stringify(atts.map((id) => ({ id, ended_at: now, exit_code: 0, error: null, outcome: 'completed' })))]);
   await c.query('COMMIT');

@@ -24,7 +24,7 @@ interface Db {
   assign1: Database.Statement; assignJson: Database.Statement; done1: Database.Statement;
   ev1: Database.Statement; ev64: Database.Statement; att1: Database.Statement; attEnd: Database.Statement; queued: Database.Statement;
 }
-const ev = (n: number) => `INSERT INTO job_events (job_id, at, from_state, to_state, reason, actor, data) VALUES ${Array(n).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
+const ev = (n: number) => `INSERT INTO job_events (job_id, at, from_state, to_state, reason, actor, data, steps) VALUES ${Array(n).fill('(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
 const dbs: Db[] = [];
 for (const [k, drop] of schemas.entries()) {
   const file = join(dir, `g${k}.db`);
@@ -82,7 +82,7 @@ const drainBatch = (d: Db, ids: string[], now: number, json: boolean, multi: boo
     ids.forEach((id, i) => d.assign1.all('SCHEDULED', now, 1, atts[i], '[]', 1, w, id, 'QUEUED'));
   }
   lap('assign UPDATE');
-  insertEvents(d, ids.map((id, i) => [id, now, 'QUEUED', 'SCHEDULED', `assigned to worker ${w}`, 'scheduler', JSON.stringify({ worker_id: w, attempt_id: atts[i], gpu_indices: [] })]), multi);
+  insertEvents(d, ids.map((id, i) => [id, now, 'QUEUED', 'SCHEDULED', `assigned to worker ${w}`, 'scheduler', JSON.stringify({ worker_id: w, attempt_id: atts[i], gpu_indices: [] }), null]), multi);
   lap('1 event');
   ids.forEach((id, i) => d.att1.run(atts[i], id, 1, w, now, 'running'));
   lap('attempt INSERT');
@@ -91,13 +91,10 @@ const drainBatch = (d: Db, ids: string[], now: number, json: boolean, multi: boo
   lap('COMMIT+BEGIN');
   ids.forEach((id) => d.done1.all('COMPLETED', now, null, null, 0, now, '[]', null, 1, 'null', now, null, id, 'SCHEDULED'));
   lap('report UPDATE');
-  const evs: unknown[][] = [];
-  ids.forEach((id, i) => {
-    evs.push([id, now, 'SCHEDULED', 'RUNNING', 'worker started the job', `worker:${w}`, null]);
-    evs.push([id, now, 'RUNNING', 'COMPLETED', 'completed', `worker:${w}`, JSON.stringify({ attempt_id: atts[i], exit_code: null, error: null })]);
-  });
-  insertEvents(d, evs, multi);
-  lap('2 events');
+  // One event row for SCHEDULED → RUNNING → COMPLETED (migration 0010: the RUNNING step in `steps`).
+  const steps = JSON.stringify([{ to: 'RUNNING', reason: 'worker started the job' }]);
+  insertEvents(d, ids.map((id, i) => [id, now, 'SCHEDULED', 'COMPLETED', 'completed', `worker:${w}`, JSON.stringify({ attempt_id: atts[i], exit_code: null, error: null }), steps]), multi);
+  lap('1 event (2 steps)');
   ids.forEach((_, i) => d.attEnd.run(now, null, null, 'completed', atts[i]));
   lap('attempt UPDATE');
   d.db.exec('COMMIT');

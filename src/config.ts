@@ -18,6 +18,7 @@
  * | GANTRY_DEFAULT_TIER | enterprise | tier of tenants nobody registered (`gantry tenants create`), incl. `default` |
  * | GANTRY_USAGE_HALF_LIFE_S | 3600 | half-life of the decayed usage fair share is computed from, seconds |
  * | GANTRY_GANG_START_TIMEOUT_MS | 60000 | a gang job not every member of which its worker took this long after the assignment goes back to the queue (not counted as a retry) |
+ * | GANTRY_SQLITE_WAL_MAX_MB | 64 | SQLite: WAL size past which it is checkpointed whole and starts over (read by the store driver) |
  * | GANTRY_URL / GANTRY_TOKEN | local `gantry up` | where the CLI and `gantry worker` connect (several servers: comma-separated; a worker fails over between them), and with what token |
  */
 import { join, resolve } from 'node:path';

@@ -159,3 +159,47 @@ test('SQLite file locked by another process: clear 503 STORE_UNAVAILABLE, no cor
     await cl.close();
   }
 });
+
+test('SQLite under steady writes: the WAL is checkpointed whole and starts over instead of growing without end', async () => {
+  const { SqliteDriver } = await import('../src/store/sqlite/driver.ts');
+  const { statSync, existsSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'gantry-wal-'));
+  const file = join(dir, 'wal.db');
+  const saved = process.env.GANTRY_SQLITE_WAL_MAX_MB;
+  process.env.GANTRY_SQLITE_WAL_MAX_MB = '1';
+  let d: InstanceType<typeof SqliteDriver> | null = null;
+  try {
+    assert.throws(() => {
+      process.env.GANTRY_SQLITE_WAL_MAX_MB = 'lots';
+      new SqliteDriver(join(dir, 'bad.db'));
+    }, /GANTRY_SQLITE_WAL_MAX_MB must be a positive number of megabytes, got 'lots'/);
+    process.env.GANTRY_SQLITE_WAL_MAX_MB = '1';
+    d = new SqliteDriver(file);
+    // Thousands of small commits a second for 3 s (each writes at least one 4 KB frame): the
+    // checkpoint thread never finds a moment without a commit landing while it copies, so before
+    // the fix the WAL grew by every frame written (~50 MB here).
+    await d.run('CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)');
+    const body = 'x'.repeat(300);
+    const until = Date.now() + 3000;
+    let n = 0;
+    let largest = 0;
+    while (Date.now() < until) {
+      await d.run('INSERT INTO t (body) VALUES (?)', [body]);
+      n++;
+      if (n % 5 === 0) {
+        await sleep(1);
+        if (existsSync(`${file}-wal`)) largest = Math.max(largest, statSync(`${file}-wal`).size);
+      }
+    }
+    assert.ok(n * 4096 > 8 * 1024 * 1024, `only ${n} commits in 3 s; the test must write far more than the 1 MB limit to prove anything`);
+    // The WAL may overshoot the limit by what is written between two checkpoint ticks, never by the whole run.
+    assert.ok(largest < 16 * 1024 * 1024, `WAL reached ${largest} bytes after ${n} commits with a 1 MB limit`);
+    const [row] = await d.query<{ c: number }>('SELECT count(*) AS c FROM t');
+    assert.equal(row?.c, n, 'every committed row is still there');
+  } finally {
+    if (saved === undefined) delete process.env.GANTRY_SQLITE_WAL_MAX_MB;
+    else process.env.GANTRY_SQLITE_WAL_MAX_MB = saved;
+    await d?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -5,6 +5,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { STORE_KINDS } from './helpers/db.ts';
 import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Worker, NonRetryableError } from '../src/client/index.ts';
 
 for (const kind of STORE_KINDS) {
@@ -116,6 +118,82 @@ for (const kind of STORE_KINDS) {
         }
       } finally {
         await fast.stop(0);
+      }
+    });
+
+    test('a poll can carry the reports of jobs that ended: applied before it looks, results in its answer', async () => {
+      const c = cl.client;
+      const worker = (await c.registerWorker({ name: 'carrier', kind: 'handler', handlers: ['carry'], capacity: { slots: 1 } })).worker_id;
+      const first = await c.submit({ handler: 'carry' });
+      const got = await eventually(async () => (await c.poll(worker, 1000)).jobs.find((j) => j.job_id === first.job_id) ?? null);
+      // A bad report refuses the whole poll, naming the field; nothing of it is applied.
+      await assert.rejects(
+        c.poll(worker, 0, [got.attempt_id], undefined, { reports: [{ job_id: got.job_id, attempt_id: got.attempt_id, outcome: 'exploded' as 'completed' }], logs: [] }),
+        (e: Error & { status?: number; field?: string }) => e.status === 400 && /outcome/.test(`${e.field} ${e.message}`),
+      );
+      assert.equal((await c.getJob(first.job_id)).status, 'SCHEDULED');
+      // The report rides along; the room it frees takes the next job in the same poll.
+      const second = await c.submit({ handler: 'carry' });
+      const answer = await c.poll(worker, 2000, [got.attempt_id], undefined, {
+        reports: [{ job_id: got.job_id, attempt_id: got.attempt_id, outcome: 'completed', result: { carried: true } }], logs: [],
+      });
+      assert.deepEqual(answer.results, [{ job_id: first.job_id, status: 'applied', state: 'COMPLETED' }]);
+      const done = await c.getJob(first.job_id);
+      assert.equal(done.status, 'COMPLETED');
+      assert.deepEqual(done.result, { carried: true });
+      const next = answer.jobs.length ? answer.jobs : (await c.poll(worker, 2000)).jobs;
+      assert.deepEqual(next.map((j) => j.job_id), [second.job_id]);
+      // Sent again (the worker could not know the first copy landed): recorded stale, applied once.
+      const again = await c.poll(worker, 0, [next[0]!.attempt_id], undefined, {
+        reports: [{ job_id: got.job_id, attempt_id: got.attempt_id, outcome: 'failed', error: 'late duplicate' }], logs: [],
+      });
+      assert.deepEqual(again.results?.map((r) => r.status), ['stale']);
+      assert.equal((await c.getJob(first.job_id)).status, 'COMPLETED');
+      await c.deregister(worker);
+    });
+
+    test('against a server that refuses reports in a poll (an older one), an SDK Worker still gets every job done', async () => {
+      // A real HTTP hop in front of the server that answers a poll carrying reports as a server
+      // before this protocol change did: 400 for the unknown fields. Everything else passes through.
+      let refused = 0;
+      const proxy = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (d: Buffer) => chunks.push(d));
+        req.on('end', () => {
+          const body = Buffer.concat(chunks);
+          if (/\/poll$/.test(req.url ?? '') && 'reports' in (JSON.parse(body.toString() || '{}') as object)) {
+            refused++;
+            res.writeHead(400, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ error: { code: 'VALIDATION_FAILED', message: 'body must NOT have additional properties', field: 'reports' } }));
+            return;
+          }
+          const up = httpRequest(new URL(req.url!, cl.server.url), { method: req.method, headers: req.headers }, (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          });
+          up.on('error', () => res.destroy());
+          up.end(body);
+        });
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+      const old = new Worker({
+        server: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, token: cl.server.admin_token!, concurrency: 1,
+        handlers: { quick: (job) => ({ n: job.parameters.n }) },
+      });
+      try {
+        await old.start();
+        const ids = [];
+        for (let n = 0; n < 5; n++) ids.push((await cl.client.submit({ handler: 'quick', parameters: { n } })).job_id);
+        for (const [n, id] of ids.entries()) {
+          const j = await cl.client.waitFor(id, { interval_ms: 10, timeout_ms: 10_000 });
+          assert.equal(j.status, 'COMPLETED');
+          assert.deepEqual(j.result, { n });
+        }
+        // It tried once, then stopped carrying reports.
+        assert.equal(refused, 1);
+      } finally {
+        await old.stop(0);
+        await new Promise((r) => proxy.close(r));
       }
     });
   });

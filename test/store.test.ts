@@ -118,7 +118,7 @@ for (const kind of STORE_KINDS) {
       const d2 = rawDriver(kind, fresh2.url);
       try {
         const results = await Promise.all([migrate(d1), migrate(d2)]);
-        assert.deepEqual(results.flat().sort(), expected, `applied once in total: ${JSON.stringify(results)}`);
+        assert.deepEqual(results.flat().sort((x, y) => x - y), expected, `applied once in total: ${JSON.stringify(results)}`);
         const rows = await d1.query<{ version: number }>('SELECT version FROM gantry_migrations ORDER BY version');
         assert.deepEqual(rows.map((r) => Number(r.version)), expected);
         assert.deepEqual(await migrate(d2), [], 'a third run applies nothing');
@@ -150,6 +150,38 @@ for (const kind of STORE_KINDS) {
         ['SUBMITTED', 'QUEUED', 'system'],
       ]);
       assert.ok(events.every((e) => e.at === now));
+    });
+
+    it('a change through several states reads back one event per state, and event rows written before migration 0010 still read', async () => {
+      const w = await addWorker();
+      const j = await submit({ name: 'steps' });
+      assert.equal((await store.assignJobs([{ job_id: j.id, worker_id: w.id, gpu_indices: [] }], tick())).length, 1);
+      const attempt = (await job(j.id)).current_attempt_id!;
+      // A first report that already says completed: SCHEDULED → RUNNING → COMPLETED in one change.
+      const at = tick();
+      await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'completed', exit_code: 0 }], at);
+      const events = await store.jobEvents(j.id);
+      assert.deepEqual(events.map((e) => [e.from_state, e.to_state, e.actor, e.reason]), [
+        [null, 'SUBMITTED', 'user:test', 'submitted'],
+        ['SUBMITTED', 'QUEUED', 'system', 'validated and queued'],
+        ['QUEUED', 'SCHEDULED', 'scheduler', `assigned to worker ${w.id}`],
+        ['SCHEDULED', 'RUNNING', `worker:${w.id}`, 'worker started the job'],
+        ['RUNNING', 'COMPLETED', `worker:${w.id}`, 'completed'],
+      ]);
+      assert.equal(events[3]!.data, null, 'the step passed through has no data');
+      assert.deepEqual(events[4]!.data, { attempt_id: attempt, exit_code: 0, error: null });
+      assert.ok(events.slice(3).every((e) => e.at === at));
+
+      // A row as servers before migration 0010 wrote it (no steps): one event, as before.
+      const raw = rawDriver(kind, db.url);
+      try {
+        await raw.run('INSERT INTO job_events (job_id, at, from_state, to_state, reason, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          [j.id, tick(), 'COMPLETED', 'COMPLETED', 'an old note', 'system', '{"k":1}']);
+      } finally {
+        await raw.close();
+      }
+      const last = (await store.jobEvents(j.id)).slice(5);
+      assert.deepEqual(last.map((e) => [e.from_state, e.to_state, e.reason, e.data]), [['COMPLETED', 'COMPLETED', 'an old note', { k: 1 }]]);
     });
 
     it('an idempotency key returns the original job, across calls and within one batch', async () => {

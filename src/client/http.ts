@@ -363,6 +363,13 @@ export interface AttemptReport {
   non_retryable?: boolean;
   checkpoint?: CheckpointData;
 }
+/** What the server did with one report: `stale` = the attempt is no longer current there (ignored). */
+export interface ReportResult {
+  job_id: string;
+  status: 'applied' | 'stale';
+  state: JobStatus;
+}
+
 export interface LogUpload {
   job_id: string;
   attempt: number;
@@ -676,12 +683,18 @@ export class GantryClient {
   heartbeat(workerId: string, timeout_ms = this.#timeout): Promise<{ ok: boolean }> {
     return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, {}, timeout_ms - this.#timeout);
   }
-  /** Long-poll for new assignments and controls; `held` = attempt ids this worker already runs. */
-  poll(workerId: string, wait_ms: number, held: string[] = [], signal?: AbortSignal): Promise<{ jobs: Assignment[]; controls: Control[] }> {
-    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/poll`, { wait_ms, held }, wait_ms, signal);
+  /**
+   * Long-poll for new assignments and controls; `held` = attempt ids this worker already runs.
+   * `carry`: reports and logs to apply first (as `report` would); their results come back with the poll.
+   */
+  poll(
+    workerId: string, wait_ms: number, held: string[] = [], signal?: AbortSignal, carry?: { reports: AttemptReport[]; logs: LogUpload[] },
+  ): Promise<{ jobs: Assignment[]; controls: Control[]; results?: ReportResult[] }> {
+    const body = carry ? { wait_ms, held, reports: carry.reports, logs: carry.logs } : { wait_ms, held };
+    return this.request('POST', `/api/v1/workers/${encodeURIComponent(workerId)}/poll`, body, wait_ms, signal);
   }
   report(workerId: string, reports: AttemptReport[], logs: LogUpload[] = []) {
-    return this.request<{ results: { job_id: string; status: 'applied' | 'stale'; state: JobStatus }[] }>(
+    return this.request<{ results: ReportResult[] }>(
       'POST', `/api/v1/workers/${encodeURIComponent(workerId)}/report`, { reports, logs },
     );
   }

@@ -57,6 +57,10 @@ export class WorkerLoop {
   #logs: LogUpload[] = [];
   #flushing: Promise<void> | null = null;
   #flushQueued = false;
+  /** A report request is on its way (not just a flush waiting for its batch to fill). */
+  #reporting = false;
+  /** The server refused a poll that carried reports (one that predates it): reports go by /report only. */
+  #noCarry = false;
   #stopped = false;
   #stopping: Promise<void> | null = null;
   #polling: Promise<void> | null = null;
@@ -139,13 +143,16 @@ export class WorkerLoop {
     while (!this.#stopped) {
       const pollAbort = new AbortController();
       this.#pollAbort = pollAbort;
+      const carry = this.#takeEnded();
       try {
-        const { jobs, controls } = await this.#client.poll(
+        const { jobs, controls, results } = await this.#client.poll(
           this.#id!,
           this.#opts.poll_wait_ms,
           [...this.#running.values()].map((j) => j.attempt_id).concat([...this.#settling]),
           pollAbort.signal,
+          carry ?? undefined,
         );
+        if (carry && results) this.#settled(carry.reports);
         if (this.#stopped) break;
         for (const c of controls) {
           if (this.#running.get(c.job_id)?.attempt_id !== c.attempt_id) continue;
@@ -162,6 +169,8 @@ export class WorkerLoop {
         }
         for (const j of jobs) this.#launch(j);
       } catch (err) {
+        // Refused with the reports on board: poll again at once without them (they go by /report).
+        if (carry && this.#carryFailed(carry, err) && !this.#stopped) continue;
         if (this.#stopped) break;
         // Cut short by a switch to another server: poll there at once.
         if (pollAbort.signal.aborted) continue;
@@ -229,6 +238,44 @@ export class WorkerLoop {
     else start();
   }
 
+  /**
+   * Everything waiting to be reported, to ride along with the next poll — only when it is all
+   * about attempts that ended here (nothing more will be said about them, so no later report can
+   * overtake it) and no report request is on its way (nothing said earlier is still in flight).
+   * A handler that finishes before the worker polls again (short jobs) then costs one request,
+   * not a poll and a report. Null: the flush sends them as usual.
+   */
+  #takeEnded(): { reports: AttemptReport[]; logs: LogUpload[] } | null {
+    // Log chunks (a flush sends them ahead of their job's end) keep the usual way.
+    if (this.#noCarry || this.#reporting || this.#reports.length === 0 || this.#logs.length > 0) return null;
+    const reports = this.#reports.filter((r) => !this.#superseded.has(r));
+    const ended = new Set(reports.filter((r) => FINAL.has(r.outcome)).map((r) => r.attempt_id));
+    if (!reports.every((r) => ended.has(r.attempt_id))) return null;
+    this.#reports = [];
+    return { reports, logs: [] };
+  }
+
+  /** The server has these reports (applied, or stale there): their attempts no longer need holding. */
+  #settled(reports: readonly AttemptReport[]): void {
+    for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
+  }
+
+  /**
+   * A poll that carried reports failed: they go back to the outbox and out by /report — maybe
+   * applied already, but a report names its attempt, so a second copy is recorded stale, never
+   * applied twice. A 4xx (a server that predates carried reports refuses the fields; or a bad
+   * report, which /report then refuses and drops as usual) also stops carrying for good.
+   * Returns whether it was a 4xx.
+   */
+  #carryFailed(carry: { reports: AttemptReport[]; logs: LogUpload[] }, err: unknown): boolean {
+    this.#reports.unshift(...carry.reports);
+    this.#logs.unshift(...carry.logs);
+    this.#flush();
+    const refused = err instanceof GantryApiError && err.status >= 400 && err.status < 500;
+    if (refused) this.#noCarry = true;
+    return refused;
+  }
+
   /** Sends what has piled up; one request in flight at a time. */
   #flush(): void {
     if (this.#flushing) {
@@ -243,21 +290,27 @@ export class WorkerLoop {
         const reports = this.#reports.splice(0).filter((r) => !this.#superseded.has(r));
         const logs = this.#logs.splice(0);
         if (reports.length === 0 && logs.length === 0) break;
-        for (let tries = 0; ; tries++) {
-          try {
-            await this.#client.report(this.#id!, reports, logs);
-            for (const r of reports) if (FINAL.has(r.outcome)) this.#settling.delete(r.attempt_id);
-            break;
-          } catch (err) {
-            // A rejected batch (4xx) will not get better; anything else is retried until it lands.
-            if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
-              this.#opts.onError?.(err);
-              for (const r of reports) this.#settling.delete(r.attempt_id);
+        // Until this batch has landed (or was given up), nothing may overtake it in a poll.
+        this.#reporting = true;
+        try {
+          for (let tries = 0; ; tries++) {
+            try {
+              await this.#client.report(this.#id!, reports, logs);
+              this.#settled(reports);
               break;
+            } catch (err) {
+              // A rejected batch (4xx) will not get better; anything else is retried until it lands.
+              if (err instanceof GantryApiError && err.status >= 400 && err.status < 500) {
+                this.#opts.onError?.(err);
+                for (const r of reports) this.#settling.delete(r.attempt_id);
+                break;
+              }
+              if (this.#stopped && tries > 20) break;
+              await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** tries)));
             }
-            if (this.#stopped && tries > 20) break;
-            await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** tries)));
           }
+        } finally {
+          this.#reporting = false;
         }
       } while (this.#flushQueued || this.#reports.length > 0 || this.#logs.length > 0);
       this.#flushing = null;
@@ -288,12 +341,13 @@ export class WorkerLoop {
         clearTimeout(timer);
       }
       if (this.#running.size > 0) await this.#exec.stopAll();
+      // The aborted poll has ended (reports it carried are back in the outbox) before the last flush.
+      await this.#polling?.catch(() => {});
       while (this.#flushing || this.#reports.length > 0 || this.#logs.length > 0) {
         if (!this.#flushing) this.#flush();
         await this.#flushing;
       }
       if (this.#heartbeat) clearInterval(this.#heartbeat);
-      await this.#polling?.catch(() => {});
       await draining;
       // Deregistering returns every job still held to the queue at once, its attempt recorded
       // as interrupted (not counted against the retry budget), its checkpoint kept.

@@ -96,6 +96,10 @@ export class Scheduler {
    * otherwise: any wake-up but a plain report clears it, and a wake-up during a cycle makes another.
    */
   #queuesEmpty = false;
+  /** Queued jobs per tenant the last cycle read (the next snapshot reads the hinted heads this long). */
+  #headLimit: number | undefined = undefined;
+  /** A report (room freed) came during the running cycle: another cycle runs if that one leaves queued work. */
+  #freedDuringCycle = false;
   /** The queues the last cycle's workers served: the next snapshot starts reading them before the workers are read. */
   #servedHint: readonly string[] = [];
 
@@ -118,8 +122,13 @@ export class Scheduler {
     this.#unlisten = this.#store.listen(CHANNELS.SCHEDULE, (payload) => {
       if (payload === WAKE.RETRY) this.#checkRetries();
       this.#invalidate(payload);
-      // A report that only freed room changes nothing while the served queues are empty.
-      if (payload === WAKE.REPORT && this.#queuesEmpty && !this.#running) return;
+      // A report that only freed room changes nothing while the served queues are empty — and during
+      // a cycle, nothing unless that cycle leaves queued work behind (requestCycle looks then).
+      if (payload === WAKE.REPORT && this.#running) {
+        this.#freedDuringCycle = true;
+        return;
+      }
+      if (payload === WAKE.REPORT && this.#queuesEmpty) return;
       this.#queuesEmpty = false;
       this.requestCycle();
     });
@@ -192,8 +201,9 @@ export class Scheduler {
       try {
         do {
           this.#again = false;
+          this.#freedDuringCycle = false;
           await this.cycle(Date.now(), { reuse: true });
-        } while (this.#again && !this.#stopped);
+        } while ((this.#again || (this.#freedDuringCycle && !this.#queuesEmpty)) && !this.#stopped);
       } catch (err) {
         this.#log('scheduling cycle failed', err);
       } finally {
@@ -241,7 +251,7 @@ export class Scheduler {
     const [built, breakers] = await Promise.all([
       buildSnapshot(this.#store, {
         now, default_tier: this.#opts.default_tier, scan_limit: this.#opts.scan_limit, usage: new Map(), estimates: this.#estimates,
-        known: known ?? undefined, served_hint: this.#servedHint,
+        known: known ?? undefined, served_hint: this.#servedHint, head_limit_hint: this.#headLimit,
       }),
       cachedBreakers ?? this.#store.listBreakers(true),
     ]);
@@ -249,6 +259,7 @@ export class Scheduler {
     // cycle reads again). Held breakers are read every cycle: a probe's job state and due time matter.
     this.#known = { workers: built.read.workers, tenants: built.read.tenants, gen, breakers: breakers.length === 0 ? breakers : null, breakerGen };
     this.#servedHint = built.served;
+    this.#headLimit = built.head_limit ?? this.#headLimit;
     let pendingCount = 0;
     for (const jobs of built.snapshot.pending.values()) pendingCount += jobs.length;
     this.#queuesEmpty = built.whole_queue && pendingCount === 0;

@@ -14,7 +14,8 @@ export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
  * SQLite and PostgreSQL). Without SERVER_NODE_FLAGS on the command line it replaces the process
  * image with one that has them (same pid, same arguments; where `process.execve` exists, i.e. not
  * on Windows). A flag the user gave on the node command line wins. Then the old space grows by 50%
- * over the live data between full collections instead of up to 4×. PostgreSQL servers were left
+ * over the live data between full collections instead of up to 4×, and scavenges run on the main
+ * thread only. PostgreSQL servers were left
  * out until the W4 latency measured with these settings in seconds there could not be reproduced
  * (docs/notes/issue3d.md).
  */
@@ -24,4 +25,8 @@ export function prepareServerProcess(_database: string): void {
     process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)]);
   }
   setFlagsFromString('--heap-growing-percent=50');
+  // Young-generation collections on the main thread alone: with the few survivors a server's
+  // requests leave, handing the work to helper threads costs more than it saves (W2: median
+  // scavenge 0.5 → 0.28 ms), and on a busy machine a scavenge waits for helpers to be scheduled.
+  setFlagsFromString('--no-parallel-scavenge');
 }

@@ -154,6 +154,50 @@ export const workerRegisterSchema = {
   },
 } as const;
 
+/** The reports and logs of a worker's batch (POST /report, and riding along with a poll). */
+const reportFields = {
+  reports: {
+    type: 'array',
+    maxItems: 10000,
+    items: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['job_id', 'attempt_id', 'outcome'],
+      properties: {
+        job_id: { type: 'string', maxLength: 100 },
+        attempt_id: { type: 'string', maxLength: 100 },
+        outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'preempted', 'paused', 'resumed', 'progress', 'checkpoint'] },
+        exit_code: { type: ['integer', 'null'] },
+        error: { type: ['string', 'null'], maxLength: 65536 },
+        result: {},
+        progress: { type: ['number', 'null'], minimum: 0, maximum: 1 },
+        non_retryable: { type: 'boolean' },
+        checkpoint: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { data: {}, file: { type: ['string', 'null'], maxLength: 4096 } },
+        },
+      },
+    },
+  },
+  logs: {
+    type: 'array',
+    maxItems: 10000,
+    items: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['job_id', 'attempt', 'stream', 'data'],
+      properties: {
+        job_id: { type: 'string', maxLength: 100 },
+        attempt: { type: 'integer', minimum: 0 },
+        stream: { type: 'string', enum: ['stdout', 'stderr'] },
+        data: { type: 'string', maxLength: 1048576 },
+        at: { type: 'integer' },
+      },
+    },
+  },
+} as const;
+
 export const pollSchema = {
   type: 'object',
   additionalProperties: false,
@@ -162,54 +206,15 @@ export const pollSchema = {
     wait_ms: { type: 'integer', minimum: 0, maximum: 60000 },
     /** Attempt ids the worker already runs (not handed out again). */
     held: { type: 'array', maxItems: 100000, items: { type: 'string', maxLength: 100 } },
+    // Reports and logs riding along, as in POST /report: applied before the poll looks.
+    ...reportFields,
   },
 } as const;
 
 export const reportSchema = {
   type: 'object',
   additionalProperties: false,
-  properties: {
-    reports: {
-      type: 'array',
-      maxItems: 10000,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['job_id', 'attempt_id', 'outcome'],
-        properties: {
-          job_id: { type: 'string', maxLength: 100 },
-          attempt_id: { type: 'string', maxLength: 100 },
-          outcome: { type: 'string', enum: ['started', 'completed', 'failed', 'timeout', 'cancelled', 'preempted', 'paused', 'resumed', 'progress', 'checkpoint'] },
-          exit_code: { type: ['integer', 'null'] },
-          error: { type: ['string', 'null'], maxLength: 65536 },
-          result: {},
-          progress: { type: ['number', 'null'], minimum: 0, maximum: 1 },
-          non_retryable: { type: 'boolean' },
-          checkpoint: {
-            type: 'object',
-            additionalProperties: false,
-            properties: { data: {}, file: { type: ['string', 'null'], maxLength: 4096 } },
-          },
-        },
-      },
-    },
-    logs: {
-      type: 'array',
-      maxItems: 10000,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['job_id', 'attempt', 'stream', 'data'],
-        properties: {
-          job_id: { type: 'string', maxLength: 100 },
-          attempt: { type: 'integer', minimum: 0 },
-          stream: { type: 'string', enum: ['stdout', 'stderr'] },
-          data: { type: 'string', maxLength: 1048576 },
-          at: { type: 'integer' },
-        },
-      },
-    },
-  },
+  properties: reportFields,
 } as const;
 
 /** A checkpoint from outside the worker protocol; the size limit (64 KB of JSON) is checked when it is stored. */

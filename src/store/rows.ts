@@ -101,8 +101,21 @@ export function attemptFromRow(r: Row): Attempt {
   };
 }
 
-export function eventFromRow(r: Row): JobEvent {
-  return {
+/** A step recorded inside an event row before its last one (column `steps`, migration 0010). */
+export interface EventStep {
+  to: JobState;
+  reason: string;
+  /** Omitted when it is the row's actor. */
+  actor?: string;
+  data?: Record<string, unknown>;
+}
+
+/**
+ * The events one `job_events` row stands for, in order: one per step of `steps` (states passed
+ * through in the same change), then the row's last step. They share the row's id and time.
+ */
+export function eventsFromRow(r: Row): JobEvent[] {
+  const last: JobEvent = {
     id: num(r.id),
     job_id: String(r.job_id),
     at: num(r.at),
@@ -112,6 +125,15 @@ export function eventFromRow(r: Row): JobEvent {
     actor: String(r.actor),
     data: json(r.data, null),
   };
+  if (r.steps === null || r.steps === undefined) return [last];
+  const out: JobEvent[] = [];
+  let from = last.from_state;
+  for (const s of JSON.parse(String(r.steps)) as EventStep[]) {
+    out.push({ ...last, from_state: from, to_state: s.to, reason: s.reason, actor: s.actor ?? last.actor, data: s.data ?? null });
+    from = s.to;
+  }
+  out.push({ ...last, from_state: from });
+  return out;
 }
 
 export function workerFromRow(r: Row): WorkerInfo {

@@ -10,7 +10,8 @@ import { addJobDependencies, dependencyStatus, releaseDependents } from './ops/d
 import { migrate } from './migrate.ts';
 import { SqliteDriver } from './sqlite/driver.ts';
 import { PostgresDriver } from './postgres/driver.ts';
-import { submitJobs, type SubmitResult } from './ops/submitJobs.ts';
+import { plainSubmits, submitJobs, submitJobsAtOnce, type SubmitResult } from './ops/submitJobs.ts';
+import { assignJobsAtOnce } from './ops/assignAtOnce.ts';
 import { assignJobs, deliverToWorker, jobsOfPausedTenants, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
 import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
 import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
@@ -48,11 +49,11 @@ export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, Schedule
 export type { StoredTemplate };
 import { createTenant, deleteTenant, getTenant, listTenants, tenantLoad, updateTenant, type TenantChanges, type TenantLoad } from './ops/tenants.ts';
 import type { TenantRecord, Tier } from '../core/tiers.ts';
-import { activeJobRows, addHeldUsage, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
+import { activeJobRows, addHeldUsage, queueHeads, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
 import {
-  assignGangs, deliverGangWork, expireGangStarts, gangActiveRows, gangMembers, gangWorkersOf, isMemberReport, reportGangResults, type GangMemberView,
+  assignGangs, deliverGangWork, expireGangStarts, gangActiveRows, gangMemberRows, gangMembers, gangWorkersOf, isMemberReport, reportGangResults, type GangMemberView,
 } from './ops/gangs.ts';
 
 export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
@@ -149,6 +150,10 @@ export class Store {
   /** `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). */
   async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean } = {}): Promise<SubmitResult[]> {
     const keyed = specs.some((s) => s.idempotency_key !== null);
+    // PostgreSQL: plain submits are one statement (one round trip) instead of a transaction of five.
+    if (this.#db.capabilities.roundTrips && this.#db.insertSql && specs.length > 0 && plainSubmits(specs)) {
+      return submitJobsAtOnce(this.#db as Parameters<typeof submitJobsAtOnce>[0], specs, now, actor);
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#tx((tx) => submitJobs(tx, specs, now, actor, opts.batch ?? false));
@@ -260,7 +265,11 @@ export class Store {
    * A cycle's decisions in one transaction: admissions (QUEUED → SCHEDULED + attempt) and
    * preemption requests. Returns the admissions that took effect and the preemptions asked.
    */
-  applySchedulingDecisions(assignments: readonly Assignment[], preemptions: readonly PreemptionOrder[], now = Date.now()) {
+  async applySchedulingDecisions(assignments: readonly Assignment[], preemptions: readonly PreemptionOrder[], now = Date.now()) {
+    // PostgreSQL: plain admissions (no gang, no preemption) are one statement instead of a transaction of seven.
+    if (this.#db.capabilities.roundTrips && preemptions.length === 0 && !assignments.some((a) => a.members)) {
+      return { assigned: await assignJobsAtOnce(this.#db, assignments, now), preempted: { job_ids: [] as string[], workers: [] as string[] } };
+    }
     return this.#db.transaction(async (tx) => {
       const held = await jobsOfPausedTenants(tx, assignments);
       if (held.size > 0) assignments = assignments.filter((a) => !held.has(a.job_id));
@@ -278,6 +287,10 @@ export class Store {
   /** Tenants with queued jobs in the given queues ('' = commands, else handler names). */
   queuedTenants(queueKeys: readonly string[]): Promise<string[]> {
     return queuedTenants(this.#db, queueKeys);
+  }
+  /** queuedTenants with each tenant's first `limit` queued jobs in those queues (one round trip per queue on PostgreSQL). */
+  queueHeads(queueKeys: readonly string[], limit: number): Promise<Map<string, PendingRow[]>> {
+    return queueHeads(this.#db, queueKeys, limit, this.#db.capabilities.roundTrips);
   }
   /** A tenant's first `limit` queued jobs in the given queues, in queue order. */
   tenantQueueHead(tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
@@ -302,9 +315,12 @@ export class Store {
   }
   /** What a worker should get now; `held` = the attempt ids it already runs. Writes nothing but taken controls. */
   async deliverToWorker(workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
+    // Both looks go out at once (one round trip on PostgreSQL, src/store/postgres/driver.ts TickBatch).
+    const gang = gangMemberRows(this.#db, workerId);
+    gang.catch(() => {});
     const d = await deliverToWorker(this.#db, workerId, max, held);
     // The poll that completes a gang's start barrier wakes the other members' workers for their `start`.
-    for (const w of await deliverGangWork(this.#db, workerId, max, held, d)) this.notify(CHANNELS.WORKER, w);
+    for (const w of await deliverGangWork(this.#db, workerId, max, held, d, gang)) this.notify(CHANNELS.WORKER, w);
     return d;
   }
   /** Gangs not every member of which was taken by its worker before `cutoff`: requeued (see `expireGangStarts`). */

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { readFileSync, existsSync } from 'node:fs';
 import { canTransition, FINAL_STATES, ACTIVE_STATES } from '../../src/core/states.ts';
 import type { JobState } from '../../src/core/types.ts';
+import { eventsFromRow } from '../../src/store/rows.ts';
 
 export interface RawDb {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -90,9 +91,8 @@ export async function checkInvariants(
   const attempts = await db.query<{ id: string; job_id: string; number: number; outcome: string; ended_at: number | null }>(
     'SELECT id, job_id, number, outcome, ended_at FROM job_attempts',
   );
-  const events = await db.query<{ id: number; job_id: string; from_state: string | null; to_state: string; reason: string }>(
-    'SELECT id, job_id, from_state, to_state, reason FROM job_events ORDER BY id',
-  );
+  // One row may hold several steps (migration 0010): read back one event per step, as the API does.
+  const events = (await db.query('SELECT * FROM job_events ORDER BY id')).flatMap(eventsFromRow);
   const by_state: Record<string, number> = {};
   for (const j of jobs) by_state[j.state] = (by_state[j.state] ?? 0) + 1;
   if (opts.expectJobs !== undefined && jobs.length !== opts.expectJobs) add(`expected ${opts.expectJobs} jobs in the store, found ${jobs.length}`);

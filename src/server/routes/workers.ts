@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { WorkerInfo } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
-import { CHANNELS, type AttemptReport, type Delivery } from '../../store/store.ts';
+import { CHANNELS, type AttemptReport, type Delivery, type ReportOutcome } from '../../store/store.ts';
 import type { LogChunk } from '../../core/types.ts';
 import type { ServerContext } from '../context.ts';
 import { checkpointWire, iso } from '../views.ts';
@@ -17,6 +17,8 @@ type RegisterBody = {
   capacity: { cpu_cores?: number; memory_gb?: number; gpu_count?: number; slots: number };
   labels?: Record<string, string>;
 };
+
+type ReportBatch = { reports?: AttemptReport[]; logs?: (Omit<LogChunk, 'at'> & { at?: number })[] };
 
 const workerParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
 
@@ -90,11 +92,36 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { worker_id: req.params.id, state: 'offline', requeued_jobs: requeued };
   });
 
-  app.post<{ Params: { id: string }; Body: { max_jobs?: number; wait_ms?: number; held?: string[] } | undefined }>(
+  /**
+   * A worker's batch of reports and log chunks (POST /report, or riding along with a poll):
+   * logs first, then the reports; wakes the scheduler when an attempt's end freed room or
+   * requeued a job, and whoever follows the jobs touched.
+   */
+  async function applyBatch(workerId: string, batch: ReportBatch): Promise<ReportOutcome[]> {
+    const now = Date.now();
+    const logs = (batch.logs ?? []) as (LogChunk & { at?: number })[];
+    if (logs.length) await store.appendLogs(logs.map((l) => ({ ...l, at: l.at ?? now })));
+    const reports = batch.reports ?? [];
+    const results = reports.length ? await store.reportResults(workerId, reports, now, ctx.breakers) : [];
+    if (results.some((r) => r.status === 'applied')) {
+      // What the scheduler may keep (a failure may open a circuit breaker), and whether it must look at the queue at all.
+      const failed = reports.some((r) => r.outcome === 'failed' || r.outcome === 'timeout');
+      const requeued = results.some((r) => r.status === 'applied' && r.state === 'QUEUED');
+      store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? WAKE.RETRY : failed ? WAKE.FAILURE : requeued ? WAKE.REQUEUE : WAKE.REPORT);
+    }
+    const touched = new Set([...logs.map((l) => l.job_id), ...results.map((r) => r.job_id)]);
+    for (const j of touched) store.notify(CHANNELS.JOB, j);
+    return results;
+  }
+
+  app.post<{ Params: { id: string }; Body: ({ max_jobs?: number; wait_ms?: number; held?: string[] } & ReportBatch) | undefined }>(
     '/api/v1/workers/:id/poll',
-    { schema: { params: workerParams, body: pollSchema, summary: 'Long-poll for assigned jobs and controls' } },
+    { schema: { params: workerParams, body: pollSchema, summary: 'Long-poll for assigned jobs and controls (reports may ride along)' } },
     async (req, reply) => {
       const id = req.params.id;
+      // A worker whose last jobs ended before it polled again sends their reports with the poll:
+      // one request instead of two. Applied before the look, so the room they free counts.
+      const carried = req.body?.reports || req.body?.logs ? await applyBatch(id, req.body) : null;
       const max = req.body?.max_jobs ?? 100_000;
       const held = new Set(req.body?.held ?? []);
       const deadline = Date.now() + (req.body?.wait_ms ?? 20000);
@@ -114,6 +141,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
             // Only a job that ran before can have a checkpoint: first attempts cost no lookup.
             const saved = await store.checkpointsOf(d.jobs.filter((j) => j.attempt_count > 1).map((j) => j.id));
             return {
+              ...(carried ? { results: carried } : {}),
               jobs: d.jobs.map((j) => ({
                 job_id: j.id, attempt_id: j.current_attempt_id, attempt: j.attempt_count, name: j.name, type: j.type, tenant: j.tenant,
                 kind: j.kind, command: j.command, handler: j.handler, env: j.env, working_dir: j.working_dir, timeout: j.timeout,
@@ -136,24 +164,9 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { reports?: AttemptReport[]; logs?: Omit<LogChunk, 'at'> & { at?: number }[] } }>(
+  app.post<{ Params: { id: string }; Body: ReportBatch }>(
     '/api/v1/workers/:id/report',
     { schema: { params: workerParams, body: reportSchema, summary: 'Report attempt results, progress and log chunks (batched)' } },
-    async (req) => {
-      const now = Date.now();
-      const logs = (req.body.logs ?? []) as (LogChunk & { at?: number })[];
-      if (logs.length) await store.appendLogs(logs.map((l) => ({ ...l, at: l.at ?? now })));
-      const reports = req.body.reports ?? [];
-      const results = reports.length ? await store.reportResults(req.params.id, reports, now, ctx.breakers) : [];
-      if (results.some((r) => r.status === 'applied')) {
-        // What the scheduler may keep (a failure may open a circuit breaker), and whether it must look at the queue at all.
-        const failed = reports.some((r) => r.outcome === 'failed' || r.outcome === 'timeout');
-        const requeued = results.some((r) => r.status === 'applied' && r.state === 'QUEUED');
-        store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? WAKE.RETRY : failed ? WAKE.FAILURE : requeued ? WAKE.REQUEUE : WAKE.REPORT);
-      }
-      const touched = new Set([...logs.map((l) => l.job_id), ...results.map((r) => r.job_id)]);
-      for (const j of touched) store.notify(CHANNELS.JOB, j);
-      return { results };
-    },
+    async (req) => ({ results: await applyBatch(req.params.id, req.body) }),
   );
 }

@@ -1,7 +1,7 @@
 import type { JobState } from '../../core/types.ts';
 import { assertTransition, FINAL_STATES } from '../../core/states.ts';
 import { batchSet, type ColumnType, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
-import { JOB_COLUMN_TYPES } from '../rows.ts';
+import { JOB_COLUMN_TYPES, type EventStep } from '../rows.ts';
 import { runFinalHooks, type FinishedJob } from '../finalHooks.ts';
 
 /** Add to a counter column instead of setting it. */
@@ -33,7 +33,7 @@ export interface Transition {
   data?: Record<string, unknown>;
 }
 
-const EVENT_COLUMNS = ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'] as const;
+const EVENT_COLUMNS = ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data', 'steps'] as const;
 /** What every applied transition hands back: enough to number a new attempt. */
 const RETURNING = 'jobs.id, jobs.attempt_count, jobs.retry_count, jobs.watched';
 
@@ -59,8 +59,7 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
       at = s.to;
     }
     assertTransition(c.job_id, at, c.to);
-    const cols = c.patch ? Object.keys(c.patch).sort() : [];
-    const shape = `${c.from}>${c.to}|${cols.map((k) => (isIncrement(c.patch![k]!) ? `+${k}` : k)).join(',')}`;
+    const shape = shapeOf(c);
     let g = groups.get(shape);
     if (!g) groups.set(shape, (g = []));
     g.push(i);
@@ -97,15 +96,12 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     for (const i of idx) out[i] = byId.get(changes[i]!.job_id) ?? null;
   }
+  // One event row per change: the states passed through on the way (`via`) travel in its `steps`
+  // (read back as one event each, src/store/rows.ts eventsFromRow).
   const events: SqlValue[][] = [];
   changes.forEach((c, i) => {
     if (!out[i]) return;
-    let at: JobState = c.from;
-    for (const s of c.via ?? []) {
-      events.push([c.job_id, now, at, s.to, s.reason, s.actor ?? c.actor, s.data ? JSON.stringify(s.data) : null]);
-      at = s.to;
-    }
-    events.push([c.job_id, now, at, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null]);
+    events.push([c.job_id, now, c.from, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null, stepsJson(c.via, c.actor)]);
   });
   await tx.insertMany('job_events', EVENT_COLUMNS, events);
   // Watched jobs that just became final: their follow-ups run now, in this transaction (src/store/finalHooks.ts).
@@ -115,6 +111,69 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
   });
   if (finished.length > 0) await runFinalHooks(tx, finished, now);
   return out;
+}
+
+/** Shapes by the patch's own key order (a few per code path; bounded all the same). */
+const shapes = new Map<string, string>();
+
+/** A change's batch shape: from, to and the sorted patch columns, `+` marking increments. */
+function shapeOf(c: Transition): string {
+  let sig = `${c.from}>${c.to}|`;
+  if (c.patch) for (const k in c.patch) sig += isIncrement(c.patch[k]!) ? `+${k},` : `${k},`;
+  let shape = shapes.get(sig);
+  if (shape === undefined) {
+    const cols = c.patch ? Object.keys(c.patch).sort() : [];
+    shape = `${c.from}>${c.to}|${cols.map((k) => (isIncrement(c.patch![k]!) ? `+${k}` : k)).join(',')}`;
+    if (shapes.size < 1000) shapes.set(sig, shape);
+  }
+  return shape;
+}
+
+/** `steps` texts of single steps without data ("worker started the job"), shared by a batch's rows. */
+const oneStep = new Map<string, string>();
+
+/** The `steps` column of an event row: the steps before its last one, or null for a single step. */
+export function stepsJson(via: readonly Step[] | undefined, actor: string): string | null {
+  if (!via || via.length === 0) return null;
+  const only = via.length === 1 && !via[0]!.data ? via[0]! : null;
+  const key = only ? `${only.to}\u0000${only.reason}\u0000${only.actor === undefined || only.actor === actor ? '' : only.actor}` : '';
+  if (only) {
+    const hit = oneStep.get(key);
+    if (hit !== undefined) return hit;
+  }
+  const text = JSON.stringify(via.map((s): EventStep => {
+    const e: EventStep = { to: s.to, reason: s.reason };
+    if (s.actor !== undefined && s.actor !== actor) e.actor = s.actor;
+    if (s.data) e.data = s.data;
+    return e;
+  }));
+  if (only && oneStep.size < 1000) oneStep.set(key, text);
+  return text;
+}
+
+/**
+ * applyTransitions' writes for a batch of like changes as parts of ONE data-modifying `WITH`
+ * (PostgreSQL, `capabilities.roundTrips`), for a hot path that must be one round trip
+ * (src/store/ops/assignAtOnce.ts): CTE `u` moves the jobs listed in the CTE named `source` (columns
+ * `id`, `reason`, `data` — the event's — and whatever `set`, `where` and `returning` use, as `v.…`)
+ * from `from` to `to` where `where` also holds, and CTE `e` records one event per moved job. `set`,
+ * `where` and `returning` are SQL without placeholders. Not for final states: no final-state hooks.
+ * The parts' parameters are `params`, in text order.
+ */
+export function transitionCtes(o: {
+  source: string; from: JobState; to: JobState; actor: string; now: number; set: readonly string[]; where: string; returning: readonly string[];
+}): { sql: string; params: SqlValue[] } {
+  if (FINAL_STATES.has(o.to)) throw new Error(`transitionCtes: ${o.to} is final; its hooks run only through applyTransitions`);
+  assertTransition('(batch)', o.from, o.to);
+  return {
+    sql: `u AS (
+       UPDATE jobs SET state = ?, updated_at = ?::int8, ${o.set.join(', ')}
+       FROM ${o.source} v WHERE jobs.id = v.id AND jobs.state = ? AND ${o.where}
+       RETURNING jobs.id, v.reason, v.data, ${o.returning.join(', ')}
+     ),
+     e AS (INSERT INTO job_events (${EVENT_COLUMNS.join(', ')}) SELECT id, ?::int8, ?::text, ?::text, reason, ?::text, data, NULL FROM u)`,
+    params: [o.to, o.now, o.from, o.now, o.from, o.to, o.actor],
+  };
 }
 
 function valueOf(v: PatchValue): SqlValue {
@@ -130,6 +189,6 @@ export async function recordEvents(
   await tx.insertMany(
     'job_events',
     EVENT_COLUMNS,
-    events.map((e) => [e.job_id, now, e.state, e.state, e.reason, e.actor, e.data ? JSON.stringify(e.data) : null]),
+    events.map((e) => [e.job_id, now, e.state, e.state, e.reason, e.actor, e.data ? JSON.stringify(e.data) : null, null]),
   );
 }

@@ -1,7 +1,7 @@
 import type { Job, JobControl, JobState } from '../../core/types.ts';
 import { newId } from '../../core/ids.ts';
 import { ACTIVE_STATES } from '../../core/states.ts';
-import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
+import { idsIn, PLAIN_TEXT, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { afterCommitOf } from '../finalHooks.ts';
 import { jobFromRow, toJson } from '../rows.ts';
 import { applyTransitions, recordEvents, type Transition } from './applyTransitions.ts';
@@ -113,6 +113,15 @@ interface MemberRow {
   control: string | null;
 }
 
+/** The open gang placements on a worker, for deliverGangWork (the caller may start this read alongside its own). */
+export function gangMemberRows(db: SqlExecutor, workerId: string): Promise<Row[]> {
+  return db.query(
+    `SELECT p.attempt_id, p.rank, p.job_id, p.state AS member_state, p.control_sent, p.gpu_indices, j.state AS job_state, j.current_attempt_id, j.control
+     FROM job_placements p JOIN jobs j ON j.id = p.job_id WHERE p.worker_id = ${PLAIN_TEXT} AND p.ended_at IS NULL`,
+    [workerId],
+  );
+}
+
 /**
  * Gang members waiting for worker `workerId` (`held` = the tokens it runs), and controls for the
  * members it runs: the job's own control (cancel, pause, resume, preempt), each handed over once;
@@ -121,12 +130,10 @@ interface MemberRow {
  * holds no process anywhere). A new member waits while an older member of the same job on this
  * worker is still stopping (a worker runs one attempt of a job at a time).
  */
-export async function deliverGangWork(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string>, out: Delivery): Promise<string[]> {
-  const rows = (await db.query(
-    `SELECT p.attempt_id, p.rank, p.job_id, p.state AS member_state, p.control_sent, p.gpu_indices, j.state AS job_state, j.current_attempt_id, j.control
-     FROM job_placements p JOIN jobs j ON j.id = p.job_id WHERE p.worker_id = ? AND p.ended_at IS NULL`,
-    [workerId],
-  )).map((r): MemberRow => ({
+export async function deliverGangWork(
+  db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string>, out: Delivery, read: Promise<Row[]> = gangMemberRows(db, workerId),
+): Promise<string[]> {
+  const rows = (await read).map((r): MemberRow => ({
     attempt_id: String(r.attempt_id), rank: Number(r.rank), job_id: String(r.job_id), member_state: String(r.member_state),
     control_sent: r.control_sent == null ? null : String(r.control_sent), gpu_indices: String(r.gpu_indices),
     job_state: r.job_state as JobState, current_attempt_id: r.current_attempt_id == null ? null : String(r.current_attempt_id),

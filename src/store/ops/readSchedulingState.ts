@@ -1,5 +1,5 @@
 import type { Priority, WorkerUsage } from '../../core/types.ts';
-import type { SqlExecutor } from '../driver.ts';
+import { PLAIN_TEXT, type Row, type SqlExecutor } from '../driver.ts';
 
 /**
  * Reads for the scheduling policy's snapshot (src/scheduler/snapshot.ts): the tenants with queued
@@ -53,13 +53,14 @@ export interface ActiveRow {
  * Tenants that have queued jobs in the queues `queueKeys`: per queue, one probe of
  * `jobs_queue_by_tenant (queue_key, tenant, …)` per tenant — a loose index scan written as a
  * recursive CTE, which both engines run (and which never walks a queue's jobs).
+ * `CAST(? AS TEXT)`: see {@link PLAIN_TEXT}.
  */
 export async function queuedTenants(db: SqlExecutor, queueKeys: readonly string[]): Promise<string[]> {
   const lists = await Promise.all(queueKeys.map((k) => db.query<{ tenant: string | null }>(
     `WITH RECURSIVE t(tenant) AS (
-       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ?
+       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ${PLAIN_TEXT}
        UNION ALL
-       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ${PLAIN_TEXT} AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
      )
      SELECT tenant FROM t WHERE tenant IS NOT NULL`,
     [k, k],
@@ -71,22 +72,63 @@ export async function queuedTenants(db: SqlExecutor, queueKeys: readonly string[
  * The first `limit` queued jobs of one tenant in queue order (priority class, position, seq),
  * only from the queues in `queueKeys` ('' = command jobs, else handler names) — those some worker
  * serves. One index range per queue (`jobs_queue_by_tenant`), merged here, so a backlog in a queue
- * no worker serves is never walked.
+ * no worker serves is never walked. `CAST(? AS …)`: see {@link PLAIN_TEXT}.
  */
 export async function tenantQueueHead(db: SqlExecutor, tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
   const lists = await Promise.all(queueKeys.map((k) => db.query(
-    `SELECT id, seq, tenant, priority, priority_rank, sort_key, queue_key, type, cpu_cores, memory_gb, gpu_count, expected_duration, preemptible, nodes, template
-     FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND tenant = ? ORDER BY priority_rank, sort_key, seq LIMIT ?`,
+    `SELECT ${PENDING_COLUMNS} FROM jobs WHERE state = 'QUEUED' AND queue_key = ${PLAIN_TEXT} AND tenant = ${PLAIN_TEXT} ORDER BY priority_rank, sort_key, seq LIMIT CAST(? AS INTEGER)`,
     [k, tenant, limit],
   )));
-  const rows = lists.flat().map((r): PendingRow => ({
+  const rows = lists.flat().map(pendingFromRow);
+  if (lists.length > 1) rows.sort(queueOrder);
+  return rows.slice(0, limit);
+}
+
+const PENDING_COLUMNS = 'id, seq, tenant, priority, priority_rank, sort_key, queue_key, type, cpu_cores, memory_gb, gpu_count, expected_duration, preemptible, nodes, template';
+
+function pendingFromRow(r: Row): PendingRow {
+  return {
     id: String(r.id), seq: Number(r.seq), tenant: String(r.tenant), priority: r.priority as Priority, priority_rank: Number(r.priority_rank),
     sort_key: Number(r.sort_key), queue_key: String(r.queue_key), type: String(r.type), cpu_cores: Number(r.cpu_cores),
     memory_gb: Number(r.memory_gb), gpu_count: Number(r.gpu_count), expected_duration: r.expected_duration === null ? null : Number(r.expected_duration),
     preemptible: Number(r.preemptible) === 1, nodes: Number(r.nodes), template: r.template == null ? null : String(r.template),
-  }));
-  if (lists.length > 1) rows.sort((a, b) => a.priority_rank - b.priority_rank || a.sort_key - b.sort_key || a.seq - b.seq);
-  return rows.slice(0, limit);
+  };
+}
+
+const queueOrder = (a: PendingRow, b: PendingRow) => a.priority_rank - b.priority_rank || a.sort_key - b.sort_key || a.seq - b.seq;
+
+/**
+ * queuedTenants and each of those tenants' tenantQueueHead (`limit` jobs) at once: tenant → its head.
+ * With `lateral` (PostgreSQL) one statement per queue — queuedTenants' loose index scan joined
+ * LATERAL to each tenant's head on the same index — so a scheduling cycle that knows its queues
+ * reads the heads alongside the workers, not in a round trip after them. Otherwise (SQLite, no
+ * round trips to save) the two reads in a row.
+ */
+export async function queueHeads(db: SqlExecutor, queueKeys: readonly string[], limit: number, lateral: boolean): Promise<Map<string, PendingRow[]>> {
+  if (!lateral) {
+    const tenants = await queuedTenants(db, queueKeys);
+    return new Map(await Promise.all(tenants.map(async (t): Promise<[string, PendingRow[]]> => [t, await tenantQueueHead(db, t, queueKeys, limit)])));
+  }
+  const lists = await Promise.all(queueKeys.map((k) => db.query(
+    `WITH RECURSIVE t(tenant) AS (
+       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ?
+       UNION ALL
+       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+     )
+     SELECT h.* FROM t CROSS JOIN LATERAL (
+       SELECT ${PENDING_COLUMNS} FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant = t.tenant ORDER BY priority_rank, sort_key, seq LIMIT ?
+     ) h WHERE t.tenant IS NOT NULL`,
+    [k, k, k, limit],
+  )));
+  const heads = new Map<string, PendingRow[]>();
+  for (const r of lists.flat()) {
+    const row = pendingFromRow(r);
+    let h = heads.get(row.tenant);
+    if (!h) heads.set(row.tenant, (h = []));
+    h.push(row);
+  }
+  for (const [t, rows] of heads) heads.set(t, rows.sort(queueOrder).slice(0, limit));
+  return new Map([...heads].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {

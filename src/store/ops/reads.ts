@@ -1,7 +1,7 @@
 import type { Attempt, Job, JobEvent, JobState, Priority } from '../../core/types.ts';
 import { PRIORITIES } from '../../core/types.ts';
 import type { SqlExecutor, SqlValue } from '../driver.ts';
-import { attemptFromRow, eventFromRow, jobFromRow } from '../rows.ts';
+import { attemptFromRow, eventsFromRow, jobFromRow } from '../rows.ts';
 
 export interface JobFilter {
   state?: JobState;
@@ -31,7 +31,7 @@ export async function listJobs(db: SqlExecutor, filter: JobFilter, limit: number
 }
 
 export async function jobEvents(db: SqlExecutor, jobId: string): Promise<JobEvent[]> {
-  return (await db.query('SELECT * FROM job_events WHERE job_id = ? ORDER BY id', [jobId])).map(eventFromRow);
+  return (await db.query('SELECT * FROM job_events WHERE job_id = ? ORDER BY id', [jobId])).flatMap(eventsFromRow);
 }
 
 export async function jobAttempts(db: SqlExecutor, jobId: string): Promise<Attempt[]> {

@@ -70,11 +70,18 @@ export async function reportResults(
       `SELECT id, state, worker_id, current_attempt_id, retry_policy, retry_count, timeout, cancel_requested, preemption FROM jobs WHERE ${sel.sql}`,
       [sel.param],
     );
+    // A batch's jobs mostly share one retry policy text: parse each text once (read-only below).
+    const policies = new Map<string, Job['retry_policy']>();
+    const policyOf = (text: string): Job['retry_policy'] => {
+      let p = policies.get(text);
+      if (!p) policies.set(text, (p = JSON.parse(text) as Job['retry_policy']));
+      return p;
+    };
     for (const r of rows) {
       jobs.set(String(r.id), {
         id: String(r.id), state: r.state as Job['state'], worker_id: r.worker_id === null ? null : String(r.worker_id),
         current_attempt_id: r.current_attempt_id === null ? null : String(r.current_attempt_id),
-        retry_policy: JSON.parse(String(r.retry_policy)) as Job['retry_policy'], retry_count: Number(r.retry_count),
+        retry_policy: policyOf(String(r.retry_policy)), retry_count: Number(r.retry_count),
         timeout: r.timeout === null ? null : Number(r.timeout), cancel_requested: Number(r.cancel_requested) === 1,
         preemption: r.preemption === null || r.preemption === undefined ? null : (JSON.parse(String(r.preemption)) as Job['preemption']),
       });

@@ -178,13 +178,15 @@ export async function deliverToWorker(db: SqlExecutor, workerId: string, max: nu
   // One look (one round trip on PostgreSQL, on the job's way from assignment to handler): the jobs
   // with a pending control (partial index jobs_control) and the SCHEDULED jobs the worker does not
   // hold yet (jobs_active). Ordered and cut here: on SQLite an ORDER BY or a bound LIMIT costs
-  // ~50 µs even for no rows, and a worker gets few at a time.
-  const notHeld = idsIn(db, 'current_attempt_id', [...held]);
+  // ~50 µs even for no rows, and a worker gets few at a time. The held attempts are a NOT IN over a
+  // recordset — a hash lookup per row on PostgreSQL (hashed subplan); `NOT col = ANY(array)` compared
+  // each row with every held id (500 × 500 in a W1 drain: 6.3 ms instead of 0.6 ms per look).
   const rows = await db.query(
     `SELECT * FROM jobs WHERE worker_id = ? AND control IS NOT NULL
      UNION ALL
-     SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND control IS NULL AND NOT ${notHeld.sql}`,
-    [workerId, workerId, notHeld.param],
+     SELECT * FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND control IS NULL
+       AND current_attempt_id NOT IN (SELECT id FROM ${db.recordset([['id', 'text']])})`,
+    [workerId, workerId, JSON.stringify([...held].map((id) => ({ id })))],
   );
   const controls: Delivery['controls'] = [];
   for (const r of rows) {

@@ -1,11 +1,15 @@
 import type { Job, JobSpec } from '../../core/types.ts';
 import { newId } from '../../core/ids.ts';
 import { priorityRank } from '../../core/priorities.ts';
-import { idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
+import { idsIn, type SqlDriver, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { JOB_INSERT_COLUMNS, jobFromRow, toJson } from '../rows.ts';
 import { addDependencies } from './dependencies.ts';
+import { stepsJson } from './applyTransitions.ts';
 
+/** The `steps` of a submitted-and-queued job's one event row, per submitter (the same text for a whole batch). */
+const submittedStep = (actor: string): string => stepsJson([{ to: 'SUBMITTED', reason: 'submitted', actor }], 'system')!;
 
+const EVENT_COLUMNS = ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data', 'steps'];
 
 export interface SubmitResult {
   job: Job;
@@ -14,7 +18,7 @@ export interface SubmitResult {
 }
 
 /**
- * Creates jobs in one transaction: each is written SUBMITTED→QUEUED with both events — or, when
+ * Creates jobs in one transaction: each is written SUBMITTED→QUEUED with both events (one event row) — or, when
  * it has dependencies, SUBMITTED only, and ops/dependencies.ts decides at once whether it waits,
  * is released to QUEUED, or can never run (CANCELLED).
  * A spec whose (tenant, idempotency_key) already exists returns the original job.
@@ -45,23 +49,13 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
     }
     const id = newId('job');
     newIds.push({ index: i, id });
-    // Position within the priority class = queue time; jobs of one batch keep their order by seq.
-    const sortKey = now;
     const waits = (s.depends_on?.length ?? 0) + (s.depends_on_index?.length ?? 0) > 0;
     if (waits) waiting.push({ index: i, id });
-    rows.push([
-      id, s.name, s.type, s.tenant, s.priority, priorityRank(s.priority), waits ? 'SUBMITTED' : 'QUEUED', s.kind, toJson(s.command), s.handler,
-      JSON.stringify(s.env), s.working_dir, s.timeout, JSON.stringify(s.retry_policy), JSON.stringify(s.labels),
-      JSON.stringify(s.parameters), s.idempotency_key, s.expected_duration, s.resources.cpu_cores, s.resources.memory_gb,
-      s.resources.gpu_count, s.resources.storage_gb, now, now, waits ? null : now, sortKey, s.handler ?? '',
-      s.template ?? null, s.template_version ?? null, toJson(s.steps ?? null), waits ? (s.dependency_type ?? 'all_complete') : null,
-      s.preemptible ? 1 : 0, s.grace_period, s.nodes,
-    ]);
-    events.push([id, now, null, 'SUBMITTED', 'submitted', actor, null]);
-    if (!waits) events.push([id, now, 'SUBMITTED', 'QUEUED', 'validated and queued', 'system', null]);
+    rows.push(jobRow(s, id, now, waits));
+    events.push(...submitEvents(id, now, actor, waits));
   }
   await tx.insertMany('jobs', JOB_INSERT_COLUMNS, rows);
-  await tx.insertMany('job_events', ['job_id', 'at', 'from_state', 'to_state', 'reason', 'actor', 'data'], events);
+  await tx.insertMany('job_events', EVENT_COLUMNS, events);
   if (waiting.length > 0) {
     const idAt = new Map(newIds.map((n) => [n.index, n.id]));
     for (let i = 0; i < specs.length; i++) if (out[i]) idAt.set(i, out[i]!.job.id);
@@ -85,4 +79,45 @@ export async function submitJobs(tx: SqlExecutor, specs: readonly JobSpec[], now
     out[n.index] = { job: byId.get(n.id)!, created };
   }
   return out as SubmitResult[];
+}
+
+/** A new job's row (JOB_INSERT_COLUMNS): QUEUED, or SUBMITTED while it `waits` for dependencies. */
+function jobRow(s: JobSpec, id: string, now: number, waits: boolean): SqlValue[] {
+  // Position within the priority class = queue time; jobs of one batch keep their order by seq.
+  const sortKey = now;
+  return [
+    id, s.name, s.type, s.tenant, s.priority, priorityRank(s.priority), waits ? 'SUBMITTED' : 'QUEUED', s.kind, toJson(s.command), s.handler,
+    JSON.stringify(s.env), s.working_dir, s.timeout, JSON.stringify(s.retry_policy), JSON.stringify(s.labels),
+    JSON.stringify(s.parameters), s.idempotency_key, s.expected_duration, s.resources.cpu_cores, s.resources.memory_gb,
+    s.resources.gpu_count, s.resources.storage_gb, now, now, waits ? null : now, sortKey, s.handler ?? '',
+    s.template ?? null, s.template_version ?? null, toJson(s.steps ?? null), waits ? (s.dependency_type ?? 'all_complete') : null,
+    s.preemptible ? 1 : 0, s.grace_period, s.nodes,
+  ];
+}
+
+/** One event row: → SUBMITTED, and for a job that waits for nothing → QUEUED in the same row (its `steps`). */
+function submitEvents(id: string, now: number, actor: string, waits: boolean): SqlValue[][] {
+  return [waits ? [id, now, null, 'SUBMITTED', 'submitted', actor, null, null] : [id, now, null, 'QUEUED', 'validated and queued', 'system', null, submittedStep(actor)]];
+}
+
+/** Submits with no idempotency key and no dependency: nothing to look up first, nothing to decide after the insert. */
+export function plainSubmits(specs: readonly JobSpec[]): boolean {
+  return specs.every((s) => s.idempotency_key === null && (s.depends_on?.length ?? 0) + (s.depends_on_index?.length ?? 0) === 0);
+}
+
+/**
+ * plainSubmits as ONE statement where the engine allows it (`db.insertSql`: PostgreSQL): the jobs, their
+ * events and the rows read back in a data-modifying `WITH`, which is its own transaction — one round trip
+ * on a submit's way to the scheduler instead of five (BEGIN, two INSERTs, the read-back, COMMIT).
+ * The same rows and events as submitJobs writes for such specs.
+ */
+export async function submitJobsAtOnce(
+  db: SqlDriver & Required<Pick<SqlDriver, 'insertSql'>>, specs: readonly JobSpec[], now: number, actor: string,
+): Promise<SubmitResult[]> {
+  const ids = specs.map(() => newId('job'));
+  const jobs = await db.insertSql('jobs', JOB_INSERT_COLUMNS, specs.map((s, i) => jobRow(s, ids[i]!, now, false)));
+  const events = await db.insertSql('job_events', EVENT_COLUMNS, ids.flatMap((id) => submitEvents(id, now, actor, false)));
+  const rows = await db.query(`WITH j AS (${jobs.sql} RETURNING *), e AS (${events.sql}) SELECT * FROM j`, [...jobs.params, ...events.params]);
+  const byId = new Map(rows.map((r) => [String(r.id), jobFromRow(r)]));
+  return ids.map((id) => ({ job: byId.get(id)!, created: true }));
 }

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { PROFILE } from '../sqlProfile.ts';
-import { uniformColumns, type ColumnType, type DriverCapabilities, type Row, type SqlDriver, type SqlExecutor, type SqlValue } from '../driver.ts';
+import { uniformColumns, type ColumnType, type DriverCapabilities, type Row, type SqlDriver, type SqlExecutor, type SqlPart, type SqlValue } from '../driver.ts';
 
 const PG_TYPES: Record<ColumnType, string> = { text: 'text', real: 'float8', int: 'int8' };
 // json, not jsonb: the rows are read once, and json skips building jsonb's binary form (~25% faster on 1,000 rows).
@@ -37,6 +37,110 @@ function pgToColumnType(dataType: string): ColumnType {
 /** Column types of Gantry's tables as the recordsets need them, read once from the catalog. */
 type TableTypes = (table: string, via: pg.PoolClient | pg.Pool) => Promise<ReadonlyMap<string, ColumnType>>;
 
+/** Where an executor's statements go: a transaction's connection, or the pool by way of TickBatch. */
+interface Queryable {
+  query(config: pg.QueryConfig): Promise<pg.QueryResult>;
+}
+
+/** The socket under a pg client (not in pg's typings): corked while a batch is written. */
+function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { cork(): void; uncork(): void } } }).connection?.stream;
+}
+
+/**
+ * Statements outside a transaction that are issued within one turn of the event loop (a scheduling
+ * cycle's reads, the long poll's two looks) go out together: one pooled connection, pipelined
+ * (node-postgres `pipeline` mode: each statement still has its own Sync, so its own result or
+ * error), written with one socket write. On a loaded machine every round trip costs the server a
+ * write syscall and the database a backend wake-up (~45 µs of server CPU each, measured in W2), and
+ * six reads on six connections cost six of each; the backend runs them one after the other at
+ * ~50 µs each.
+ */
+type Pending = { config: pg.QueryConfig; resolve: (r: pg.QueryResult) => void; reject: (e: unknown) => void };
+
+/** Statements pipelined on one connection at most (a scheduling cycle's reads are 7). */
+const MAX_PIPELINE = 8;
+
+class TickBatch implements Queryable {
+  readonly #pool: pg.Pool;
+  /** A statement to send along with the next batch if there is one (the wake-ups for other servers, see PostgresDriver.notify). */
+  readonly #rider: () => pg.QueryConfig | null;
+  #pending: Pending[] = [];
+  constructor(pool: pg.Pool, rider: () => pg.QueryConfig | null) {
+    this.#pool = pool;
+    this.#rider = rider;
+  }
+
+  query(config: pg.QueryConfig): Promise<pg.QueryResult> {
+    return new Promise((resolve, reject) => {
+      if (this.#pending.push({ config, resolve, reject }) === 1) queueMicrotask(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#pending;
+    this.#pending = [];
+    const rider = this.#rider();
+    if (rider) batch.push({ config: rider, resolve: () => {}, reject: () => {} });
+    // A burst (a fan-out's reads) still spreads over several connections: one backend would run it all in turn.
+    for (let i = 0; i < batch.length; i += MAX_PIPELINE) this.#send(batch.slice(i, i + MAX_PIPELINE));
+  }
+
+  #send(batch: Pending[]): void {
+    this.#pool.connect().then(
+      (client) => {
+        let broken: unknown = undefined;
+        const socket = batch.length > 1 ? socketOf(client) : undefined;
+        socket?.cork();
+        const done = batch.map((b) => {
+          if (b.config.name) retireOlderPlan(client, b.config.name);
+          return client.query(b.config).then(b.resolve, (err: unknown) => {
+            // An error from the database leaves the connection usable; any other (a cut connection) does not.
+            if (!(err instanceof pg.DatabaseError)) broken = err;
+            b.reject(err);
+          });
+        });
+        socket?.uncork();
+        void Promise.all(done).then(() => client.release(broken as Error | undefined));
+      },
+      (err: unknown) => batch.forEach((b) => b.reject(err)),
+    );
+  }
+}
+
+/**
+ * How long a statement without parameters keeps its plan outside transactions (ms). PostgreSQL
+ * plans such a prepared statement once and keeps that plan until the table's statistics change: a
+ * read planned as a sequential scan while `jobs` was nearly empty walked a million queued jobs on
+ * every scheduling cycle after a burst of submits (W4) — so these statements went unnamed, planned
+ * at every use: 0.02–0.1 ms of the database's CPU each, five per scheduling cycle. Now they are
+ * prepared under a name that changes every REPLAN_MS (`g<hash>_<period>`): planned afresh at most
+ * once a period per connection, and the last period's statement is deallocated as the new one is
+ * prepared (retireOlderPlan).
+ */
+const REPLAN_MS = 1000;
+
+/** Per pooled connection: the current period's name of each periodically re-planned statement, by its hash. */
+const currentPlans = new WeakMap<pg.PoolClient, Map<string, string>>();
+
+/** Before `name` (a REPLAN_MS name) runs on `client`: deallocates the same statement's name of an earlier period there. */
+function retireOlderPlan(client: pg.PoolClient, name: string): void {
+  const cut = name.lastIndexOf('_');
+  if (cut < 0) return;
+  let plans = currentPlans.get(client);
+  if (!plans) currentPlans.set(client, (plans = new Map()));
+  const base = name.slice(0, cut);
+  const prev = plans.get(base);
+  if (prev === name) return;
+  plans.set(base, name);
+  const conn = (client as unknown as { connection?: { parsedStatements?: Record<string, string>; submittedNamedStatements?: Record<string, string> } }).connection;
+  if (prev === undefined || conn?.parsedStatements?.[prev] === undefined) return;
+  delete conn.parsedStatements[prev];
+  if (conn.submittedNamedStatements) delete conn.submittedNamedStatements[prev];
+  // Outside a transaction (TickBatch only), so a failure here cannot abort anything else.
+  client.query(`DEALLOCATE ${prev}`).catch(() => {});
+}
+
 class PgExecutor implements SqlExecutor {
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
@@ -44,30 +148,36 @@ class PgExecutor implements SqlExecutor {
   inList(column: string): string {
     return pgInList(column);
   }
-  readonly #client: pg.PoolClient | pg.Pool;
+  readonly #client: Queryable;
+  readonly #typesVia: pg.PoolClient | pg.Pool;
   readonly #names: Map<string, { text: string; name: string }>;
   readonly #types: TableTypes;
-  constructor(client: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>, types: TableTypes) {
+  /** Statements without parameters are prepared for REPLAN_MS at a time (outside transactions: TickBatch retires the old ones). */
+  readonly #replan: boolean;
+  constructor(
+    client: Queryable, typesVia: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>, types: TableTypes, replan: boolean,
+  ) {
     this.#client = client;
+    this.#typesVia = typesVia;
     this.#names = names;
     this.#types = types;
+    this.#replan = replan;
   }
 
   /**
-   * A statement without parameters goes unnamed (planned at each use): PostgreSQL keeps such a
-   * prepared statement's one generic plan until the table's statistics change, so a read planned as a
-   * sequential scan while `jobs` was nearly empty walked a million queued jobs on every scheduling
-   * cycle after a burst of submits (W4). Parameterised statements stay named and prepared.
+   * Parameterised statements are named and prepared. A statement without parameters is planned
+   * afresh every REPLAN_MS outside a transaction, and at each use inside one (where a failed
+   * DEALLOCATE would abort the transaction) — see REPLAN_MS.
    */
   #prepared(sql: string, params: readonly SqlValue[]): { text: string; name?: string } {
-    if (params.length === 0) return { text: toDollar(sql) };
+    if (params.length === 0 && !this.#replan) return { text: toDollar(sql) };
     let p = this.#names.get(sql);
     if (!p) {
       const text = toDollar(sql);
       p = { text, name: 'g' + createHash('sha1').update(text).digest('hex').slice(0, 16) };
       this.#names.set(sql, p);
     }
-    return p;
+    return params.length === 0 ? { text: p.text, name: `${p.name}_${Math.floor(Date.now() / REPLAN_MS)}` } : p;
   }
 
   async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
@@ -92,19 +202,27 @@ class PgExecutor implements SqlExecutor {
    */
   async insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
     if (rows.length === 0) return;
-    const types = await this.#types(table, this.#client);
-    const type = (c: string) => types.get(c) ?? 'text';
-    // A column with one value in every row (a time, an actor, a reason) is one parameter, not a JSON field
-    // per row; the first column always travels in the rows so the recordset has one.
-    const same = uniformColumns(`insert ${table}`, columns.map((_, j) => j > 0 && rows.every((r) => (r[j] ?? null) === (rows[0]![j] ?? null))));
-    const varying = columns.filter((_, j) => !same[j]);
-    const data = JSON.stringify(rows.map((r) => Object.fromEntries(columns.flatMap((c, j) => (same[j] ? [] : [[c, r[j] ?? null]])))));
-    const select = columns.map((c, j) => (same[j] ? `?::${PG_TYPES[type(c)]}` : c));
-    const params = [...columns.flatMap((_, j) => (same[j] ? [rows[0]![j] ?? null] : [])), data];
+    const part = await insertSql(table, columns, rows, await this.#types(table, this.#typesVia));
     const t0 = PROFILE ? performance.now() : 0;
-    await this.query(`INSERT INTO ${table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM ${pgRecordset(varying.map((c) => [c, type(c)]))}`, params);
+    await this.query(part.sql, part.params);
     if (PROFILE) PROFILE.add(`INSERT INTO ${table}`, performance.now() - t0);
   }
+}
+
+/**
+ * All rows in one prepared statement: the rows travel as one JSON parameter read through
+ * json_to_recordset (a multi-VALUES statement would be parsed and planned afresh every time).
+ * A column with one value in every row (a time, an actor, a reason) is one parameter, not a JSON
+ * field per row; the first column always travels in the rows so the recordset has one.
+ */
+function insertSql(table: string, columns: readonly string[], rows: readonly SqlValue[][], types: ReadonlyMap<string, ColumnType>): SqlPart {
+  const type = (c: string) => types.get(c) ?? 'text';
+  const same = uniformColumns(`insert ${table}`, columns.map((_, j) => j > 0 && rows.every((r) => (r[j] ?? null) === (rows[0]![j] ?? null))));
+  const varying = columns.filter((_, j) => !same[j]);
+  const data = JSON.stringify(rows.map((r) => Object.fromEntries(columns.flatMap((c, j) => (same[j] ? [] : [[c, r[j] ?? null]])))));
+  const select = columns.map((c, j) => (same[j] ? `?::${PG_TYPES[type(c)]}` : c));
+  const params = [...columns.flatMap((_, j) => (same[j] ? [rows[0]![j] ?? null] : [])), data];
+  return { sql: `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM ${pgRecordset(varying.map((c) => [c, type(c)]))}`, params };
 }
 
 /**
@@ -114,7 +232,7 @@ class PgExecutor implements SqlExecutor {
  */
 export class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
-  readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true };
+  readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true, roundTrips: true };
   readonly #pool: pg.Pool;
   readonly #names = new Map<string, { text: string; name: string }>();
   readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();
@@ -151,13 +269,15 @@ export class PostgresDriver implements SqlDriver {
 
   constructor(url: string, poolSize = 10) {
     this.#url = url;
-    this.#pool = new pg.Pool({ connectionString: url, max: poolSize });
+    // Pipeline mode: statements queued on one connection are sent without waiting for the one before
+    // (TickBatch, and a transaction's BEGIN with its first statement).
+    this.#pool = new pg.Pool({ connectionString: url, max: poolSize, pipeline: true } as pg.PoolConfig);
     // An idle client's error (server restart) must not crash the process; the pool replaces it.
     this.#pool.on('error', () => {});
     // A checked-out client whose connection is cut (database restart) emits 'error' too; unheard it
     // would crash the process. Its running query rejects anyway, and the pool drops the client.
     this.#pool.on('connect', (client) => client.on('error', () => {}));
-    this.#direct = new PgExecutor(this.#pool, this.#names, this.#tableTypes);
+    this.#direct = new PgExecutor(new TickBatch(this.#pool, () => this.#takeNotifies()), this.#pool, this.#names, this.#tableTypes, true);
     this.#bus.setMaxListeners(0);
   }
 
@@ -176,12 +296,22 @@ export class PostgresDriver implements SqlDriver {
   insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
     return this.transaction((tx) => tx.insertMany(table, columns, rows));
   }
+  async insertSql(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<SqlPart> {
+    return insertSql(table, columns, rows, await this.#tableTypes(table, this.#pool));
+  }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     try {
-      await client.query('BEGIN');
-      const out = await fn(new PgExecutor(client, this.#names, this.#tableTypes));
+      // Not waited for: the transaction's first statement follows it on the wire at once (pipeline
+      // mode), in the same socket write when it is issued in this turn of the event loop.
+      const socket = socketOf(client);
+      socket?.cork();
+      const begin = client.query('BEGIN');
+      begin.catch(() => {});
+      queueMicrotask(() => socket?.uncork());
+      const out = await fn(new PgExecutor(client, client, this.#names, this.#tableTypes, false));
+      await begin;
       const t0 = PROFILE ? performance.now() : 0;
       await client.query('COMMIT');
       if (PROFILE) PROFILE.add('COMMIT', performance.now() - t0);
@@ -253,20 +383,28 @@ export class PostgresDriver implements SqlDriver {
     this.#bus.emit(channel, payload);
     // Other servers hear it through PostgreSQL. Wake-ups asked for within one turn of the event loop
     // go out as one statement (a burst of submits or reports costs one round trip, not one each);
-    // the same wake-up twice in a turn is sent once.
+    // the same wake-up twice in a turn is sent once. It rides with the statements this process
+    // sends next in this turn (TickBatch: the cycle a submit starts, the look of the long poll an
+    // assignment wakes) — no write of its own — or goes alone at the end of the turn.
     const key = `${channel}\u0000${payload}`;
     if (this.#outgoing.has(key)) return;
     this.#outgoing.set(key, [channel, `${this.#instance}|${payload}`]);
     if (this.#outgoing.size === 1) setImmediate(() => this.#sendNotifies());
   }
 
-  #sendNotifies(): void {
+  #takeNotifies(): pg.QueryConfig | null {
+    if (this.#outgoing.size === 0 || this.#closed) return null;
     const batch = [...this.#outgoing.values()];
     this.#outgoing.clear();
-    if (batch.length === 0 || this.#closed) return;
-    this.#pool
-      .query('SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)', [batch.map((b) => b[0]), batch.map((b) => b[1])])
-      .catch(() => {});
+    return {
+      name: 'gnotify', text: 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)',
+      values: [batch.map((b) => b[0]), batch.map((b) => b[1])],
+    };
+  }
+
+  #sendNotifies(): void {
+    const q = this.#takeNotifies();
+    if (q) this.#pool.query(q).catch(() => {});
   }
 
   listen(channel: string, fn: (payload: string) => void): () => void {

@@ -17,6 +17,16 @@ import { GantryError } from '../../core/errors.ts';
 import { PROFILE } from '../sqlProfile.ts';
 
 const BUSY_TIMEOUT_MS = 5000;
+/**
+ * WAL size past which the main thread finishes a checkpoint itself so the WAL starts over
+ * (`GANTRY_SQLITE_WAL_MAX_MB`, default 64); also the size the file is cut back to then.
+ */
+function walMaxBytes(): number {
+  const raw = process.env.GANTRY_SQLITE_WAL_MAX_MB;
+  const mb = raw === undefined || raw === '' ? 64 : Number(raw);
+  if (!Number.isFinite(mb) || mb <= 0) throw new Error(`GANTRY_SQLITE_WAL_MAX_MB must be a positive number of megabytes, got '${raw}'`);
+  return Math.round(mb * 1024 * 1024);
+}
 /** How long a starting server waits for another one's migrations on the same file. */
 const MIGRATION_LOCK_WAIT_MS = 60_000;
 
@@ -28,16 +38,18 @@ const MIGRATION_LOCK_WAIT_MS = 60_000;
  */
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
-  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false };
+  readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false, roundTrips: false };
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #bus = new EventEmitter();
   #lock: Promise<void> | null = null;
   #checkpointer: Worker | null = null;
+  #restartingWal = false;
   readonly #direct: SqlExecutor;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const walMax = walMaxBytes();
     try {
       this.#db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       this.#db.pragma('journal_mode = WAL');
@@ -45,7 +57,14 @@ export class SqliteDriver implements SqlDriver {
       if (path !== ':memory:') {
         // Checkpoints run in a thread of their own (see checkpointThread.ts), not inside our commits.
         this.#db.pragma('wal_autocheckpoint = 0');
-        this.#checkpointer = new Worker(new URL('./checkpointThread.ts', import.meta.url), { workerData: { path, interval_ms: 200 } });
+        this.#db.pragma(`journal_size_limit = ${walMax}`);
+        const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+        this.#checkpointer = new Worker(new URL('./checkpointThread.ts', import.meta.url), {
+          workerData: { path, interval_ms: 200, restart_frames: Math.max(1, Math.floor(walMax / pageSize)) },
+        });
+        this.#checkpointer.on('message', (m) => {
+          if (m === 'restart') void this.#restartWal();
+        });
         this.#checkpointer.unref();
       }
       this.#db.pragma('foreign_keys = ON');
@@ -65,6 +84,26 @@ export class SqliteDriver implements SqlDriver {
       recordset: sqliteRecordset,
       inList: sqliteInList,
     };
+  }
+
+  /**
+   * Copy the frames the checkpoint thread could not (written while it ran) between two of our
+   * transactions: we are the only writer, so this checkpoint copies every frame, and the next
+   * write starts the WAL over (cut back to `journal_size_limit`). Costs the copy of a few pages and
+   * one fsync of the database file on the main thread, once per GANTRY_SQLITE_WAL_MAX_MB of WAL.
+   */
+  async #restartWal(): Promise<void> {
+    if (this.#restartingWal) return;
+    this.#restartingWal = true;
+    try {
+      while (this.#lock) await this.#lock;
+      if (this.#db.open && !this.#db.inTransaction) this.#db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      /* another connection holds the file: the thread asks again on its next tick */
+    } finally {
+      this.#restartingWal = false;
+      this.#checkpointer?.postMessage('restarted');
+    }
   }
 
   #stmt(sql: string): Database.Statement {
