@@ -14,15 +14,15 @@ import { pollSchema, reportSchema, workerRegisterSchema } from '../schemas.ts';
 const HOLDING = new Set<ReportOutcome['state']>(['SCHEDULED', 'RUNNING', 'PAUSED']);
 
 /**
- * Drops from `held` the attempts whose carried reports found their job out of SCHEDULED, RUNNING and
- * PAUSED: attempt ids are never reused, so no look can hand them out again, and each look would
+ * Drops from `held` the attempts whose carried reports were applied and left their job out of SCHEDULED,
+ * RUNNING and PAUSED: attempt ids are never reused, so no look can hand them out again, and each look would
  * otherwise exclude them one by one (a W1 poll carries and holds 500). `results` are in `reports`'
  * order. A gang member's token stays: its job runs on while other members do.
  */
 function forgetEnded(held: Set<string>, reports: readonly AttemptReport[], results: readonly ReportOutcome[]): void {
   for (let i = 0; i < reports.length; i++) {
     const r = reports[i]!, res = results[i];
-    if (res && res.job_id === r.job_id && !HOLDING.has(res.state) && !isMemberReport(r)) held.delete(r.attempt_id);
+    if (res?.status === 'applied' && res.job_id === r.job_id && !HOLDING.has(res.state) && !isMemberReport(r)) held.delete(r.attempt_id);
   }
 }
 
