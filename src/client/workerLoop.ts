@@ -148,7 +148,7 @@ export class WorkerLoop {
         const { jobs, controls, results } = await this.#client.poll(
           this.#id!,
           this.#opts.poll_wait_ms,
-          [...this.#running.values()].map((j) => j.attempt_id).concat([...this.#settling]),
+          this.#held(carry),
           pollAbort.signal,
           carry ?? undefined,
         );
@@ -253,6 +253,20 @@ export class WorkerLoop {
     if (!reports.every((r) => ended.has(r.attempt_id))) return null;
     this.#reports = [];
     return { reports, logs: [] };
+  }
+
+  /**
+   * The attempts to list as held in a poll: running here or not yet settled, except those whose
+   * final reports this poll carries — the server applies them before it looks, and an ended
+   * attempt is never handed out again (a W1 poll would otherwise list the 500 it reports). A gang
+   * member's token (`attempt.rank`) stays listed: its job may still run on other workers.
+   */
+  #held(carry: { reports: AttemptReport[] } | null): string[] {
+    const held = [...this.#running.values()].map((j) => j.attempt_id);
+    if (!carry) return held.concat([...this.#settling]);
+    const reported = new Set(carry.reports.filter((r) => FINAL.has(r.outcome) && !r.attempt_id.includes('.')).map((r) => r.attempt_id));
+    for (const a of this.#settling) if (!reported.has(a)) held.push(a);
+    return held;
   }
 
   /** The server has these reports (applied, or stale there): their attempts no longer need holding. */

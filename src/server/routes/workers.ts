@@ -7,7 +7,24 @@ import type { LogChunk } from '../../core/types.ts';
 import type { ServerContext } from '../context.ts';
 import { checkpointWire, iso } from '../views.ts';
 import { WAKE } from '../../scheduler/wakeReasons.ts';
+import { isMemberReport } from '../../store/ops/gangs.ts';
 import { pollSchema, reportSchema, workerRegisterSchema } from '../schemas.ts';
+
+/** Job states in which a job still runs on (or waits for) the attempt a worker holds. */
+const HOLDING = new Set<ReportOutcome['state']>(['SCHEDULED', 'RUNNING', 'PAUSED']);
+
+/**
+ * Drops from `held` the attempts whose carried reports were applied and left their job out of SCHEDULED,
+ * RUNNING and PAUSED: attempt ids are never reused, so no look can hand them out again, and each look would
+ * otherwise exclude them one by one (a W1 poll carries and holds 500). `results` are in `reports`'
+ * order. A gang member's token stays: its job runs on while other members do.
+ */
+function forgetEnded(held: Set<string>, reports: readonly AttemptReport[], results: readonly ReportOutcome[]): void {
+  for (let i = 0; i < reports.length; i++) {
+    const r = reports[i]!, res = results[i];
+    if (res?.status === 'applied' && res.job_id === r.job_id && !HOLDING.has(res.state) && !isMemberReport(r)) held.delete(r.attempt_id);
+  }
+}
 
 type RegisterBody = {
   id?: string;
@@ -124,6 +141,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const carried = req.body?.reports || req.body?.logs ? await applyBatch(id, req.body) : null;
       const max = req.body?.max_jobs ?? 100_000;
       const held = new Set(req.body?.held ?? []);
+      if (carried) forgetEnded(held, req.body!.reports ?? [], carried);
       const deadline = Date.now() + (req.body?.wait_ms ?? 20000);
       let closed = false;
       // The response closing before we answer means the worker went away (a request's own 'close' fires once its body is read).
