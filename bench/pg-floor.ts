@@ -6,8 +6,7 @@
  * load — are counted along with the time.
  */
 import pg from 'pg';
-import { openStore } from '../src/store/store.ts';
-import { normalizeJobSpec } from '../src/core/jobSpec.ts';
+import { explainWal, seedQueuedJobs, type WalCost } from './floorSetup.ts';
 import { freshDb } from './gantry.ts';
 
 const JOBS = Number(process.argv[2] ?? 10_000);
@@ -15,29 +14,23 @@ const BATCH = 500;
 const pgUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const variants = [['as migrated', ''], ['with PG_FLOOR_SQL', process.env.PG_FLOOR_SQL ?? '']] as const;
 
-interface Tally { ms: number; records: number; bytes: number; fpi: number }
-const tallies = new Map<string, Tally>();
+const tallies = new Map<string, WalCost>();
 const jobsDone = new Map<string, number>();
 
 async function explain(c: pg.Client, key: string, text: string, values: unknown[]): Promise<void> {
-  const r = await c.query({ text: `EXPLAIN (ANALYZE, WAL, FORMAT JSON) ${text}`, values });
-  const plan = (r.rows[0] as { 'QUERY PLAN': { Plan: Record<string, number>; 'Execution Time': number }[] })['QUERY PLAN'][0]!;
+  const one = await explainWal(c, text, values);
   const t = tallies.get(key) ?? { ms: 0, records: 0, bytes: 0, fpi: 0 };
-  t.ms += plan['Execution Time'];
-  t.records += plan.Plan['WAL Records'] ?? 0;
-  t.bytes += plan.Plan['WAL Bytes'] ?? 0;
-  t.fpi += plan.Plan['WAL FPI'] ?? 0;
+  t.ms += one.ms;
+  t.records += one.records;
+  t.bytes += one.bytes;
+  t.fpi += one.fpi;
   tallies.set(key, t);
 }
 
 const dbs = [];
 for (const [name, sql] of variants) {
   const db = await freshDb('postgres', pgUrl);
-  const store = await openStore(db.url);
-  for (let i = 0; i < JOBS; i += 1000) {
-    await store.submitJobs(Array.from({ length: 1000 }, () => normalizeJobSpec({ handler: 'noop' })), 'bench', Date.now(), { batch: true });
-  }
-  await store.close();
+  await seedQueuedJobs(db.url, JOBS);
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
   for (const s of sql.split(';').map((x) => x.trim()).filter(Boolean)) await c.query(s);

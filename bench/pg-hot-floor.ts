@@ -10,8 +10,7 @@
  * Events and the attempt INSERT are the same in both and left out.
  */
 import pg from 'pg';
-import { openStore } from '../src/store/store.ts';
-import { normalizeJobSpec } from '../src/core/jobSpec.ts';
+import { explainWal, seedQueuedJobs } from './floorSetup.ts';
 import { freshDb } from './gantry.ts';
 
 const JOBS = Number(process.argv[2] ?? 10_000);
@@ -19,11 +18,7 @@ const BATCH = 500;
 const pgUrl = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const db = await freshDb('postgres', pgUrl);
-const store = await openStore(db.url);
-for (let i = 0; i < JOBS; i += 1000) {
-  await store.submitJobs(Array.from({ length: 1000 }, () => normalizeJobSpec({ handler: 'noop' })), 'bench', Date.now(), { batch: true });
-}
-await store.close();
+await seedQueuedJobs(db.url, JOBS);
 const c = new pg.Client({ connectionString: db.url });
 await c.connect();
 await c.query(`CREATE TABLE job_hot (seq BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, state TEXT NOT NULL, queue_key TEXT NOT NULL, tenant TEXT NOT NULL,
@@ -45,12 +40,11 @@ for (const s of [
 interface Tally { ms: number; records: number; bytes: number; jobs: number }
 const tallies = new Map<string, Tally>();
 async function explain(key: string, jobs: number, text: string, values: unknown[]): Promise<void> {
-  const r = await c.query({ text: `EXPLAIN (ANALYZE, WAL, FORMAT JSON) ${text}`, values });
-  const plan = (r.rows[0] as { 'QUERY PLAN': { Plan: Record<string, number>; 'Execution Time': number }[] })['QUERY PLAN'][0]!;
+  const one = await explainWal(c, text, values);
   const t = tallies.get(key) ?? { ms: 0, records: 0, bytes: 0, jobs: 0 };
-  t.ms += plan['Execution Time'];
-  t.records += plan.Plan['WAL Records'] ?? 0;
-  t.bytes += plan.Plan['WAL Bytes'] ?? 0;
+  t.ms += one.ms;
+  t.records += one.records;
+  t.bytes += one.bytes;
   t.jobs += jobs;
   tallies.set(key, t);
 }

@@ -4,12 +4,11 @@
  * then drains them with raw statements in batches of 500, alternating variants batch by batch, and
  * prints µs per job for each variant. Used to choose between statement shapes and to show the floor.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore } from '../src/store/store.ts';
-import { normalizeJobSpec } from '../src/core/jobSpec.ts';
+import { openSqliteLikeServer, seedQueuedJobs } from './floorSetup.ts';
 
 const JOBS = Number(process.argv[2] ?? 20_000);
 const BATCH = 500;
@@ -28,17 +27,8 @@ const ev = (n: number) => `INSERT INTO job_events (job_id, at, from_state, to_st
 const dbs: Db[] = [];
 for (const [k, drop] of schemas.entries()) {
   const file = join(dir, `g${k}.db`);
-  const store = await openStore(file);
-  for (let i = 0; i < JOBS; i += 1000) {
-    await store.submitJobs(Array.from({ length: 1000 }, () => normalizeJobSpec({ handler: 'noop' })), 'bench', Date.now(), { batch: true });
-  }
-  await store.close();
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('cache_size = -32768');
-  // The server checkpoints in a thread of its own; here the WAL just grows.
-  db.pragma('wal_autocheckpoint = 0');
+  await seedQueuedJobs(file, JOBS);
+  const db = openSqliteLikeServer(file);
   for (const ix of drop.split(',').filter(Boolean)) db.exec(`DROP INDEX ${ix}`);
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   dbs.push({

@@ -12,12 +12,11 @@
  * Prints µs per job per variant and section, and WAL bytes per job. No reads are timed (a real split
  * also makes every read of a job's state a join) — this is the write floor only.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore } from '../src/store/store.ts';
-import { normalizeJobSpec } from '../src/core/jobSpec.ts';
+import { openSqliteLikeServer, seedQueuedJobs } from './floorSetup.ts';
 
 const JOBS = Number(process.argv[2] ?? 20_000);
 const BATCH = 500;
@@ -43,16 +42,8 @@ interface Db {
 const dbs: Db[] = [];
 for (const [k, variant] of variants.entries()) {
   const file = join(dir, `h${k}.db`);
-  const store = await openStore(file);
-  for (let i = 0; i < JOBS; i += 1000) {
-    await store.submitJobs(Array.from({ length: 1000 }, () => normalizeJobSpec({ handler: 'noop' })), 'bench', Date.now(), { batch: true });
-  }
-  await store.close();
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('cache_size = -32768');
-  db.pragma('wal_autocheckpoint = 0');
+  await seedQueuedJobs(file, JOBS);
+  const db = openSqliteLikeServer(file);
   if (variant !== 'as is') {
     db.exec(`CREATE TABLE job_hot (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, state TEXT NOT NULL, queue_key TEXT NOT NULL, tenant TEXT NOT NULL,
       priority_rank INTEGER NOT NULL, sort_key REAL NOT NULL, worker_id TEXT, current_attempt_id TEXT, attempt_count INTEGER NOT NULL,
