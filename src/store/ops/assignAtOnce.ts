@@ -1,6 +1,6 @@
 import { newId } from '../../core/ids.ts';
 import type { SqlExecutor } from '../driver.ts';
-import type { Assignment } from './scheduling.ts';
+import { lockOnlineWorkersSql, type Assignment } from './scheduling.ts';
 import { transitionCtes } from './applyTransitions.ts';
 
 /**
@@ -32,7 +32,7 @@ export async function assignJobsAtOnce(db: SqlExecutor, proposed: readonly Assig
   });
   const done = await db.query(
     `WITH admit AS MATERIALIZED (SELECT * FROM ${v}),
-     w AS (UPDATE workers SET state = state WHERE id IN (SELECT worker_id FROM admit) AND state = 'online' RETURNING id),
+     w AS (${lockOnlineWorkersSql('id IN (SELECT worker_id FROM admit)')}),
      ${t.sql},
      a AS (INSERT INTO job_attempts (id, job_id, number, worker_id, started_at, outcome) SELECT attempt_id, id, attempt_count, worker_id, ?::int8, 'running' FROM u)
      SELECT id FROM u`,

@@ -99,6 +99,11 @@ export interface Assignment {
  * left QUEUED meanwhile (cancelled), or whose worker went offline or started draining meanwhile, is skipped. Returns the
  * assignments that took effect.
  */
+/** The statement of lockOnlineWorkers for the workers `where` selects (also a CTE of assignJobsAtOnce): returns their ids. */
+export function lockOnlineWorkersSql(where: string): string {
+  return `UPDATE workers SET state = state WHERE ${where} AND state = 'online' RETURNING id`;
+}
+
 /**
  * Which of these workers may take new work now (online: not released, not draining), locking their
  * rows. The cycle read the workers before this transaction, and the lease reaper may have released
@@ -108,7 +113,7 @@ export interface Assignment {
  */
 export async function lockOnlineWorkers(tx: SqlExecutor, workerIds: Iterable<string>): Promise<Set<string>> {
   const wsel = idsIn(tx, 'id', [...new Set(workerIds)]);
-  const rows = await tx.query(`UPDATE workers SET state = state WHERE ${wsel.sql} AND state = 'online' RETURNING id`, [wsel.param]);
+  const rows = await tx.query(lockOnlineWorkersSql(wsel.sql), [wsel.param]);
   return new Set(rows.map((r) => String(r.id)));
 }
 
