@@ -150,9 +150,9 @@ export class WorkerLoop {
           this.#opts.poll_wait_ms,
           this.#held(carry),
           pollAbort.signal,
-          carry ?? undefined,
+          carry ? { reports: carry, logs: [] } : undefined,
         );
-        if (carry && results) this.#settled(carry.reports);
+        if (carry && results) this.#settled(carry);
         if (this.#stopped) break;
         for (const c of controls) {
           if (this.#running.get(c.job_id)?.attempt_id !== c.attempt_id) continue;
@@ -245,14 +245,14 @@ export class WorkerLoop {
    * A handler that finishes before the worker polls again (short jobs) then costs one request,
    * not a poll and a report. Null: the flush sends them as usual.
    */
-  #takeEnded(): { reports: AttemptReport[]; logs: LogUpload[] } | null {
+  #takeEnded(): AttemptReport[] | null {
     // Log chunks (a flush sends them ahead of their job's end) keep the usual way.
     if (this.#noCarry || this.#reporting || this.#reports.length === 0 || this.#logs.length > 0) return null;
     const reports = this.#reports.filter((r) => !this.#superseded.has(r));
     const ended = new Set(reports.filter((r) => FINAL.has(r.outcome)).map((r) => r.attempt_id));
     if (!reports.every((r) => ended.has(r.attempt_id))) return null;
     this.#reports = [];
-    return { reports, logs: [] };
+    return reports;
   }
 
   /**
@@ -261,10 +261,10 @@ export class WorkerLoop {
    * attempt is never handed out again (a W1 poll would otherwise list the 500 it reports). A gang
    * member's token (`attempt.rank`) stays listed: its job may still run on other workers.
    */
-  #held(carry: { reports: AttemptReport[] } | null): string[] {
+  #held(carry: readonly AttemptReport[] | null): string[] {
     const held = [...this.#running.values()].map((j) => j.attempt_id);
     if (!carry) return held.concat([...this.#settling]);
-    const reported = new Set(carry.reports.filter((r) => FINAL.has(r.outcome) && !r.attempt_id.includes('.')).map((r) => r.attempt_id));
+    const reported = new Set(carry.filter((r) => FINAL.has(r.outcome) && !r.attempt_id.includes('.')).map((r) => r.attempt_id));
     for (const a of this.#settling) if (!reported.has(a)) held.push(a);
     return held;
   }
@@ -281,9 +281,8 @@ export class WorkerLoop {
    * report, which /report then refuses and drops as usual) also stops carrying for good.
    * Returns whether it was a 4xx.
    */
-  #carryFailed(carry: { reports: AttemptReport[]; logs: LogUpload[] }, err: unknown): boolean {
-    this.#reports.unshift(...carry.reports);
-    this.#logs.unshift(...carry.logs);
+  #carryFailed(carry: readonly AttemptReport[], err: unknown): boolean {
+    this.#reports.unshift(...carry);
     this.#flush();
     const refused = err instanceof GantryApiError && err.status >= 400 && err.status < 500;
     if (refused) this.#noCarry = true;
