@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { GantryClient } from '../src/client/http.ts';
+import { LATENCY_WARMUP_JOBS } from './peers/util.ts';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 // CLOCK_MONOTONIC, one clock for every process on the machine: the producer stamps a job in one
@@ -109,6 +110,8 @@ interface WorkerStats {
 export interface WorkerProc {
   pid: number;
   stats(): Promise<WorkerStats>;
+  /** Forget the figures so far (after a warm-up). */
+  reset(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -127,6 +130,11 @@ export async function startSdkWorker(url: string, token: string, concurrency: nu
       new Promise((resolve) => {
         child.once('message', (m) => resolve(m as WorkerStats));
         child.send({ cmd: 'stats' });
+      }),
+    reset: () =>
+      new Promise((resolve) => {
+        child.once('message', () => resolve());
+        child.send({ cmd: 'reset' });
       }),
     stop: () =>
       new Promise<void>((r) => {
@@ -217,14 +225,22 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
     try {
       await new Promise((r) => setTimeout(r, 300));
       const total = rate * seconds;
+      const paced = async (n: number) => {
+        const t0 = now();
+        for (let i = 0; i < n; i++) {
+          const due = t0 + (i * 1000) / rate;
+          const wait = due - now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          await srv.client.submit({ handler: 'noop', parameters: { t: now() } });
+        }
+      };
+      // The peers' warm-up (bench/peers/util.ts): LATENCY_WARMUP_JOBS at the same rate, discarded, then back to idle.
+      await paced(LATENCY_WARMUP_JOBS);
+      await waitUntil(async () => (await w.stats()).count >= LATENCY_WARMUP_JOBS, 15_000, 'latency warm-up jobs');
+      await w.reset();
+      await new Promise((r) => setTimeout(r, 200));
       const cpu0 = srv.cpuMs();
-      const t0 = now();
-      for (let i = 0; i < total; i++) {
-        const due = t0 + (i * 1000) / rate;
-        const wait = due - now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        await srv.client.submit({ handler: 'noop', parameters: { t: now() } });
-      }
+      await paced(total);
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= total, 60_000, 'latency jobs');
       const server_cpu_ms_per_job = (srv.cpuMs() - cpu0) / total;
