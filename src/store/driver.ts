@@ -23,6 +23,11 @@ export interface SqlExecutor {
    * (`= ANY(…)`) rather than a join the planner may turn into a scan of the whole table.
    */
   inList(column: string): string;
+  /**
+   * A write transaction shuts out every other writer from its BEGIN (SQLite's `BEGIN IMMEDIATE`), so
+   * a row read in it cannot change before the commit and needs no lock; PostgreSQL: false.
+   */
+  readonly serialWrites: boolean;
 }
 
 export type ColumnType = 'text' | 'real' | 'int';

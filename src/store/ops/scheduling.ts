@@ -109,11 +109,14 @@ export function lockOnlineWorkersSql(where: string): string {
  * rows. The cycle read the workers before this transaction, and the lease reaper may have released
  * one since (its jobs would sit on an offline worker) or a drain may have committed. Touching the
  * rows also locks them on PostgreSQL, so a release that starts now waits for this commit and sees
- * these jobs. Used by assignJobs and assignGangs (src/store/ops/gangs.ts).
+ * these jobs. On SQLite the transaction already shuts out every other writer (`serialWrites`): a
+ * read is enough, and saves rewriting each worker row (a WAL page per assignment). Used by
+ * assignJobs and assignGangs (src/store/ops/gangs.ts).
  */
 export async function lockOnlineWorkers(tx: SqlExecutor, workerIds: Iterable<string>): Promise<Set<string>> {
   const wsel = idsIn(tx, 'id', [...new Set(workerIds)]);
-  const rows = await tx.query(lockOnlineWorkersSql(wsel.sql), [wsel.param]);
+  const sql = tx.serialWrites ? `SELECT id FROM workers WHERE ${wsel.sql} AND state = 'online'` : lockOnlineWorkersSql(wsel.sql);
+  const rows = await tx.query(sql, [wsel.param]);
   return new Set(rows.map((r) => String(r.id)));
 }
 

@@ -142,6 +142,7 @@ function retireOlderPlan(client: pg.PoolClient, name: string): void {
 }
 
 class PgExecutor implements SqlExecutor {
+  readonly serialWrites = false;
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
     return pgRecordset(columns);
   }
@@ -232,6 +233,7 @@ function insertSql(table: string, columns: readonly string[], rows: readonly Sql
  */
 export class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
+  readonly serialWrites = false;
   readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true, roundTrips: true };
   readonly #pool: pg.Pool;
   readonly #names = new Map<string, { text: string; name: string }>();

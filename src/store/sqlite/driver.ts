@@ -38,6 +38,7 @@ const MIGRATION_LOCK_WAIT_MS = 60_000;
  */
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
+  readonly serialWrites = true;
   readonly capabilities: DriverCapabilities = { skipLocked: false, listenNotify: false, multiProcess: false, roundTrips: false };
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
@@ -83,6 +84,7 @@ export class SqliteDriver implements SqlDriver {
       insertMany: async (table, columns, rows) => self.#insertMany(table, columns, rows),
       recordset: sqliteRecordset,
       inList: sqliteInList,
+      serialWrites: true,
     };
   }
 
