@@ -29,7 +29,7 @@ function walMaxBytes(): number {
 }
 /**
  * Past the WAL limit the checkpoint thread tries every QUICK_CHECKPOINT_MS to copy the WAL whole
- * while no commit lands (each try copies only the last few milliseconds' frames: ~1–2 ms with its
+ * while no commit lands (each try copies only the last few milliseconds' frames: mostly 1–3 ms with its
  * two fsyncs), up to QUICK_CHECKPOINT_TRIES times, before the main thread stops its writes for it.
  */
 const QUICK_CHECKPOINT_MS = 3;
