@@ -160,13 +160,18 @@ test('SQLite file locked by another process: clear 503 STORE_UNAVAILABLE, no cor
   }
 });
 
-test('SQLite under steady writes: the WAL is checkpointed whole and starts over instead of growing without end', async () => {
+/**
+ * Writes to a fresh SQLite file with a 1 MB WAL limit for 3 s: `burst` commits of a 300-byte row,
+ * then a pause of `pauseMs`, again and again. Returns how many commits were made, the largest WAL
+ * seen after a burst, the rows found at the end and how many times the main thread stopped its
+ * writes to checkpoint the WAL whole.
+ */
+async function writeUnderWalLimit(burst: number, pauseMs: number): Promise<{ n: number; largest: number; rows: number; mainThreadCheckpoints: number }> {
   const { SqliteDriver } = await import('../src/store/sqlite/driver.ts');
   const { statSync, existsSync } = await import('node:fs');
   const dir = mkdtempSync(join(tmpdir(), 'gantry-wal-'));
   const file = join(dir, 'wal.db');
   const saved = process.env.GANTRY_SQLITE_WAL_MAX_MB;
-  process.env.GANTRY_SQLITE_WAL_MAX_MB = '1';
   let d: InstanceType<typeof SqliteDriver> | null = null;
   try {
     assert.throws(() => {
@@ -175,31 +180,44 @@ test('SQLite under steady writes: the WAL is checkpointed whole and starts over 
     }, /GANTRY_SQLITE_WAL_MAX_MB must be a positive number of megabytes, got 'lots'/);
     process.env.GANTRY_SQLITE_WAL_MAX_MB = '1';
     d = new SqliteDriver(file);
-    // Thousands of small commits a second for 3 s (each writes at least one 4 KB frame): the
-    // checkpoint thread never finds a moment without a commit landing while it copies, so before
-    // the fix the WAL grew by every frame written (~50 MB here).
     await d.run('CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)');
     const body = 'x'.repeat(300);
     const until = Date.now() + 3000;
     let n = 0;
     let largest = 0;
     while (Date.now() < until) {
-      await d.run('INSERT INTO t (body) VALUES (?)', [body]);
-      n++;
-      if (n % 5 === 0) {
-        await sleep(1);
-        if (existsSync(`${file}-wal`)) largest = Math.max(largest, statSync(`${file}-wal`).size);
-      }
+      for (let i = 0; i < burst; i++, n++) await d.run('INSERT INTO t (body) VALUES (?)', [body]);
+      if (existsSync(`${file}-wal`)) largest = Math.max(largest, statSync(`${file}-wal`).size);
+      await sleep(pauseMs);
     }
-    assert.ok(n * 4096 > 8 * 1024 * 1024, `only ${n} commits in 3 s; the test must write far more than the 1 MB limit to prove anything`);
-    // The WAL may overshoot the limit by what is written between two checkpoint ticks, never by the whole run.
-    assert.ok(largest < 16 * 1024 * 1024, `WAL reached ${largest} bytes after ${n} commits with a 1 MB limit`);
     const [row] = await d.query<{ c: number }>('SELECT count(*) AS c FROM t');
-    assert.equal(row?.c, n, 'every committed row is still there');
+    return { n, largest, rows: row?.c ?? 0, mainThreadCheckpoints: d.mainThreadCheckpoints };
   } finally {
     if (saved === undefined) delete process.env.GANTRY_SQLITE_WAL_MAX_MB;
     else process.env.GANTRY_SQLITE_WAL_MAX_MB = saved;
     await d?.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+test('SQLite under steady writes: the WAL is checkpointed whole and starts over instead of growing without end', async () => {
+  // Thousands of small commits a second for 3 s (each writes at least one 4 KB frame): the
+  // checkpoint thread never finds a moment without a commit landing while it copies, so before
+  // the fix the WAL grew by every frame written (~50 MB here).
+  const { n, largest, rows } = await writeUnderWalLimit(5, 1);
+  assert.ok(n * 4096 > 8 * 1024 * 1024, `only ${n} commits in 3 s; the test must write far more than the 1 MB limit to prove anything`);
+  // The WAL may overshoot the limit by what is written between two checkpoint ticks, never by the whole run.
+  assert.ok(largest < 16 * 1024 * 1024, `WAL reached ${largest} bytes after ${n} commits with a 1 MB limit`);
+  assert.equal(rows, n, 'every committed row is still there');
+});
+
+test('SQLite with pauses between bursts of commits: the WAL starts over without the main thread stopping its writes for a checkpoint', async () => {
+  // A job's transactions come together, then nothing until the next job (W2): 25 commits, a 20 ms
+  // pause, for 3 s — ~14 MB of WAL frames against a 1 MB limit. The checkpoint thread's 200 ms tick
+  // (a few hundred frames to copy) is overlapped by a burst; its quick tries fit in a pause.
+  const { n, largest, rows, mainThreadCheckpoints } = await writeUnderWalLimit(25, 20);
+  assert.ok(n * 4096 > 6 * 1024 * 1024, `only ${n} commits in 3 s; the test must write far more than the 1 MB limit to prove anything`);
+  assert.ok(largest < 4 * 1024 * 1024, `WAL reached ${largest} bytes after ${n} commits with a 1 MB limit`);
+  assert.equal(mainThreadCheckpoints, 0, 'the WAL started over in the pauses, never by stopping the main thread');
+  assert.equal(rows, n, 'every committed row is still there');
 });
