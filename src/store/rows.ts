@@ -65,6 +65,16 @@ export function jobFromRow(r: Row): Job {
   };
 }
 
+/**
+ * The conditions of the partial indexes that split `jobs` by state (migration 0011): the states a job
+ * holds a worker in are read through jobs_active, every other state through jobs_state_seq. A read by
+ * state names the matching condition word for word — SQLite uses a partial index only for a query
+ * whose WHERE contains the index's condition, and PostgreSQL cannot prove it from a `state = $1`
+ * parameter in a generic plan.
+ */
+export const ACTIVE_STATES_SQL = "state IN ('SCHEDULED', 'RUNNING', 'PAUSED')";
+export const LISTED_STATES_SQL = "state NOT IN ('SCHEDULED', 'RUNNING', 'PAUSED')";
+
 /** Columns written when a job is created, in order, and the row for a job. */
 export const JOB_INSERT_COLUMNS = [
   'id', 'name', 'type', 'tenant', 'priority', 'priority_rank', 'state', 'kind', 'command', 'handler', 'env',
