@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openSqliteLikeServer, seedQueuedJobs } from './floorSetup.ts';
+import { ACTIVE_STATES_SQL, LISTED_STATES_SQL } from '../src/store/rows.ts';
 
 const JOBS = Number(process.argv[2] ?? 20_000);
 const PG_URL = process.argv[3] ?? process.env.GANTRY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ACTIVE = "state IN ('SCHEDULED', 'RUNNING', 'PAUSED')";
-const LISTED = "state NOT IN ('SCHEDULED', 'RUNNING', 'PAUSED')";
+const ACTIVE = ACTIVE_STATES_SQL;
+const LISTED = LISTED_STATES_SQL;
 
 /** [what reads it, SQL]. */
 const QUERIES: [string, string][] = [

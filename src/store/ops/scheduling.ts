@@ -66,7 +66,7 @@ export async function queuedJobs(db: SqlExecutor, limit: number, cursor: QueueCu
 export async function workerUsage(db: SqlExecutor): Promise<Map<string, WorkerUsage>> {
   const rows = await db.query(
     `SELECT worker_id, cpu_cores, memory_gb, gpu_count, gpu_indices FROM jobs
-     WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL`,
+     WHERE ${ACTIVE_STATES_SQL} AND worker_id IS NOT NULL`,
   );
   const usage = new Map<string, WorkerUsage>();
   for (const r of rows) {
