@@ -10,27 +10,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openSqliteLikeServer, seedQueuedJobs } from './floorSetup.ts';
-import { ACTIVE_STATES_SQL, LISTED_STATES_SQL } from '../src/store/rows.ts';
+import { ACTIVE_STATES_SQL, STATE_SEQ_SQL } from '../src/store/rows.ts';
 
 const JOBS = Number(process.argv[2] ?? 20_000);
 const PG_URL = process.argv[3] ?? process.env.GANTRY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ACTIVE = ACTIVE_STATES_SQL;
-const LISTED = LISTED_STATES_SQL;
+const SEQ = STATE_SEQ_SQL;
 
 /** [what reads it, SQL]. */
 const QUERIES: [string, string][] = [
-  ['listJobs state=COMPLETED', `SELECT * FROM jobs WHERE state = 'COMPLETED' AND ${LISTED} ORDER BY seq DESC LIMIT 50`],
-  ['listJobs state=QUEUED', `SELECT * FROM jobs WHERE state = 'QUEUED' AND ${LISTED} ORDER BY seq DESC LIMIT 50`],
-  ['listJobs state=RUNNING', `SELECT * FROM jobs WHERE state = 'RUNNING' AND ${ACTIVE} ORDER BY +seq DESC LIMIT 50`],
-  ['listJobs state=FAILED, before_seq', `SELECT * FROM jobs WHERE state = 'FAILED' AND ${LISTED} AND seq < 1000 ORDER BY seq DESC LIMIT 50`],
+  ['listJobs state=COMPLETED', `SELECT * FROM jobs WHERE state = 'COMPLETED' AND ${SEQ} ORDER BY seq DESC LIMIT 50`],
+  ['listJobs state=QUEUED', `SELECT * FROM jobs WHERE state = 'QUEUED' AND ${SEQ} ORDER BY seq DESC LIMIT 50`],
+  ['listJobs state=RUNNING', `SELECT * FROM jobs WHERE state = 'RUNNING' AND ${SEQ} ORDER BY seq DESC LIMIT 50`],
+  ['listJobs state=SCHEDULED', `SELECT * FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE} ORDER BY +seq DESC LIMIT 50`],
+  ['listJobs tenant+state=RUNNING', `SELECT * FROM jobs WHERE state = 'RUNNING' AND ${SEQ} AND tenant = 'default' ORDER BY seq DESC LIMIT 50`],
+  ['listJobs state=FAILED, before_seq', `SELECT * FROM jobs WHERE state = 'FAILED' AND ${SEQ} AND seq < 1000 ORDER BY seq DESC LIMIT 50`],
   ['listJobs tenant', `SELECT * FROM jobs WHERE tenant = 'default' ORDER BY seq DESC LIMIT 50`],
-  ['listJobs tenant+state=COMPLETED', `SELECT * FROM jobs WHERE state = 'COMPLETED' AND ${LISTED} AND tenant = 'default' ORDER BY seq DESC LIMIT 50`],
-  ['listJobs dead_letter', `SELECT * FROM jobs WHERE dead_lettered_at IS NOT NULL AND state IN ('FAILED', 'TIMEOUT') AND ${LISTED} ORDER BY seq DESC LIMIT 50`],
-  ['countJobs by state (listed)', `SELECT state, COUNT(*) AS n FROM jobs WHERE ${LISTED} GROUP BY state`],
-  ['countJobs by state (active)', `SELECT state, COUNT(*) AS n FROM jobs WHERE ${ACTIVE} GROUP BY state`],
+  ['listJobs tenant+state=COMPLETED', `SELECT * FROM jobs WHERE state = 'COMPLETED' AND ${SEQ} AND tenant = 'default' ORDER BY seq DESC LIMIT 50`],
+  ['listJobs dead_letter', `SELECT * FROM jobs WHERE dead_lettered_at IS NOT NULL AND state IN ('FAILED', 'TIMEOUT') AND ${SEQ} ORDER BY seq DESC LIMIT 50`],
+  ['countJobs by state', `SELECT state, COUNT(*) AS n FROM jobs WHERE ${SEQ} GROUP BY state UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE} GROUP BY state`],
   ['countJobs queue_depth', `SELECT queue_key, COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' GROUP BY queue_key`],
   ['countJobs dead', 'SELECT COUNT(*) AS n FROM jobs WHERE dead_lettered_at IS NOT NULL'],
-  ['queueStats counts', `SELECT state, COUNT(*) AS n FROM jobs WHERE ${ACTIVE} GROUP BY state UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'RETRYING') AND ${LISTED} GROUP BY state`],
+  ['queueStats counts', `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'RUNNING', 'PAUSED', 'RETRYING') AND ${SEQ} GROUP BY state UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE} GROUP BY state`],
   ['queueStats per priority', `SELECT priority, COUNT(*) AS n, MIN(queued_at) AS oldest, SUM(5 - queued_at) AS total FROM jobs WHERE state = 'QUEUED' GROUP BY priority`],
   ['activeJobs', `SELECT * FROM jobs WHERE ${ACTIVE}`],
   ['workerUsage / activeJobRows', `SELECT * FROM jobs WHERE ${ACTIVE} AND worker_id IS NOT NULL`],
@@ -46,7 +47,7 @@ const QUERIES: [string, string][] = [
   ['handOffStep other queued', `SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' AND id != 'x' LIMIT 1`],
   ['due retries', `SELECT id FROM jobs WHERE state = 'RETRYING' AND run_after <= 5 ORDER BY run_after LIMIT 1000`],
   ['recentRuns', `SELECT tenant, finished_at - started_at AS d FROM jobs WHERE type = 'noop' AND state = 'COMPLETED' AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT 50`],
-  ['dead-letter requeue selection', `SELECT id FROM jobs WHERE dead_lettered_at IS NOT NULL AND state IN ('FAILED', 'TIMEOUT') AND ${LISTED} ORDER BY seq LIMIT 1000`],
+  ['dead-letter requeue selection', `SELECT id FROM jobs WHERE dead_lettered_at IS NOT NULL AND state IN ('FAILED', 'TIMEOUT') AND ${SEQ} ORDER BY seq LIMIT 1000`],
   ['delivery look (pending controls)', `SELECT id FROM jobs WHERE worker_id = 'w1' AND control IS NOT NULL`],
   ['delivery look (new jobs)', `SELECT id FROM jobs WHERE worker_id = 'w1' AND state = 'SCHEDULED' AND ${ACTIVE} AND control IS NULL`],
   ['tenant usage (held)', `SELECT COUNT(*) AS n FROM jobs WHERE ${ACTIVE} AND (worker_id IS NOT NULL OR nodes > 1) AND tenant = 'default'`],
