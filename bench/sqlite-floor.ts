@@ -12,8 +12,16 @@ import { openSqliteLikeServer, seedQueuedJobs } from './floorSetup.ts';
 
 const JOBS = Number(process.argv[2] ?? 20_000);
 const BATCH = 500;
-/** Schema variants, each its own database: `DROP=a,b;c` → a database without a and b, one without c, and one as is. */
-const schemas = ['', ...(process.env.DROP ?? '').split(';').filter(Boolean)];
+/**
+ * Schema variants, each its own database: `DROP=a,b;c` → a database without a and b, one without c, and one as is;
+ * `FLOOR_SQL='stmt; stmt|stmt'` → one more database per `|`-separated part, with its statements run (e.g. an earlier
+ * index definition).
+ */
+const schemas: [name: string, sql: string][] = [
+  ['schema as is', ''],
+  ...(process.env.DROP ?? '').split(';').filter(Boolean).map((d): [string, string] => [`without ${d}`, d.split(',').map((ix) => `DROP INDEX ${ix}`).join(';')]),
+  ...(process.env.FLOOR_SQL ?? '').split('|').filter(Boolean).map((sql, i): [string, string] => [`with FLOOR_SQL part ${i + 1}`, sql]),
+];
 const dir = mkdtempSync(join(tmpdir(), 'gantry-floor-'));
 
 interface Db {
@@ -25,14 +33,14 @@ interface Db {
 }
 const ev = (n: number) => `INSERT INTO job_events (job_id, at, from_state, to_state, reason, actor, data, steps) VALUES ${Array(n).fill('(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
 const dbs: Db[] = [];
-for (const [k, drop] of schemas.entries()) {
+for (const [k, [name, sql]] of schemas.entries()) {
   const file = join(dir, `g${k}.db`);
   await seedQueuedJobs(file, JOBS);
   const db = openSqliteLikeServer(file);
-  for (const ix of drop.split(',').filter(Boolean)) db.exec(`DROP INDEX ${ix}`);
+  if (sql) db.exec(sql);
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   dbs.push({
-    file, name: drop ? `without ${drop}` : 'schema as is', db,
+    file, name, db,
     ev1: db.prepare(ev(1)), ev64: db.prepare(ev(64)),
     att1: db.prepare('INSERT INTO job_attempts (id, job_id, number, worker_id, started_at, outcome) VALUES (?, ?, ?, ?, ?, ?)'),
     attEnd: db.prepare('UPDATE job_attempts SET ended_at = ?, exit_code = ?, error = ?, outcome = ? WHERE id = ?'),
@@ -93,7 +101,8 @@ const drainBatch = (d: Db, ids: string[], now: number, json: boolean, multi: boo
 const shapes: [string, boolean, boolean][] = process.env.SHAPES === '1'
   ? [['per-row UPDATE, 64-row INSERT', false, true], ['json_each UPDATE, 64-row INSERT', true, true], ['per-row UPDATE, per-row INSERT', false, false]]
   : [['per-row UPDATE, 64-row INSERT', false, true]];
-const spent = new Map<string, [number, number]>();
+/** Per variant: wall ms, jobs, process CPU µs (user + system: what the writes cost, whatever else runs on the machine). */
+const spent = new Map<string, [number, number, number]>();
 for (let k = 0; ; k++) {
   const d = dbs[k % dbs.length]!;
   const shape = shapes[Math.floor(k / dbs.length) % shapes.length]!;
@@ -101,15 +110,17 @@ for (let k = 0; ; k++) {
   if (ids.length === 0) break;
   prefix = `${d.name}; ${shape[0]}`;
   const t = performance.now();
+  const cpu = process.cpuUsage();
   drainBatch(d, ids, Date.now(), shape[1], shape[2]);
-  const e = spent.get(prefix) ?? [0, 0];
-  spent.set(prefix, [e[0] + performance.now() - t, e[1] + ids.length]);
+  const used = process.cpuUsage(cpu);
+  const e = spent.get(prefix) ?? [0, 0, 0];
+  spent.set(prefix, [e[0] + performance.now() - t, e[1] + ids.length, e[2] + used.user + used.system]);
 }
-for (const [name, [ms, jobs]] of spent) {
+for (const [name, [ms, jobs, cpuUs]] of spent) {
   const d = dbs.find((x) => name.startsWith(`${x.name};`))!;
   // Every batch is committed to the WAL and nothing is checkpointed: its size is what the drain wrote.
   const walPerJob = statSync(`${d.file}-wal`).size / (JOBS);
-  console.log(`${name}: ${((ms * 1000) / jobs).toFixed(1)} µs/job (${jobs} jobs); WAL written by this database's drain: ${(walPerJob / 1024).toFixed(2)} KiB per job`);
+  console.log(`${name}: ${((ms * 1000) / jobs).toFixed(1)} µs/job (CPU ${(cpuUs / jobs).toFixed(1)}) (${jobs} jobs); WAL written by this database's drain: ${(walPerJob / 1024).toFixed(2)} KiB per job`);
   for (const [k, v] of sections) if (k.startsWith(`${name} |`)) console.log(`    ${k.slice(name.length + 3)}: ${((v * 1000) / jobs).toFixed(1)} µs/job`);
 }
 for (const d of dbs) d.db.close();

@@ -14,7 +14,8 @@ import { SqliteDriver } from '../src/store/sqlite/driver.ts';
 import { PostgresDriver } from '../src/store/postgres/driver.ts';
 import { normalizeJobSpec, type JobRequest } from '../src/core/jobSpec.ts';
 import { GantryError } from '../src/core/errors.ts';
-import type { JobSpec, WorkerInfo } from '../src/core/types.ts';
+import type { JobSpec, JobState, WorkerInfo } from '../src/core/types.ts';
+import type { AttemptReport } from '../src/store/ops/reportResults.ts';
 
 function spec(over: JobRequest = {}): JobSpec {
   return normalizeJobSpec(over.handler !== undefined ? over : { command: ['echo', 'hi'], ...over });
@@ -126,6 +127,79 @@ for (const kind of STORE_KINDS) {
         await d1.close();
         await d2.close();
         await fresh2.drop();
+      }
+    });
+
+    it('migration 0011 (state indexes) applies on a database with jobs in every kind of state, and the jobs read back as before', async () => {
+      const fresh = await freshDatabase(kind);
+      const raw = rawDriver(kind, fresh.url);
+      try {
+        // A database at migration 0010, as servers before 0011 left it: 0011 recorded as done so it is skipped.
+        await raw.run('CREATE TABLE gantry_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+        await raw.run("INSERT INTO gantry_migrations (version, name, applied_at) VALUES (11, 'held back', 0)");
+        assert.deepEqual(await migrate(raw), listMigrations(kind).map((m) => m.version).filter((v) => v !== 11));
+        const indexSql = async () => kind === 'sqlite'
+          ? (await raw.query<{ name: string; sql: string }>("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN ('jobs_state_seq', 'jobs_active')"))
+          : (await raw.query<{ name: string; sql: string }>("SELECT indexname AS name, indexdef AS sql FROM pg_indexes WHERE indexname IN ('jobs_state_seq', 'jobs_active')"));
+        assert.ok((await indexSql()).every((r) => !String(r.sql).includes("<> 'SCHEDULED'")), 'the old indexes');
+
+        let t = Date.now();
+        const old = await openStore(fresh.url);
+        const ids: Record<string, string[]> = {};
+        try {
+          const w = await old.registerWorker(
+            { id: 'wm', name: 'wm', kind: 'process', handlers: [], labels: {}, capacity: { cpu_cores: 64, memory_gb: 64, gpu_count: 0, slots: 64 } }, ++t);
+          const sub = async (n: number, over: JobRequest = {}) => (await old.submitJobs(Array.from({ length: n }, () => spec(over)), 'user:test', ++t)).map((r) => r.job.id);
+          const assign = async (jobIds: string[]) => {
+            assert.equal((await old.assignJobs(jobIds.map((job_id) => ({ job_id, worker_id: w.id, gpu_indices: [] })), ++t)).length, jobIds.length);
+            return Promise.all(jobIds.map(async (id) => (await old.getJob(id))!.current_attempt_id!));
+          };
+          const report = (jobIds: string[], atts: string[], r: Omit<AttemptReport, 'job_id' | 'attempt_id'>) =>
+            old.reportResults(w.id, jobIds.map((job_id, i) => ({ job_id, attempt_id: atts[i]!, ...r })), ++t);
+          ids.QUEUED = await sub(3, { tenant: 'mig' });
+          ids.SCHEDULED = await sub(2);
+          await assign(ids.SCHEDULED);
+          ids.RUNNING = await sub(2);
+          await report(ids.RUNNING, await assign(ids.RUNNING), { outcome: 'started' });
+          ids.COMPLETED = await sub(4, { tenant: 'mig' });
+          await report(ids.COMPLETED, await assign(ids.COMPLETED), { outcome: 'completed', exit_code: 0 });
+          ids.FAILED = await sub(1);
+          await report(ids.FAILED, await assign(ids.FAILED), { outcome: 'failed', error: 'bad input', non_retryable: true });
+          ids.CANCELLED = await sub(1);
+          await old.cancelJob(ids.CANCELLED[0]!, 'test', 'test', ++t);
+        } finally {
+          await old.close();
+        }
+
+        await raw.run('DELETE FROM gantry_migrations WHERE version = 11');
+        const s = await openStore(fresh.url);
+        try {
+          assert.ok((await indexSql()).every((r) => String(r.sql).includes("'SCHEDULED'") && !/ IN \(|ANY \(/.test(String(r.sql))), JSON.stringify(await indexSql()));
+          const sorted = (a: string[]) => [...a].sort();
+          for (const [state, want] of Object.entries(ids)) {
+            const listed = await s.listJobs({ state: state as JobState }, 100, null);
+            assert.deepEqual(sorted(listed.map((j) => j.id)), sorted(want), `listing ${state}`);
+            assert.deepEqual(listed.map((j) => j.seq), [...listed.map((j) => j.seq)].sort((a, b) => b - a), `${state}: newest first`);
+          }
+          assert.deepEqual((await s.listJobs({ state: 'COMPLETED', tenant: 'mig' }, 100, null)).length, 4);
+          assert.deepEqual((await s.listJobs({ dead_letter: true }, 100, null)).map((j) => j.id), ids.FAILED);
+          const counts = await s.countJobs();
+          for (const [state, want] of Object.entries(ids)) assert.equal(counts.by_state[state], want.length, `count of ${state}`);
+          const stats = await s.queueStats(++t);
+          assert.deepEqual([stats.queued, stats.scheduled, stats.running, stats.paused, stats.retrying], [3, 2, 2, 0, 0]);
+          assert.deepEqual(sorted((await s.activeJobs()).map((j) => j.id)), sorted([...ids.SCHEDULED!, ...ids.RUNNING!]));
+          assert.equal((await s.workerUsage()).get('wm')?.slots, 4);
+          // A read written the pre-0011 way still finds the same rows (only its index may differ).
+          const viaIn = await raw.query<{ id: string }>("SELECT id FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED')");
+          assert.deepEqual(sorted(viaIn.map((r) => r.id)), sorted([...ids.SCHEDULED!, ...ids.RUNNING!]));
+          const rows = await raw.query<{ n: number }>('SELECT COUNT(*) AS n FROM jobs');
+          assert.equal(Number(rows[0]!.n), 13, 'every row kept');
+        } finally {
+          await s.close();
+        }
+      } finally {
+        await raw.close();
+        await fresh.drop();
       }
     });
 

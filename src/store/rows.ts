@@ -65,6 +65,19 @@ export function jobFromRow(r: Row): Job {
   };
 }
 
+/**
+ * The conditions of two partial indexes on `jobs` (migration 0011). jobs_state_seq (state, seq) holds
+ * every job but the SCHEDULED ones (placed, not yet started: few, and the state every job passes
+ * through on its way to a worker), which are read through jobs_active (the jobs on workers). A read by
+ * state names the matching condition word for word — SQLite uses a partial index only for a query
+ * whose WHERE contains the index's condition, and PostgreSQL cannot prove it from a `state = $1`
+ * parameter in a generic plan. Written as comparisons, not `IN (…)` lists: SQLite evaluates a
+ * partial index's condition for the old and the new row of every UPDATE that sets `state`, and an IN
+ * list of three costs ~4 µs per evaluation there (bench/sqlite-floor.ts, docs/notes/issue3l.md).
+ */
+export const ACTIVE_STATES_SQL = "(state = 'SCHEDULED' OR state = 'RUNNING' OR state = 'PAUSED')";
+export const STATE_SEQ_SQL = "state <> 'SCHEDULED'";
+
 /** Columns written when a job is created, in order, and the row for a job. */
 export const JOB_INSERT_COLUMNS = [
   'id', 'name', 'type', 'tenant', 'priority', 'priority_rank', 'state', 'kind', 'command', 'handler', 'env',

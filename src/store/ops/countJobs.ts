@@ -1,4 +1,5 @@
 import type { SqlExecutor } from '../driver.ts';
+import { ACTIVE_STATES_SQL, STATE_SEQ_SQL } from '../rows.ts';
 
 /** Counts for the metrics endpoint. */
 export interface JobCounts {
@@ -14,7 +15,9 @@ export interface JobCounts {
 export async function countJobs(db: SqlExecutor): Promise<JobCounts> {
   const tally = (rows: Record<string, unknown>[], key: string) => Object.fromEntries(rows.map((r) => [String(r[key]), Number(r.n)]));
   const [states, queues, outcomes, dead] = await Promise.all([
-    db.query('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state'),
+    // Two partial indexes between them hold every job (migration 0011).
+    db.query(`SELECT state, COUNT(*) AS n FROM jobs WHERE ${STATE_SEQ_SQL} GROUP BY state
+              UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE_STATES_SQL} GROUP BY state`),
     db.query(`SELECT queue_key, COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' GROUP BY queue_key`),
     db.query('SELECT outcome, COUNT(*) AS n FROM job_attempts GROUP BY outcome'),
     db.query('SELECT COUNT(*) AS n FROM jobs WHERE dead_lettered_at IS NOT NULL'),

@@ -13,6 +13,7 @@ import type { SqlExecutor } from '../driver.ts';
 import type { Job } from '../../core/types.ts';
 import { priorityRank } from '../../core/priorities.ts';
 import { assignJobs } from './scheduling.ts';
+import { ACTIVE_STATES_SQL } from '../rows.ts';
 
 /**
  * Assigns `job` (QUEUED, just submitted in this transaction) to `workerId` when the rules above
@@ -22,7 +23,7 @@ export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, n
   if (job.kind !== 'handler' || job.state !== 'QUEUED' || job.handler === null) return false;
   const w = (await tx.query(
     `SELECT w.state, w.kind, w.handlers, w.slots,
-       (SELECT COUNT(*) FROM jobs WHERE worker_id = w.id AND state IN ('SCHEDULED', 'RUNNING', 'PAUSED')) AS used
+       (SELECT COUNT(*) FROM jobs WHERE worker_id = w.id AND ${ACTIVE_STATES_SQL}) AS used
      FROM workers w WHERE w.id = ?`,
     [workerId],
   ))[0];

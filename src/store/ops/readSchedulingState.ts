@@ -1,5 +1,6 @@
 import type { Priority, WorkerUsage } from '../../core/types.ts';
 import { PLAIN_TEXT, type Row, type SqlExecutor } from '../driver.ts';
+import { ACTIVE_STATES_SQL } from '../rows.ts';
 
 /**
  * Reads for the scheduling policy's snapshot (src/scheduler/snapshot.ts): the tenants with queued
@@ -135,7 +136,7 @@ export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
   const rows = await db.query(
     `SELECT id, tenant, priority, state, type, cpu_cores, memory_gb, gpu_count, worker_id, gpu_indices, started_at, updated_at,
        expected_duration, template, timeout, preemptible, preemption, sort_key
-     FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL`,
+     FROM jobs WHERE ${ACTIVE_STATES_SQL} AND worker_id IS NOT NULL`,
   );
   return rows.map((r) => ({
     id: String(r.id), tenant: String(r.tenant), priority: r.priority as Priority, state: String(r.state), type: String(r.type),

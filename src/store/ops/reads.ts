@@ -1,7 +1,7 @@
 import type { Attempt, Job, JobEvent, JobState, Priority } from '../../core/types.ts';
 import { PRIORITIES } from '../../core/types.ts';
 import type { SqlExecutor, SqlValue } from '../driver.ts';
-import { attemptFromRow, eventsFromRow, jobFromRow } from '../rows.ts';
+import { ACTIVE_STATES_SQL, attemptFromRow, eventsFromRow, jobFromRow, STATE_SEQ_SQL } from '../rows.ts';
 
 export interface JobFilter {
   state?: JobState;
@@ -16,15 +16,19 @@ export interface JobFilter {
 export async function listJobs(db: SqlExecutor, filter: JobFilter, limit: number, beforeSeq: number | null): Promise<Job[]> {
   const where: string[] = [];
   const params: SqlValue[] = [];
-  if (filter.state) (where.push('state = ?'), params.push(filter.state));
+  // The partial index's own condition goes along (jobs_active for SCHEDULED, else jobs_state_seq).
+  const scheduled = filter.state === 'SCHEDULED';
+  if (filter.state) (where.push('state = ?', scheduled ? ACTIVE_STATES_SQL : STATE_SEQ_SQL), params.push(filter.state));
   if (filter.tenant) (where.push('tenant = ?'), params.push(filter.tenant));
   if (filter.type) (where.push('type = ?'), params.push(filter.type));
   if (filter.priority) (where.push('priority = ?'), params.push(filter.priority));
-  if (filter.dead_letter) where.push(`dead_lettered_at IS NOT NULL AND state IN ('FAILED', 'TIMEOUT')`);
+  if (filter.dead_letter) where.push(`dead_lettered_at IS NOT NULL AND state IN ('FAILED', 'TIMEOUT') AND ${STATE_SEQ_SQL}`);
   if (beforeSeq !== null) (where.push('seq < ?'), params.push(beforeSeq));
   params.push(limit);
   const rows = await db.query(
-    `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`,
+    // SCHEDULED jobs are few (placed, not started yet; at most the workers' slots): sorted after reading
+    // the jobs on workers from jobs_active (`+seq` keeps SQLite from walking every job in seq order instead).
+    `SELECT * FROM jobs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ${scheduled ? '+seq' : 'seq'} DESC LIMIT ?`,
     params,
   );
   return rows.map(jobFromRow);
@@ -50,7 +54,8 @@ export interface QueueStats {
 /** Counts by state, and per priority class the queue length and waiting time so far. */
 export async function queueStats(db: SqlExecutor, now: number): Promise<QueueStats> {
   const counts = await db.query<{ state: string; n: number }>(
-    `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'SCHEDULED', 'RUNNING', 'PAUSED', 'RETRYING') GROUP BY state`,
+    `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'RUNNING', 'PAUSED', 'RETRYING') AND ${STATE_SEQ_SQL} GROUP BY state
+     UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE_STATES_SQL} GROUP BY state`,
   );
   const by = Object.fromEntries(counts.map((c) => [c.state, Number(c.n)]));
   const per = await db.query<{ priority: string; n: number; oldest: number | null; total: number | null }>(
@@ -92,5 +97,5 @@ export async function recentRuns(db: SqlExecutor, type: string, limit: number): 
 
 /** The jobs holding resources now (for start-time estimates and worker views). */
 export async function activeJobs(db: SqlExecutor): Promise<Job[]> {
-  return (await db.query(`SELECT * FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED')`)).map(jobFromRow);
+  return (await db.query(`SELECT * FROM jobs WHERE ${ACTIVE_STATES_SQL}`)).map(jobFromRow);
 }

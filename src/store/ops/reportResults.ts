@@ -1,7 +1,7 @@
 import type { Job } from '../../core/types.ts';
 import { hasAttemptsLeft, retryDelaySeconds } from '../../core/retry.ts';
 import { batchSet, idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
-import { toJson } from '../rows.ts';
+import { ACTIVE_STATES_SQL, toJson } from '../rows.ts';
 import { encodeCheckpoint, upsertCheckpoint, type Checkpoint } from './checkpoints.ts';
 import { GantryError } from '../../core/errors.ts';
 import { applyTransitions, recordEvents, type PatchValue, type Step, type Transition } from './applyTransitions.ts';
@@ -268,7 +268,7 @@ export async function reapLostWorkers(tx: SqlExecutor, cutoff: number, now: numb
   // A scheduling cycle that read the worker as online can commit its assignments just after the
   // worker was released: those jobs sit on an offline worker that no lease will ever reap. Sweep them.
   const stranded = await tx.query(
-    `SELECT DISTINCT worker_id FROM jobs WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IN (SELECT id FROM workers WHERE state = 'offline')`,
+    `SELECT DISTINCT worker_id FROM jobs WHERE ${ACTIVE_STATES_SQL} AND worker_id IN (SELECT id FROM workers WHERE state = 'offline')`,
   );
   const strandedIds = [...new Set([...stranded.map((s) => String(s.worker_id)), ...(await strandedGangWorkers(tx))])];
   for (const wid of strandedIds) {
@@ -289,7 +289,7 @@ export async function releaseWorker(
   const jobs: string[] = [];
   await tx.run(`UPDATE workers SET state = 'offline' WHERE id = ?`, [wid]);
   const held = await tx.query(
-    `SELECT id, state, current_attempt_id, cancel_requested FROM jobs WHERE worker_id = ? AND state IN ('SCHEDULED', 'RUNNING', 'PAUSED')`,
+    `SELECT id, state, current_attempt_id, cancel_requested FROM jobs WHERE worker_id = ? AND ${ACTIVE_STATES_SQL}`,
     [wid],
   );
   const changes: Transition[] = held.map((j) => {

@@ -1,5 +1,6 @@
 import { GantryError, validationError } from '../../core/errors.ts';
 import type { SqlExecutor, SqlValue } from '../driver.ts';
+import { STATE_SEQ_SQL } from '../rows.ts';
 import { loadJob, requeueJob } from './jobActions.ts';
 
 /** Which dead-lettered jobs: these ids, or every one matching the filter (oldest first, up to `limit`). */
@@ -28,7 +29,7 @@ export async function requeueDeadLetters(
   if (sel.job_ids) {
     ids = [...new Set(sel.job_ids)];
   } else {
-    const where = ["dead_lettered_at IS NOT NULL", "state IN ('FAILED', 'TIMEOUT')"];
+    const where = ["dead_lettered_at IS NOT NULL", "state IN ('FAILED', 'TIMEOUT')", STATE_SEQ_SQL];
     const params: SqlValue[] = [];
     const f = sel.filter ?? {};
     if (f.type !== undefined) (where.push('type = ?'), params.push(f.type));

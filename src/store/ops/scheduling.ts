@@ -2,6 +2,7 @@ import type { Job, JobControl, WorkerUsage } from '../../core/types.ts';
 import { newId } from '../../core/ids.ts';
 import { priorityRank } from '../../core/priorities.ts';
 import { idsIn, type Row, type SqlExecutor, type SqlValue } from '../driver.ts';
+import { ACTIVE_STATES_SQL } from '../rows.ts';
 import { applyTransitions, type Transition } from './applyTransitions.ts';
 import type { GangInfo } from './gangs.ts';
 
@@ -65,7 +66,7 @@ export async function queuedJobs(db: SqlExecutor, limit: number, cursor: QueueCu
 export async function workerUsage(db: SqlExecutor): Promise<Map<string, WorkerUsage>> {
   const rows = await db.query(
     `SELECT worker_id, cpu_cores, memory_gb, gpu_count, gpu_indices FROM jobs
-     WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND worker_id IS NOT NULL`,
+     WHERE ${ACTIVE_STATES_SQL} AND worker_id IS NOT NULL`,
   );
   const usage = new Map<string, WorkerUsage>();
   for (const r of rows) {
@@ -214,14 +215,14 @@ export interface Delivery {
 export async function deliverToWorker(db: SqlExecutor, workerId: string, max: number, held: ReadonlySet<string> = new Set()): Promise<Delivery> {
   // One look (one round trip on PostgreSQL, on the job's way from assignment to handler): the jobs
   // with a pending control (partial index jobs_control) and the SCHEDULED jobs the worker does not
-  // hold yet (jobs_active). Ordered and cut here: on SQLite an ORDER BY or a bound LIMIT costs
+  // hold yet (jobs_active, named by its condition so SQLite uses it too). Ordered and cut here: on SQLite an ORDER BY or a bound LIMIT costs
   // ~50 µs even for no rows, and a worker gets few at a time. The held attempts are a NOT IN over a
   // recordset — a hash lookup per row on PostgreSQL (hashed subplan); `NOT col = ANY(array)` compared
   // each row with every held id (500 × 500 in a W1 drain: 6.3 ms instead of 0.6 ms per look).
   const rows = await db.query(
     `SELECT ${DELIVERED_COLUMNS} FROM jobs WHERE worker_id = ? AND control IS NOT NULL
      UNION ALL
-     SELECT ${DELIVERED_COLUMNS} FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND control IS NULL
+     SELECT ${DELIVERED_COLUMNS} FROM jobs WHERE worker_id = ? AND state = 'SCHEDULED' AND ${ACTIVE_STATES_SQL} AND control IS NULL
        AND current_attempt_id NOT IN (SELECT id FROM ${db.recordset([['id', 'text']])})`,
     [workerId, workerId, JSON.stringify([...held].map((id) => ({ id })))],
   );
