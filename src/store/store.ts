@@ -148,12 +148,15 @@ export class Store {
   }
 
   // Jobs
-  /** `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). */
-  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean } = {}): Promise<SubmitResult[]> {
+  /**
+   * `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). `opts.positions`: read each
+   * queued job's queue position with the write where that costs no statement (one-statement path).
+   */
+  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean; positions?: boolean } = {}): Promise<SubmitResult[]> {
     const keyed = specs.some((s) => s.idempotency_key !== null);
     // PostgreSQL: plain submits are one statement (one round trip) instead of a transaction of five.
     if (this.#db.capabilities.roundTrips && this.#db.insertSql && specs.length > 0 && plainSubmits(specs)) {
-      return submitJobsAtOnce(this.#db as Parameters<typeof submitJobsAtOnce>[0], specs, now, actor);
+      return submitJobsAtOnce(this.#db as Parameters<typeof submitJobsAtOnce>[0], specs, now, actor, opts.positions ?? false);
     }
     for (let attempt = 1; ; attempt++) {
       try {
