@@ -29,8 +29,10 @@ export function plainCompletions(reports: readonly AttemptReport[]): boolean {
  * steps, if it had not started), the attempt ended — for each job still held by this worker under
  * the reported attempt, not watched (final-state hooks need the transaction path), and, with
  * `breakerGate`, only while no circuit breaker is dirty (a success would then change one).
- * Returns the ids of the jobs it moved; the caller sends the other reports the transaction way,
- * which records late reports, runs the hooks and steps the breakers as before.
+ * It takes the whole batch or none of it: a batch with a report it cannot take (late, a watched job) goes whole
+ * the transaction way, which records late reports, runs the hooks and steps the breakers as before.
+ * Returns the ids of the jobs it moved: all, or none — or, when another writer changed one of them during the
+ * statement (the guard re-checked on the newest row), all but those, which the caller sends the transaction way.
  */
 export async function reportCompletionsAtOnce(
   db: SqlExecutor, workerId: string, reports: readonly AttemptReport[], now: number, breakerGate: boolean,
@@ -63,12 +65,15 @@ export async function reportCompletionsAtOnce(
     returning: ['v.attempt_id', 'v.a_exit_code', 'v.a_error'],
     via: { SCHEDULED: first.steps.slice(0, -1) },
   });
+  // `held`: the reports it can take; `cur`: all of them, or none (the batch then goes whole the transaction way).
   const done = await db.query(
     `WITH rep AS MATERIALIZED (SELECT * FROM ${v}),
-     cur AS MATERIALIZED (
+     held AS MATERIALIZED (
        SELECT rep.*, o.state AS from_state FROM rep JOIN jobs o ON o.id = rep.id
-       WHERE o.worker_id = rep.worker_id AND o.current_attempt_id = rep.attempt_id${breakerGate ? ` AND NOT EXISTS (SELECT 1 FROM breakers WHERE ${DIRTY_BREAKER})` : ''}
+       WHERE o.worker_id = rep.worker_id AND o.current_attempt_id = rep.attempt_id AND o.state IN (${FROM.map((f) => `'${f}'`).join(', ')}) AND o.watched = 0
+         ${breakerGate ? `AND NOT EXISTS (SELECT 1 FROM breakers WHERE ${DIRTY_BREAKER})` : ''}
      ),
+     cur AS (SELECT * FROM held WHERE (SELECT count(*) FROM held) = (SELECT count(*) FROM rep)),
      ${t.sql},
      a AS (UPDATE job_attempts SET ended_at = ?::int8, exit_code = u.a_exit_code, error = u.a_error, outcome = ?::text FROM u WHERE job_attempts.id = u.attempt_id)
      SELECT id FROM u`,
