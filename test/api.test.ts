@@ -135,6 +135,20 @@ for (const kind of STORE_KINDS) {
       assert.equal((await inject('GET', '/api/v1/jobs?status=running')).statusCode, 200);
     });
 
+    test('submit answers each job\'s queue position, in turn and when submits share one write', async () => {
+      // A handler no worker serves: its own queue, nothing taken from it meanwhile.
+      const body = { handler: 'queue-position-probe', tenant: 'positions' };
+      const pos = async (id: string) => (await inject('GET', `/api/v1/jobs/${id}`)).json().queue_position as number;
+      const inTurn = [];
+      for (let i = 0; i < 3; i++) inTurn.push((await inject('POST', '/api/v1/jobs', body)).json());
+      assert.deepEqual(inTurn.map((j) => j.queue_position), [1, 2, 3]);
+      const together = (await Promise.all(Array.from({ length: 6 }, () => inject('POST', '/api/v1/jobs', body)))).map((r) => r.json());
+      assert.deepEqual(together.map((j) => j.queue_position).sort((a, b) => a - b), [4, 5, 6, 7, 8, 9]);
+      for (const j of [...inTurn, ...together]) assert.equal(j.queue_position, await pos(j.job_id), j.job_id);
+      const urgent = (await inject('POST', '/api/v1/jobs', { ...body, priority: 'high' })).json();
+      assert.equal(urgent.queue_position, 1, 'a higher class goes first');
+    });
+
     test('priority change (seed 002 body, `urgent` alias) and reorder move jobs in the queue', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) ids.push((await inject('POST', '/api/v1/jobs', { command: ['true'], tenant: 'reorder', priority: 'low' })).json().job_id);

@@ -16,6 +16,7 @@ import { normalizeJobSpec, type JobRequest } from '../src/core/jobSpec.ts';
 import { GantryError } from '../src/core/errors.ts';
 import type { JobSpec, JobState, WorkerInfo } from '../src/core/types.ts';
 import type { AttemptReport } from '../src/store/ops/reportResults.ts';
+import { DEFAULT_BREAKER_OPTIONS } from '../src/core/breakers.ts';
 
 function spec(over: JobRequest = {}): JobSpec {
   return normalizeJobSpec(over.handler !== undefined ? over : { command: ['echo', 'hi'], ...over });
@@ -574,6 +575,70 @@ for (const kind of STORE_KINDS) {
       const repeat = await store.reportResults(w.id, [{ job_id: j.id, attempt_id: attempt, outcome: 'failed' }], tick());
       assert.deepEqual(repeat, [{ job_id: j.id, status: 'stale', state: 'COMPLETED' }]);
       assert.equal((await job(j.id)).state, 'COMPLETED');
+    });
+
+    it('a batch of completions: each job ends as reported, through RUNNING if it had not started; late, watched and breaker-stepping reports in it take effect too', async () => {
+      // On PostgreSQL a batch of plain completions is one statement; what it cannot take goes the transaction way.
+      const w = await addWorker();
+      const fresh = await submit({ handler: 'h-fresh' });
+      const started = await submit({ handler: 'h-ok' });
+      const upstream = await submit({ name: 'upstream' });
+      const down = await submit({ name: 'down' });
+      await store.addJobDependencies(down.id, [upstream.id], 'all_complete', 'user:test', tick());
+      const other = await submit({ name: 'other' });
+      assert.equal((await job(down.id)).state, 'SUBMITTED');
+      await store.assignJobs([{ job_id: fresh.id, worker_id: w.id, gpu_indices: [] }], tick());
+      const aFresh = (await job(fresh.id)).current_attempt_id!;
+      const aStarted = await start(started.id, w.id);
+      const startedAt = (await job(started.id)).started_at;
+      const aUp = await start(upstream.id, w.id);
+      await start(other.id, w.id);
+      const now = tick();
+      // Plain completions only (on PostgreSQL: the one statement)…
+      const out = await store.reportResults(w.id, [
+        { job_id: fresh.id, attempt_id: aFresh, outcome: 'completed', result: { n: 1 } },
+        { job_id: started.id, attempt_id: aStarted, outcome: 'completed', exit_code: 0 },
+      ], now, DEFAULT_BREAKER_OPTIONS);
+      assert.deepEqual(out, [
+        { job_id: fresh.id, status: 'applied', state: 'COMPLETED' },
+        { job_id: started.id, status: 'applied', state: 'COMPLETED' },
+      ]);
+      // …a watched job's, and a late one (each taken by the transaction path).
+      const out2 = await store.reportResults(w.id, [{ job_id: upstream.id, attempt_id: aUp, outcome: 'completed' }], now, DEFAULT_BREAKER_OPTIONS);
+      assert.deepEqual(out2, [{ job_id: upstream.id, status: 'applied', state: 'COMPLETED' }]);
+      const out3 = await store.reportResults(w.id, [{ job_id: other.id, attempt_id: 'att_bogus', outcome: 'completed' }], now, DEFAULT_BREAKER_OPTIONS);
+      assert.deepEqual(out3, [{ job_id: other.id, status: 'stale', state: 'RUNNING' }]);
+      const f = await job(fresh.id);
+      assert.deepEqual(
+        [f.state, f.started_at, f.finished_at, f.updated_at, f.result, f.progress, f.exit_code, f.error, f.worker_id, f.gpu_indices, f.control],
+        ['COMPLETED', now, now, now, { n: 1 }, 1, 0, null, null, [], null],
+      );
+      assert.deepEqual((await transitions(fresh.id)).slice(-2), ['SCHEDULED→RUNNING', 'RUNNING→COMPLETED']);
+      const fe = (await store.jobEvents(fresh.id)).slice(-2);
+      assert.deepEqual(fe.map((e) => [e.reason, e.actor, e.at]), [['worker started the job', `worker:${w.id}`, now], ['completed', `worker:${w.id}`, now]]);
+      assert.deepEqual(fe[1]!.data, { attempt_id: aFresh, exit_code: null, error: null });
+      const [fa] = await store.jobAttempts(fresh.id);
+      assert.deepEqual([fa!.id, fa!.outcome, fa!.ended_at, fa!.exit_code, fa!.error], [aFresh, 'completed', now, null, null]);
+      const st = await job(started.id);
+      assert.deepEqual([st.state, st.started_at, st.finished_at], ['COMPLETED', startedAt, now], 'a started job keeps its start time');
+      assert.deepEqual((await transitions(started.id)).slice(-1), ['RUNNING→COMPLETED']);
+      assert.equal((await store.jobAttempts(started.id))[0]!.exit_code, 0);
+      assert.equal((await job(upstream.id)).state, 'COMPLETED');
+      assert.equal((await job(down.id)).state, 'QUEUED', 'the final-state hook released the dependent');
+      assert.equal((await job(other.id)).state, 'RUNNING');
+      assert.match((await store.jobEvents(other.id)).at(-1)!.reason, /late report 'completed'/);
+
+      // A breaker with a failure on record: a success closes it (the completion takes the transaction way).
+      const bad = await submit({ handler: 'h-flaky', retry_policy: { max_attempts: 3, retry_delay: 1, backoff: 'fixed' } });
+      const aBad = await start(bad.id, w.id);
+      await store.reportResults(w.id, [{ job_id: bad.id, attempt_id: aBad, outcome: 'failed', error: 'boom' }], tick(), DEFAULT_BREAKER_OPTIONS);
+      const flaky = (await store.listBreakers()).find((b) => b.key === 'handler:h-flaky');
+      assert.equal(flaky?.consecutive_failures, 1);
+      const good = await submit({ handler: 'h-flaky' });
+      const aGood = await start(good.id, w.id);
+      const done = await store.reportResults(w.id, [{ job_id: good.id, attempt_id: aGood, outcome: 'completed' }], tick(), DEFAULT_BREAKER_OPTIONS);
+      assert.equal(done[0]!.state, 'COMPLETED');
+      assert.equal((await store.listBreakers()).find((b) => b.key === 'handler:h-flaky')?.consecutive_failures, 0);
     });
 
     it('reapLostWorkers requeues a silent worker\'s jobs at their old place, attempt lost, retry budget kept', async () => {

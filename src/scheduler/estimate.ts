@@ -56,8 +56,8 @@ function request(job: Job): PlacementRequest {
  * end is its start plus its runtime estimate (the one estimator, `runtimeEstimates.ts`: `expected_duration`,
  * else the p90 of its template/type/tenant history), else its timeout. Null when no running job has any of these, or when no worker could ever fit it.
  */
-export async function queueInsight(store: Store, job: Job, now = Date.now(), opts: { allow_stale?: boolean } = {}): Promise<QueueInsight> {
-  const position = await store.queuePosition(job);
+export async function queueInsight(store: Store, job: Job, now = Date.now(), opts: { allow_stale?: boolean; position?: number } = {}): Promise<QueueInsight> {
+  const position = opts.position ?? (await store.queuePosition(job));
   const { views, active } = await clusterSnapshot(store, now, opts.allow_stale ?? false);
   const req = request(job);
   const reason = pendingReason(views, req);

@@ -72,7 +72,10 @@ export class SubmitCoalescer {
 
   async #run(batch: Waiting[]): Promise<void> {
     try {
-      const results = await this.#store.submitJobs(batch.map((w) => w.spec), batch[0]!.actor);
+      // The route answers with each job's queue position: read with the write when no other submit of
+      // this server is being written (the write cannot see another's jobs ahead; else the route reads it after).
+      const positions = this.#inFlight === 1;
+      const results = await this.#store.submitJobs(batch.map((w) => w.spec), batch[0]!.actor, Date.now(), { positions });
       if (results.some((r) => r.created)) {
         this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
         // The scheduling cycle this wake-up starts goes first: on SQLite it runs to its end (and

@@ -12,6 +12,7 @@ import { SqliteDriver } from './sqlite/driver.ts';
 import { PostgresDriver } from './postgres/driver.ts';
 import { plainSubmits, submitJobs, submitJobsAtOnce, type SubmitResult } from './ops/submitJobs.ts';
 import { assignJobsAtOnce } from './ops/assignAtOnce.ts';
+import { plainCompletions, reportCompletionsAtOnce } from './ops/reportAtOnce.ts';
 import { assignJobs, deliverToWorker, jobsOfPausedTenants, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
 import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
 import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
@@ -147,12 +148,15 @@ export class Store {
   }
 
   // Jobs
-  /** `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). */
-  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean } = {}): Promise<SubmitResult[]> {
+  /**
+   * `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). `opts.positions`: read each
+   * queued job's queue position with the write where that costs no statement (one-statement path).
+   */
+  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean; positions?: boolean } = {}): Promise<SubmitResult[]> {
     const keyed = specs.some((s) => s.idempotency_key !== null);
     // PostgreSQL: plain submits are one statement (one round trip) instead of a transaction of five.
     if (this.#db.capabilities.roundTrips && this.#db.insertSql && specs.length > 0 && plainSubmits(specs)) {
-      return submitJobsAtOnce(this.#db as Parameters<typeof submitJobsAtOnce>[0], specs, now, actor);
+      return submitJobsAtOnce(this.#db as Parameters<typeof submitJobsAtOnce>[0], specs, now, actor, opts.positions ?? false);
     }
     for (let attempt = 1; ; attempt++) {
       try {
@@ -330,7 +334,19 @@ export class Store {
     return jobs;
   }
   /** Applies a worker's reports; with `breakers`, attempt ends also step the circuit breakers, in the same transaction. */
-  reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now(), breakers?: BreakerOptions): Promise<ReportOutcome[]> {
+  async reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now(), breakers?: BreakerOptions): Promise<ReportOutcome[]> {
+    // PostgreSQL: a batch of plain completions is one statement (one round trip) instead of a transaction of
+    // seven; the reports it leaves (late, watched jobs, a dirty breaker) take the transaction path.
+    if (this.#db.capabilities.roundTrips && plainCompletions(reports)) {
+      const applied = await reportCompletionsAtOnce(this.#db, workerId, reports, now, breakers !== undefined && breakers.threshold > 0);
+      const rest = reports.filter((r) => !applied.has(r.job_id));
+      const restOut = rest.length > 0 ? await this.#reportResults(workerId, rest, now, breakers) : [];
+      let i = 0;
+      return reports.map((r): ReportOutcome => (applied.has(r.job_id) ? { job_id: r.job_id, status: 'applied', state: 'COMPLETED' } : restOut[i++]!));
+    }
+    return this.#reportResults(workerId, reports, now, breakers);
+  }
+  #reportResults(workerId: string, reports: readonly AttemptReport[], now: number, breakers?: BreakerOptions): Promise<ReportOutcome[]> {
     return this.#tx(async (tx) => {
       const out = reports.some(isMemberReport) ? await splitGangReports(tx, workerId, reports, now) : await reportResults(tx, workerId, reports, now);
       if (breakers) await recordBreakerOutcomes(tx, settledAttempts(reports, out), breakers, now);

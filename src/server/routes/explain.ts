@@ -12,11 +12,12 @@ import { jobIdParams } from '../schemas.ts';
  * GET /jobs/{id}, from the scheduling model: the policy's explanation and estimate. Facts about
  * the cluster's shape (no worker serves the queue, no worker is large enough) keep their
  * established wording. `submit`: the answer to a submit — the cluster view may be up to 250 ms
- * old and jobs of one shape submitted together share one policy run.
+ * old and jobs of one shape submitted together share one policy run; `position`: the queue position
+ * when already known (read with the submit's write).
  */
-export async function jobInsight(ctx: ServerContext, job: Job, opts: { submit?: boolean } = {}): Promise<QueueInsight> {
+export async function jobInsight(ctx: ServerContext, job: Job, opts: { submit?: boolean; position?: number } = {}): Promise<QueueInsight> {
   const now = Date.now();
-  const base = await queueInsight(ctx.store, job, now, { allow_stale: opts.submit });
+  const base = await queueInsight(ctx.store, job, now, { allow_stale: opts.submit, position: opts.position });
   const shape = base.pending_reason !== null && /^no (online|worker is large enough)/.test(base.pending_reason);
   if (shape) return base;
   const e = await explainJob(ctx.store, ctx.scheduler, job, now, { shared: opts.submit });

@@ -39,7 +39,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const res = await submitter.submit(spec, actorOf(req.principal));
     const job = res.job;
     // The same model as GET /jobs/{id} and /explain: the policy's estimate (src/server/routes/explain.ts).
-    const insight = job.state === 'QUEUED' ? await jobInsight(ctx, job, { submit: true }) : null;
+    const insight = job.state === 'QUEUED' ? await jobInsight(ctx, job, { submit: true, position: res.queue_position }) : null;
     const deps = await store.dependencyStatus(job);
     return reply.status(res.created ? 201 : 200).send({
       job_id: job.id,

@@ -154,25 +154,47 @@ export function stepsJson(via: readonly Step[] | undefined, actor: string): stri
 /**
  * applyTransitions' writes for a batch of like changes as parts of ONE data-modifying `WITH`
  * (PostgreSQL, `capabilities.roundTrips`), for a hot path that must be one round trip
- * (src/store/ops/assignAtOnce.ts): CTE `u` moves the jobs listed in the CTE named `source` (columns
- * `id`, `reason`, `data` — the event's — and whatever `set`, `where` and `returning` use, as `v.…`)
- * from `from` to `to` where `where` also holds, and CTE `e` records one event per moved job. `set`,
- * `where` and `returning` are SQL without placeholders. Not for final states: no final-state hooks.
+ * (src/store/ops/assignAtOnce.ts, reportAtOnce.ts): CTE `u` moves the jobs listed in the CTE named
+ * `source` (columns `id`, `reason`, `data` — the event's — and whatever `set`, `where` and `returning`
+ * use, as `v.…`) from `from` to `to` where `where` also holds, and CTE `e` records one event per moved
+ * job. `from` may list several states: then `source` also has `from_state`, each job's state read in
+ * the same statement (the row moves only if it still holds), and `via` gives, per from-state, the
+ * states passed on the way (recorded in the event's `steps`, as applyTransitions does). `set`, `where`
+ * and `returning` are SQL without placeholders. A final `to` moves only unwatched jobs (final-state
+ * hooks run only through applyTransitions): the caller sends watched ones that way.
  * The parts' parameters are `params`, in text order.
  */
 export function transitionCtes(o: {
-  source: string; from: JobState; to: JobState; actor: string; now: number; set: readonly string[]; where: string; returning: readonly string[];
+  source: string; from: JobState | readonly JobState[]; to: JobState; actor: string; now: number; set: readonly string[]; where: string; returning: readonly string[];
+  via?: Partial<Record<JobState, readonly Step[]>>;
 }): { sql: string; params: SqlValue[] } {
-  if (FINAL_STATES.has(o.to)) throw new Error(`transitionCtes: ${o.to} is final; its hooks run only through applyTransitions`);
-  assertTransition('(batch)', o.from, o.to);
+  const froms: readonly JobState[] = typeof o.from === 'string' ? [o.from] : o.from;
+  for (const f of froms) {
+    let at = f;
+    for (const s of o.via?.[f] ?? []) {
+      assertTransition('(batch)', at, s.to);
+      at = s.to;
+    }
+    assertTransition('(batch)', at, o.to);
+  }
+  const where = FINAL_STATES.has(o.to) ? `${o.where} AND jobs.watched = 0` : o.where;
+  const steps = froms.flatMap((f) => {
+    const text = stepsJson(o.via?.[f], o.actor);
+    return text === null ? [] : [[f, text] as const];
+  });
+  const single = typeof o.from === 'string';
+  if (single && steps.length > 0) throw new Error('transitionCtes: steps on the way need the from-state list form');
+  // The states are the transition table's own names (checked above), safe as literals.
+  const guard = single ? 'jobs.state = ?' : `jobs.state = v.from_state AND v.from_state IN (${froms.map((f) => `'${f}'`).join(', ')})`;
+  const stepsSql = steps.length === 0 ? 'NULL' : `CASE from_state ${steps.map(() => 'WHEN ? THEN ?::text').join(' ')} END`;
   return {
     sql: `u AS (
        UPDATE jobs SET state = ?, updated_at = ?::int8, ${o.set.join(', ')}
-       FROM ${o.source} v WHERE jobs.id = v.id AND jobs.state = ? AND ${o.where}
-       RETURNING jobs.id, v.reason, v.data, ${o.returning.join(', ')}
+       FROM ${o.source} v WHERE jobs.id = v.id AND ${guard} AND ${where}
+       RETURNING jobs.id, ${single ? '' : 'v.from_state, '}v.reason, v.data, ${o.returning.join(', ')}
      ),
-     e AS (INSERT INTO job_events (${EVENT_COLUMNS.join(', ')}) SELECT id, ?::int8, ?::text, ?::text, reason, ?::text, data, NULL FROM u)`,
-    params: [o.to, o.now, o.from, o.now, o.from, o.to, o.actor],
+     e AS (INSERT INTO job_events (${EVENT_COLUMNS.join(', ')}) SELECT id, ?::int8, ${single ? '?::text' : 'from_state'}, ?::text, reason, ?::text, data, ${stepsSql} FROM u)`,
+    params: single ? [o.to, o.now, o.from as JobState, o.now, o.from as JobState, o.to, o.actor] : [o.to, o.now, o.now, o.to, o.actor, ...steps.flat()],
   };
 }
 

@@ -22,6 +22,9 @@ export async function listBreakers(db: SqlExecutor, heldOnly = false): Promise<B
 }
 
 /** How one job's attempt ended, as a breaker sees it. */
+/** A breaker a success would change: not closed, or with failures on record (none: successes change nothing). */
+export const DIRTY_BREAKER = `state != 'closed' OR consecutive_failures > 0`;
+
 export interface SettledAttempt {
   job_id: string;
   ok: boolean;
@@ -39,7 +42,7 @@ export async function recordBreakerOutcomes(tx: SqlExecutor, settled: readonly S
   if (opts.threshold <= 0 || settled.length === 0) return;
   // The common case — only successes, every breaker clean — costs one look at a tiny table.
   if (settled.every((s) => s.ok)) {
-    const dirty = await tx.query(`SELECT key FROM breakers WHERE state != 'closed' OR consecutive_failures > 0 LIMIT 1`);
+    const dirty = await tx.query(`SELECT key FROM breakers WHERE ${DIRTY_BREAKER} LIMIT 1`);
     if (dirty.length === 0) return;
   }
   const sel = idsIn(tx, 'id', [...new Set(settled.map((s) => s.job_id))]);

@@ -102,6 +102,11 @@ export function queueKeyOf(job: Pick<Job, 'handler'>): string {
   return job.handler ?? '';
 }
 
+/** The condition for the queued jobs (`alias`: `q.` or '') ahead of one with this queue key, rank, sort key and seq (SQL each). */
+export function queuedAhead(alias: string, [key, rank, sortKey, seq]: readonly [string, string, string, string]): string {
+  return `${alias}state = 'QUEUED' AND ${alias}queue_key = ${key} AND (${alias}priority_rank, ${alias}sort_key, ${alias}seq) < (${rank}, ${sortKey}, ${seq})`;
+}
+
 /**
  * 1-based place of a queued job in its queue (the jobs waiting for the same kind of worker:
  * command jobs, or one handler's jobs), in scheduling order.
@@ -109,7 +114,7 @@ export function queueKeyOf(job: Pick<Job, 'handler'>): string {
 export async function queuePosition(db: SqlExecutor, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
   const rank = priorityRank(job.priority);
   const r = await db.query<{ n: number }>(
-    `SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND (priority_rank, sort_key, seq) < (?, ?, ?)`,
+    `SELECT COUNT(*) AS n FROM jobs WHERE ${queuedAhead('', ['?', '?', '?', '?'])}`,
     [queueKeyOf(job), rank, job.sort_key, job.seq],
   );
   return Number(r[0]?.n ?? 0) + 1;

@@ -34,7 +34,7 @@ const ACTIVE = new Set<Job['state']>(['SCHEDULED', 'RUNNING', 'PAUSED']);
 const FINAL_OUTCOMES = new Set<AttemptReport['outcome']>(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 
 /** What reporting needs to know of a job. */
-type ReportedJob = Pick<Job, 'id' | 'state' | 'worker_id' | 'current_attempt_id' | 'retry_policy' | 'retry_count' | 'timeout' | 'cancel_requested' | 'preemption'>;
+export type ReportedJob = Pick<Job, 'id' | 'state' | 'worker_id' | 'current_attempt_id' | 'retry_policy' | 'retry_count' | 'timeout' | 'cancel_requested' | 'preemption'>;
 
 /** A job's changes within one batch: one write, one event per step. */
 interface Chain {

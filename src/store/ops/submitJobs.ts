@@ -5,6 +5,7 @@ import { idsIn, type SqlDriver, type SqlExecutor, type SqlValue } from '../drive
 import { JOB_INSERT_COLUMNS, jobFromRow, toJson } from '../rows.ts';
 import { addDependencies } from './dependencies.ts';
 import { stepsJson } from './applyTransitions.ts';
+import { queuedAhead } from './jobActions.ts';
 
 /** The `steps` of a submitted-and-queued job's one event row, per submitter (the same text for a whole batch). */
 const submittedStep = (actor: string): string => stepsJson([{ to: 'SUBMITTED', reason: 'submitted', actor }], 'system')!;
@@ -15,6 +16,8 @@ export interface SubmitResult {
   job: Job;
   /** false when an idempotency key matched an existing job, which is returned instead. */
   created: boolean;
+  /** The job's place in its queue as it was written (1 = next), when asked for and read with the write (submitJobsAtOnce). */
+  queue_position?: number;
 }
 
 /**
@@ -109,15 +112,24 @@ export function plainSubmits(specs: readonly JobSpec[]): boolean {
  * plainSubmits as ONE statement where the engine allows it (`db.insertSql`: PostgreSQL): the jobs, their
  * events and the rows read back in a data-modifying `WITH`, which is its own transaction — one round trip
  * on a submit's way to the scheduler instead of five (BEGIN, two INSERTs, the read-back, COMMIT).
- * The same rows and events as submitJobs writes for such specs.
+ * The same rows and events as submitJobs writes for such specs. With `positions`, each queued job's
+ * place in its queue (queuePosition's count) comes back with it, so the submit route need not read it
+ * after: the queued jobs ahead of it in the statement's snapshot, plus those of this batch ahead of it.
  */
 export async function submitJobsAtOnce(
-  db: SqlDriver & Required<Pick<SqlDriver, 'insertSql'>>, specs: readonly JobSpec[], now: number, actor: string,
+  db: SqlDriver & Required<Pick<SqlDriver, 'insertSql'>>, specs: readonly JobSpec[], now: number, actor: string, positions = false,
 ): Promise<SubmitResult[]> {
   const ids = specs.map(() => newId('job'));
   const jobs = await db.insertSql('jobs', JOB_INSERT_COLUMNS, specs.map((s, i) => jobRow(s, ids[i]!, now, false)));
   const events = await db.insertSql('job_events', EVENT_COLUMNS, ids.flatMap((id) => submitEvents(id, now, actor, false)));
-  const rows = await db.query(`WITH j AS (${jobs.sql} RETURNING *), e AS (${events.sql}) SELECT * FROM j`, [...jobs.params, ...events.params]);
-  const byId = new Map(rows.map((r) => [String(r.id), jobFromRow(r)]));
-  return ids.map((id) => ({ job: byId.get(id)!, created: true }));
+  const position = positions
+    ? `, (SELECT COUNT(*) FROM jobs q WHERE ${queuedAhead('q.', ['j.queue_key', 'j.priority_rank', 'j.sort_key', 'j.seq'])})
+       + COUNT(*) OVER (PARTITION BY j.state, j.queue_key ORDER BY j.priority_rank, j.sort_key, j.seq) AS queue_position`
+    : '';
+  const rows = await db.query(`WITH j AS (${jobs.sql} RETURNING *), e AS (${events.sql}) SELECT *${position} FROM j`, [...jobs.params, ...events.params]);
+  const byId = new Map(rows.map((r) => [String(r.id), r]));
+  return ids.map((id) => {
+    const r = byId.get(id)!;
+    return positions ? { job: jobFromRow(r), created: true, queue_position: Number(r.queue_position) } : { job: jobFromRow(r), created: true };
+  });
 }
