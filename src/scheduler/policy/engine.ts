@@ -332,10 +332,13 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           going.push(v.resources);
           continue;
         }
-        if ((!v.preemptible && !emergency) || returnsAhead(v)) continue;
+        if (!v.preemptible && !emergency) continue;
         const vr = PRIORITY_RANK[v.priority];
-        if (byPriority && vr > rank) candidates.push(v);
-        else if (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
+        const candidate = (byPriority && vr > rank) ||
+          (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant));
+        // returnsAhead last: it is the dearest test, and most running jobs fail a cheaper one (a reclaim
+        // looks at every running job of every capable worker, and most are the job's own tenant's).
+        if (candidate && !returnsAhead(v)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
         keepSet(cw, [], -1);
