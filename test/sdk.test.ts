@@ -89,6 +89,37 @@ for (const kind of STORE_KINDS) {
       assert.ok(done.every((x) => x.status === 'COMPLETED'));
     });
 
+    test('a prefetching worker draining instant jobs runs each exactly once and reports each result', async () => {
+      // W1's shape in small: synchronous handlers, a prefetch window, every report carried on a poll
+      // or sent in a batch; started reports of jobs that ended before their batch left are dropped.
+      const runs = new Map<number, number>();
+      const drain = new Worker({
+        server: cl.server.url, token: cl.server.admin_token!, concurrency: 5, prefetch: 45,
+        handlers: {
+          instant: (job) => {
+            const n = job.parameters.n as number;
+            runs.set(n, (runs.get(n) ?? 0) + 1);
+            return { n };
+          },
+        },
+      });
+      await drain.start();
+      try {
+        const res = await cl.client.submitBatch(Array.from({ length: 400 }, (_, n) => ({ handler: 'instant', parameters: { n } })));
+        await eventually(async () => (await Promise.all(res.job_ids.slice(-5).map((id) => cl.client.getJob(id)))).every((x) => x.status === 'COMPLETED'), 20_000);
+        const jobs = await Promise.all(res.job_ids.map((id) => cl.client.getJob(id)));
+        for (const [n, j] of jobs.entries()) {
+          assert.equal(j.status, 'COMPLETED', j.job_id);
+          assert.deepEqual(j.result, { n });
+          assert.equal(j.attempts?.length, 1, j.job_id);
+        }
+        assert.equal(runs.size, 400);
+        assert.ok([...runs.values()].every((c) => c === 1));
+      } finally {
+        await drain.stop(0);
+      }
+    });
+
     test('reports keep each job\'s history in order, logs included', async () => {
       // Jobs that start and end at different times, with logs and progress, reported in batches: no job's
       // reports may overtake each other.

@@ -69,8 +69,12 @@ export class WorkerLoop {
   #idle: (() => void)[] = [];
   /** Attempts that ended here but whose final report the server has not acknowledged yet. */
   #settling = new Set<string>();
-  /** `started` reports made redundant by a final report queued behind them. */
-  readonly #superseded = new WeakSet<AttemptReport>();
+  /**
+   * `started` reports not sent yet, by attempt id: a final report that comes before they leave
+   * takes its attempt's out (it says it all), so a job that starts and ends between two batches
+   * sends one report. They go out ahead of `#reports` (an attempt's start precedes all else about it).
+   */
+  readonly #starts = new Map<string, AttemptReport>();
   /** The poll in flight: aborted by stop(), and when the client moves to another server (the next poll starts there at once). */
   #pollAbort: AbortController | null = null;
   /**
@@ -184,28 +188,28 @@ export class WorkerLoop {
     if (this.#running.get(job.job_id)?.attempt_id === job.attempt_id || this.#settling.has(job.attempt_id)) return;
     this.#running.set(job.job_id, job);
     let done = false;
-    /** This job's `started` report while it still waits in the outgoing batch. */
-    let pendingStart: AttemptReport | null = null;
+    let started = false;
     const ctx: JobContext = {
       started: () => {
-        if (done || pendingStart) return;
+        if (done || started) return;
+        started = true;
         // Rides in the next batch; if the job ends before that batch leaves, the final report alone says it all.
-        pendingStart = { job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'started' };
-        this.#reports.push(pendingStart);
+        this.#starts.set(job.attempt_id, { job_id: job.job_id, attempt_id: job.attempt_id, outcome: 'started' });
         this.#flush();
       },
       report: (r) => {
         if (done) return;
         if (FINAL.has(r.outcome)) {
           done = true;
-          if (pendingStart) this.#superseded.add(pendingStart);
+          this.#starts.delete(job.attempt_id);
           // Until the server has this report the job is still SCHEDULED/RUNNING there: keep claiming it.
           this.#settling.add(job.attempt_id);
           // Logs written before the end go out first, in the same batch.
           this.#running.delete(job.job_id);
-          if (this.#running.size === 0) for (const f of this.#idle.splice(0)) f();
+          if (this.#running.size === 0 && this.#idle.length > 0) for (const f of this.#idle.splice(0)) f();
         }
-        this.#reports.push({ job_id: job.job_id, attempt_id: job.attempt_id, ...r });
+        // The report's own fields first (a plain copy), the loop's ids last (they win).
+        this.#reports.push({ ...r, job_id: job.job_id, attempt_id: job.attempt_id });
         this.#flush();
       },
       log: (stream, data) => {
@@ -247,10 +251,14 @@ export class WorkerLoop {
    */
   #takeEnded(): AttemptReport[] | null {
     // Log chunks (a flush sends them ahead of their job's end) keep the usual way.
-    if (this.#noCarry || this.#reporting || this.#reports.length === 0 || this.#logs.length > 0) return null;
-    const reports = this.#reports.filter((r) => !this.#superseded.has(r));
-    const ended = new Set(reports.filter((r) => FINAL.has(r.outcome)).map((r) => r.attempt_id));
-    if (!reports.every((r) => ended.has(r.attempt_id))) return null;
+    // A queued `started` report is of an attempt still running (its final report would have taken it out).
+    if (this.#noCarry || this.#reporting || this.#reports.length === 0 || this.#logs.length > 0 || this.#starts.size > 0) return null;
+    const reports = this.#reports;
+    // Usually every report is final (W1: 500 of them): no set of ended attempts needed.
+    if (!reports.every((r) => FINAL.has(r.outcome))) {
+      const ended = new Set(reports.filter((r) => FINAL.has(r.outcome)).map((r) => r.attempt_id));
+      if (!reports.every((r) => ended.has(r.attempt_id))) return null;
+    }
     this.#reports = [];
     return reports;
   }
@@ -262,9 +270,14 @@ export class WorkerLoop {
    * member's token (`attempt.rank`) stays listed: its job may still run on other workers.
    */
   #held(carry: readonly AttemptReport[] | null): string[] {
-    const held = [...this.#running.values()].map((j) => j.attempt_id);
-    if (!carry) return held.concat([...this.#settling]);
-    const reported = new Set(carry.filter((r) => FINAL.has(r.outcome) && !r.attempt_id.includes('.')).map((r) => r.attempt_id));
+    const held: string[] = [];
+    for (const j of this.#running.values()) held.push(j.attempt_id);
+    if (!carry) {
+      for (const a of this.#settling) held.push(a);
+      return held;
+    }
+    const reported = new Set<string>();
+    for (const r of carry) if (FINAL.has(r.outcome) && !r.attempt_id.includes('.')) reported.add(r.attempt_id);
     for (const a of this.#settling) if (!reported.has(a)) held.push(a);
     return held;
   }
@@ -289,6 +302,19 @@ export class WorkerLoop {
     return refused;
   }
 
+  /** Reports or log chunks wait to be sent. */
+  #pending(): boolean {
+    return this.#starts.size > 0 || this.#reports.length > 0 || this.#logs.length > 0;
+  }
+
+  /** The queued reports, `started` ones first, taken out of the outbox. */
+  #takeQueued(): AttemptReport[] {
+    const reports = this.#starts.size > 0 ? [...this.#starts.values(), ...this.#reports] : this.#reports;
+    this.#starts.clear();
+    this.#reports = [];
+    return reports;
+  }
+
   /** Sends what has piled up; one request in flight at a time. */
   #flush(): void {
     if (this.#flushing) {
@@ -300,7 +326,7 @@ export class WorkerLoop {
       await new Promise((r) => setImmediate(r));
       do {
         this.#flushQueued = false;
-        const reports = this.#reports.splice(0).filter((r) => !this.#superseded.has(r));
+        const reports = this.#takeQueued();
         const logs = this.#logs.splice(0);
         if (reports.length === 0 && logs.length === 0) break;
         // Until this batch has landed (or was given up), nothing may overtake it in a poll.
@@ -325,7 +351,7 @@ export class WorkerLoop {
         } finally {
           this.#reporting = false;
         }
-      } while (this.#flushQueued || this.#reports.length > 0 || this.#logs.length > 0);
+      } while (this.#flushQueued || this.#pending());
       this.#flushing = null;
     })();
   }
@@ -356,7 +382,7 @@ export class WorkerLoop {
       if (this.#running.size > 0) await this.#exec.stopAll();
       // The aborted poll has ended (reports it carried are back in the outbox) before the last flush.
       await this.#polling?.catch(() => {});
-      while (this.#flushing || this.#reports.length > 0 || this.#logs.length > 0) {
+      while (this.#flushing || this.#pending()) {
         if (!this.#flushing) this.#flush();
         await this.#flushing;
       }

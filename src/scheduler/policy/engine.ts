@@ -63,6 +63,8 @@ interface Cursor {
   share: number;
   queued_at: number;
   seq: number;
+  /** `state.version` when the key was computed: the key depends on nothing else that changes within a cycle. */
+  keyed: number;
 }
 
 const lessKey = (a: Cursor, b: Cursor): boolean =>
@@ -176,6 +178,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const j = c.jobs[c.i]!;
     const rank = ord.priority ? effRank(j, c.base) : 0;
     c.rank = rank;
+    c.keyed = c.state.version;
     c.queued_at = j.queued_at;
     c.seq = j.seq;
     if (classFifo(j, rank)) {
@@ -195,7 +198,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const end = lowerBound(jobs, r + 1);
       pendingByRank[r]! += end - start;
       if (end > start) {
-        const c: Cursor = { tenant, state: ledger.get(tenant), base: r, jobs, i: start, end, rank: 0, borrow: 0, share: 0, queued_at: 0, seq: 0 };
+        const c: Cursor = { tenant, state: ledger.get(tenant), base: r, jobs, i: start, end, rank: 0, borrow: 0, share: 0, queued_at: 0, seq: 0, keyed: -1 };
         keyOf(c);
         heap.push(c);
       }
@@ -332,10 +335,13 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           going.push(v.resources);
           continue;
         }
-        if ((!v.preemptible && !emergency) || returnsAhead(v)) continue;
+        if (!v.preemptible && !emergency) continue;
         const vr = PRIORITY_RANK[v.priority];
-        if (byPriority && vr > rank) candidates.push(v);
-        else if (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant)) candidates.push(v);
+        const candidate = (byPriority && vr > rank) ||
+          (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant));
+        // returnsAhead last: it is the dearest test, and most running jobs fail a cheaper one (a reclaim
+        // looks at every running job of every capable worker, and most are the job's own tenant's).
+        if (candidate && !returnsAhead(v)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
         keepSet(cw, [], -1);
@@ -466,7 +472,9 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     // Room is fragmented past use: this many jobs in a row found nothing, stop looking.
     if (considered - lastAdmitAt > cfg.max_fruitless) break;
     const c = heap.pop()!;
-    keyOf(c);
+    // Stale only if its tenant's holding changed since it was keyed (an admission from another of the
+    // tenant's cursors, a preemption's claim); W1's one cursor is keyed once per job, not twice.
+    if (c.keyed !== c.state.version) keyOf(c);
     const top = heap.peek();
     if (top && lessKey(top, c)) {
       heap.push(c);

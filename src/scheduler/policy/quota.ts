@@ -24,6 +24,8 @@ export interface TenantState {
   /** Held now (running + admitted this cycle), per resource; gang jobs count every node. */
   alloc: ResourceVector;
   running: number;
+  /** Bumped by every change of `alloc`: a key computed from this state at the same version still holds. */
+  version: number;
 }
 
 export type QuotaVerdict =
@@ -57,7 +59,7 @@ export class QuotaLedger {
   }
 
   #add(t: PolicyTenant): TenantState {
-    const s: TenantState = { tenant: t, alloc: zeroVector(), running: 0 };
+    const s: TenantState = { tenant: t, alloc: zeroVector(), running: 0, version: 0 };
     this.tenants.set(t.id, s);
     if (t.cohort !== null) {
       let c = this.#cohorts.get(t.cohort);
@@ -94,6 +96,7 @@ export class QuotaLedger {
       }
     }
     s.running += jobs;
+    s.version++;
   }
 
   /** Idle quota the rest of the cohort could lend to `s` now. */
