@@ -269,6 +269,11 @@ export class Scheduler {
     const keysOf = new Map<string, string[]>();
     const pending = new Map<string, readonly PendingJob[]>();
     for (const [tenant, jobs] of built.snapshot.pending) {
+      // No breaker at all (the common case): nothing to hold back, no keys to build per job.
+      if (breakers.length === 0) {
+        if (jobs.length > 0) pending.set(tenant, jobs);
+        continue;
+      }
       const open = jobs.filter((j) => {
         const keys = breakerKeysOf({ handler: j.queue_key === '' ? null : j.queue_key, template: built.templates.get(j.id) ?? null });
         keysOf.set(j.id, keys);
