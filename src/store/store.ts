@@ -203,6 +203,10 @@ export class Store {
   queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
     return queuePosition(this.#db, job);
   }
+  /** The database answers a read of the jobs table (readiness): one row, whatever the table holds. */
+  async ping(): Promise<void> {
+    await this.#db.query('SELECT id FROM jobs LIMIT 1');
+  }
   queueStats(now = Date.now()): Promise<QueueStats> {
     return queueStats(this.#db, now);
   }
