@@ -21,10 +21,10 @@ export async function listBreakers(db: SqlExecutor, heldOnly = false): Promise<B
   return rows.map(breakerFromRow);
 }
 
-/** How one job's attempt ended, as a breaker sees it. */
 /** A breaker a success would change: not closed, or with failures on record (none: successes change nothing). */
 export const DIRTY_BREAKER = `state != 'closed' OR consecutive_failures > 0`;
 
+/** How one job's attempt ended, as a breaker sees it. */
 export interface SettledAttempt {
   job_id: string;
   ok: boolean;

@@ -1,4 +1,5 @@
 import type { JobState } from '../../core/types.ts';
+import { ACTIVE_STATES } from '../../core/states.ts';
 import type { ColumnType, SqlExecutor, SqlValue } from '../driver.ts';
 import { JOB_COLUMN_TYPES } from '../rows.ts';
 import { transitionCtes, type PatchValue } from './applyTransitions.ts';
@@ -7,7 +8,7 @@ import { isMemberReport } from './gangs.ts';
 import { attemptOutcome, stepsFor, type AttemptReport, type ReportedJob } from './reportResults.ts';
 
 /** The states a completion may leave (the fencing of reportResults: the attempt must still hold its worker). */
-const FROM: readonly JobState[] = ['SCHEDULED', 'RUNNING', 'PAUSED'];
+const FROM: readonly JobState[] = [...ACTIVE_STATES];
 
 /** A batch the one statement can take: every report a `completed` of its own job, none a gang member's. */
 export function plainCompletions(reports: readonly AttemptReport[]): boolean {

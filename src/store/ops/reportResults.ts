@@ -1,5 +1,6 @@
 import type { Job } from '../../core/types.ts';
 import { hasAttemptsLeft, retryDelaySeconds } from '../../core/retry.ts';
+import { ACTIVE_STATES } from '../../core/states.ts';
 import { batchSet, idsIn, type SqlExecutor, type SqlValue } from '../driver.ts';
 import { ACTIVE_STATES_SQL, toJson } from '../rows.ts';
 import { encodeCheckpoint, upsertCheckpoint, type Checkpoint } from './checkpoints.ts';
@@ -30,7 +31,6 @@ export interface ReportOutcome {
   state: Job['state'];
 }
 
-const ACTIVE = new Set<Job['state']>(['SCHEDULED', 'RUNNING', 'PAUSED']);
 const FINAL_OUTCOMES = new Set<AttemptReport['outcome']>(['completed', 'failed', 'timeout', 'cancelled', 'preempted']);
 
 /** What reporting needs to know of a job. */
@@ -99,7 +99,7 @@ export async function reportResults(
       out.push({ job_id: r.job_id, status: 'stale', state: 'CANCELLED' });
       continue;
     }
-    if (job.worker_id !== workerId || job.current_attempt_id !== r.attempt_id || !ACTIVE.has(job.state)) {
+    if (job.worker_id !== workerId || job.current_attempt_id !== r.attempt_id || !ACTIVE_STATES.has(job.state)) {
       late.push({ job_id: job.id, state: job.state, reason: `late report '${r.outcome}' ignored: attempt no longer owned`, actor, data: { attempt_id: r.attempt_id } });
       out.push({ job_id: job.id, status: 'stale', state: job.state });
       continue;
