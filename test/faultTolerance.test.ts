@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { STORE_KINDS, freshDatabase } from './helpers/db.ts';
-import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts';
+import { startCluster, eventually, groupAlive, type TestCluster } from './helpers/cluster.ts';
 import { GantryApiError, GantryClient, type JobView } from '../src/client/http.ts';
 import { Worker, type HandlerJob } from '../src/client/index.ts';
 import { openStore } from '../src/store/store.ts';
@@ -386,9 +386,9 @@ for (const kind of STORE_KINDS) {
       assert.equal(running.worker_id, a.id);
       const logs = await logText(cl.client, r.job_id);
       assert.match(logs, /resumed \{"shard":9\}/);
-      // The first attempt's process group outlived its SIGKILLed worker: stop the orphan.
+      // The first attempt's process group did not outlive its SIGKILLed worker (the worker's reaper killed it).
       const pid = Number(/pid=(\d+)/.exec(logs)?.[1]);
-      if (pid) process.kill(-pid, 'SIGKILL');
+      assert.ok(pid > 0 && !groupAlive(pid), 'the lost attempt no longer runs');
     });
   });
 }

@@ -57,10 +57,64 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
 }
 
 /**
+ * Kills an executor's process groups when the process running it dies without stopping them (SIGKILL, an OOM kill, a
+ * crash): a `sh` in a session of its own reads the groups from a pipe ("+ pgid" when one starts, "- pgid" once it has
+ * ended) and, when the pipe closes — at this process's exit, however it came — sends SIGKILL to every group still
+ * listed. Without it a killed `gantry worker`'s jobs ran on while the server requeued them elsewhere: the same
+ * command twice at once. Where there is no `sh`, jobs run as before, unwatched.
+ */
+const REAPER_SCRIPT = `g=' '
+while read -r op p; do
+  case $op in
+    +) g="$g$p " ;;
+    -) case $g in *" $p "*) g="\${g%% $p *} \${g#* $p }" ;; esac ;;
+  esac
+done
+for p in $g; do kill -KILL -"$p" 2>/dev/null; done`;
+
+class GroupReaper {
+  #proc: ChildProcess | null = null;
+  /** Groups started and not yet ended, to hand to a new reaper if the last one went away. */
+  readonly #groups = new Set<number>();
+
+  add(pgid: number): void {
+    this.#groups.add(pgid);
+    this.#send(`+ ${pgid}\n`);
+  }
+
+  remove(pgid: number): void {
+    if (this.#groups.delete(pgid)) this.#send(`- ${pgid}\n`);
+  }
+
+  #send(line: string): void {
+    if (!this.#proc) {
+      let proc: ChildProcess;
+      try {
+        proc = spawn('/bin/sh', ['-c', REAPER_SCRIPT], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+      } catch {
+        return;
+      }
+      const gone = () => {
+        if (this.#proc === proc) this.#proc = null;
+      };
+      proc.on('error', gone).on('exit', gone);
+      proc.stdin!.on('error', gone);
+      // Neither the reaper nor its pipe keeps this process alive; its exit closes the pipe.
+      proc.unref();
+      (proc.stdin as unknown as { unref(): void }).unref();
+      this.#proc = proc;
+      line = [...this.#groups].map((g) => `+ ${g}\n`).join('');
+    }
+    this.#proc.stdin!.write(line);
+  }
+}
+
+/**
  * Runs command jobs as child process groups: argv without a shell, the job's env and working
  * dir, CUDA_VISIBLE_DEVICES set to the assigned GPU indices. Timeout and cancel send SIGTERM to
  * the group and SIGKILL after the grace period; pause/resume send SIGSTOP/SIGCONT, and the
- * timeout clock stops while paused. When the main process exits, what is left of its group is killed.
+ * timeout clock stops while paused. When the main process exits, what is left of its group is killed; when the process
+ * running the executor dies first, a reaper kills its groups (GroupReaper).
  * A job with execution steps (from a template) runs them in order, one process group each, each
  * under its own timeout as well as the job's; the first step that fails, times out or is
  * cancelled ends the job, and its error names the step.
@@ -68,6 +122,7 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
 export class ProcessExecutor implements Executor {
   readonly #opts: ProcessExecutorOptions;
   readonly #jobs = new Map<string, Running>();
+  readonly #reaper = new GroupReaper();
 
   constructor(opts: Partial<ProcessExecutorOptions> = {}) {
     this.#opts = { kill_grace_ms: 5000, preempt_grace_ms: 30_000, non_retryable_exit_code: null, checkpoint_poll_ms: 1000, ...opts };
@@ -132,6 +187,7 @@ export class ProcessExecutor implements Executor {
       return fail(`cannot start ${cmd}: ${(err as Error).message}`, null);
     }
     r.child = child;
+    if (child.pid !== undefined) this.#reaper.add(child.pid);
     r.step_remaining_ms = step.timeout === null ? null : step.timeout * 1000;
     child.stdout!.setEncoding('utf8').on('data', (d: string) => ctx.log('stdout', d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => ctx.log('stderr', d));
@@ -144,6 +200,7 @@ export class ProcessExecutor implements Executor {
     // 'close' waits for stdout/stderr to drain, so every line is captured before the report.
     child.on('close', (code, signal) => {
       signalGroup(child.pid, 'SIGKILL');
+      if (child.pid !== undefined) this.#reaper.remove(child.pid);
       this.#clearTimers(r);
       r.child = null;
       if (spawnError) {
