@@ -1,7 +1,8 @@
 /**
  * What the write-floor scripts (sqlite-floor, sqlite-hot-floor, pg-floor, pg-hot-floor) share:
  * a database holding `jobs` queued no-op handler jobs written by the real store, a raw SQLite
- * connection set up as the server's, and one statement's time and WAL under EXPLAIN on PostgreSQL.
+ * connection set up as the server's, wall time per section of a drain, and one statement's time and WAL under
+ * EXPLAIN on PostgreSQL.
  */
 import Database from 'better-sqlite3';
 import type pg from 'pg';
@@ -37,4 +38,31 @@ export async function explainWal(c: pg.Client, text: string, values: unknown[]):
   const r = await c.query({ text: `EXPLAIN (ANALYZE, WAL, FORMAT JSON) ${text}`, values });
   const plan = (r.rows[0] as { 'QUERY PLAN': { Plan: Record<string, number>; 'Execution Time': number }[] })['QUERY PLAN'][0]!;
   return { ms: plan['Execution Time'], records: plan.Plan['WAL Records'] ?? 0, bytes: plan.Plan['WAL Bytes'] ?? 0, fpi: plan.Plan['WAL FPI'] ?? 0 };
+}
+
+/** Wall time per section of a drain, per variant: `start(variant)` before a batch, `lap(section)` after each part of it. */
+export class SectionTimer {
+  readonly #ms = new Map<string, Map<string, number>>();
+  #current = new Map<string, number>();
+  #mark = 0;
+
+  start(variant: string): void {
+    let m = this.#ms.get(variant);
+    if (!m) this.#ms.set(variant, (m = new Map()));
+    this.#current = m;
+    this.#mark = performance.now();
+  }
+
+  lap(section: string): void {
+    const t = performance.now();
+    this.#current.set(section, (this.#current.get(section) ?? 0) + t - this.#mark);
+    this.#mark = t;
+  }
+
+  /** µs per job of each section of `variant`, in the order they were first timed. */
+  perJob(variant: string, jobs: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, ms] of this.#ms.get(variant) ?? []) out[k] = (ms * 1000) / jobs;
+    return out;
+  }
 }

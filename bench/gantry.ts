@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { GantryClient } from '../src/client/http.ts';
 import { LATENCY_WARMUP_JOBS } from './peers/util.ts';
+import { serviceCpuMs } from './peers/contention.ts';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 // CLOCK_MONOTONIC, one clock for every process on the machine: the producer stamps a job in one
@@ -193,6 +194,7 @@ export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, 
     const w = await startSdkWorker(srv.url, srv.token, concurrency, prefetch);
     try {
       const cpu0 = [cpuMs(srv.pid), cpuMs(w.pid)];
+      const db0 = kind === 'postgres' ? serviceCpuMs('postgres') : null;
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= jobs, 600_000, 'drain');
       // Every completion must also be recorded by the server, not just run.
@@ -200,7 +202,9 @@ export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, 
       // CPU per drained job counts work, not waiting: steadier than jobs/s on a busy machine.
       const server_cpu_us = ((cpuMs(srv.pid) - cpu0[0]!) * 1000) / jobs;
       const worker_cpu_us = ((cpuMs(w.pid) - cpu0[1]!) * 1000) / jobs;
-      return { jobs, submit_per_s, drain_per_s: jobs / ((s.last - s.first) / 1000), rss_mb: srv.rssMb(), server_cpu_us, worker_cpu_us };
+      const db1 = db0 === null ? null : serviceCpuMs('postgres');
+      const db_cpu_us = db0 === null || db1 === null ? null : ((db1 - db0) * 1000) / jobs;
+      return { jobs, submit_per_s, drain_per_s: jobs / ((s.last - s.first) / 1000), rss_mb: srv.rssMb(), server_cpu_us, worker_cpu_us, db_cpu_us };
     } finally {
       await w.stop();
     }
@@ -210,8 +214,13 @@ export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, 
   }
 }
 
-/** W2: one job at a time at `rate`/s for `seconds`, worker idle and waiting; submit→handler-start latency. */
-export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number, seconds: number, backlog = 0) {
+/**
+ * W2: one job at a time at `rate`/s for `seconds`, worker idle and waiting; submit→handler-start latency.
+ * `warmJobs` first go through the same server and worker as a drain (batch submit, then run), as each peer's W2
+ * runs in the process that has just run its W1 drain: the code on a job's way is compiled and optimised by V8
+ * on both sides, as in a server that has been up for a while, not measured in its first seconds.
+ */
+export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number, seconds: number, backlog = 0, warmJobs = 0) {
   const db = await freshDb(kind, pgUrl);
   const srv = await startGantryServer(db.url, join(db.dir, 'data'));
   try {
@@ -223,6 +232,12 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
     }
     const w = await startSdkWorker(srv.url, srv.token, 10);
     try {
+      if (warmJobs > 0) {
+        await submitMany(srv.client, warmJobs, () => ({ handler: 'noop' }));
+        await waitUntil(async () => (await w.stats()).count >= warmJobs, 600_000, 'W2 warm-up drain');
+        await waitUntil(async () => (await srv.client.queueStatus()).running_jobs === 0, 60_000, 'W2 warm-up drain reports');
+        await w.reset();
+      }
       await new Promise((r) => setTimeout(r, 300));
       const total = rate * seconds;
       const paced = async (n: number) => {
@@ -240,10 +255,13 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
       await w.reset();
       await new Promise((r) => setTimeout(r, 200));
       const cpu0 = srv.cpuMs();
+      const db0 = kind === 'postgres' ? serviceCpuMs('postgres') : null;
       await paced(total);
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= total, 60_000, 'latency jobs');
       const server_cpu_ms_per_job = (srv.cpuMs() - cpu0) / total;
+      const db1 = db0 === null ? null : serviceCpuMs('postgres');
+      const db_cpu_ms_per_job = db0 === null || db1 === null ? null : (db1 - db0) / total;
       const sorted = s.latencies.sort((a, b) => a - b);
       return {
         samples: sorted.length,
@@ -254,6 +272,7 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
         backlog_submit_per_s,
         rss_mb: rss_after_backlog_mb ?? srv.rssMb(),
         server_cpu_ms_per_job,
+        db_cpu_ms_per_job,
       };
     } finally {
       await w.stop();

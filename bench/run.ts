@@ -17,6 +17,7 @@ import pg from 'pg';
 import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
 import { workflowBench } from './workflow.ts';
 import { printSched, runSchedBench } from './scheduler.ts';
+import { sqliteWriteFloor } from './sqlite-floor.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -70,7 +71,7 @@ interface PeerResultLike {
 interface PeerLike {
   name: string;
   available(): Promise<string | null>;
-  drain(jobs: number, concurrency: number): Promise<PeerResultLike & { submit_per_s: number; drain_per_s: number }>;
+  drain(jobs: number, concurrency: number): Promise<PeerResultLike & { submit_per_s: number; drain_per_s: number; app_cpu_us: number; db_cpu_us: number | null }>;
   latency(rate: number, seconds: number): Promise<PeerResultLike & { p50_ms: number; p99_ms: number; max_ms: number }>;
 }
 const results: Record<string, Row> = {};
@@ -103,20 +104,28 @@ async function main() {
     if (!want(name)) continue;
     const durability =
       (kind === 'sqlite' ? 'SQLite WAL, synchronous=NORMAL (survives process crash; power loss may drop last commits)' : pgSettings) +
-      `; server, SDK Worker (concurrency 50, prefetch ${PREFETCH}) and producer in 3 processes`;
+      `; server, SDK Worker (concurrency 50, prefetch ${PREFETCH}) and producer in 3 processes` +
+      `; W2/W4: the server and worker first drain ${SIZES.drain.toLocaleString('en-US')} jobs (as each peer's W2 runs in the process of its W1), then 20 paced warm-up jobs`;
     const row: Row = { durability };
     log(`${name}: W1 drain ${SIZES.drain}`);
     const d = await gantryDrain(kind, pgInfo.url, SIZES.drain, 50, PREFETCH);
-    Object.assign(row, { w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s });
+    Object.assign(row, { w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s, w1_server_cpu_us: d.server_cpu_us, w1_worker_cpu_us: d.worker_cpu_us, w1_app_cpu_us: d.server_cpu_us + d.worker_cpu_us, w1_db_cpu_us: d.db_cpu_us });
+    if (kind === 'sqlite') {
+      // The writes a drained job needs, as raw statements with nothing else running: SQLite has one writer at a time,
+      // so no server can drain faster than 1 / this, whatever it does with its other core.
+      log(`${name}: W1 write floor`);
+      const [f] = await sqliteWriteFloor(SIZES.drain);
+      Object.assign(row, { w1_write_floor_us: f!.us_per_job, w1_write_bound_per_s: 1e6 / f!.us_per_job });
+    }
     log(`${name}: W2 latency`);
-    const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds);
+    const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, 0, SIZES.drain);
     Object.assign(row, { w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms });
     log(`${name}: W3 process jobs ${SIZES.proc}`);
     const p = await gantryProcessJobs(kind, pgInfo.url, SIZES.proc, 64);
     Object.assign(row, { w3_jobs_per_s: p.per_s, w3_spawn_floor_per_s: p.spawn_per_s, w3_overhead_ms: p.overhead_ms_per_job });
     if (!skipW4) {
       log(`${name}: W4 backlog ${SIZES.backlog}`);
-      const b = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, SIZES.backlog);
+      const b = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, SIZES.backlog, SIZES.drain);
       Object.assign(row, { w4_submit_per_s: b.backlog_submit_per_s, w4_rss_mb: b.rss_mb, w4_p50_ms: b.p50_ms, w4_p99_ms: b.p99_ms });
     }
     log(`${name}: WF1 40-step chain, WF2 fan-out`);
@@ -148,7 +157,7 @@ async function main() {
         const l = await peer.latency(SIZES.rate, SIZES.seconds);
         results[peer.name] = {
           version: d.version, config: d.config, durability: d.durability,
-          w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s, w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms,
+          w1_submit_per_s: d.submit_per_s, w1_drain_per_s: d.drain_per_s, w1_app_cpu_us: d.app_cpu_us, w1_db_cpu_us: d.db_cpu_us, w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms,
         };
       } catch (err) {
         log(`${peer.name}: failed — ${(err as Error).message}`);
@@ -179,6 +188,12 @@ function printTable() {
   const metrics: [string, string, 'hi' | 'lo'][] = [
     ['w1_submit_per_s', 'W1 submit jobs/s', 'hi'],
     ['w1_drain_per_s', 'W1 drain jobs/s', 'hi'],
+    ['w1_app_cpu_us', 'W1 CPU µs per drained job: Gantry server + worker / peer process', 'lo'],
+    ['w1_server_cpu_us', '… of which Gantry server', 'lo'],
+    ['w1_worker_cpu_us', '… of which Gantry SDK worker', 'lo'],
+    ['w1_db_cpu_us', 'W1 CPU µs per drained job: PostgreSQL / Redis', 'lo'],
+    ['w1_write_floor_us', 'W1 the writes alone µs per job (SQLite single writer)', 'lo'],
+    ['w1_write_bound_per_s', 'W1 bound from the writes alone jobs/s', 'hi'],
     ['w2_p50_ms', 'W2 latency p50 ms', 'lo'],
     ['w2_p99_ms', 'W2 latency p99 ms', 'lo'],
     ['w2_max_ms', 'W2 latency max ms', 'lo'],

@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqliteLikeServer, seedQueuedJobs } from './floorSetup.ts';
+import { openSqliteLikeServer, SectionTimer, seedQueuedJobs } from './floorSetup.ts';
 
 const JOBS = Number(process.argv[2] ?? 20_000);
 const BATCH = 500;
@@ -80,15 +80,8 @@ for (const [k, variant] of variants.entries()) {
   });
 }
 
-const sections = new Map<string, number>();
-let mark = 0;
-let prefix = '';
-const lap = (name: string) => {
-  const t = performance.now();
-  const k = `${prefix} | ${name}`;
-  sections.set(k, (sections.get(k) ?? 0) + t - mark);
-  mark = t;
-};
+const timer = new SectionTimer();
+const lap = (section: string) => timer.lap(section);
 const events = (d: Db, rows: unknown[][]) => {
   let i = 0;
   for (; i + 64 <= rows.length; i += 64) d.ev64.run(...rows.slice(i, i + 64).flat());
@@ -97,7 +90,7 @@ const events = (d: Db, rows: unknown[][]) => {
 let n = 0;
 const w = 'wkr_floor';
 const drainBatch = (d: Db, ids: string[], now: number) => {
-  mark = performance.now();
+  timer.start(d.variant);
   d.db.exec('BEGIN IMMEDIATE');
   const atts = ids.map(() => `att_${(n++).toString(36).padStart(12, '0')}`);
   ids.forEach((id, i) => d.assign.all('SCHEDULED', now, atts[i], w, id, 'QUEUED'));
@@ -131,7 +124,6 @@ for (let k = 0; ; k++) {
     if (dbs.every((x) => (x.queued.all(1) as string[]).length === 0)) break;
     continue;
   }
-  prefix = d.variant;
   const t = performance.now();
   drainBatch(d, ids, Date.now());
   const e = spent.get(d.variant) ?? [0, 0];
@@ -140,7 +132,7 @@ for (let k = 0; ; k++) {
 for (const d of dbs) {
   const [ms, jobs] = spent.get(d.variant)!;
   console.log(`${d.variant}: ${((ms * 1000) / jobs).toFixed(1)} µs/job (${jobs} jobs); WAL ${(statSync(`${d.file}-wal`).size / JOBS / 1024).toFixed(2)} KiB per job`);
-  for (const [k, v] of sections) if (k.startsWith(`${d.variant} |`)) console.log(`    ${k.slice(d.variant.length + 3)}: ${((v * 1000) / jobs).toFixed(1)} µs/job`);
+  for (const [k, v] of Object.entries(timer.perJob(d.variant, jobs))) console.log(`    ${k}: ${v.toFixed(1)} µs/job`);
   d.db.close();
 }
 rmSync(dir, { recursive: true, force: true });

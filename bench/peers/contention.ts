@@ -53,3 +53,32 @@ export function watchContention(): () => number | null {
     return Math.max(0, ticks / CLK_TCK / seconds);
   };
 }
+
+/**
+ * CPU time (ms) used so far by every process of a local database service — PostgreSQL (backends, WAL writer,
+ * checkpointer…) or Redis — or null when none runs on this machine (a remote server, or not Linux). Read before and
+ * after a drain: the database's share of a job's CPU.
+ */
+export function serviceCpuMs(service: 'postgres' | 'redis'): number | null {
+  let dirs: string[];
+  try {
+    dirs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return null;
+  }
+  let ticks = 0;
+  let found = false;
+  for (const pid of dirs) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (service === 'postgres' ? comm !== 'postgres' : !comm.startsWith('redis-server')) continue;
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(rest[11]) + Number(rest[12]);
+      found = true;
+    } catch {
+      /* process ended meanwhile */
+    }
+  }
+  return found ? (ticks * 1000) / CLK_TCK : null;
+}

@@ -11,6 +11,9 @@ export interface DrainResult extends PeerResult {
   jobs: number;
   submit_per_s: number;
   drain_per_s: number;
+  /** CPU per drained job (µs): this process (the peer's worker) and its local database service (null when remote). */
+  app_cpu_us: number;
+  db_cpu_us: number | null;
 }
 
 export interface LatencyResult extends PeerResult {

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { DrainResult, LatencyResult, PeerResult } from './types.ts';
+import { serviceCpuMs } from './contention.ts';
 
 export const BULK_CHUNK = 1000;
 /** W2: jobs sent (paced at the same rate, results discarded) before measuring, so connection set-up and first-use costs are not counted. */
@@ -249,6 +250,9 @@ export async function runDrain(meta: Meta, jobs: number, concurrency: number): P
     if (queued !== jobs) throw new Error(`${meta.peer}: store holds ${queued} unfinished jobs after enqueueing ${jobs}`);
     if (harness.settle && process.env.BENCH_PEERS_NO_ANALYZE !== '1') await withDeadline(harness.settle(), 30_000, `${meta.peer} settle`);
 
+    const service = meta.peer === 'bullmq' ? 'redis' : 'postgres';
+    const cpu0 = process.cpuUsage();
+    const db0 = serviceCpuMs(service);
     let first = 0;
     let handled = 0;
     let allHandled!: () => void;
@@ -265,12 +269,16 @@ export async function runDrain(meta: Meta, jobs: number, concurrency: number): P
     await withDeadline(handledAll, Math.max(1000, deadline - performance.now()), `${meta.peer} drain: ${jobs} handler starts`);
     await waitFor(async () => (await harness.unfinished()) === 0, 1, deadline, `${meta.peer} drain: store reports all ${jobs} jobs finished`, stop);
     const drainMs = performance.now() - first;
+    const cpu = process.cpuUsage(cpu0);
+    const db1 = db0 === null ? null : serviceCpuMs(service);
     if (handled !== jobs) throw new Error(`${meta.peer}: ${handled} handler runs for ${jobs} jobs`);
     return {
       ...(await base()),
       jobs,
       submit_per_s: Math.round(jobs / (submitMs / 1000)),
       drain_per_s: Math.round(jobs / (drainMs / 1000)),
+      app_cpu_us: round((cpu.user + cpu.system) / jobs, 1),
+      db_cpu_us: db0 === null || db1 === null ? null : round(((db1 - db0) * 1000) / jobs, 1),
     };
   };
   try {
