@@ -26,6 +26,8 @@ export class SubmitCoalescer {
   readonly #maxBatch: number;
   #waiting: Waiting[] = [];
   #inFlight = 0;
+  /** Settles when the latest batch started has answered its callers (batches answer in the order they started). */
+  #answered: Promise<void> = Promise.resolve();
 
   constructor(store: Store, opts: { max_in_flight?: number; max_batch?: number } = {}) {
     this.#store = store;
@@ -44,7 +46,14 @@ export class SubmitCoalescer {
     while (this.#inFlight < this.#maxInFlight && this.#waiting.length > 0) {
       const batch = this.#take();
       this.#inFlight++;
-      void this.#run(batch).finally(() => {
+      // A batch answers only after every batch started before it has: its callers then read their queue
+      // positions (and whatever else) with all earlier submits committed. Two batches in flight on
+      // PostgreSQL are two connections; without the order, a later batch could answer and read its
+      // position before an earlier one committed, and both jobs be told the same place in the queue.
+      const earlier = this.#answered;
+      const run = this.#run(batch, earlier);
+      this.#answered = run;
+      void run.finally(() => {
         this.#inFlight--;
         this.#pump();
       });
@@ -70,7 +79,7 @@ export class SubmitCoalescer {
     return batch;
   }
 
-  async #run(batch: Waiting[]): Promise<void> {
+  async #run(batch: Waiting[], earlier: Promise<void>): Promise<void> {
     try {
       // The route answers with each job's queue position: read with the write when no other submit of
       // this server is being written (the write cannot see another's jobs ahead; else the route reads it after).
@@ -83,8 +92,10 @@ export class SubmitCoalescer {
         // answers are built and written (queue position, estimate — several hundred µs).
         await new Promise((r) => setImmediate(r));
       }
+      await earlier;
       batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (err) {
+      await earlier;
       if (batch.length === 1) return batch[0]!.reject(err);
       // Someone's submit is bad: find out whose, each on its own.
       for (const w of batch) {
