@@ -168,8 +168,8 @@ for (const kind of STORE_KINDS) {
         if [ "$GANTRY_ATTEMPT" = 1 ]; then
           trap 'echo stopped > "${dir}/lost-stopped-$GANTRY_GANG_RANK"; exit 143' TERM
           echo "on $GANTRY_GANG_WORKER_IDS"
-          # The member on the SIGKILLed worker is orphaned (nobody can stop it): it ends by itself once
-          # the test writes lost-release or its directory is gone, so no test leaves a process behind.
+          # The member on the SIGKILLed worker is killed by that worker's reaper; should it outlive it, it
+          # ends by itself once the test writes lost-release or its directory is gone (no process left behind).
           while [ -d "${dir}" ] && [ ! -e "${dir}/lost-release" ]; do sleep 0.1; done; exit 143
         fi
         echo "rerun rank $GANTRY_GANG_RANK"`;

@@ -8,6 +8,7 @@ import { startCluster, eventually, type TestCluster } from './helpers/cluster.ts
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Worker, NonRetryableError } from '../src/client/index.ts';
+import { CHANNELS, type DeliveredJob } from '../src/store/store.ts';
 
 for (const kind of STORE_KINDS) {
   describe(`SDK Worker on ${kind}`, () => {
@@ -180,6 +181,82 @@ for (const kind of STORE_KINDS) {
       });
       assert.deepEqual(again.results?.map((r) => r.status), ['stale']);
       assert.equal((await c.getJob(first.job_id)).status, 'COMPLETED');
+      await c.deregister(worker);
+    });
+
+    test('a cycle hands each new job to its worker\'s waiting poll as a look would give it; the poll answers it once, and never a hand-off written before it came in', async () => {
+      const c = cl.client;
+      const { store } = cl.server;
+      const worker = (await c.registerWorker({ name: 'handoff', kind: 'handler', handlers: ['handoff'], capacity: { slots: 4 } })).worker_id;
+      const handed = new Map<string, DeliveredJob>();
+      const unlisten = store.listen(CHANNELS.WORKER, (id, h) => {
+        if (id === worker) for (const j of h?.jobs ?? []) handed.set(j.id, j);
+      });
+      try {
+        const spec = { handler: 'handoff', priority: 'high' as const, parameters: { n: 1, deep: { list: [1, 'two'] } }, labels: { team: 'ml' }, timeout: 90 };
+        // No poll waits: the job stays SCHEDULED; the cycle's hand-off holds what the worker's look finds, field for field.
+        const away = await c.submit(spec);
+        await eventually(async () => (await c.getJob(away.job_id)).status === 'SCHEDULED');
+        const look = await store.deliverToWorker(worker, 10);
+        assert.deepEqual(look.jobs.map((j) => j.id), [away.job_id]);
+        assert.deepEqual(handed.get(away.job_id), look.jobs[0]);
+        const first = (await c.poll(worker, 2000)).jobs;
+        assert.deepEqual(first.map((j) => j.job_id), [away.job_id]);
+        // A poll waits: the next job comes to it once, with the same fields; neither a poll holding it nor one
+        // carrying its end gets it again.
+        const waiting = c.poll(worker, 5000, [first[0]!.attempt_id]);
+        await new Promise((r) => setTimeout(r, 100));
+        const next = await c.submit(spec);
+        const got = (await waiting).jobs;
+        assert.deepEqual(got.map((j) => j.job_id), [next.job_id]);
+        assert.deepEqual({ ...got[0], job_id: '', attempt_id: '' }, { ...first[0], job_id: '', attempt_id: '' });
+        assert.ok(handed.has(next.job_id));
+        assert.deepEqual((await c.poll(worker, 0, [first[0]!.attempt_id, got[0]!.attempt_id])).jobs, []);
+        const carried = await c.poll(worker, 300, [first[0]!.attempt_id], undefined, {
+          reports: [{ job_id: next.job_id, attempt_id: got[0]!.attempt_id, outcome: 'completed' }], logs: [],
+        });
+        assert.deepEqual([carried.results?.[0]?.state, carried.jobs], ['COMPLETED', []]);
+        // Jobs not in the database show which way an answer came: a waiting poll answers a hand-off written
+        // after it came in without a look, and one written before it (its worker could hold or have ended
+        // those jobs) never — it looks instead, finds nothing and answers empty at its deadline.
+        const decoy = (n: string): DeliveredJob => ({ ...look.jobs[0]!, id: `job_decoy_${n}`, current_attempt_id: `att_decoy_${n}` });
+        const early = store.mark();
+        const fenced = c.poll(worker, 1200, [first[0]!.attempt_id]);
+        let over = false;
+        void fenced.finally(() => (over = true));
+        for (let i = 0; i < 30 && !over; i++) {
+          store.wakeWorker(worker, { sent: early, jobs: [decoy('early')] });
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        assert.deepEqual((await fenced).jobs, []);
+        const taking = c.poll(worker, 5000, [first[0]!.attempt_id]);
+        over = false;
+        void taking.finally(() => (over = true));
+        for (let i = 0; i < 200 && !over; i++) {
+          store.wakeWorker(worker, { sent: store.mark(), jobs: [decoy('late')] });
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        assert.deepEqual((await taking).jobs.map((j) => [j.job_id, j.attempt_id]), [['job_decoy_late', 'att_decoy_late']]);
+      } finally {
+        unlisten();
+        await c.deregister(worker);
+      }
+    });
+
+    test('a poll carrying the end of a job it never started does not get that attempt back, whichever way the report is written', async () => {
+      const c = cl.client;
+      const worker = (await c.registerWorker({ name: 'carry-fail', kind: 'handler', handlers: ['carry-fail'], capacity: { slots: 1 } })).worker_id;
+      for (const outcome of ['failed', 'completed'] as const) {
+        const j = await c.submit({ handler: 'carry-fail' });
+        const got = await eventually(async () => (await c.poll(worker, 1000)).jobs.find((x) => x.job_id === j.job_id) ?? null);
+        // Still SCHEDULED when the report comes (never started). A failure is written by the transaction path,
+        // which on PostgreSQL the poll's first look (sent alongside) can overtake: it must not hand the attempt out again.
+        const answer = await c.poll(worker, 300, [], undefined, {
+          reports: [{ job_id: j.job_id, attempt_id: got.attempt_id, outcome, ...(outcome === 'failed' ? { error: 'boom', non_retryable: true } : {}) }], logs: [],
+        });
+        assert.equal(answer.results?.[0]?.status, 'applied');
+        assert.deepEqual(answer.jobs.filter((x) => x.attempt_id === got.attempt_id), []);
+      }
       await c.deregister(worker);
     });
 

@@ -363,13 +363,15 @@ for (const kind of STORE_KINDS) {
         ],
         now,
       );
-      assert.deepEqual(done, [{ job_id: a.id, worker_id: w.id, gpu_indices: [1] }]);
+      assert.deepEqual(done.map(({ job: _, ...a }) => a), [{ job_id: a.id, worker_id: w.id, gpu_indices: [1] }]);
       const ja = await job(a.id);
       assert.equal(ja.state, 'SCHEDULED');
       assert.equal(ja.worker_id, w.id);
       assert.deepEqual(ja.gpu_indices, [1]);
       assert.equal(ja.attempt_count, 1);
       assert.ok(ja.current_attempt_id);
+      // The job as the worker's poll will hand it out, from the assignment's own statement.
+      assert.deepEqual(done[0]!.job, (await store.deliverToWorker(w.id, 10)).jobs[0]);
       const attempts = await store.jobAttempts(a.id);
       assert.equal(attempts.length, 1);
       assert.deepEqual(
@@ -1067,6 +1069,45 @@ for (const kind of STORE_KINDS) {
           assert.equal(j.attempt_count, 1);
           assert.deepEqual(await transitions(id), ['∅→SUBMITTED', 'SUBMITTED→QUEUED', 'QUEUED→SCHEDULED', 'SCHEDULED→RUNNING', 'RUNNING→COMPLETED']);
         }
+      }
+    });
+
+    it('reads issued together each get the rows, values and order they get alone, and a failing read fails alone', async () => {
+      // On PostgreSQL reads issued in one turn of the event loop go out as one statement (TickBatch).
+      const raw = rawDriver(kind, db.url);
+      try {
+        const w = await addWorker({ slots: 3, cpu_cores: 2.5 });
+        const [a, b] = (await store.submitJobs([spec({ priority: 'high', expected_duration: 7 }), spec({ labels: { k: 'v' } })], 'user:test', tick()))
+          .map((r) => r.job.id);
+        // Ids written into the text: on PostgreSQL only reads without parameters share a statement.
+        const reads = [
+          () => raw.query(`SELECT id, priority_rank, cpu_cores, expected_duration, labels, seq FROM jobs WHERE id IN ('${a}', '${b}') ORDER BY seq DESC`),
+          () => raw.query(`SELECT * FROM workers WHERE state != 'offline' AND id = '${w.id}'`),
+          () => raw.query(`SELECT COUNT(*) AS n, SUM(cpu_cores) AS cpu FROM jobs WHERE id = '${a}'`),
+          () => raw.query("SELECT id FROM jobs WHERE id = 'no-such-job'"),
+          () => raw.query("SELECT id FROM jobs WHERE state = 'QUEUED' AND id = ? ORDER BY seq", [b!]),
+          // A long answer: sent on its own once it is known to be long.
+          () => raw.query('WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 40) SELECT x FROM s ORDER BY x'),
+        ];
+        const together = await Promise.all(reads.map((r) => r()));
+        const alone = [];
+        for (const r of reads) alone.push(await r());
+        assert.deepEqual(together, alone);
+        assert.deepEqual(await Promise.all(reads.map((r) => r())), alone);
+        assert.deepEqual(together[5]!.map((r) => r.x), Array.from({ length: 40 }, (_, i) => i + 1));
+        assert.deepEqual(together[0]!.map((r) => r.id), [b, a]);
+        assert.equal(together[0]![1]!.expected_duration, 7);
+        assert.equal(together[0]![0]!.expected_duration, null);
+        assert.equal(together[0]![0]!.labels, '{"k":"v"}');
+        assert.equal(together[1]![0]!.cpu_cores, 2.5);
+        assert.equal(together[2]![0]!.n, 1);
+        assert.deepEqual(together[3], []);
+
+        const [ok, bad] = await Promise.allSettled([raw.query(`SELECT id FROM jobs WHERE id = '${a}'`), raw.query('SELECT no_such_column FROM jobs')]);
+        assert.deepEqual(ok.status === 'fulfilled' && ok.value, [{ id: a }]);
+        assert.equal(bad.status, 'rejected');
+      } finally {
+        await raw.close();
       }
     });
 

@@ -97,7 +97,6 @@ export class HandlerExecutor implements Executor {
     };
     const entry = { id: job.job_id, abort, settle, preempted: false, grace_ms: job.grace_period != null ? job.grace_period * 1000 : this.#preemptGraceMs };
     this.#running.set(job.job_id, entry);
-    ctx.started();
     if (job.timeout !== null) {
       timer = setTimeout(() => {
         abort.abort(new Error('timeout'));
@@ -121,6 +120,9 @@ export class HandlerExecutor implements Executor {
       return;
     }
     if (out instanceof Promise) {
+      // Still running: the server hears it started. A handler that returned a value (or threw) has ended
+      // before anything could be sent, and its final report says it all (the job passes through RUNNING).
+      ctx.started();
       // A preempted handler that winds down (returns or throws on its aborted signal) is requeued, not completed or failed.
       out.then(
         (result) => settle(entry.preempted ? { outcome: 'preempted' } : { outcome: 'completed', result: result ?? null }),

@@ -1,4 +1,4 @@
-import type { Store, Assignment, PreemptionOrder } from '../store/store.ts';
+import type { Store, Assignment, HandOff, PreemptionOrder } from '../store/store.ts';
 import { CHANNELS } from '../store/store.ts';
 import type { Tier } from '../core/tiers.ts';
 import type { WorkerSlotView } from './placement.ts';
@@ -296,13 +296,23 @@ export class Scheduler {
       victim_id: p.victim_id, by_job: p.for_job_id, by_tenant: p.for_tenant, reason: p.reason, at: now,
     }));
     if (assignments.length === 0 && orders.length === 0) return 0;
-    const { assigned, preempted } = await this.#store.applySchedulingDecisions(assignments, orders, now);
+    const { assigned, preempted, sent } = await this.#store.applySchedulingDecisions(assignments, orders, now);
     this.#queuesEmpty = built.whole_queue && assigned.length === pendingCount;
     await this.#store.startProbes(gate.probes(new Set(assigned.map((a) => a.job_id))), this.#opts.breaker_open_ms, now);
     this.stats.assigned += assigned.length;
     this.stats.preempted += preempted.job_ids.length;
     if (preempted.job_ids.length > 0) this.#opts.log?.('preempting jobs', { jobs: preempted.job_ids });
-    for (const w of new Set([...assigned.flatMap((a) => a.members?.map((m) => m.worker_id) ?? [a.worker_id]), ...preempted.workers])) this.#store.notify(CHANNELS.WORKER, w);
+    // A worker's new single-node jobs go with its wake-up: a poll waiting for them here answers without a
+    // look. Not to a worker that also has a gang member or a preemption coming: its poll looks for those.
+    const looking = new Set([...assigned.flatMap((a) => a.members?.map((m) => m.worker_id) ?? []), ...preempted.workers]);
+    const handOffs = new Map<string, HandOff>();
+    for (const a of assigned) {
+      if (!a.job || looking.has(a.worker_id)) continue;
+      let h = handOffs.get(a.worker_id);
+      if (!h) handOffs.set(a.worker_id, (h = { sent, jobs: [] }));
+      h.jobs.push(a.job);
+    }
+    for (const w of new Set([...assigned.map((a) => a.worker_id), ...looking])) this.#store.wakeWorker(w, handOffs.get(w));
     return assigned.length;
   }
 

@@ -74,35 +74,38 @@ export function uniformColumns(shape: string, same: boolean[]): boolean[] {
 /**
  * The SET list and the rows of a batch `UPDATE … FROM recordset`: a column with one value in every row is
  * one parameter, the others are fields of the JSON rows (less JSON to write and to read back — on SQLite a
- * json_extract per field and row). `keys` always travel in the rows. `set(column, value)` writes one
- * assignment (`value` is `?` or `v.column`). Params: the shared values in SET order, then the rows.
+ * json_extract per field and row). `keys` always travel in the rows. The batch has `count` rows; `value(row,
+ * column)` reads one field (read from the caller's own objects, so no row object is built for a column that
+ * turns out uniform). `set(column, value)` writes one assignment (`value` is `?` or `v.column`). Params: the
+ * shared values in SET order, then the rows.
  */
 export function batchSet(
   shape: string,
   keys: readonly (readonly [string, ColumnType])[],
   columns: readonly (readonly [string, ColumnType])[],
-  rows: readonly Record<string, SqlValue>[],
+  count: number,
+  value: (row: number, column: string) => SqlValue | undefined,
   set: (column: string, value: string) => string = (c, v) => `${c} = ${v}`,
 ): { sets: string[]; recordset: [string, ColumnType][]; params: SqlValue[] } {
-  const first = rows[0]!;
   const uniform = uniformColumns(shape, columns.map(([c]) => {
-    const v = first[c] ?? null;
-    for (let i = 1; i < rows.length; i++) if ((rows[i]![c] ?? null) !== v) return false;
+    const v = value(0, c) ?? null;
+    for (let i = 1; i < count; i++) if ((value(i, c) ?? null) !== v) return false;
     return true;
   }));
   const same = columns.filter((_, j) => uniform[j]);
   const varying = columns.filter((_, j) => !uniform[j]);
   const recordset: [string, ColumnType][] = [...keys, ...varying].map(([c, t]) => [c, t]);
   const names = recordset.map(([c]) => c);
-  const data = rows.map((r) => {
+  const data: Record<string, SqlValue>[] = new Array(count);
+  for (let i = 0; i < count; i++) {
     const o: Record<string, SqlValue> = {};
-    for (const c of names) o[c] = r[c] ?? null;
-    return o;
-  });
+    for (let j = 0; j < names.length; j++) o[names[j]!] = value(i, names[j]!) ?? null;
+    data[i] = o;
+  }
   return {
     sets: [...same.map(([c]) => set(c, '?')), ...varying.map(([c]) => set(c, `v.${c}`))],
     recordset,
-    params: [...same.map(([c]) => first[c] ?? null), JSON.stringify(data)],
+    params: [...same.map(([c]) => value(0, c) ?? null), JSON.stringify(data)],
   };
 }
 

@@ -13,7 +13,9 @@ import { PostgresDriver } from './postgres/driver.ts';
 import { plainSubmits, submitJobs, submitJobsAtOnce, type SubmitResult } from './ops/submitJobs.ts';
 import { assignJobsAtOnce } from './ops/assignAtOnce.ts';
 import { plainCompletions, reportCompletionsAtOnce } from './ops/reportAtOnce.ts';
-import { assignJobs, deliverToWorker, jobsOfPausedTenants, queuedJobs, workerUsage, type Assignment, type Delivery, type QueueCursor, type QueuedJob } from './ops/scheduling.ts';
+import {
+  assignJobs, deliverToWorker, jobsOfPausedTenants, queuedJobs, workerUsage, type Assignment, type DeliveredJob, type Delivery, type QueueCursor, type QueuedJob,
+} from './ops/scheduling.ts';
 import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
 import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
 import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentRuns, type JobFilter, type QueueStats } from './ops/reads.ts';
@@ -58,7 +60,7 @@ import {
 } from './ops/gangs.ts';
 
 export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
-export type { AttemptReport, ReportOutcome, Assignment, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
+export type { AttemptReport, ReportOutcome, Assignment, DeliveredJob, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
 export const CHANNELS = {
@@ -68,12 +70,27 @@ export const CHANNELS = {
 } as const;
 
 /**
+ * Jobs a scheduling cycle of this server just assigned to one worker, as its poll hands them out:
+ * given to that worker's long poll with the wake-up (`Store.wakeWorker`), so a poll that waits can
+ * answer without looking. `sent` is the server's mark (`Store.mark`) taken before the assignment
+ * was written: only a poll that came in before it may take them (see the poll route).
+ */
+export interface HandOff {
+  sent: number;
+  jobs: DeliveredJob[];
+}
+
+/**
  * The store: Gantry's source of truth, one interface over SQLite and PostgreSQL.
  * Every state change is one transaction that writes the new state and its event.
  */
 export class Store {
   readonly #db: SqlDriver;
   readonly #local = new EventEmitter();
+  /** Counts marks (see mark). */
+  #marks = 0;
+  /** The hand-off that goes with the WORKER wake-up being sent now (see wakeWorker). */
+  #handOff: { worker: string; handOff: HandOff } | null = null;
 
   constructor(driver: SqlDriver) {
     this.#db = driver;
@@ -124,10 +141,31 @@ export class Store {
     if (channel === CHANNELS.JOB) this.#local.emit(channel, payload);
     else this.#db.notify(channel, payload);
   }
-  listen(channel: string, fn: (payload: string) => void): () => void {
+  /** WORKER listeners in this process also get the hand-off sent with the wake-up, if any (wakeWorker). */
+  listen(channel: string, fn: (payload: string, handOff?: HandOff) => void): () => void {
+    if (channel === CHANNELS.WORKER) return this.#db.listen(channel, (id) => fn(id, this.#handOff?.worker === id ? this.#handOff.handOff : undefined));
     if (channel !== CHANNELS.JOB) return this.#db.listen(channel, fn);
     this.#local.on(channel, fn);
     return () => this.#local.off(channel, fn);
+  }
+  /**
+   * Wakes a worker's long polls, here with `handOff` (both drivers call this process's listeners
+   * before notify returns) and on other servers with the plain wake-up, where a poll looks.
+   */
+  wakeWorker(worker: string, handOff?: HandOff): void {
+    this.#handOff = handOff ? { worker, handOff } : null;
+    try {
+      this.notify(CHANNELS.WORKER, worker);
+    } finally {
+      this.#handOff = null;
+    }
+  }
+  /**
+   * A point in this server's order of events: a later mark was taken later. A poll marks its
+   * arrival, an assignment its write (HandOff.sent).
+   */
+  mark(): number {
+    return ++this.#marks;
   }
   tryLeadership(): Promise<boolean> {
     return this.#db.tryLeadership();
@@ -271,14 +309,17 @@ export class Store {
   }
   /**
    * A cycle's decisions in one transaction: admissions (QUEUED → SCHEDULED + attempt) and
-   * preemption requests. Returns the admissions that took effect and the preemptions asked.
+   * preemption requests. Returns the admissions that took effect (a single-node one with its job as
+   * delivered), the preemptions asked, and the mark taken before the write (`sent`, see HandOff).
    */
   async applySchedulingDecisions(assignments: readonly Assignment[], preemptions: readonly PreemptionOrder[], now = Date.now()) {
+    // Marked before anything is written: the hand-off's `sent` (HandOff).
+    const sent = this.mark();
     // PostgreSQL: plain admissions (no gang, no preemption) are one statement instead of a transaction of seven.
     if (this.#db.capabilities.roundTrips && preemptions.length === 0 && !assignments.some((a) => a.members)) {
-      return { assigned: await assignJobsAtOnce(this.#db, assignments, now), preempted: { job_ids: [] as string[], workers: [] as string[] } };
+      return { sent, assigned: await assignJobsAtOnce(this.#db, assignments, now), preempted: { job_ids: [] as string[], workers: [] as string[] } };
     }
-    return this.#db.transaction(async (tx) => {
+    const out = await this.#db.transaction(async (tx) => {
       const held = await jobsOfPausedTenants(tx, assignments);
       if (held.size > 0) assignments = assignments.filter((a) => !held.has(a.job_id));
       // Gangs (nodes > 1) have their own path (src/store/ops/gangs.ts); single-node admissions are untouched by it.
@@ -291,6 +332,7 @@ export class Store {
       if (preempted.job_ids.length > 0) preempted.workers.push(...(await gangWorkersOf(tx, preempted.job_ids)));
       return { assigned, preempted };
     });
+    return { sent, ...out };
   }
   /** Tenants with queued jobs in the given queues ('' = commands, else handler names). */
   queuedTenants(queueKeys: readonly string[]): Promise<string[]> {

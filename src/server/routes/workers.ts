@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { WorkerInfo } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
-import { CHANNELS, type AttemptReport, type Delivery, type ReportOutcome } from '../../store/store.ts';
+import { CHANNELS, type AttemptReport, type DeliveredJob, type Delivery, type ReportOutcome } from '../../store/store.ts';
 import type { LogChunk } from '../../core/types.ts';
 import type { ServerContext } from '../context.ts';
 import { checkpointWire, iso } from '../views.ts';
@@ -37,6 +37,19 @@ type RegisterBody = {
 
 type ReportBatch = { reports?: AttemptReport[]; logs?: (Omit<LogChunk, 'at'> & { at?: number })[] };
 
+/** A long poll waiting for its worker's jobs and controls. */
+interface Waiter {
+  /** The server's mark when the poll came in (Store.mark): it may take a hand-off of jobs written after it. */
+  since: number;
+  /** Room for new jobs (the poll's max_jobs). */
+  room: number;
+  /** Jobs handed to this poll with a wake-up since its last look (HandOff). */
+  handed: DeliveredJob[] | null;
+  /** Woken without a hand-off since its last look (a control, gang work, another server's assignment): it must look. */
+  look: boolean;
+  wake: () => void;
+}
+
 const workerParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
 
 /**
@@ -45,20 +58,41 @@ const workerParams = { type: 'object', required: ['id'], properties: { id: { typ
  */
 export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
-  const waiters = new Map<string, Set<() => void>>();
-  const unlisten = store.listen(CHANNELS.WORKER, (id) => {
+  const waiters = new Map<string, Set<Waiter>>();
+  const unlisten = store.listen(CHANNELS.WORKER, (id, handOff) => {
     const set = waiters.get(id);
-    if (set) for (const w of [...set]) w();
+    if (!set) return;
+    let given = false;
+    for (const w of set) {
+      // The jobs a cycle here just assigned go to one poll, which answers with them instead of looking —
+      // one that came in before they were written: its worker can neither hold them nor have ended them
+      // (its held and carried reports predate them). Any other wake-up, or a second one, means a look.
+      if (handOff && !given && handOff.sent > w.since && w.room > 0 && w.handed === null && !w.look) {
+        w.handed = handOff.jobs;
+        given = true;
+      } else {
+        w.look = true;
+      }
+      w.wake();
+    }
   });
   // Closing: every long-poll answers now (with whatever is there), so it does not hold the close up.
   let closing = false;
+  const wakeAll = () => {
+    for (const set of waiters.values()) {
+      for (const w of set) {
+        w.look = true;
+        w.wake();
+      }
+    }
+  };
   app.addHook('preClose', async () => {
     closing = true;
-    for (const set of waiters.values()) for (const w of set) w();
+    wakeAll();
   });
   app.addHook('onClose', async () => {
     unlisten();
-    for (const set of waiters.values()) for (const w of set) w();
+    wakeAll();
   });
 
   app.post<{ Body: RegisterBody }>('/api/v1/workers', { schema: { body: workerRegisterSchema, summary: 'Register a worker and its capacity' } }, async (req, reply) => {
@@ -126,8 +160,10 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const requeued = results.some((r) => r.status === 'applied' && r.state === 'QUEUED');
       store.notify(CHANNELS.SCHEDULE, results.some((r) => r.state === 'RETRYING') ? WAKE.RETRY : failed ? WAKE.FAILURE : requeued ? WAKE.REQUEUE : WAKE.REPORT);
     }
-    const touched = new Set([...logs.map((l) => l.job_id), ...results.map((r) => r.job_id)]);
-    for (const j of touched) store.notify(CHANNELS.JOB, j);
+    const touched = new Set<string>();
+    for (let i = 0; i < logs.length; i++) touched.add(logs[i]!.job_id);
+    for (let i = 0; i < results.length; i++) touched.add(results[i]!.job_id);
+    touched.forEach((j) => store.notify(CHANNELS.JOB, j));
     return results;
   }
 
@@ -136,25 +172,56 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { schema: { params: workerParams, body: pollSchema, summary: 'Long-poll for assigned jobs and controls (reports may ride along)' } },
     async (req, reply) => {
       const id = req.params.id;
-      // A worker whose last jobs ended before it polled again sends their reports with the poll:
-      // one request instead of two. Applied before the look, so the room they free counts.
-      const carried = req.body?.reports || req.body?.logs ? await applyBatch(id, req.body) : null;
+      const since = store.mark();
       const max = req.body?.max_jobs ?? 100_000;
       const held = new Set(req.body?.held ?? []);
-      if (carried) forgetEnded(held, req.body!.reports ?? [], carried);
       const deadline = Date.now() + (req.body?.wait_ms ?? 20000);
       let closed = false;
       // The response closing before we answer means the worker went away (a request's own 'close' fires once its body is read).
       reply.raw.once('close', () => (closed = true));
-      for (;;) {
-        // Register the waiter before looking, so a wake-up between look and wait is not lost.
-        let wake!: () => void;
-        const woke = new Promise<void>((r) => (wake = r));
-        let set = waiters.get(id);
-        if (!set) waiters.set(id, (set = new Set()));
-        set.add(wake);
-        try {
-          const d: Delivery = await store.deliverToWorker(id, max, held);
+      // Registered before the first look and kept until the answer, so no wake-up is lost between a look and the wait.
+      const waiter: Waiter = { since, room: max, handed: null, look: false, wake: () => {} };
+      let set = waiters.get(id);
+      if (!set) waiters.set(id, (set = new Set()));
+      set.add(waiter);
+      try {
+        let woke = new Promise<void>((r) => (waiter.wake = r));
+        // A worker whose last jobs ended before it polled again sends their reports with the poll:
+        // one request instead of two. The answer carries their results.
+        const batch = req.body?.reports || req.body?.logs ? req.body : null;
+        const reports = batch?.reports ?? [];
+        let carried: ReportOutcome[] | null = null;
+        let first: Delivery | null = null;
+        if (batch && store.capabilities.roundTrips && !reports.some(isMemberReport)) {
+          // Where a round trip costs (PostgreSQL) the first look goes out with the reports, in the same
+          // write, instead of after them: the attempts they end are held for that look, so it cannot
+          // hand one out again if it overtakes its report. Not with a gang member's report: the look
+          // claims members by the tokens held.
+          [carried, first] = await Promise.all([
+            applyBatch(id, batch),
+            store.deliverToWorker(id, max, reports.length > 0 ? new Set([...held, ...reports.map((r) => r.attempt_id)]) : held),
+          ]);
+        } else if (batch) {
+          carried = await applyBatch(id, batch);
+        }
+        if (carried) forgetEnded(held, reports, carried);
+        for (;;) {
+          let d: Delivery;
+          if (first) {
+            d = first;
+            first = null;
+          } else {
+            // Handed jobs, unless a wake-up since asked for a look. They stay SCHEDULED on the worker as with a
+            // look's answer: an answer that never arrives leaves them to the next look, or to the lease.
+            const handed = waiter.handed && !waiter.look ? waiter.handed.filter((j) => !held.has(j.current_attempt_id!)).slice(0, max) : [];
+            waiter.handed = null;
+            if (handed.length > 0) {
+              d = { jobs: handed, controls: [] };
+            } else {
+              waiter.look = false;
+              d = await store.deliverToWorker(id, max, held);
+            }
+          }
           if (d.jobs.length || d.controls.length || Date.now() >= deadline || closed || closing) {
             // Only a job that ran before can have a checkpoint: first attempts cost no lookup.
             const saved = await store.checkpointsOf(d.jobs.filter((j) => j.attempt_count > 1).map((j) => j.id));
@@ -174,10 +241,11 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
           let timer: NodeJS.Timeout | undefined;
           await Promise.race([woke, new Promise<void>((r) => (timer = setTimeout(r, deadline - Date.now())))]);
           clearTimeout(timer);
-        } finally {
-          set.delete(wake);
-          if (set.size === 0) waiters.delete(id);
+          woke = new Promise<void>((r) => (waiter.wake = r));
         }
+      } finally {
+        set.delete(waiter);
+        if (set.size === 0) waiters.delete(id);
       }
     },
   );

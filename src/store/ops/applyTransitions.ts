@@ -46,23 +46,42 @@ const isIncrement = (v: PatchValue): v is Increment => v !== null && typeof v ==
  * same transaction — one per step. Changes of the same shape are written with one statement.
  * Params: tx — an open transaction; changes — at most one per job; now — epoch ms.
  * Watched jobs that become final run the final-state hooks in the same transaction (src/store/finalHooks.ts).
- * Returns, per change, the updated row's id and counters, or null if it was not applied.
+ * Returns, per change, the updated row's id and counters (and the columns `extra` lists, SQL such as
+ * `jobs.name, jobs.env`), or null if it was not applied.
  */
-export async function applyTransitions(tx: SqlExecutor, changes: readonly Transition[], now: number): Promise<(Row | null)[]> {
+export async function applyTransitions(tx: SqlExecutor, changes: readonly Transition[], now: number, extra = ''): Promise<(Row | null)[]> {
+  const returning = extra ? `${RETURNING}, ${extra}` : RETURNING;
   const out: (Row | null)[] = new Array(changes.length).fill(null);
   const groups = new Map<string, number[]>();
+  // Like changes come in runs (a report batch's completions, a cycle's admissions): a change shaped
+  // like the last one grouped by its shape joins that group without its own shape being built (string
+  // work on every change).
+  let last: Transition | null = null;
+  let lastKeys: string[] = [];
+  let lastGroup: number[] = [];
+  // Indexed loops over the changes, as in reportResults (an unoptimized for-of allocates per element).
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i]!;
     let at = c.from;
-    for (const s of c.via ?? []) {
-      assertTransition(c.job_id, at, s.to);
-      at = s.to;
+    const via = c.via;
+    if (via) {
+      for (let s = 0; s < via.length; s++) {
+        assertTransition(c.job_id, at, via[s]!.to);
+        at = via[s]!.to;
+      }
     }
     assertTransition(c.job_id, at, c.to);
+    if (last && sameShape(last, lastKeys, c)) {
+      lastGroup.push(i);
+      continue;
+    }
     const shape = shapeOf(c);
     let g = groups.get(shape);
     if (!g) groups.set(shape, (g = []));
     g.push(i);
+    last = c;
+    lastKeys = c.patch ? Object.keys(c.patch) : [];
+    lastGroup = g;
   }
   for (const [shape, idx] of groups) {
     const first = changes[idx[0]!]!;
@@ -70,7 +89,7 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
     if (idx.length === 1) {
       const sets = ['state = ?', 'updated_at = ?', ...cols.map((k) => (isIncrement(first.patch![k]!) ? `${k} = ${k} + ?` : `${k} = ?`))];
       const params: SqlValue[] = [first.to, now, ...cols.map((k) => valueOf(first.patch![k]!)), first.job_id, first.from];
-      const rows = await tx.query(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ? AND state = ? RETURNING ${RETURNING}`, params);
+      const rows = await tx.query(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ? AND state = ? RETURNING ${returning}`, params);
       out[idx[0]!] = rows[0] ?? null;
       continue;
     }
@@ -81,36 +100,48 @@ export async function applyTransitions(tx: SqlExecutor, changes: readonly Transi
       `update jobs ${shape}`,
       [['id', 'text'], ['from_state', 'text']],
       cols.map((k): [string, ColumnType] => [k, JOB_COLUMN_TYPES[k] ?? 'text']),
-      idx.map((i) => {
-        const c = changes[i]!;
-        const o: Record<string, SqlValue> = { id: c.job_id, from_state: c.from };
-        for (const k of cols) o[k] = valueOf(c.patch![k]!);
-        return o;
-      }),
+      idx.length,
+      (row, k) => {
+        const c = changes[idx[row]!]!;
+        return k === 'id' ? c.job_id : k === 'from_state' ? c.from : valueOf(c.patch![k]!);
+      },
       (k, value) => (isIncrement(first.patch![k]!) ? `${k} = jobs.${k} + ${value}` : `${k} = ${value}`),
     );
     const rows = await tx.query(
-      `UPDATE jobs SET ${['state = ?', 'updated_at = ?', ...b.sets].join(', ')} FROM ${tx.recordset(b.recordset)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${RETURNING}`,
+      `UPDATE jobs SET ${['state = ?', 'updated_at = ?', ...b.sets].join(', ')} FROM ${tx.recordset(b.recordset)} WHERE jobs.id = v.id AND jobs.state = v.from_state RETURNING ${returning}`,
       [first.to, now, ...b.params],
     );
-    const byId = new Map(rows.map((r) => [String(r.id), r]));
-    for (const i of idx) out[i] = byId.get(changes[i]!.job_id) ?? null;
+    const byId = new Map<string, Row>();
+    for (let r = 0; r < rows.length; r++) byId.set(String(rows[r]!.id), rows[r]!);
+    for (let j = 0; j < idx.length; j++) out[idx[j]!] = byId.get(changes[idx[j]!]!.job_id) ?? null;
   }
   // One event row per change: the states passed through on the way (`via`) travel in its `steps`
   // (read back as one event each, src/store/rows.ts eventsFromRow).
   const events: SqlValue[][] = [];
-  changes.forEach((c, i) => {
-    if (!out[i]) return;
-    events.push([c.job_id, now, c.from, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null, stepsJson(c.via, c.actor)]);
-  });
-  await tx.insertMany('job_events', EVENT_COLUMNS, events);
   // Watched jobs that just became final: their follow-ups run now, in this transaction (src/store/finalHooks.ts).
   const finished: FinishedJob[] = [];
-  changes.forEach((c, i) => {
-    if (out[i] && Number(out[i]!.watched) === 1 && FINAL_STATES.has(c.to)) finished.push({ id: c.job_id, state: c.to, reason: c.reason });
-  });
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!, row = out[i];
+    if (!row) continue;
+    events.push([c.job_id, now, c.from, c.to, c.reason, c.actor, c.data ? JSON.stringify(c.data) : null, stepsJson(c.via, c.actor)]);
+    if (Number(row.watched) === 1 && FINAL_STATES.has(c.to)) finished.push({ id: c.job_id, state: c.to, reason: c.reason });
+  }
+  await tx.insertMany('job_events', EVENT_COLUMNS, events);
   if (finished.length > 0) await runFinalHooks(tx, finished, now);
   return out;
+}
+
+/** Whether `b` has `a`'s shape: the same from and to, and the same patch keys (`keys`, `a`'s) in the same order, increments alike. */
+function sameShape(a: Transition, keys: readonly string[], b: Transition): boolean {
+  if (a.from !== b.from || a.to !== b.to) return false;
+  let n = 0;
+  if (b.patch) {
+    for (const k in b.patch) {
+      if (keys[n] !== k || isIncrement(a.patch![k]!) !== isIncrement(b.patch[k]!)) return false;
+      n++;
+    }
+  }
+  return n === keys.length;
 }
 
 /** Shapes by the patch's own key order (a few per code path; bounded all the same). */
@@ -129,17 +160,29 @@ function shapeOf(c: Transition): string {
   return shape;
 }
 
-/** `steps` texts of single steps without data ("worker started the job"), shared by a batch's rows. */
-const oneStep = new Map<string, string>();
+/** A single step's `steps` text, kept for reuse. */
+interface OneStep {
+  to: JobState;
+  /** The step's own actor where it differs from its event's, else ''. */
+  actor: string;
+  text: string;
+}
+
+/**
+ * `steps` texts of single steps without data ("worker started the job"), shared by a batch's rows: by
+ * reason — a constant string whose hash V8 keeps, so no key is built per row — then to and actor.
+ */
+const oneStep = new Map<string, OneStep[]>();
+let oneStepCount = 0;
 
 /** The `steps` column of an event row: the steps before its last one, or null for a single step. */
 export function stepsJson(via: readonly Step[] | undefined, actor: string): string | null {
   if (!via || via.length === 0) return null;
   const only = via.length === 1 && !via[0]!.data ? via[0]! : null;
-  const key = only ? `${only.to}\u0000${only.reason}\u0000${only.actor === undefined || only.actor === actor ? '' : only.actor}` : '';
-  if (only) {
-    const hit = oneStep.get(key);
-    if (hit !== undefined) return hit;
+  const ownActor = only && only.actor !== undefined && only.actor !== actor ? only.actor : '';
+  const known = only ? oneStep.get(only.reason) : undefined;
+  if (known) {
+    for (let i = 0; i < known.length; i++) if (known[i]!.to === only!.to && known[i]!.actor === ownActor) return known[i]!.text;
   }
   const text = JSON.stringify(via.map((s): EventStep => {
     const e: EventStep = { to: s.to, reason: s.reason };
@@ -147,7 +190,12 @@ export function stepsJson(via: readonly Step[] | undefined, actor: string): stri
     if (s.data) e.data = s.data;
     return e;
   }));
-  if (only && oneStep.size < 1000) oneStep.set(key, text);
+  if (only && oneStepCount < 1000) {
+    const entry = { to: only.to, actor: ownActor, text };
+    if (known) known.push(entry);
+    else oneStep.set(only.reason, [entry]);
+    oneStepCount++;
+  }
   return text;
 }
 

@@ -1,6 +1,6 @@
 import { newId } from '../../core/ids.ts';
 import type { SqlExecutor } from '../driver.ts';
-import { lockOnlineWorkersSql, type Assignment } from './scheduling.ts';
+import { ASSIGNED_RETURNING, DELIVERED_COLUMNS, deliveredJobFromRow, lockOnlineWorkersSql, type Assignment } from './scheduling.ts';
 import { transitionCtes } from './applyTransitions.ts';
 
 /**
@@ -10,7 +10,7 @@ import { transitionCtes } from './applyTransitions.ts';
  * (BEGIN, the paused tenants, the worker lock, the jobs, events, attempts, COMMIT). Writes what
  * jobsOfPausedTenants + assignJobs write: skips jobs of a paused tenant and workers no longer online
  * (locking the others' rows, see lockOnlineWorkers), moves the rest QUEUED → SCHEDULED with their
- * event and a new attempt. Returns the assignments that took effect.
+ * event and a new attempt. Returns the assignments that took effect, each with its job as delivered.
  */
 export async function assignJobsAtOnce(db: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
   if (proposed.length === 0) return [];
@@ -28,16 +28,20 @@ export async function assignJobsAtOnce(db: SqlExecutor, proposed: readonly Assig
     set: ['worker_id = v.worker_id', 'gpu_indices = v.gpu_indices', 'current_attempt_id = v.attempt_id',
       'attempt_count = jobs.attempt_count + 1', 'retry_count = jobs.retry_count + 1'],
     where: 'v.worker_id IN (SELECT id FROM w) AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = jobs.tenant AND t.paused = 1)',
-    returning: ['jobs.attempt_count', 'v.worker_id', 'v.attempt_id'],
+    // The job as its worker's poll hands it out, for a poll waiting for it (no look after the wake-up).
+    returning: ['jobs.attempt_count', ASSIGNED_RETURNING],
   });
   const done = await db.query(
     `WITH admit AS MATERIALIZED (SELECT * FROM ${v}),
      w AS (${lockOnlineWorkersSql('id IN (SELECT worker_id FROM admit)')}),
      ${t.sql},
-     a AS (INSERT INTO job_attempts (id, job_id, number, worker_id, started_at, outcome) SELECT attempt_id, id, attempt_count, worker_id, ?::int8, 'running' FROM u)
-     SELECT id FROM u`,
+     a AS (INSERT INTO job_attempts (id, job_id, number, worker_id, started_at, outcome) SELECT current_attempt_id, id, attempt_count, worker_id, ?::int8, 'running' FROM u)
+     SELECT ${DELIVERED_COLUMNS} FROM u`,
     [JSON.stringify(rows), ...t.params, now],
   );
-  const applied = new Set(done.map((r) => String(r.id)));
-  return proposed.filter((a) => applied.has(a.job_id));
+  const applied = new Map(done.map((r) => [String(r.id), r]));
+  return proposed.flatMap((a) => {
+    const row = applied.get(a.job_id);
+    return row ? [{ ...a, job: deliveredJobFromRow(row) }] : [];
+  });
 }

@@ -92,6 +92,8 @@ export interface Assignment {
   gpu_indices: number[];
   /** A gang (nodes > 1): every member's worker and GPUs in rank order (src/store/ops/gangs.ts). */
   members?: { worker_id: string; gpu_indices: number[] }[];
+  /** On a single-node admission that took effect: the job as its worker's poll hands it out (read by the assignment's own statement). */
+  job?: DeliveredJob;
 }
 
 /**
@@ -141,13 +143,13 @@ export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[
     },
     data: { worker_id: a.worker_id, attempt_id: attemptIds[i]!, gpu_indices: a.gpu_indices },
   }));
-  const applied = await applyTransitions(tx, changes, now);
+  const applied = await applyTransitions(tx, changes, now, ASSIGNED_RETURNING);
   const done: Assignment[] = [];
   const attempts: SqlValue[][] = [];
   assignments.forEach((a, i) => {
     const row = applied[i];
     if (!row) return;
-    done.push(a);
+    done.push({ ...a, job: deliveredJobFromRow(row) });
     attempts.push([attemptIds[i]!, a.job_id, Number(row.attempt_count), a.worker_id, now, 'running']);
   });
   await tx.insertMany('job_attempts', ['id', 'job_id', 'number', 'worker_id', 'started_at', 'outcome'], attempts);
@@ -179,13 +181,17 @@ export type DeliveredJob = Pick<Job,
   'timeout' | 'labels' | 'parameters' | 'resources' | 'sort_key' | 'gpu_indices' | 'attempt_count' | 'current_attempt_id' |
   'steps' | 'grace_period' | 'worker_id'>;
 
-const DELIVERED_COLUMNS = 'id, seq, name, type, tenant, priority, state, kind, command, handler, env, working_dir, timeout, labels, ' +
-  'parameters, cpu_cores, memory_gb, gpu_count, storage_gb, sort_key, gpu_indices, attempt_count, current_attempt_id, control, steps, grace_period, worker_id';
+const DELIVERED = ['id', 'seq', 'name', 'type', 'tenant', 'priority', 'state', 'kind', 'command', 'handler', 'env', 'working_dir', 'timeout', 'labels',
+  'parameters', 'cpu_cores', 'memory_gb', 'gpu_count', 'storage_gb', 'sort_key', 'gpu_indices', 'attempt_count', 'current_attempt_id', 'control', 'steps',
+  'grace_period', 'worker_id'] as const;
+export const DELIVERED_COLUMNS = DELIVERED.join(', ');
+/** The delivered columns an assignment's UPDATE returns besides applyTransitions' own (id, attempt_count): the job as its poll hands it out. */
+export const ASSIGNED_RETURNING = DELIVERED.filter((c) => c !== 'id' && c !== 'attempt_count').map((c) => `jobs.${c}`).join(', ');
 
 const parsed = <T>(v: unknown, fallback: T): T => (v === null || v === undefined ? fallback : (JSON.parse(String(v)) as T));
 const orNull = <T>(v: unknown, f: (v: unknown) => T): T | null => (v === null || v === undefined ? null : f(v));
 
-function deliveredJobFromRow(r: Row): DeliveredJob {
+export function deliveredJobFromRow(r: Row): DeliveredJob {
   return {
     id: String(r.id), seq: Number(r.seq), name: String(r.name), type: String(r.type), tenant: String(r.tenant),
     priority: r.priority as Job['priority'], state: r.state as Job['state'], kind: r.kind as Job['kind'],

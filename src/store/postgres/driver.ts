@@ -37,9 +37,147 @@ function pgToColumnType(dataType: string): ColumnType {
 /** Column types of Gantry's tables as the recordsets need them, read once from the catalog. */
 type TableTypes = (table: string, via: pg.PoolClient | pg.Pool) => Promise<ReadonlyMap<string, ColumnType>>;
 
+/** A statement as the driver sends it: `prepared` is its entry in the driver's statement cache (name, text, row shape). */
+interface Statement {
+  readonly prepared: Prepared;
+  /** The prepared statement's name for this use (a REPLAN_MS period's name for one without parameters), or none. */
+  readonly name: string | undefined;
+  readonly values: readonly unknown[];
+}
+
+/** What a statement gave back. */
+interface StatementResult {
+  rows: Row[];
+  rowCount: number;
+}
+
 /** Where an executor's statements go: a transaction's connection, or the pool by way of TickBatch. */
 interface Queryable {
-  query(config: pg.QueryConfig): Promise<pg.QueryResult>;
+  query(s: Statement): Promise<StatementResult>;
+}
+
+/** One SQL text of Gantry's: as written (`?`), its `$n` form, the name it is prepared under, and its rows' shape once seen. */
+interface Prepared {
+  readonly sql: string;
+  readonly text: string;
+  readonly name: string;
+  /** A plain read (see PLAIN_READ): TickBatch may send it inside one statement with other reads. */
+  readonly read: boolean;
+  shape: RowShape | null;
+  /** How many rows its last execution returned (TickBatch combines only reads whose answers are small). */
+  lastRows: number;
+}
+
+/** The entry for `sql`: named after its text's hash. */
+function prepare(sql: string): Prepared {
+  const text = toDollar(sql);
+  return { sql, text, name: 'g' + createHash('sha1').update(text).digest('hex').slice(0, 16), read: PLAIN_READ.test(sql) && !NOT_A_READ.test(sql), shape: null, lastRows: 0 };
+}
+
+/**
+ * A statement that only reads, and so can be a subquery of another: a SELECT or a WITH query that
+ * writes, locks and notifies nothing (a data-modifying WITH is only allowed at the top level).
+ */
+const PLAIN_READ = /^\s*(SELECT|WITH)\b/i;
+const NOT_A_READ = /\b(INSERT|UPDATE|DELETE|SHARE|pg_notify|pg_advisory_\w+|pg_try_advisory_\w+|nextval|setval)\b/i;
+
+/** Wake-ups for other servers, many in one statement (PostgresDriver.notify). */
+const NOTIFY: Prepared = { ...prepare('SELECT pg_notify(c, p) FROM unnest(?::text[], ?::text[]) AS t(c, p)'), name: 'gnotify' };
+
+/** How a statement's rows are built: each column's key and type parser, in order. */
+interface RowShape {
+  readonly names: readonly string[];
+  readonly types: readonly number[];
+  readonly parsers: readonly ((raw: string) => unknown)[];
+}
+
+/** The shape of `fields`: `known` when it describes the same columns (a statement's rows look the same at every execution). */
+function shapeOf(fields: readonly pg.FieldDef[], known: RowShape | null): RowShape {
+  if (known && known.names.length === fields.length && fields.every((f, i) => f.name === known.names[i] && f.dataTypeID === known.types[i])) return known;
+  return {
+    names: fields.map((f) => f.name),
+    types: fields.map((f) => f.dataTypeID),
+    parsers: fields.map((f) => pg.types.getTypeParser(f.dataTypeID, 'text') as (raw: string) => unknown),
+  };
+}
+
+/** pg.Query's protocol hooks and fields that StatementQuery uses (not in pg's typings; the Submittable interface pg-cursor implements). */
+interface QueryInternals {
+  name: string | undefined;
+  values: unknown[];
+  callback: ((err: unknown, res?: unknown) => void) | undefined;
+  _canceledDueToError: unknown;
+  handleError(err: unknown, connection: unknown): void;
+}
+
+/**
+ * A parameterised or named statement (the extended protocol: one statement, one result) whose rows
+ * are built from the statement's cached RowShape. pg's own Query rebuilds its row template from
+ * every RowDescription (~10 µs for a 27-column row, measured: once per execution, since the
+ * portal is described every time) and copies its config object; a W2 job ran ~11 statements.
+ */
+class StatementQuery extends pg.Query {
+  readonly #prepared: Prepared;
+  #shape: RowShape | null = null;
+  readonly #rows: Row[] = [];
+  #rowCount = 0;
+  constructor(s: Statement, callback: (err: unknown, res?: StatementResult) => void) {
+    // The text alone: pg copies a config object property by property; name and values are set below.
+    super(s.prepared.text);
+    const self = this as unknown as QueryInternals;
+    self.name = s.name;
+    self.values = s.values as unknown[];
+    self.callback = callback as QueryInternals['callback'];
+    this.#prepared = s.prepared;
+  }
+
+  handleRowDescription(msg: { fields: pg.FieldDef[] }): void {
+    this.#shape = this.#prepared.shape = shapeOf(msg.fields, this.#prepared.shape);
+  }
+
+  handleDataRow(msg: { fields: (string | null)[] }): void {
+    const self = this as unknown as QueryInternals;
+    if (self._canceledDueToError) return;
+    const { names, parsers } = this.#shape!;
+    const row: Row = {};
+    try {
+      for (let i = 0; i < names.length; i++) {
+        const raw = msg.fields[i];
+        row[names[i]!] = raw == null ? null : (parsers[i]!(raw) as Row[string]);
+      }
+    } catch (err) {
+      self._canceledDueToError = err;
+      return;
+    }
+    this.#rows.push(row);
+  }
+
+  handleCommandComplete(msg: { text: string }): void {
+    // "SELECT 3", "UPDATE 5", "INSERT 0 5": the count is the last word.
+    const n = Number(msg.text.slice(msg.text.lastIndexOf(' ') + 1));
+    this.#rowCount = Number.isInteger(n) ? n : 0;
+  }
+
+  handleReadyForQuery(connection: unknown): void {
+    const self = this as unknown as QueryInternals;
+    if (self._canceledDueToError) return self.handleError(self._canceledDueToError, connection);
+    self.callback?.(null, { rows: this.#rows, rowCount: this.#rowCount });
+  }
+}
+
+/** Sends `s` on `client`. */
+function execute(client: pg.ClientBase, s: Statement): Promise<StatementResult> {
+  if (s.name === undefined && s.values.length === 0) {
+    // No parameters, no name: the simple protocol, which allows several statements in one text (migrations).
+    return client.query(s.prepared.text).then((r) => ({ rows: r.rows as Row[], rowCount: r.rowCount ?? 0 }));
+  }
+  return new Promise((resolve, reject) => {
+    void client.query(new StatementQuery(s, (err, res) => {
+      if (err) return reject(err);
+      s.prepared.lastRows = res!.rows.length;
+      resolve(res!);
+    }));
+  });
 }
 
 /** The socket under a pg client (not in pg's typings): corked while a batch is written. */
@@ -54,26 +192,36 @@ function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | und
  * error), written with one socket write. On a loaded machine every round trip costs the server a
  * write syscall and the database a backend wake-up (~45 µs of server CPU each, measured in W2), and
  * six reads on six connections cost six of each; the backend runs them one after the other at
- * ~50 µs each.
+ * ~50 µs each. Small plain reads among them go further: one statement (TickBatch #combine).
  */
-type Pending = { config: pg.QueryConfig; resolve: (r: pg.QueryResult) => void; reject: (e: unknown) => void };
+type Pending = { statement: Statement; resolve: (r: StatementResult) => void; reject: (e: unknown) => void };
 
-/** Statements pipelined on one connection at most (a scheduling cycle's reads are 7). */
+/** Statements pipelined on one connection at most. */
 const MAX_PIPELINE = 8;
+/**
+ * Reads whose last answer had more rows than this go out on their own: building JSON costs the
+ * database ~4.4 µs more per row than its row format (500 queue-head rows: 1.0 → 3.1–3.4 ms of backend
+ * CPU), about what the statement saved costs it at ~10 rows.
+ */
+const SMALL_ANSWER = 16;
+/** Combinations of reads TickBatch prepares at most (each is a prepared statement on every pooled connection): the recurring ones come first. */
+const MAX_COMBINED = 16;
 
 class TickBatch implements Queryable {
   readonly #pool: pg.Pool;
   /** A statement to send along with the next batch if there is one (the wake-ups for other servers, see PostgresDriver.notify). */
-  readonly #rider: () => pg.QueryConfig | null;
+  readonly #rider: () => Statement | null;
   #pending: Pending[] = [];
-  constructor(pool: pg.Pool, rider: () => pg.QueryConfig | null) {
+  /** Combined statements by the names of their reads, in order. */
+  readonly #combined = new Map<string, Prepared>();
+  constructor(pool: pg.Pool, rider: () => Statement | null) {
     this.#pool = pool;
     this.#rider = rider;
   }
 
-  query(config: pg.QueryConfig): Promise<pg.QueryResult> {
+  query(statement: Statement): Promise<StatementResult> {
     return new Promise((resolve, reject) => {
-      if (this.#pending.push({ config, resolve, reject }) === 1) queueMicrotask(() => this.#flush());
+      if (this.#pending.push({ statement, resolve, reject }) === 1) queueMicrotask(() => this.#flush());
     });
   }
 
@@ -81,9 +229,53 @@ class TickBatch implements Queryable {
     const batch = this.#pending;
     this.#pending = [];
     const rider = this.#rider();
-    if (rider) batch.push({ config: rider, resolve: () => {}, reject: () => {} });
+    if (rider) batch.push({ statement: rider, resolve: () => {}, reject: () => {} });
+    const joins = (b: Pending) => b.statement.values.length === 0 && b.statement.prepared.read && b.statement.prepared.lastRows <= SMALL_ANSWER;
+    const reads = batch.filter(joins);
+    const out: Pending[] = [];
+    for (let i = 0; i < reads.length; i += MAX_PIPELINE) {
+      const some = reads.slice(i, i + MAX_PIPELINE);
+      const together = some.length > 1 ? this.#combine(some) : null;
+      out.push(...(together ? [together] : some));
+    }
+    out.push(...batch.filter((b) => !joins(b)));
     // A burst (a fan-out's reads) still spreads over several connections: one backend would run it all in turn.
-    for (let i = 0; i < batch.length; i += MAX_PIPELINE) this.#send(batch.slice(i, i + MAX_PIPELINE));
+    for (let i = 0; i < out.length; i += MAX_PIPELINE) this.#send(out.slice(i, i + MAX_PIPELINE));
+  }
+
+  /**
+   * Plain reads without parameters issued together go out as one statement — each a subquery whose
+   * rows come back as one JSON array (`json_agg` over the subquery keeps its order: nothing is joined
+   * after it) — so the database runs one statement, not one each (a scheduling cycle's workers,
+   * tenants, breakers and running jobs and gang members: five reads), and they all see one snapshot.
+   * JSON gives the values the row parsers give: numbers for the integer and float columns (Gantry
+   * stores no NaN or infinity), strings for text, booleans. Reads with parameters stay apart: a
+   * statement with parameters may be planned afresh at every execution (PostgreSQL's custom plans,
+   * when its generic plan looks costlier), and one that held all of a cycle's reads was — 15% of
+   * the database's CPU in W2 went to planning. A database error in the combined statement sends its
+   * reads again one by one, so each gets its own answer.
+   */
+  #combine(reads: Pending[]): Pending | null {
+    const key = reads.map((r) => r.statement.prepared.name).join(' ');
+    let p = this.#combined.get(key);
+    if (!p) {
+      if (this.#combined.size >= MAX_COMBINED) return null;
+      p = prepare(`SELECT ${reads.map((r, i) => `(SELECT COALESCE(json_agg(q), '[]') FROM (${r.statement.prepared.sql}) q) AS r${i}`).join(', ')}`);
+      this.#combined.set(key, p);
+    }
+    return {
+      // Re-planned every REPLAN_MS like the reads it holds.
+      statement: { prepared: p, name: replanName(p), values: [] },
+      resolve: (res) => {
+        const row = res.rows[0]!;
+        reads.forEach((r, i) => {
+          const rows = row[`r${i}`] as unknown as Row[];
+          r.statement.prepared.lastRows = rows.length;
+          r.resolve({ rows, rowCount: rows.length });
+        });
+      },
+      reject: (err) => (err instanceof pg.DatabaseError ? this.#send(reads) : reads.forEach((r) => r.reject(err))),
+    };
   }
 
   #send(batch: Pending[]): void {
@@ -93,8 +285,8 @@ class TickBatch implements Queryable {
         const socket = batch.length > 1 ? socketOf(client) : undefined;
         socket?.cork();
         const done = batch.map((b) => {
-          if (b.config.name) retireOlderPlan(client, b.config.name);
-          return client.query(b.config).then(b.resolve, (err: unknown) => {
+          if (b.statement.name) retireOlderPlan(client, b.statement.name);
+          return execute(client, b.statement).then(b.resolve, (err: unknown) => {
             // An error from the database leaves the connection usable; any other (a cut connection) does not.
             if (!(err instanceof pg.DatabaseError)) broken = err;
             b.reject(err);
@@ -119,6 +311,11 @@ class TickBatch implements Queryable {
  * prepared (retireOlderPlan).
  */
 const REPLAN_MS = 1000;
+
+/** `p`'s name in the current REPLAN_MS period. */
+function replanName(p: Prepared): string {
+  return `${p.name}_${Math.floor(Date.now() / REPLAN_MS)}`;
+}
 
 /** Per pooled connection: the current period's name of each periodically re-planned statement, by its hash. */
 const currentPlans = new WeakMap<pg.PoolClient, Map<string, string>>();
@@ -151,12 +348,12 @@ class PgExecutor implements SqlExecutor {
   }
   readonly #client: Queryable;
   readonly #typesVia: pg.PoolClient | pg.Pool;
-  readonly #names: Map<string, { text: string; name: string }>;
+  readonly #names: Map<string, Prepared>;
   readonly #types: TableTypes;
   /** Statements without parameters are prepared for REPLAN_MS at a time (outside transactions: TickBatch retires the old ones). */
   readonly #replan: boolean;
   constructor(
-    client: Queryable, typesVia: pg.PoolClient | pg.Pool, names: Map<string, { text: string; name: string }>, types: TableTypes, replan: boolean,
+    client: Queryable, typesVia: pg.PoolClient | pg.Pool, names: Map<string, Prepared>, types: TableTypes, replan: boolean,
   ) {
     this.#client = client;
     this.#typesVia = typesVia;
@@ -170,31 +367,27 @@ class PgExecutor implements SqlExecutor {
    * afresh every REPLAN_MS outside a transaction, and at each use inside one (where a failed
    * DEALLOCATE would abort the transaction) — see REPLAN_MS.
    */
-  #prepared(sql: string, params: readonly SqlValue[]): { text: string; name?: string } {
-    if (params.length === 0 && !this.#replan) return { text: toDollar(sql) };
+  #statement(sql: string, params: readonly SqlValue[]): Statement {
     let p = this.#names.get(sql);
-    if (!p) {
-      const text = toDollar(sql);
-      p = { text, name: 'g' + createHash('sha1').update(text).digest('hex').slice(0, 16) };
-      this.#names.set(sql, p);
-    }
-    return params.length === 0 ? { text: p.text, name: `${p.name}_${Math.floor(Date.now() / REPLAN_MS)}` } : p;
+    if (!p) this.#names.set(sql, (p = prepare(sql)));
+    if (params.length > 0) return { prepared: p, name: p.name, values: params };
+    return { prepared: p, name: this.#replan ? replanName(p) : undefined, values: params };
   }
 
   async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    const p = this.#prepared(sql, params);
+    const s = this.#statement(sql, params);
     const t0 = PROFILE ? performance.now() : 0;
-    const res = await this.#client.query({ ...p, values: params as SqlValue[] });
+    const res = await this.#client.query(s);
     if (PROFILE) PROFILE.add(sql, performance.now() - t0);
     return res.rows as T[];
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    const p = this.#prepared(sql, params);
+    const s = this.#statement(sql, params);
     const t0 = PROFILE ? performance.now() : 0;
-    const res = await this.#client.query({ ...p, values: params as SqlValue[] });
+    const res = await this.#client.query(s);
     if (PROFILE) PROFILE.add(sql, performance.now() - t0);
-    return res.rowCount ?? 0;
+    return res.rowCount;
   }
 
   /**
@@ -236,7 +429,7 @@ export class PostgresDriver implements SqlDriver {
   readonly serialWrites = false;
   readonly capabilities: DriverCapabilities = { skipLocked: true, listenNotify: true, multiProcess: true, roundTrips: true };
   readonly #pool: pg.Pool;
-  readonly #names = new Map<string, { text: string; name: string }>();
+  readonly #names = new Map<string, Prepared>();
   readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();
   // The catalog is read on the caller's own connection: inside a transaction, asking the pool for a
   // second client deadlocks once every client is held by a transaction waiting for the same answer.
@@ -312,7 +505,7 @@ export class PostgresDriver implements SqlDriver {
       const begin = client.query('BEGIN');
       begin.catch(() => {});
       queueMicrotask(() => socket?.uncork());
-      const out = await fn(new PgExecutor(client, client, this.#names, this.#tableTypes, false));
+      const out = await fn(new PgExecutor({ query: (s) => execute(client, s) }, client, this.#names, this.#tableTypes, false));
       await begin;
       const t0 = PROFILE ? performance.now() : 0;
       await client.query('COMMIT');
@@ -394,19 +587,16 @@ export class PostgresDriver implements SqlDriver {
     if (this.#outgoing.size === 1) setImmediate(() => this.#sendNotifies());
   }
 
-  #takeNotifies(): pg.QueryConfig | null {
+  #takeNotifies(): Statement | null {
     if (this.#outgoing.size === 0 || this.#closed) return null;
     const batch = [...this.#outgoing.values()];
     this.#outgoing.clear();
-    return {
-      name: 'gnotify', text: 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)',
-      values: [batch.map((b) => b[0]), batch.map((b) => b[1])],
-    };
+    return { prepared: NOTIFY, name: NOTIFY.name, values: [batch.map((b) => b[0]), batch.map((b) => b[1])] };
   }
 
   #sendNotifies(): void {
     const q = this.#takeNotifies();
-    if (q) this.#pool.query(q).catch(() => {});
+    if (q) this.#pool.query({ name: q.name, text: q.prepared.text, values: q.values as unknown[] }).catch(() => {});
   }
 
   listen(channel: string, fn: (payload: string) => void): () => void {

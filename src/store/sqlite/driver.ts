@@ -163,8 +163,18 @@ export class SqliteDriver implements SqlDriver {
     const one = `(${columns.map(() => '?').join(', ')})`;
     const t0 = PROFILE ? performance.now() : 0;
     let i = 0;
-    for (; i + MULTI_ROWS <= rows.length; i += MULTI_ROWS) {
-      this.#stmt(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${Array(MULTI_ROWS).fill(one).join(', ')}`).run(...rows.slice(i, i + MULTI_ROWS).flat());
+    if (rows.length >= MULTI_ROWS) {
+      const s = this.#stmt(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${Array(MULTI_ROWS).fill(one).join(', ')}`);
+      // One parameter array for every chunk, filled in place.
+      const params: SqlValue[] = new Array(MULTI_ROWS * columns.length);
+      for (; i + MULTI_ROWS <= rows.length; i += MULTI_ROWS) {
+        let p = 0;
+        for (let r = i; r < i + MULTI_ROWS; r++) {
+          const row = rows[r]!;
+          for (let c = 0; c < row.length; c++) params[p++] = row[c]!;
+        }
+        s.run(...params);
+      }
     }
     if (i < rows.length) {
       const s = this.#stmt(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${one}`);
