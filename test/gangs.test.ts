@@ -15,6 +15,13 @@ import { Worker } from '../src/client/worker.ts';
 
 const wait = { interval_ms: 25, timeout_ms: 20_000 };
 
+/** A worker driven by the test through the HTTP protocol: it heartbeats, and polls only when told. */
+async function testDrivenWorker(cl: TestCluster, name: string) {
+  const { worker_id: id } = await cl.client.registerWorker({ name, kind: 'process', capacity: { cpu_cores: 2, memory_gb: 4, slots: 4 } });
+  const beat = setInterval(() => void cl.client.heartbeat(id).catch(() => {}), 300);
+  return { id, stop: async () => { clearInterval(beat); await cl.client.deregister(id).catch(() => {}); } };
+}
+
 for (const kind of STORE_KINDS) {
   describe(`gang jobs on ${kind}`, () => {
     let cl: TestCluster;
@@ -324,6 +331,45 @@ for (const kind of STORE_KINDS) {
 }
 
 for (const kind of STORE_KINDS) {
+  describe(`gang start resent on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind);
+    });
+    after(() => cl.close());
+
+    test('a `start` lost in flight comes again: each poll that still holds the member unstarted gets it, until its `started` report', async () => {
+      const x = await testDrivenWorker(cl, 'x');
+      const y = await testDrivenWorker(cl, 'y');
+      try {
+        const sub = await cl.client.submit({ name: 'lost-start', command: ['true'], nodes: 2, resources: { cpu_cores: 2 } });
+        const take = async (w: { id: string }) => (await cl.client.poll(w.id, 0, [])).jobs.find((j) => j.job_id === sub.job_id)!;
+        const onX = await eventually(() => take(x));
+        const onY = await eventually(() => take(y));
+        assert.ok(onX.gang && onY.gang);
+        // x claims its member (nothing to start yet); y's claim completes the set and y's answer carries its `start`.
+        assert.deepEqual((await cl.client.poll(x.id, 0, [onX.attempt_id])).controls, []);
+        const start = [{ job_id: sub.job_id, attempt_id: onY.attempt_id, control: 'start' }];
+        assert.deepEqual((await cl.client.poll(y.id, 0, [onY.attempt_id])).controls, start);
+        // That answer is lost (y never reads it): y's next polls still hold the member unstarted, and get `start` again.
+        assert.deepEqual((await cl.client.poll(y.id, 0, [onY.attempt_id])).controls, start, 'sent again');
+        assert.deepEqual((await cl.client.poll(y.id, 0, [onY.attempt_id])).controls, start, 'and again');
+        assert.equal((await cl.client.getJob(sub.job_id)).gang!.members.find((m) => m.worker_id === y.id)!.state, 'released');
+        await cl.client.report(y.id, [{ job_id: sub.job_id, attempt_id: onY.attempt_id, outcome: 'started' }]);
+        assert.deepEqual((await cl.client.poll(y.id, 0, [onY.attempt_id])).controls, [], 'a started member is not told to start');
+        // x gets its own `start` on its next poll; both complete.
+        assert.deepEqual((await cl.client.poll(x.id, 0, [onX.attempt_id])).controls, [{ job_id: sub.job_id, attempt_id: onX.attempt_id, control: 'start' }]);
+        for (const [w, m] of [[x, onX], [y, onY]] as const) {
+          await cl.client.report(w.id, [{ job_id: sub.job_id, attempt_id: m.attempt_id, outcome: 'started' }, { job_id: sub.job_id, attempt_id: m.attempt_id, outcome: 'completed', exit_code: 0 }]);
+        }
+        assert.equal((await cl.client.waitFor(sub.job_id, wait)).status, 'COMPLETED');
+      } finally {
+        await x.stop();
+        await y.stop();
+      }
+    });
+  });
+
   describe(`gang start barrier on ${kind}`, () => {
     let cl: TestCluster;
     before(async () => {
@@ -331,12 +377,7 @@ for (const kind of STORE_KINDS) {
     });
     after(() => cl.close());
 
-    /** A worker driven by the test through the HTTP protocol: it heartbeats, and polls only when told. */
-    async function manualWorker(name: string) {
-      const { worker_id: id } = await cl.client.registerWorker({ name, kind: 'process', capacity: { cpu_cores: 2, memory_gb: 4, slots: 4 } });
-      const beat = setInterval(() => void cl.client.heartbeat(id).catch(() => {}), 300);
-      return { id, stop: async () => { clearInterval(beat); await cl.client.deregister(id).catch(() => {}); } };
-    }
+    const manualWorker = (name: string) => testDrivenWorker(cl, name);
 
     test('a member waits on its worker until every member has been taken by its own worker, then all start', async () => {
       const dir = cl.db.dir;

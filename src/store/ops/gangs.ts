@@ -26,7 +26,9 @@ import type { Priority } from '../../core/types.ts';
  * Start barrier: a member's worker receives it but does not start it. Member states:
  * `assigned` (waiting for its worker) → `claimed` (its worker's next poll lists the token in
  * `held`: it sits on the worker, ready) → `released` (every member of the attempt was claimed;
- * the worker got the `start` control) → `running` (its `started` report) → an end state. The poll
+ * the worker got the `start` control — again on each of its polls that still holds the member
+ * unstarted, so a lost answer does not leave it at the barrier) → `running` (its `started` report)
+ * → an end state. The poll
  * that completes the set wakes the other members' workers, so every member gets `start` within
  * one poll round trip of the last claim, whatever delayed that one (a busy or slow worker, an
  * older member of the job still stopping there). If some member is still unclaimed
@@ -155,6 +157,12 @@ export async function deliverGangWork(
         r.member_state = 'claimed';
       }
       if (holds && r.member_state === 'claimed' && r.control !== 'cancel' && r.control !== 'preempt') ready.push(r);
+      // Released, still held and not started: the answer that carried its `start` may have been lost (a
+      // poll cut short by a switch of server, a server gone after its commit). `start` again; a worker
+      // that has started the member ignores it, and its `started` report ends the resending.
+      if (holds && r.member_state === 'released' && r.control !== 'cancel' && r.control !== 'preempt') {
+        out.controls.push({ job_id: r.job_id, attempt_id: token, control: 'start' });
+      }
       if (holds && r.control !== null && r.control !== r.control_sent) control = r.control;
       else if (!holds && r.member_state === 'assigned' && room > 0 && !rows.some((o) => o.job_id === r.job_id && o.attempt_id !== r.attempt_id)) {
         fresh.push(r);
