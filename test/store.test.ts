@@ -1142,6 +1142,26 @@ for (const kind of STORE_KINDS) {
   });
 }
 
+describe('PostgreSQL sessions', () => {
+  it('Gantry\'s statements are never JIT-compiled, even where the planner\'s estimates would call for it (a lone submit compiled for 0.5–0.7 s with a million jobs queued)', async () => {
+    const db = await freshDatabase('postgres');
+    const driver = new PostgresDriver(db.url, 2);
+    try {
+      // The server's default (jit on), with the threshold at 0 as a big estimated cost would cross it.
+      const plan = await driver.transaction(async (tx) => {
+        await tx.run('SET LOCAL jit_above_cost = 0');
+        const rows = await tx.query<{ 'QUERY PLAN': { JIT?: unknown }[] }>('EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM generate_series(1, 10) g');
+        return rows[0]!['QUERY PLAN'][0]!;
+      });
+      assert.equal(plan.JIT, undefined, `no JIT compilation: ${JSON.stringify(plan.JIT)}`);
+      assert.deepEqual(await driver.query('SHOW jit'), [{ jit: 'off' }]);
+    } finally {
+      await driver.close();
+      await db.drop();
+    }
+  });
+});
+
 // Every store above was closed: no socket or ref'd timer may outlive the tests (the file would hang).
 after(async () => {
   const leaked = () => process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap');

@@ -51,6 +51,17 @@ interface StatementResult {
   rowCount: number;
 }
 
+/**
+ * Gantry's connections run with JIT compilation off. Its statements are short, but PostgreSQL prices
+ * a generic plan by its estimates: with a million jobs queued and the table analysed, a lone
+ * submit's one statement (its queue-position count estimated at 166,668 rows per job for 100 jobs)
+ * cost 5.5M, above `jit_above_cost` and the inlining and optimisation thresholds, so every submit
+ * compiled its expressions — 0.6–0.7 s per submit for a count that read no row (measured on
+ * PostgreSQL 15, 1M queued in another queue: 1–2 ms before ANALYZE, 620–990 ms after; `bench/pg-jit.ts`).
+ * A URL's own `options` parameter replaces this.
+ */
+const SESSION_OPTIONS = '-c jit=off';
+
 /** Where an executor's statements go: a transaction's connection, or the pool by way of TickBatch. */
 interface Queryable {
   query(s: Statement): Promise<StatementResult>;
@@ -466,7 +477,7 @@ export class PostgresDriver implements SqlDriver {
     this.#url = url;
     // Pipeline mode: statements queued on one connection are sent without waiting for the one before
     // (TickBatch, and a transaction's BEGIN with its first statement).
-    this.#pool = new pg.Pool({ connectionString: url, max: poolSize, pipeline: true } as pg.PoolConfig);
+    this.#pool = new pg.Pool({ connectionString: url, options: SESSION_OPTIONS, max: poolSize, pipeline: true } as pg.PoolConfig);
     // An idle client's error (server restart) must not crash the process; the pool replaces it.
     this.#pool.on('error', () => {});
     // A checked-out client whose connection is cut (database restart) emits 'error' too; unheard it
@@ -534,7 +545,7 @@ export class PostgresDriver implements SqlDriver {
   #ensureSession(): Promise<pg.Client> {
     if (this.#sessionReady) return this.#sessionReady;
     this.#sessionReady = (async () => {
-      const client = new pg.Client({ connectionString: this.#url });
+      const client = new pg.Client({ connectionString: this.#url, options: SESSION_OPTIONS });
       client.on('notification', (msg) => {
         // Payload = `<sender instance>|<payload>`; our own notifications were already delivered locally.
         const raw = msg.payload ?? '';
