@@ -212,6 +212,8 @@ export interface QueueStatus {
   retrying_jobs: number;
   paused_jobs: number;
   queues: Record<string, { length: number; avg_wait_time: string; avg_wait_seconds: number; oldest_wait_seconds: number }>;
+  /** When these numbers were counted (ISO): at most 1 s before the answer, and only with a big backlog. */
+  as_of: string;
 }
 
 export interface WorkerView {

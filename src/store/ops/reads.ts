@@ -1,6 +1,6 @@
 import type { Attempt, Job, JobEvent, JobState, Priority } from '../../core/types.ts';
 import { PRIORITIES } from '../../core/types.ts';
-import type { SqlExecutor, SqlValue } from '../driver.ts';
+import type { SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
 import { ACTIVE_STATES_SQL, attemptFromRow, eventsFromRow, jobFromRow, STATE_SEQ_SQL } from '../rows.ts';
 
 export interface JobFilter {
@@ -52,7 +52,7 @@ export interface QueueStats {
 }
 
 /** Counts by state, and per priority class the queue length and waiting time so far. */
-export async function queueStats(db: SqlExecutor, now: number): Promise<QueueStats> {
+export async function queueStats(db: SqlReader, now: number): Promise<QueueStats> {
   const counts = await db.query<{ state: string; n: number }>(
     `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'RUNNING', 'PAUSED', 'RETRYING') AND ${STATE_SEQ_SQL} GROUP BY state
      UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE_STATES_SQL} GROUP BY state`,
