@@ -2,23 +2,16 @@ import type { FastifyInstance } from 'fastify';
 import { PRIORITIES } from '../../core/types.ts';
 import { CHANNELS } from '../../store/store.ts';
 import { actorOf, type ServerContext } from '../context.ts';
-import { SharedRead } from '../sharedRead.ts';
+import { SharedRead, SLOW_COUNT_REUSE } from '../sharedRead.ts';
 import { humanDuration, jobView } from '../views.ts';
 import { decodeCursor, encodeCursor } from './jobs.ts';
 import { jobIdParams, reorderSchema, requeueSchema } from '../schemas.ts';
 
-/**
- * A queue status count that took this long (a backlog of tens of thousands of jobs or more) is
- * reused for up to STATUS_MAX_AGE_MS: any number of dashboards polling cost one count per second.
- */
-const STATUS_SLOW_MS = 10;
-const STATUS_MAX_AGE_MS = 1000;
-
 export function queueRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
-  const status = new SharedRead((now) => store.queueStats(now), { slow_ms: STATUS_SLOW_MS, max_age_ms: STATUS_MAX_AGE_MS });
+  const status = new SharedRead((now) => store.queueStats(now), SLOW_COUNT_REUSE);
 
-  app.get('/api/v1/queue/status', { schema: { summary: 'Queue length, running and pending jobs, per-priority wait, as of `as_of` (at most 1 s before the answer)' } }, async () => {
+  app.get('/api/v1/queue/status', { schema: { summary: 'Queue length, running and pending jobs, per-priority wait, as counted at `as_of` (see SLOW_COUNT_REUSE)' } }, async () => {
     const { value: s, at: now } = await status.get();
     const queues: Record<string, { length: number; avg_wait_time: string; avg_wait_seconds: number; oldest_wait_seconds: number }> = {};
     for (const p of PRIORITIES) {
