@@ -4,7 +4,8 @@
  * 1,000,000 queued jobs of a queue no worker serves, W4's shape, all of tenant `bench`; `root`: the
  * checkout whose server runs, default this one — for A/B against another worktree).
  * Prints each read's time over HTTP (median and max of 5, server otherwise idle; /metrics 3 times,
- * 2.1 s apart, past its cache), then W2-style latency (200 jobs/s, 10 s) without and with a client
+ * 2.1 s apart, past its cache) with the longest a /health request sent meanwhile (every 2 ms) took —
+ * how long the read held the server's event loop, then W2-style latency (200 jobs/s, 10 s) without and with a client
  * polling queue status, tenant load and /metrics every `BENCH_POLL_MS` (default 1000). Latency runs
  * from the time a job was due to be submitted, not from its submit: the producer waits for each
  * submit's answer, so a stalled server delays the jobs behind it too, and those count.
@@ -45,25 +46,41 @@ try {
       ['jobs ?status=QUEUED', '/api/v1/jobs?status=QUEUED&limit=50'],
       ['workers', '/api/v1/workers'],
     ];
+    /** The read's time, and the longest /health answer while it was out (~ how long the server's event loop stood still). */
+    const timed = async (path: string) => {
+      let done = false;
+      let stall = 0;
+      const pings = (async () => {
+        while (!done) {
+          const t = mono();
+          await get('/health');
+          stall = Math.max(stall, mono() - t);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      const t = mono();
+      await get(path);
+      const ms = mono() - t;
+      done = true;
+      await pings;
+      return { ms, stall };
+    };
+    const f1 = (x: number) => x.toFixed(1);
     for (const [what, path] of reads) {
-      const ms: number[] = [];
+      const runs: { ms: number; stall: number }[] = [];
       for (let i = 0; i < 5; i++) {
-        const t = mono();
-        await get(path);
-        ms.push(mono() - t);
+        runs.push(await timed(path));
         await new Promise((r) => setTimeout(r, 50));
       }
-      ms.sort((a, b) => a - b);
-      console.log(`  ${what}: median ${ms[2]!.toFixed(1)} ms, max ${ms[4]!.toFixed(1)} ms`);
+      const ms = runs.map((r) => r.ms).sort((a, b) => a - b);
+      console.log(`  ${what}: median ${f1(ms[2]!)} ms, max ${f1(ms[4]!)} ms; longest /health meanwhile ${f1(Math.max(...runs.map((r) => r.stall)))} ms`);
     }
-    const mt: number[] = [];
+    const mt: { ms: number; stall: number }[] = [];
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 2100));
-      const t = mono();
-      await get('/metrics');
-      mt.push(mono() - t);
+      mt.push(await timed('/metrics'));
     }
-    console.log(`  /metrics (uncached): ${mt.map((x) => x.toFixed(1)).join(', ')} ms`);
+    console.log(`  /metrics (past its cache): ${mt.map((x) => f1(x.ms)).join(', ')} ms; longest /health meanwhile ${f1(Math.max(...mt.map((r) => r.stall)))} ms`);
     const q = (await get('/api/v1/queue/status')) as { queue_length: number };
     console.log(`  queue status says queue_length ${q.queue_length}`);
 

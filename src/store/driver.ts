@@ -138,10 +138,11 @@ export interface SqlDriver extends SqlExecutor {
   readonly capabilities: DriverCapabilities;
   /**
    * Where reads that walk much of a table go (counts over the whole backlog: queue status, metrics, a
-   * tenant's load): on SQLite a thread of its own with a read-only connection, because a statement
-   * there runs on the calling thread and would hold up the event loop — every job's dispatch — for as
-   * long as it walks. Left out by drivers whose queries leave the event loop free anyway (PostgreSQL:
-   * the database server does the work); those reads then go to the driver itself.
+   * tenant's load, a deep job's queue position): on SQLite a thread of its own with a read-only
+   * connection, because a statement there runs on the calling thread and would hold up the event loop —
+   * every job's dispatch — for as long as it walks; on PostgreSQL a connection of its own, so such a
+   * read never holds one of the pool's connections that the hot path waits for. A driver may leave it
+   * out; those reads then go to the driver itself.
    */
   readonly longReads?: SqlReader;
   /**
