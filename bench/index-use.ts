@@ -31,7 +31,7 @@ const QUERIES: [string, string][] = [
   ['countJobs by state', `SELECT state, COUNT(*) AS n FROM jobs WHERE ${SEQ} GROUP BY state UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE} GROUP BY state`],
   ['countJobs queue_depth', `SELECT queue_key, COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' GROUP BY queue_key`],
   ['countJobs dead', 'SELECT COUNT(*) AS n FROM jobs WHERE dead_lettered_at IS NOT NULL'],
-  ['queueStats counts', `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'RUNNING', 'PAUSED', 'RETRYING') AND ${SEQ} GROUP BY state UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE} GROUP BY state`],
+  ['queueStats counts', `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('RUNNING', 'PAUSED', 'RETRYING') AND ${SEQ} GROUP BY state UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE} GROUP BY state`],
   ['queueStats per priority', `SELECT priority, COUNT(*) AS n, MIN(queued_at) AS oldest, SUM(5 - queued_at) AS total FROM jobs WHERE state = 'QUEUED' GROUP BY priority`],
   ['activeJobs', `SELECT * FROM jobs WHERE ${ACTIVE}`],
   ['workerUsage / activeJobRows', `SELECT * FROM jobs WHERE ${ACTIVE} AND worker_id IS NOT NULL`],

@@ -160,8 +160,10 @@ for (const kind of STORE_KINDS) {
         assert.equal(cli.code, 0, cli.stderr);
         assert.match(cli.stdout, /tenant:\s+quota-t \(tier basic, cohort quota-solo\)/);
         assert.match(cli.stdout, /- tenant quota-t at quota for cpu_cores/);
-        const load = (await cl.client.getTenant('quota-t')).load;
+        const asked = Date.now();
+        const { as_of, ...load } = (await cl.client.getTenant('quota-t')).load!;
         assert.deepEqual(load, { running_jobs: 1, queued_jobs: 2, held: { cpu_cores: 1, memory_gb: 0.25, gpu_count: 0 } });
+        assert.ok(Date.parse(as_of) >= asked - 1, `a small queue is counted at the call, not at ${as_of}`);
         assert.match((await runGantry(cl, ['tenants', 'show', 'quota-t'])).stdout, /running:\s+1 jobs holding cpu_cores=1 memory_gb=0.25 gpu_count=0\nqueued:\s+2 jobs/);
 
         await cl.client.updateTenant('quota-t', { quota: { cpu_cores: 3 } });

@@ -17,6 +17,7 @@ export function queueCommands(program: Command, session: Session): void {
         ['retrying', String(q.retrying_jobs)],
         ['running', String(q.running_jobs)],
         ['paused', String(q.paused_jobs)],
+        ['as_of', q.as_of],
       ]));
       out();
       out(table(

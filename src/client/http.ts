@@ -212,6 +212,8 @@ export interface QueueStatus {
   retrying_jobs: number;
   paused_jobs: number;
   queues: Record<string, { length: number; avg_wait_time: string; avg_wait_seconds: number; oldest_wait_seconds: number }>;
+  /** When these numbers were counted (ISO): with a big backlog up to a few seconds before the answer (1 s, or ten times the count's duration), else at the call. */
+  as_of: string;
 }
 
 export interface WorkerView {
@@ -269,7 +271,8 @@ export interface TenantView {
   created_at: string;
   updated_at: string;
   /** GET /tenants/{id} only: its jobs on workers, what they hold, and its queued jobs. */
-  load?: { running_jobs: number; queued_jobs: number; held: Required<ResourceAmounts> };
+  /** What the tenant's jobs hold and have queued, as counted at `as_of` (ISO; with a big backlog up to a few seconds before the answer). */
+  load?: { running_jobs: number; queued_jobs: number; held: Required<ResourceAmounts>; as_of: string };
 }
 export interface JobExplanation {
   job_id: string;

@@ -57,7 +57,8 @@ function request(job: Job): PlacementRequest {
  * else the p90 of its template/type/tenant history), else its timeout. Null when no running job has any of these, or when no worker could ever fit it.
  */
 export async function queueInsight(store: Store, job: Job, now = Date.now(), opts: { allow_stale?: boolean; position?: number } = {}): Promise<QueueInsight> {
-  const position = opts.position ?? (await store.queuePosition(job));
+  // A submit's answer counts on the store's connection, right after its write; other reads off the event loop.
+  const position = opts.position ?? (await store.queuePosition(job, { long_read: !opts.allow_stale }));
   const { views, active } = await clusterSnapshot(store, now, opts.allow_stale ?? false);
   const req = request(job);
   const reason = pendingReason(views, req);

@@ -2,9 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import { Gauge, Registry } from 'prom-client';
 import type { BreakerState } from '../core/breakers.ts';
 import type { ServerContext } from './context.ts';
+import { SharedRead } from './sharedRead.ts';
 
-/** A scrape reads the store at most this often; scrapes in between get the last numbers. */
-const CACHE_MS = 2000;
+/**
+ * A scrape reads the store at most every 2 s, or ten times what the last read took if longer (its
+ * counts walk every job and attempt); scrapes in between, or during a read, get the last numbers.
+ */
+const REUSE = { slow_ms: 0, min_age_ms: 2000, age_factor: 10 } as const;
 const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
 /**
@@ -24,7 +28,7 @@ export function metricsRoute(app: FastifyInstance, ctx: ServerContext): void {
   const breakerState = new Gauge({ name: 'gantry_breaker_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open', labelNames: ['key'], registers: [registry] });
   const breakerFailures = new Gauge({ name: 'gantry_breaker_consecutive_failures', help: 'Consecutive failures seen by a circuit breaker', labelNames: ['key'], registers: [registry] });
   const leader = new Gauge({ name: 'gantry_scheduler_leader', help: '1 if this server runs the scheduler', registers: [registry] });
-  let last: { at: number; text: Promise<string> } | null = null;
+  const scrape = new SharedRead(() => collect(), REUSE);
 
   async function collect(): Promise<string> {
     const [counts, ws, breakers] = await Promise.all([store.countJobs(), store.listWorkers(true), store.listBreakers()]);
@@ -43,11 +47,6 @@ export function metricsRoute(app: FastifyInstance, ctx: ServerContext): void {
   }
 
   app.get('/metrics', { schema: { summary: 'Prometheus metrics (jobs, queues, workers, circuit breakers)' } }, async (_req, reply) => {
-    const now = Date.now();
-    if (!last || now - last.at > CACHE_MS) {
-      last = { at: now, text: collect() };
-      last.text.catch(() => (last = null));
-    }
-    return reply.type(registry.contentType).send(await last.text);
+    return reply.type(registry.contentType).send((await scrape.get()).value);
   });
 }

@@ -109,6 +109,9 @@ export function batchSet(
   };
 }
 
+/** Reads only: see `SqlDriver.longReads`. */
+export type SqlReader = Pick<SqlExecutor, 'query'>;
+
 export interface DriverCapabilities {
   /** `FOR UPDATE SKIP LOCKED` in claims. */
   readonly skipLocked: boolean;
@@ -133,6 +136,15 @@ export interface SqlPart {
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
   readonly capabilities: DriverCapabilities;
+  /**
+   * Where reads that walk much of a table go (counts over the whole backlog: queue status, metrics, a
+   * tenant's load, a deep job's queue position): on SQLite a thread of its own with a read-only
+   * connection, because a statement there runs on the calling thread and would hold up the event loop —
+   * every job's dispatch — for as long as it walks; on PostgreSQL a connection of its own, so such a
+   * read never holds one of the pool's connections that the hot path waits for. A driver may leave it
+   * out; those reads then go to the driver itself.
+   */
+  readonly longReads?: SqlReader;
   /**
    * With `capabilities.roundTrips`: the `INSERT … SELECT` `insertMany` would run, as text with `?`
    * placeholders and its parameters, to be part of one larger statement (src/store/ops/submitJobs.ts).

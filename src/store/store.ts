@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Attempt, DependencyType, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
 import { GantryError } from '../core/errors.ts';
-import type { DriverCapabilities, SqlDriver, SqlExecutor } from './driver.ts';
+import type { DriverCapabilities, SqlDriver, SqlExecutor, SqlReader } from './driver.ts';
 import { AfterCommit, bindAfterCommit, registerFinalHook } from './finalHooks.ts';
 import { createTemplate, deleteTemplate, ensureTemplates, getTemplate, listTemplates, templatesIn, updateTemplate, type StoredTemplate } from './ops/templates.ts';
 import type { TemplateRequest } from '../templates/definition.ts';
@@ -86,6 +86,8 @@ export interface HandOff {
  */
 export class Store {
   readonly #db: SqlDriver;
+  /** Counts over the whole backlog or history go here, off the event loop (SqlDriver.longReads). */
+  readonly #longReads: SqlReader;
   readonly #local = new EventEmitter();
   /** Counts marks (see mark). */
   #marks = 0;
@@ -94,6 +96,7 @@ export class Store {
 
   constructor(driver: SqlDriver) {
     this.#db = driver;
+    this.#longReads = driver.longReads ?? driver;
     this.#local.setMaxListeners(0);
   }
 
@@ -238,15 +241,20 @@ export class Store {
   reorderJob(id: string, position: number, reason: string, actor: string, now = Date.now()): Promise<Job> {
     return this.#db.transaction((tx) => reorderJob(tx, id, position, reason, actor, now));
   }
-  queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
-    return queuePosition(this.#db, job);
+  /**
+   * `long_read`: counted off the event loop (SqlDriver.longReads) — for reads of a job that may sit
+   * deep in a big backlog (GET /jobs/{id}, explain: ~100 ms for the last of a million queued jobs on
+   * SQLite). A submit's answer counts on the store's own connection, right after its write.
+   */
+  queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>, opts: { long_read?: boolean } = {}): Promise<number> {
+    return queuePosition(opts.long_read ? this.#longReads : this.#db, job);
   }
   /** The database answers a read of the jobs table (readiness): one row, whatever the table holds. */
   async ping(): Promise<void> {
     await this.#db.query('SELECT id FROM jobs LIMIT 1');
   }
   queueStats(now = Date.now()): Promise<QueueStats> {
-    return queueStats(this.#db, now);
+    return queueStats(this.#longReads, now);
   }
   /** The newest completed runs of a type (tenant, template, run time in ms), for runtime estimates. */
   recentRuns(type: string, limit = 500): Promise<{ tenant: string; template: string | null; ms: number }[]> {
@@ -257,7 +265,7 @@ export class Store {
   }
   /** Jobs by state, queue depth, attempts by outcome, dead-lettered count (for /metrics). */
   countJobs(): Promise<JobCounts> {
-    return countJobs(this.#db);
+    return countJobs(this.#longReads);
   }
 
   /** Adds dependencies to a SUBMITTED or QUEUED job (it waits, is released, or is cancelled at once). Returns ids released to QUEUED. */
@@ -469,7 +477,7 @@ export class Store {
   }
   /** A tenant's jobs on workers, the resources they hold, and its queued jobs. */
   tenantLoad(id: string): Promise<TenantLoad> {
-    return tenantLoad(this.#db, id);
+    return tenantLoad(this.#longReads, id);
   }
   deleteTenant(id: string): Promise<void> {
     return this.#changed(this.#db.transaction((tx) => deleteTenant(tx, id)));

@@ -2,16 +2,17 @@ import type { FastifyInstance } from 'fastify';
 import { PRIORITIES } from '../../core/types.ts';
 import { CHANNELS } from '../../store/store.ts';
 import { actorOf, type ServerContext } from '../context.ts';
+import { SharedRead, SLOW_COUNT_REUSE } from '../sharedRead.ts';
 import { humanDuration, jobView } from '../views.ts';
 import { decodeCursor, encodeCursor } from './jobs.ts';
 import { jobIdParams, reorderSchema, requeueSchema } from '../schemas.ts';
 
 export function queueRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
+  const status = new SharedRead((now) => store.queueStats(now), SLOW_COUNT_REUSE);
 
-  app.get('/api/v1/queue/status', { schema: { summary: 'Queue length, running and pending jobs, per-priority wait' } }, async () => {
-    const now = Date.now();
-    const s = await store.queueStats(now);
+  app.get('/api/v1/queue/status', { schema: { summary: 'Queue length, running and pending jobs, per-priority wait, as counted at `as_of` (see SLOW_COUNT_REUSE)' } }, async () => {
+    const { value: s, at: now } = await status.get();
     const queues: Record<string, { length: number; avg_wait_time: string; avg_wait_seconds: number; oldest_wait_seconds: number }> = {};
     for (const p of PRIORITIES) {
       const q = s.per_priority[p];
@@ -30,6 +31,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ServerContext): void {
       retrying_jobs: s.retrying,
       paused_jobs: s.paused,
       queues,
+      as_of: new Date(now).toISOString(),
     };
   });
 

@@ -3,8 +3,9 @@ import type { Priority } from '../../core/types.ts';
 import { GantryError, notFound, validationError } from '../../core/errors.ts';
 import { parsePriority } from '../../core/priorities.ts';
 import { effectiveTenant, isTier, TIERS, type ResourceAmounts, type TenantRecord } from '../../core/tiers.ts';
-import { CHANNELS, type TenantChanges } from '../../store/store.ts';
+import { CHANNELS, type TenantChanges, type TenantLoad } from '../../store/store.ts';
 import { actorOf, type ServerContext } from '../context.ts';
+import { SharedRead, SLOW_COUNT_REUSE } from '../sharedRead.ts';
 import { iso } from '../views.ts';
 import { prioritySchema } from '../schemas.ts';
 
@@ -121,10 +122,15 @@ export function tenantRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return reply.status(201).send(tenantView(t, ctx));
   });
 
-  app.get<{ Params: { id: string } }>('/api/v1/tenants/:id', { schema: { params: idParams, summary: 'A tenant, with what its jobs hold now (`load`)' } }, async (req) => {
+  // Per tenant, its queued jobs are counted like the queue status's (SLOW_COUNT_REUSE).
+  const loads = new Map<string, SharedRead<TenantLoad>>();
+  app.get<{ Params: { id: string } }>('/api/v1/tenants/:id', { schema: { params: idParams, summary: 'A tenant, with what its jobs hold now (`load`, as counted at `load.as_of`)' } }, async (req) => {
     const t = await store.getTenant(req.params.id);
     if (!t) throw notFound('tenant', req.params.id);
-    return { ...tenantView(t, ctx), load: await store.tenantLoad(t.id) };
+    let load = loads.get(t.id);
+    if (!load) loads.set(t.id, (load = new SharedRead(() => store.tenantLoad(t.id), SLOW_COUNT_REUSE)));
+    const { value, at } = await load.get();
+    return { ...tenantView(t, ctx), load: { ...value, as_of: iso(at) } };
   });
 
   for (const method of ['put', 'patch'] as const) {
@@ -143,6 +149,7 @@ export function tenantRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.delete<{ Params: { id: string } }>('/api/v1/tenants/:id', { schema: { params: idParams, summary: 'Delete a tenant (its jobs fall back to the default tier)' } }, async (req) => {
     adminOnly(req.principal);
     await store.deleteTenant(req.params.id);
+    loads.delete(req.params.id);
     changed();
     return { tenant_id: req.params.id, deleted: true };
   });

@@ -1,4 +1,4 @@
-import type { SqlExecutor } from '../driver.ts';
+import type { SqlReader } from '../driver.ts';
 import { ACTIVE_STATES_SQL, STATE_SEQ_SQL } from '../rows.ts';
 
 /** Counts for the metrics endpoint. */
@@ -12,7 +12,7 @@ export interface JobCounts {
 }
 
 /** Counts jobs by state, queue depth per queue, attempts by outcome and dead-lettered jobs, each from an index. */
-export async function countJobs(db: SqlExecutor): Promise<JobCounts> {
+export async function countJobs(db: SqlReader): Promise<JobCounts> {
   const tally = (rows: Record<string, unknown>[], key: string) => Object.fromEntries(rows.map((r) => [String(r[key]), Number(r.n)]));
   const [states, queues, outcomes, dead] = await Promise.all([
     // Two partial indexes between them hold every job (migration 0011).

@@ -2,7 +2,7 @@ import type { Job, Priority } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
 import { isFinal } from '../../core/states.ts';
 import { priorityRank } from '../../core/priorities.ts';
-import type { SqlExecutor } from '../driver.ts';
+import type { SqlExecutor, SqlReader } from '../driver.ts';
 import { jobFromRow } from '../rows.ts';
 import { applyTransitions, recordEvents, type PatchValue } from './applyTransitions.ts';
 
@@ -111,7 +111,7 @@ export function queuedAhead(alias: string, [key, rank, sortKey, seq]: readonly [
  * 1-based place of a queued job in its queue (the jobs waiting for the same kind of worker:
  * command jobs, or one handler's jobs), in scheduling order.
  */
-export async function queuePosition(db: SqlExecutor, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
+export async function queuePosition(db: SqlReader, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
   const rank = priorityRank(job.priority);
   const r = await db.query<{ n: number }>(
     `SELECT COUNT(*) AS n FROM jobs WHERE ${queuedAhead('', ['?', '?', '?', '?'])}`,

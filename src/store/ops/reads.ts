@@ -1,6 +1,6 @@
 import type { Attempt, Job, JobEvent, JobState, Priority } from '../../core/types.ts';
 import { PRIORITIES } from '../../core/types.ts';
-import type { SqlExecutor, SqlValue } from '../driver.ts';
+import type { SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
 import { ACTIVE_STATES_SQL, attemptFromRow, eventsFromRow, jobFromRow, STATE_SEQ_SQL } from '../rows.ts';
 
 export interface JobFilter {
@@ -51,10 +51,14 @@ export interface QueueStats {
   per_priority: Record<Priority, { length: number; oldest_queued_at: number | null; sum_wait_ms: number }>;
 }
 
-/** Counts by state, and per priority class the queue length and waiting time so far. */
-export async function queueStats(db: SqlExecutor, now: number): Promise<QueueStats> {
+/**
+ * Counts by state, and per priority class the queue length and waiting time so far. QUEUED jobs are
+ * walked once, by the per-priority read (their total is its sum): with a big backlog that walk is
+ * the whole cost (1M queued: ~0.5 s on PostgreSQL, ~0.3 s on SQLite), and it used to be made twice.
+ */
+export async function queueStats(db: SqlReader, now: number): Promise<QueueStats> {
   const counts = await db.query<{ state: string; n: number }>(
-    `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('QUEUED', 'RUNNING', 'PAUSED', 'RETRYING') AND ${STATE_SEQ_SQL} GROUP BY state
+    `SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('RUNNING', 'PAUSED', 'RETRYING') AND ${STATE_SEQ_SQL} GROUP BY state
      UNION ALL SELECT state, COUNT(*) AS n FROM jobs WHERE state = 'SCHEDULED' AND ${ACTIVE_STATES_SQL} GROUP BY state`,
   );
   const by = Object.fromEntries(counts.map((c) => [c.state, Number(c.n)]));
@@ -73,7 +77,7 @@ export async function queueStats(db: SqlExecutor, now: number): Promise<QueueSta
     };
   }
   return {
-    queued: by.QUEUED ?? 0,
+    queued: per.reduce((n, r) => n + Number(r.n), 0),
     running: by.RUNNING ?? 0,
     scheduled: by.SCHEDULED ?? 0,
     paused: by.PAUSED ?? 0,

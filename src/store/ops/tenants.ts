@@ -1,7 +1,7 @@
 import type { Priority } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
 import type { ResourceAmounts, TenantRecord, Tier } from '../../core/tiers.ts';
-import type { Row, SqlExecutor, SqlValue } from '../driver.ts';
+import type { Row, SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
 import { ACTIVE_STATES_SQL } from '../rows.ts';
 
 /** The settings a create or update may carry; undefined = leave as is, null = back to the tier default. */
@@ -109,7 +109,7 @@ export interface TenantLoad {
 }
 
 /** A tenant's jobs on workers (and the resources they hold) and queued jobs. */
-export async function tenantLoad(db: SqlExecutor, id: string): Promise<TenantLoad> {
+export async function tenantLoad(db: SqlReader, id: string): Promise<TenantLoad> {
   const held = (await db.query(
     // A gang (nodes > 1) has no worker on its job row and holds its resources on each of its nodes.
     `SELECT COUNT(*) AS n, SUM(cpu_cores * nodes) AS cpu, SUM(memory_gb * nodes) AS mem, SUM(gpu_count * nodes) AS gpu FROM jobs

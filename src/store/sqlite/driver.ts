@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname } from 'node:path';
-import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlValue } from '../driver.ts';
+import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
 
 const MULTI_ROWS = 64;
 
@@ -38,6 +38,71 @@ const QUICK_CHECKPOINT_TRIES = 30;
 const MIGRATION_LOCK_WAIT_MS = 60_000;
 
 /**
+ * `SqlDriver.longReads` on SQLite: statements sent to readerThread.ts, started on the first read
+ * (most stores never make one) and kept referenced only while a read is out, so an idle one never
+ * keeps the process alive.
+ */
+class LongReadThread implements SqlReader {
+  readonly #path: string;
+  #thread: Worker | null = null;
+  #next = 0;
+  readonly #pending = new Map<number, { resolve(rows: unknown[]): void; reject(err: Error): void }>();
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    const t = this.#thread ?? this.#start();
+    const id = ++this.#next;
+    if (this.#pending.size === 0) t.ref();
+    return new Promise<T[]>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (rows: unknown[]) => void, reject });
+      t.postMessage({ id, sql, params });
+    });
+  }
+
+  #start(): Worker {
+    const t = new Worker(new URL('./readerThread.ts', import.meta.url), { workerData: { path: this.#path, busy_timeout_ms: BUSY_TIMEOUT_MS } });
+    t.on('message', (m: { id: number; rows?: unknown[]; error?: { message: string; code?: unknown } }) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#settle(m.id);
+      if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+      else p.resolve(m.rows!);
+    });
+    // A thread that failed to open or died: its reads fail, and the next read starts a new thread.
+    const lost = (err: Error) => {
+      if (this.#thread !== t) return;
+      this.#thread = null;
+      for (const [id, p] of this.#pending) (this.#pending.delete(id), p.reject(err));
+    };
+    t.on('error', lost);
+    t.on('exit', (code) => lost(new GantryError('STORE_UNAVAILABLE', `SQLite reader thread exited (${code})`)));
+    t.unref();
+    return (this.#thread = t);
+  }
+
+  #settle(id: number): void {
+    this.#pending.delete(id);
+    if (this.#pending.size === 0) this.#thread?.unref();
+  }
+
+  async close(): Promise<void> {
+    const t = this.#thread;
+    if (!t) return;
+    this.#thread = null;
+    for (const [id, p] of this.#pending) (this.#pending.delete(id), p.reject(new GantryError('STORE_UNAVAILABLE', 'store closed')));
+    t.ref();
+    await new Promise<void>((resolve) => {
+      const kill = setTimeout(() => void t.terminate(), 2000);
+      t.once('exit', () => (clearTimeout(kill), resolve()));
+      t.postMessage('stop');
+    });
+  }
+}
+
+/**
  * SQLite through better-sqlite3, WAL mode with synchronous=NORMAL: a committed transaction
  * survives a process crash; a power loss may lose the last few transactions (never corrupts).
  * One connection; all statements are synchronous, and an async transaction holds a lock
@@ -52,6 +117,9 @@ export class SqliteDriver implements SqlDriver {
   readonly #bus = new EventEmitter();
   #lock: Promise<void> | null = null;
   #checkpointer: Worker | null = null;
+  /** Off the event loop (a file's other connection); an in-memory database has no other connection, so it reads on this one. */
+  readonly longReads: SqlReader;
+  readonly #longReadThread: LongReadThread | null;
   #restartingWal = false;
   #mainThreadCheckpoints = 0;
   readonly #direct: SqlExecutor;
@@ -87,6 +155,8 @@ export class SqliteDriver implements SqlDriver {
       throw new GantryError('STORE_UNAVAILABLE', `cannot open SQLite database ${path}: ${(err as Error).message}`);
     }
     this.#bus.setMaxListeners(0);
+    this.#longReadThread = path === ':memory:' ? null : new LongReadThread(path);
+    this.longReads = this.#longReadThread ?? this;
     const self = this;
     this.#direct = {
       query: async <T>(sql: string, params: readonly SqlValue[] = []) => self.#all<T>(sql, params),
@@ -280,6 +350,7 @@ export class SqliteDriver implements SqlDriver {
 
   async close(): Promise<void> {
     this.#bus.removeAllListeners();
+    await this.#longReadThread?.close();
     if (this.#checkpointer) {
       const t = this.#checkpointer;
       this.#checkpointer = null;

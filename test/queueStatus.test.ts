@@ -1,0 +1,101 @@
+/**
+ * GET /api/v1/queue/status (and `gantry queue`) on each store: exact counts after submits, starts and
+ * completions; with a big backlog, the count runs off the event loop (SQLite) and is shared by callers
+ * for up to a second, each answer saying when it was counted (`as_of`).
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { STORE_KINDS } from './helpers/db.ts';
+import { eventually, startCluster, type TestCluster } from './helpers/cluster.ts';
+import type { QueueStatus } from '../src/client/http.ts';
+
+for (const kind of STORE_KINDS) {
+  describe(`queue status on ${kind}`, () => {
+    let cl: TestCluster;
+    before(async () => {
+      cl = await startCluster(kind, { local_worker: true });
+    });
+    after(() => cl.close());
+
+    test('counts exactly what was submitted, started and finished, as of a time it names', async () => {
+      const running = await Promise.all([1, 2].map(() => cl.client.submit({ command: ['sleep', '30'], resources: { cpu_cores: 0.1, memory_gb: 0 } })));
+      const done = await cl.client.submit({ command: ['true'], resources: { cpu_cores: 0.1, memory_gb: 0 } });
+      for (const priority of ['high', 'normal', 'normal'] as const) await cl.client.submit({ handler: 'nobody-serves-this', priority });
+      await eventually(async () => (await cl.client.getJob(done.job_id)).status === 'COMPLETED');
+      await eventually(async () => {
+        for (const r of running) if ((await cl.client.getJob(r.job_id)).status !== 'RUNNING') return false;
+        return true;
+      });
+      const before = Date.now();
+      const s = await cl.client.queueStatus();
+      assert.equal(s.pending_jobs, 3);
+      assert.equal(s.queue_length, 3);
+      assert.equal(s.running_jobs, 2);
+      assert.equal(s.queues.high!.length, 1);
+      assert.equal(s.queues.normal!.length, 2);
+      assert.equal(s.queues.low!.length, 0);
+      // A small queue is counted afresh for every call: what was just written is in it.
+      assert.ok(Date.parse(s.as_of) >= before - 1, `${s.as_of} is before the call (${new Date(before).toISOString()})`);
+      await cl.client.submit({ handler: 'nobody-serves-this', priority: 'low' });
+      for (const r of running) await cl.client.cancel(r.job_id);
+      await eventually(async () => (await cl.client.queueStatus()).running_jobs === 0);
+      const t = await cl.client.queueStatus();
+      assert.equal(t.pending_jobs, 4);
+      assert.equal(t.queues.low!.length, 1);
+    });
+
+    test('with a big backlog: one count a second for any number of callers, each answer exact as of its as_of', async () => {
+      const n = 120_000;
+      for (let i = 0; i < n; i += 5000) await cl.client.submitBatch(Array.from({ length: 5000 }, () => ({ handler: 'backlog' })));
+      const queuedBefore = 4; // from the test above
+      // Wait for a count slow enough to be shared (it says so by answering twice with one as_of).
+      const [a, b] = await eventually(async () => {
+        const pair = await Promise.all([cl.client.queueStatus(), cl.client.queueStatus()]);
+        const again = await cl.client.queueStatus();
+        return pair[0].as_of === again.as_of ? [pair[0], again] : null;
+      });
+      assert.equal(a.pending_jobs, n + queuedBefore);
+      assert.deepEqual(b, a);
+      assert.ok(Date.now() - Date.parse(a.as_of) <= 1500, `as_of ${a.as_of} is more than a second old`);
+      // A submit after that count shows up once the count is a second old.
+      await cl.client.submit({ handler: 'backlog' });
+      const fresh: QueueStatus = await eventually(async () => {
+        const s = await cl.client.queueStatus();
+        return s.as_of !== a.as_of ? s : null;
+      }, 5000, 50);
+      assert.equal(fresh.pending_jobs, n + queuedBefore + 1);
+      assert.ok(Date.parse(fresh.as_of) > Date.parse(a.as_of));
+    });
+
+    if (kind === 'sqlite') {
+      // The previous test left 120,000 queued jobs: each of these reads walks them for tens of milliseconds.
+      const reads: [string, () => Promise<unknown>][] = [
+        ['queue status counts', () => cl.server.store.queueStats()],
+        ['metrics counts', () => cl.server.store.countJobs()],
+        ["a tenant's load", () => cl.server.store.tenantLoad('default')],
+      ];
+      for (const [what, read] of reads) {
+        test(`${what} over a big backlog do not hold up the event loop`, async () => {
+          let last = performance.now();
+          let maxGap = 0;
+          const tick = setInterval(() => {
+            const t = performance.now();
+            maxGap = Math.max(maxGap, t - last);
+            last = t;
+          }, 1);
+          try {
+            const t0 = performance.now();
+            await read();
+            const took = performance.now() - t0;
+            maxGap = Math.max(maxGap, performance.now() - last);
+            console.log(`# ${what}: ${took.toFixed(1)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms`);
+            assert.ok(took >= 10, `the read took only ${took.toFixed(1)} ms: too small a backlog to tell`);
+            assert.ok(maxGap < took / 2, `the event loop stood still for ${maxGap.toFixed(1)} ms of a ${took.toFixed(1)} ms read`);
+          } finally {
+            clearInterval(tick);
+          }
+        });
+      }
+    }
+  });
+}
