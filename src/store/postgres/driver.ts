@@ -56,9 +56,9 @@ interface StatementResult {
  * a generic plan by its estimates: with a million jobs queued and the table analysed, a lone
  * submit's one statement (its queue-position count estimated at 166,668 rows per job for 100 jobs)
  * cost 5.5M, above `jit_above_cost` and the inlining and optimisation thresholds, so every submit
- * compiled its expressions — 0.6–0.7 s per submit for a count that read no row (measured on
- * PostgreSQL 15, 1M queued in another queue: 1–2 ms before ANALYZE, 620–990 ms after; `bench/pg-jit.ts`).
- * A URL's own `options` parameter replaces this.
+ * compiled its expressions — 0.5–1.0 s per submit for a count that read no row (PostgreSQL 15, 1M
+ * queued in another queue: 1–2 ms before ANALYZE, 480–990 ms after; `bench/pg-jit.ts`). All three
+ * kinds of connection (statement pool, LISTEN session, long reads). A URL's own `options` replaces this.
  */
 const SESSION_OPTIONS = '-c jit=off';
 
@@ -438,7 +438,7 @@ function insertSql(table: string, columns: readonly string[], rows: readonly Sql
 class PgLongReads implements SqlReader {
   readonly #pool: pg.Pool;
   constructor(url: string) {
-    this.#pool = new pg.Pool({ connectionString: url, max: 1 });
+    this.#pool = new pg.Pool({ connectionString: url, options: SESSION_OPTIONS, max: 1 });
     this.#pool.on('error', () => {});
     this.#pool.on('connect', (client) => client.on('error', () => {}));
   }
