@@ -26,8 +26,10 @@ export class SubmitCoalescer {
   readonly #maxBatch: number;
   #waiting: Waiting[] = [];
   #inFlight = 0;
-  /** Settles when the latest batch started has answered its callers (batches answer in the order they started). */
-  #answered: Promise<void> = Promise.resolve();
+  /** Batches started so far (a batch's number tells whether another started while it was being written). */
+  #started = 0;
+  /** The writes in flight: each settles when its batch's write has committed or failed. */
+  readonly #writing = new Set<Promise<unknown>>();
 
   constructor(store: Store, opts: { max_in_flight?: number; max_batch?: number } = {}) {
     this.#store = store;
@@ -46,14 +48,7 @@ export class SubmitCoalescer {
     while (this.#inFlight < this.#maxInFlight && this.#waiting.length > 0) {
       const batch = this.#take();
       this.#inFlight++;
-      // A batch answers only after every batch started before it has: its callers then read their queue
-      // positions (and whatever else) with all earlier submits committed. Two batches in flight on
-      // PostgreSQL are two connections; without the order, a later batch could answer and read its
-      // position before an earlier one committed, and both jobs be told the same place in the queue.
-      const earlier = this.#answered;
-      const run = this.#run(batch, earlier);
-      this.#answered = run;
-      void run.finally(() => {
+      void this.#run(batch).finally(() => {
         this.#inFlight--;
         this.#pump();
       });
@@ -79,12 +74,32 @@ export class SubmitCoalescer {
     return batch;
   }
 
-  async #run(batch: Waiting[], earlier: Promise<void>): Promise<void> {
+  /**
+   * A batch's write, tracked until it settles. Queue positions are only right when counted with every
+   * write that overlapped this one committed: two batches in flight on PostgreSQL are two connections,
+   * and which of them draws the lower `seq` (and so comes first in the queue among jobs of the same
+   * millisecond) is not the order they started in. So a batch answers only once the writes in flight
+   * when its own ended have settled (its callers count after that), and keeps the positions counted
+   * inside its statement only if no other write was in flight at any time during its own.
+   */
+  async #write(specs: JobSpec[], actor: string): Promise<SubmitResult[]> {
+    const number = ++this.#started;
+    const alone = this.#writing.size === 0;
+    const write = this.#store.submitJobs(specs, actor, Date.now(), { positions: alone });
+    this.#writing.add(write);
     try {
-      // The route answers with each job's queue position: read with the write when no other submit of
-      // this server is being written (the write cannot see another's jobs ahead; else the route reads it after).
-      const positions = this.#inFlight === 1;
-      const results = await this.#store.submitJobs(batch.map((w) => w.spec), batch[0]!.actor, Date.now(), { positions });
+      const results = await write;
+      const overlapped = !alone || this.#started !== number;
+      return overlapped ? results.map(({ queue_position: _, ...r }) => r) : results;
+    } finally {
+      this.#writing.delete(write);
+      await Promise.allSettled([...this.#writing]);
+    }
+  }
+
+  async #run(batch: Waiting[]): Promise<void> {
+    try {
+      const results = await this.#write(batch.map((w) => w.spec), batch[0]!.actor);
       if (results.some((r) => r.created)) {
         this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
         // The scheduling cycle this wake-up starts goes first: on SQLite it runs to its end (and
@@ -92,15 +107,13 @@ export class SubmitCoalescer {
         // answers are built and written (queue position, estimate — several hundred µs).
         await new Promise((r) => setImmediate(r));
       }
-      await earlier;
       batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (err) {
-      await earlier;
       if (batch.length === 1) return batch[0]!.reject(err);
       // Someone's submit is bad: find out whose, each on its own.
       for (const w of batch) {
         try {
-          const [r] = await this.#store.submitJobs([w.spec], w.actor);
+          const [r] = await this.#write([w.spec], w.actor);
           if (r!.created) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
           w.resolve(r!);
         } catch (e) {
