@@ -55,10 +55,12 @@ function request(job: Job): PlacementRequest {
  * make room for it, n being the number of jobs ahead of it plus one. A running job's expected
  * end is its start plus its runtime estimate (the one estimator, `runtimeEstimates.ts`: `expected_duration`,
  * else the p90 of its template/type/tenant history), else its timeout. Null when no running job has any of these, or when no worker could ever fit it.
+ * The position is counted off the event loop (`long_read`, the default) unless the caller says otherwise.
  */
-export async function queueInsight(store: Store, job: Job, now = Date.now(), opts: { allow_stale?: boolean; position?: number } = {}): Promise<QueueInsight> {
-  // A submit's answer counts on the store's connection, right after its write; other reads off the event loop.
-  const position = opts.position ?? (await store.queuePosition(job, { long_read: !opts.allow_stale }));
+export async function queueInsight(
+  store: Store, job: Job, now = Date.now(), opts: { allow_stale?: boolean; position?: number; long_read?: boolean } = {},
+): Promise<QueueInsight> {
+  const position = opts.position ?? (await store.queuePosition(job, { long_read: opts.long_read ?? true }));
   const { views, active } = await clusterSnapshot(store, now, opts.allow_stale ?? false);
   const req = request(job);
   const reason = pendingReason(views, req);

@@ -17,7 +17,8 @@ import { jobIdParams } from '../schemas.ts';
  */
 export async function jobInsight(ctx: ServerContext, job: Job, opts: { submit?: boolean; position?: number } = {}): Promise<QueueInsight> {
   const now = Date.now();
-  const base = await queueInsight(ctx.store, job, now, { allow_stale: opts.submit, position: opts.position });
+  // A submit's answer counts its position on the store's connection, right after its write; other reads off the event loop.
+  const base = await queueInsight(ctx.store, job, now, { allow_stale: opts.submit, position: opts.position, long_read: !opts.submit });
   const shape = base.pending_reason !== null && /^no (online|worker is large enough)/.test(base.pending_reason);
   if (shape) return base;
   const e = await explainJob(ctx.store, ctx.scheduler, job, now, { shared: opts.submit });
