@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: Gantry and its peers on the same machine, same workload shapes, one table.
  *   W1 drain: 20,000 no-op jobs submitted in batches of 1,000, drained by one worker at concurrency 50
- *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max
+ *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max;
+ *     and its floor on this machine, the same hops through a relay that does nothing (bench/w2-floor.ts)
  *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
  *   W4 backlog: 1,000,000 queued jobs: submit rate, server RSS, and W2 latency with that backlog
  *   WF1/WF2 workflows (bench/workflow.ts): step→step latency of a 40-step chain; a 1,000-wide fan-out + join
@@ -18,6 +19,7 @@ import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from '.
 import { workflowBench } from './workflow.ts';
 import { printSched, runSchedBench } from './scheduler.ts';
 import { sqliteWriteFloor } from './sqlite-floor.ts';
+import { w2RelayFloor } from './w2-floor.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -120,6 +122,12 @@ async function main() {
     log(`${name}: W2 latency`);
     const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, 0, SIZES.drain);
     Object.assign(row, { w2_p50_ms: l.p50_ms, w2_p99_ms: l.p99_ms, w2_max_ms: l.max_ms });
+    if (kind === 'sqlite') {
+      // W2's three processes and two HTTP hops with nothing in between (bench/w2-floor.ts): what any HTTP server costs here.
+      log('W2 relay floor');
+      const f = await w2RelayFloor(SIZES.rate, SIZES.seconds);
+      Object.assign(row, { w2_floor_p50_ms: f.p50_ms, w2_floor_p99_ms: f.p99_ms, w2_floor_server_cpu_ms: f.server_cpu_ms_per_job });
+    }
     log(`${name}: W3 process jobs ${SIZES.proc}`);
     const p = await gantryProcessJobs(kind, pgInfo.url, SIZES.proc, 64);
     Object.assign(row, { w3_jobs_per_s: p.per_s, w3_spawn_floor_per_s: p.spawn_per_s, w3_overhead_ms: p.overhead_ms_per_job });
@@ -197,6 +205,9 @@ function printTable() {
     ['w2_p50_ms', 'W2 latency p50 ms', 'lo'],
     ['w2_p99_ms', 'W2 latency p99 ms', 'lo'],
     ['w2_max_ms', 'W2 latency max ms', 'lo'],
+    ['w2_floor_p50_ms', 'W2 floor: the HTTP hops alone (relay, no store) p50 ms', 'lo'],
+    ['w2_floor_p99_ms', 'W2 floor: the HTTP hops alone p99 ms', 'lo'],
+    ['w2_floor_server_cpu_ms', 'W2 floor: relay server CPU ms per job', 'lo'],
     ['w3_jobs_per_s', 'W3 process jobs/s', 'hi'],
     ['w3_spawn_floor_per_s', 'W3 bare spawn/s (floor)', 'hi'],
     ['w3_overhead_ms', 'W3 overhead ms/job', 'lo'],
