@@ -17,7 +17,7 @@ import {
   assignJobs, deliverToWorker, jobsOfPausedTenants, queuedJobs, workerUsage, type Assignment, type DeliveredJob, type Delivery, type QueueCursor, type QueuedJob,
 } from './ops/scheduling.ts';
 import { promoteDueRetries, reapLostWorkers, releaseWorker, reportResults, type AttemptReport, type ReportOutcome } from './ops/reportResults.ts';
-import { cancelJob, controlJob, loadJob, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
+import { cancelJob, controlJob, loadJob, nearQueuePosition, NEAR_POSITIONS, queuePosition, reorderJob, requeueJob, setPriority, type ActionResult } from './ops/jobActions.ts';
 import { activeJobs, jobAttempts, jobEvents, listJobs, queueStats, recentRuns, type JobFilter, type QueueStats } from './ops/reads.ts';
 import { getWorker, heartbeat, listWorkers, registerWorker, setWorkerState } from './ops/workers.ts';
 import { appendLogs, readLogs } from './ops/logs.ts';
@@ -244,10 +244,13 @@ export class Store {
   /**
    * `long_read`: counted off the event loop (SqlDriver.longReads) — for reads of a job that may sit
    * deep in a big backlog (GET /jobs/{id}, explain: ~100 ms for the last of a million queued jobs on
-   * SQLite). A submit's answer counts on the store's own connection, right after its write.
+   * SQLite). Otherwise (a submit's or a reorder's answer, right after its write) counted on the
+   * store's own connection while fewer than NEAR_POSITIONS jobs are ahead, and off it beyond: a
+   * submit into a deep queue no longer holds up every other request on SQLite for the count.
    */
-  queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>, opts: { long_read?: boolean } = {}): Promise<number> {
-    return queuePosition(opts.long_read ? this.#longReads : this.#db, job);
+  async queuePosition(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>, opts: { long_read?: boolean } = {}): Promise<number> {
+    if (opts.long_read) return queuePosition(this.#longReads, job);
+    return (await nearQueuePosition(this.#db, job, NEAR_POSITIONS)) ?? queuePosition(this.#longReads, job);
   }
   /** The database answers a read of the jobs table (readiness): one row, whatever the table holds. */
   async ping(): Promise<void> {

@@ -2,7 +2,7 @@ import type { Job, Priority } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
 import { isFinal } from '../../core/states.ts';
 import { priorityRank } from '../../core/priorities.ts';
-import type { SqlExecutor, SqlReader } from '../driver.ts';
+import type { SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
 import { jobFromRow } from '../rows.ts';
 import { applyTransitions, recordEvents, type PatchValue } from './applyTransitions.ts';
 
@@ -109,15 +109,28 @@ export function queuedAhead(alias: string, [key, rank, sortKey, seq]: readonly [
 
 /**
  * 1-based place of a queued job in its queue (the jobs waiting for the same kind of worker:
- * command jobs, or one handler's jobs), in scheduling order.
+ * command jobs, or one handler's jobs), in scheduling order. O(jobs ahead): ~100 ns each, so
+ * ~0.1 s for the last of a million.
  */
 export async function queuePosition(db: SqlReader, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
-  const rank = priorityRank(job.priority);
-  const r = await db.query<{ n: number }>(
-    `SELECT COUNT(*) AS n FROM jobs WHERE ${queuedAhead('', ['?', '?', '?', '?'])}`,
-    [queueKeyOf(job), rank, job.sort_key, job.seq],
-  );
+  const r = await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE ${queuedAhead('', ['?', '?', '?', '?'])}`, positionParams(job));
   return Number(r[0]?.n ?? 0) + 1;
+}
+
+/** How many jobs ahead a submit's answer counts on the store's connection (~0.1 ms); deeper counts go off it. */
+export const NEAR_POSITIONS = 1000;
+
+/** queuePosition when fewer than `limit` jobs are ahead, else null — the count stops walking there. */
+export async function nearQueuePosition(db: SqlReader, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>, limit: number): Promise<number | null> {
+  const r = await db.query<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs WHERE ${queuedAhead('', ['?', '?', '?', '?'])} LIMIT ?) AS ahead`, [...positionParams(job), limit],
+  );
+  const n = Number(r[0]?.n ?? 0);
+  return n < limit ? n + 1 : null;
+}
+
+function positionParams(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): SqlValue[] {
+  return [queueKeyOf(job), priorityRank(job.priority), job.sort_key, job.seq];
 }
 
 /**
@@ -132,9 +145,12 @@ export async function reorderJob(tx: SqlExecutor, id: string, position: number, 
   }
   const rank = priorityRank(job.priority);
   const qk = queueKeyOf(job);
-  // A place past the end of the queue is the end of the queue.
-  const others = await tx.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?`, [qk, id]);
-  const pos = Math.min(Math.max(1, Math.floor(position)), Number(others[0]?.n ?? 0) + 1);
+  // A place past the end of the queue is the end of the queue. Counting stops at the place asked for
+  // (the rest of a long queue makes no difference, and this runs inside the write transaction).
+  const wanted = Math.max(1, Math.floor(position));
+  const others = await tx.query<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ? LIMIT ?) AS q`, [qk, id, wanted]);
+  const pos = Math.min(wanted, Number(others[0]?.n ?? 0) + 1);
   const at = await tx.query(
     `SELECT id, seq, priority, priority_rank, sort_key FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?
      ORDER BY priority_rank, sort_key, seq LIMIT 2 OFFSET ?`,
