@@ -113,5 +113,24 @@ for (const kind of STORE_KINDS) {
       await cl.client.cancel(blocker.job_id);
       await cl.client.cancel(sub.job_id);
     });
+
+    test('a job placed on a worker by the cycle its submit woke is answered with its placement as its start, first in its queue', async () => {
+      // The test above has just cancelled a running job, which the cluster view shared by submit answers
+      // (up to 250 ms old) still shows running — estimating from it put this start ~5 s out. On SQLite
+      // the cycle places the job before its answer is built, and the answer is the placement; on
+      // PostgreSQL the cycle's round trips end after it, so the view must expire first.
+      await eventually(async () => (await cl.client.queueStatus()).running_jobs === 0);
+      if (kind === 'postgres') await new Promise((r) => setTimeout(r, 300));
+      const before = Date.now();
+      const sub = await cl.client.submit({ command: ['sleep', '0.2'], resources: { cpu_cores: 0.5 } });
+      const after = Date.now();
+      assert.equal(sub.status, 'QUEUED');
+      assert.equal(sub.queue_position, 1);
+      const start = Date.parse(sub.estimated_start_time!);
+      assert.ok(start >= before - 1 && start <= after, `estimated start ${sub.estimated_start_time} is not within the submit (${new Date(before).toISOString()} … ${new Date(after).toISOString()})`);
+      const job = await cl.client.waitFor(sub.job_id, { interval_ms: 20, timeout_ms: 10_000 });
+      assert.equal(job.status, 'COMPLETED');
+      assert.ok(Date.parse(job.started_at!) >= start, 'it started at or after the placement the answer gave');
+    });
   });
 }

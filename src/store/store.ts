@@ -75,6 +75,9 @@ export const CHANNELS = {
  * answer without looking. `sent` is the server's mark (`Store.mark`) taken before the assignment
  * was written: only a poll that came in before it may take them (see the poll route).
  */
+/** How many recent placements Store.placedAt remembers (a few KB). */
+const PLACED_KEPT = 1024;
+
 export interface HandOff {
   sent: number;
   jobs: DeliveredJob[];
@@ -328,7 +331,9 @@ export class Store {
     const sent = this.mark();
     // PostgreSQL: plain admissions (no gang, no preemption) are one statement instead of a transaction of seven.
     if (this.#db.capabilities.roundTrips && preemptions.length === 0 && !assignments.some((a) => a.members)) {
-      return { sent, assigned: await assignJobsAtOnce(this.#db, assignments, now), preempted: { job_ids: [] as string[], workers: [] as string[] } };
+      const assigned = await assignJobsAtOnce(this.#db, assignments, now);
+      this.#notePlaced(assigned, now);
+      return { sent, assigned, preempted: { job_ids: [] as string[], workers: [] as string[] } };
     }
     const out = await this.#db.transaction(async (tx) => {
       const held = await jobsOfPausedTenants(tx, assignments);
@@ -343,7 +348,25 @@ export class Store {
       if (preempted.job_ids.length > 0) preempted.workers.push(...(await gangWorkersOf(tx, preempted.job_ids)));
       return { assigned, preempted };
     });
+    this.#notePlaced(out.assigned, now);
     return { sent, ...out };
+  }
+  /** The jobs this process's scheduler placed lately (job id → when), newest last, at most PLACED_KEPT. */
+  readonly #placed = new Map<string, number>();
+  #notePlaced(assigned: readonly Assignment[], now: number): void {
+    for (const a of assigned) this.#placed.set(a.job_id, now);
+    for (const id of this.#placed.keys()) {
+      if (this.#placed.size <= PLACED_KEPT) break;
+      this.#placed.delete(id);
+    }
+  }
+  /**
+   * When this process's scheduler placed the job on a worker, if it did among its last PLACED_KEPT
+   * placements; null otherwise (not placed yet, placed long ago, or by another server's scheduler).
+   * The submit answer uses it: a job the cycle its submit woke has already placed starts now.
+   */
+  placedAt(jobId: string): number | null {
+    return this.#placed.get(jobId) ?? null;
   }
   /** Tenants with queued jobs in the given queues ('' = commands, else handler names). */
   queuedTenants(queueKeys: readonly string[]): Promise<string[]> {

@@ -12,11 +12,19 @@ import { jobIdParams } from '../schemas.ts';
  * GET /jobs/{id}, from the scheduling model: the policy's explanation and estimate. Facts about
  * the cluster's shape (no worker serves the queue, no worker is large enough) keep their
  * established wording. `submit`: the answer to a submit — the cluster view may be up to 250 ms
- * old and jobs of one shape submitted together share one policy run; `position`: the queue position
- * when already known (read with the submit's write).
+ * old and jobs of one shape submitted together share one policy run, and a job the scheduler has
+ * already placed is answered with its placement; `position`: the queue position when already known
+ * (read with the submit's write).
  */
 export async function jobInsight(ctx: ServerContext, job: Job, opts: { submit?: boolean; position?: number } = {}): Promise<QueueInsight> {
   const now = Date.now();
+  // The cycle a submit wakes runs before its answer is built (SubmitCoalescer): a job it has already
+  // placed starts now. Its placement is the answer; the policy's estimate from a cluster view up to
+  // 250 ms old could still see a job that has just ended and put the start seconds later.
+  const placed = opts.submit ? ctx.store.placedAt(job.id) : null;
+  if (placed !== null) {
+    return { queue_position: opts.position ?? (await ctx.store.queuePosition(job)), estimated_start_time: iso(placed), pending_reason: null };
+  }
   // A submit's answer counts its position on the store's connection, right after its write; other reads off the event loop.
   const base = await queueInsight(ctx.store, job, now, { allow_stale: opts.submit, position: opts.position, long_read: !opts.submit });
   const shape = base.pending_reason !== null && /^no (online|worker is large enough)/.test(base.pending_reason);
