@@ -120,10 +120,15 @@ export async function queuePosition(db: SqlReader, job: Pick<Job, 'priority' | '
 /** How many jobs ahead a submit's answer counts on the store's connection (~0.1 ms); deeper counts go off it. */
 export const NEAR_POSITIONS = 1000;
 
-/** queuePosition when fewer than `limit` jobs are ahead, else null — the count stops walking there. */
+/**
+ * queuePosition when fewer than `limit` jobs are ahead, else null — the count stops walking there.
+ * The limit is written into the SQL: SQLite ran the statement with `LIMIT ?` at 60–80 µs on an
+ * empty queue, against 8–18 µs with the number in the text (COUNT(*) alone: 9–11 µs).
+ */
 export async function nearQueuePosition(db: SqlReader, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>, limit: number): Promise<number | null> {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`nearQueuePosition: limit ${limit} is not a positive integer`);
   const r = await db.query<{ n: number }>(
-    `SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs WHERE ${queuedAhead('', ['?', '?', '?', '?'])} LIMIT ?) AS ahead`, [...positionParams(job), limit],
+    `SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs WHERE ${queuedAhead('', ['?', '?', '?', '?'])} LIMIT ${limit}) AS ahead`, positionParams(job),
   );
   const n = Number(r[0]?.n ?? 0);
   return n < limit ? n + 1 : null;
