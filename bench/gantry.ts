@@ -270,15 +270,16 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
       await new Promise((r) => setTimeout(r, 200));
       const cpu0 = srv.cpuMs();
       const db0 = kind === 'postgres' ? serviceCpuMs('postgres') : null;
-      const backends = kind === 'postgres' ? await benchBackends(db.url) : [];
-      const own0 = backends.map(cpuMsOr0);
+      const own0 = kind === 'postgres' ? new Map((await benchBackends(db.url)).map((pid) => [pid, cpuMsOr0(pid)])) : null;
       await paced(total);
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= total, 60_000, 'latency jobs');
       const server_cpu_ms_per_job = (srv.cpuMs() - cpu0) / total;
       const db1 = db0 === null ? null : serviceCpuMs('postgres');
       const db_cpu_ms_per_job = db0 === null || db1 === null ? null : (db1 - db0) / total;
-      const backend_cpu_ms_per_job = kind === 'postgres' ? backends.reduce((sum, pid, i) => sum + cpuMsOr0(pid) - own0[i]!, 0) / total : null;
+      // Backends alive at the end (a pool connection idle for 10 s closes, and its CPU since the start is lost: counted low, never negative).
+      const backend_cpu_ms_per_job = own0 === null ? null
+        : (await benchBackends(db.url)).reduce((sum, pid) => sum + Math.max(0, cpuMsOr0(pid) - (own0.get(pid) ?? 0)), 0) / total;
       const sorted = s.latencies.sort((a, b) => a - b);
       return {
         samples: sorted.length,
