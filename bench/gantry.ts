@@ -52,6 +52,9 @@ export async function freshDb(kind: StoreKind, pgUrl: string): Promise<{ url: st
   const admin = new pg.Client({ connectionString: pgUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
+  // BENCH_PG_DB_SET: `;`-separated settings for this scratch database alone (its sessions start with them), e.g.
+  // `session_preload_libraries='auto_explain';auto_explain.log_min_duration=0;auto_explain.sample_rate=0.1;auto_explain.log_analyze=on`.
+  for (const set of (process.env.BENCH_PG_DB_SET ?? '').split(';').filter((x) => x.trim())) await admin.query(`ALTER DATABASE ${name} SET ${set}`);
   await admin.end();
   const u = new URL(pgUrl);
   u.pathname = `/${name}`;
@@ -220,7 +223,12 @@ export async function gantryDrain(kind: StoreKind, pgUrl: string, jobs: number, 
  * runs in the process that has just run its W1 drain: the code on a job's way is compiled and optimised by V8
  * on both sides, as in a server that has been up for a while, not measured in its first seconds.
  */
-export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number, seconds: number, backlog = 0, warmJobs = 0) {
+/**
+ * W2 latency (W4 with `backlog` jobs queued in a queue no worker serves). `afterFill` (PostgreSQL):
+ * statements run on the bench database once the backlog is in, before the warm-up — e.g. `ANALYZE jobs`,
+ * what autovacuum does on a real server after a big insert (bench/latency-only.ts BENCH_W4_AFTER_FILL).
+ */
+export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number, seconds: number, backlog = 0, warmJobs = 0, afterFill: string[] = []) {
   const db = await freshDb(kind, pgUrl);
   const srv = await startGantryServer(db.url, join(db.dir, 'data'));
   try {
@@ -229,6 +237,12 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
     if (backlog > 0) {
       backlog_submit_per_s = await submitMany(srv.client, backlog, () => ({ handler: 'backlog' }), 5000, 2);
       rss_after_backlog_mb = srv.rssMb();
+    }
+    if (kind === 'postgres' && afterFill.length > 0) {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      for (const sql of afterFill) await c.query(sql);
+      await c.end();
     }
     const w = await startSdkWorker(srv.url, srv.token, 10);
     try {
@@ -256,12 +270,16 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
       await new Promise((r) => setTimeout(r, 200));
       const cpu0 = srv.cpuMs();
       const db0 = kind === 'postgres' ? serviceCpuMs('postgres') : null;
+      const own0 = kind === 'postgres' ? new Map((await benchBackends(db.url)).map((pid) => [pid, cpuMsOr0(pid)])) : null;
       await paced(total);
       let s: WorkerStats = { first: 0, last: 0, count: 0, latencies: [] };
       await waitUntil(async () => (s = await w.stats()).count >= total, 60_000, 'latency jobs');
       const server_cpu_ms_per_job = (srv.cpuMs() - cpu0) / total;
       const db1 = db0 === null ? null : serviceCpuMs('postgres');
       const db_cpu_ms_per_job = db0 === null || db1 === null ? null : (db1 - db0) / total;
+      // Backends alive at the end (a pool connection idle for 10 s closes, and its CPU since the start is lost: counted low, never negative).
+      const backend_cpu_ms_per_job = own0 === null ? null
+        : (await benchBackends(db.url)).reduce((sum, pid) => sum + Math.max(0, cpuMsOr0(pid) - (own0.get(pid) ?? 0)), 0) / total;
       const sorted = s.latencies.sort((a, b) => a - b);
       return {
         samples: sorted.length,
@@ -273,6 +291,7 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
         rss_mb: rss_after_backlog_mb ?? srv.rssMb(),
         server_cpu_ms_per_job,
         db_cpu_ms_per_job,
+        backend_cpu_ms_per_job,
       };
     } finally {
       await w.stop();
@@ -280,6 +299,30 @@ export async function gantryLatency(kind: StoreKind, pgUrl: string, rate: number
   } finally {
     await srv.stop();
     await db.drop();
+  }
+}
+
+/**
+ * The PostgreSQL backends serving the bench database now (the server's pool and sessions): their CPU is the
+ * bench's own, where `serviceCpuMs('postgres')` also counts whatever else the machine's PostgreSQL runs.
+ */
+async function benchBackends(url: string): Promise<number[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    return r.rows.map((x) => Number(x.pid));
+  } finally {
+    await c.end();
+  }
+}
+
+/** cpuMs of a process, 0 once it has ended. */
+function cpuMsOr0(pid: number): number {
+  try {
+    return cpuMs(pid);
+  } catch {
+    return 0;
   }
 }
 

@@ -51,6 +51,13 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
 };
 
 /**
+ * How often the leader marks the dead entries of jobs_active (Store.markGoneActiveEntries, PostgreSQL): between
+ * two sweeps, reads that the planner runs as bitmap scans visit the heap pages of the jobs that left it since
+ * (at 200 jobs/s, up to ~100 entries).
+ */
+const SWEEP_MS = 250;
+
+/**
  * The scheduler loop. Exactly one server runs it (the leader: an advisory lock on PostgreSQL,
  * the only server on SQLite). A cycle runs on wake-ups (submit, finish, worker join) and on a
  * slow timer, reads the queue in priority order and admits everything that fits, writing all
@@ -135,6 +142,7 @@ export class Scheduler {
     await this.#tryLead();
     this.#every(this.#opts.leader_poll_ms, () => this.#tryLead());
     this.#every(this.#opts.reap_interval_ms, () => this.#reap());
+    this.#every(SWEEP_MS, () => (this.#leader ? this.#store.markGoneActiveEntries() : undefined));
     // The safety net also reads everything again: whatever changed without a wake-up is in force within a second.
     this.#every(this.#opts.idle_cycle_ms, () => {
       this.#invalidate('');

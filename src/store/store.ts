@@ -52,7 +52,7 @@ export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, Schedule
 export type { StoredTemplate };
 import { createTenant, deleteTenant, getTenant, listTenants, tenantLoad, updateTenant, type TenantChanges, type TenantLoad } from './ops/tenants.ts';
 import type { TenantRecord, Tier } from '../core/tiers.ts';
-import { activeJobRows, addHeldUsage, queueHeads, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
+import { activeJobRows, addHeldUsage, markGoneActiveEntries, queueHeads, queuedTenants, tenantQueueHead, usageHistory, type ActiveRow, type PendingRow } from './ops/readSchedulingState.ts';
 import { preemptJobs, type PreemptionOrder } from './ops/preemptJobs.ts';
 import { jobHistory, type HistoryRow } from './ops/jobHistory.ts';
 import {
@@ -379,6 +379,10 @@ export class Store {
   /** A tenant's first `limit` queued jobs in the given queues, in queue order. */
   tenantQueueHead(tenant: string, queueKeys: readonly string[], limit: number): Promise<PendingRow[]> {
     return tenantQueueHead(this.#db, tenant, queueKeys, limit);
+  }
+  /** PostgreSQL: marks jobs_active's entries of jobs that left it as dead (markGoneActiveEntries); SQLite keeps none. */
+  async markGoneActiveEntries(): Promise<void> {
+    if (this.#db.dialect === 'postgres') await this.#db.transaction(markGoneActiveEntries);
   }
   /** Jobs holding resources on workers, lean. */
   async activeJobRows(): Promise<ActiveRow[]> {

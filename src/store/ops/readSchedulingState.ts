@@ -110,11 +110,15 @@ export async function queueHeads(db: SqlExecutor, queueKeys: readonly string[], 
     const tenants = await queuedTenants(db, queueKeys);
     return new Map(await Promise.all(tenants.map(async (t): Promise<[string, PendingRow[]]> => [t, await tenantQueueHead(db, t, queueKeys, limit)])));
   }
+  // Each probe is `ORDER BY tenant LIMIT 1`, not MIN(tenant): with the table analysed while the queue was
+  // small, PostgreSQL took MIN over the queue's few estimated rows as a plain aggregate — every queued job of
+  // the queue read on every cycle (15,000 during W4's warm-up drain: 5–16 ms a cycle) — where the LIMIT
+  // stops at the first entry.
   const lists = await Promise.all(queueKeys.map((k) => db.query(
     `WITH RECURSIVE t(tenant) AS (
-       SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = ?
+       SELECT (SELECT tenant FROM jobs WHERE state = 'QUEUED' AND queue_key = ? ORDER BY tenant LIMIT 1)
        UNION ALL
-       SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+       SELECT (SELECT j.tenant FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant > t.tenant ORDER BY j.tenant LIMIT 1) FROM t WHERE t.tenant IS NOT NULL
      )
      SELECT h.* FROM t CROSS JOIN LATERAL (
        SELECT ${PENDING_COLUMNS} FROM jobs j WHERE j.state = 'QUEUED' AND j.queue_key = ? AND j.tenant = t.tenant ORDER BY priority_rank, sort_key, seq LIMIT ?
@@ -130,6 +134,24 @@ export async function queueHeads(db: SqlExecutor, queueKeys: readonly string[], 
   }
   for (const [t, rows] of heads) heads.set(t, rows.sort(queueOrder).slice(0, limit));
   return new Map([...heads].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * PostgreSQL: walks jobs_active with an index scan so that the entries of jobs that left SCHEDULED, RUNNING
+ * and PAUSED are marked dead (LP_DEAD) — every other read then skips them without visiting the table. Each
+ * such job leaves one or two entries behind until VACUUM (a real server's autovacuum waits for 20% of the
+ * table to be dead, and this machine's runs none). An index scan marks the entries it finds dead; a bitmap
+ * scan never does, and on a big table without statistics (a million jobs queued, never analysed) the
+ * planner reads jobs_active with bitmap scans: after a drain of 20,000 jobs every worker look and every
+ * cycle's active-jobs read visited 276–789 heap pages to find no live row (~1–1.5 ms each, W4). No query
+ * shape turns those reads into index scans whatever the estimates, so the scheduler's leader runs this
+ * sweep every SWEEP_MS (src/scheduler/scheduler.ts): ~0.05 ms when nothing new is dead, and each dead
+ * entry's heap page is visited once instead of by every read. `enable_*` only for this transaction.
+ */
+export async function markGoneActiveEntries(tx: SqlExecutor): Promise<void> {
+  await tx.run('SET LOCAL enable_bitmapscan = off');
+  await tx.run('SET LOCAL enable_seqscan = off');
+  await tx.query(`SELECT COUNT(*) AS n FROM jobs WHERE ${ACTIVE_STATES_SQL}`);
 }
 
 export async function activeJobRows(db: SqlExecutor): Promise<ActiveRow[]> {
