@@ -110,7 +110,7 @@ const PREEMPT_SCAN_AFTER_FIRST = 32;
 const AGING_CEILING = 2;
 
 export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering): Decisions {
-  const workers = new CycleWorkers(snap.workers, snap.running);
+  const workers = new CycleWorkers(snap.workers);
   try {
     return cycle(snap, cfg, ord, workers);
   } finally {
@@ -118,26 +118,55 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   }
 }
 
+/** A tenant's running jobs, gathered in the cycle's one pass over them. */
+interface Holding {
+  state: TenantState;
+  alloc: ResourceVector;
+  jobs: number;
+  /** Its group's running jobs (with preemption on), in the snapshot's order. */
+  group: RunningJob[] | null;
+}
+
 function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers: CycleWorkers): Decisions {
   const now = snap.now;
   const ledger = new QuotaLedger(snap.tenants);
   const capacity = zeroVector();
   for (const w of snap.workers) for (const r of RESOURCE_NAMES) capacity[r] += w.capacity[r];
+  const preemption = ord.preemption && cfg.preemption;
   const runningByRank = [0, 0, 0, 0, 0];
-  // Sum each tenant's holding first: one ledger update per tenant, not per running job.
-  const held = new Map<string, { alloc: ResourceVector; jobs: number }>();
-  // Index loops, not for…of, over the ~14,000 running jobs: an optimised for…of still allocates per element here.
+  // One pass over the ~14,000 running jobs (each visit of a job and its placements is a few cache misses):
+  // each tenant's holding (one ledger update per tenant, not per job), each worker's jobs with their
+  // tenant's state and rank (for victim searches), and with preemption each group's jobs (quota victims).
+  const held = new Map<string, Holding>();
+  /** Running jobs per cohort (a tenant without a cohort alone); sorted into victim order when first needed. */
+  const runningByGroup = new Map<string, RunningJob[]>();
+  // Index loops, not for…of, over the running jobs: an optimised for…of still allocates per element here.
   const running = snap.running;
   for (let i = 0; i < running.length; i++) {
     const r = running[i]!;
     let h = held.get(r.tenant);
-    if (!h) held.set(r.tenant, (h = { alloc: zeroVector(), jobs: 0 }));
-    const n = r.placements.length;
+    if (!h) {
+      const state = ledger.get(r.tenant);
+      let group: RunningJob[] | null = null;
+      if (preemption) {
+        group = runningByGroup.get(state.group) ?? null;
+        if (!group) runningByGroup.set(state.group, (group = []));
+      }
+      held.set(r.tenant, (h = { state, alloc: zeroVector(), jobs: 0, group }));
+    }
+    const pl = r.placements;
+    const n = pl.length;
     h.alloc.cpu_cores += r.resources.cpu_cores * n;
     h.alloc.memory_gb += r.resources.memory_gb * n;
     h.alloc.gpu_count += r.resources.gpu_count * n;
     h.jobs++;
-    runningByRank[PRIORITY_RANK[r.priority]]!++;
+    const rank = PRIORITY_RANK[r.priority];
+    runningByRank[rank]!++;
+    if (h.group) h.group.push(r);
+    for (let pi = 0; pi < n; pi++) {
+      const cw = workers.byId.get(pl[pi]!.worker_id);
+      if (cw) workers.addRunning(cw, r, h.state, rank);
+    }
   }
   for (const [t, h] of held) ledger.hold(t, h.alloc, h.jobs);
   const hist = new Map<string, ResourceVector>();
@@ -145,7 +174,6 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const noHist = zeroVector();
 
   const backfill = ord.backfill && cfg.backfill;
-  const preemption = ord.preemption && cfg.preemption;
   const explainAll = cfg.explain === 'considered';
   const explainIds = Array.isArray(cfg.explain) ? new Set<string>(cfg.explain as readonly string[]) : null;
 
@@ -238,21 +266,10 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   /** The lowest priority (highest rank) among running jobs: one victim of it is the cheapest possible set. */
   let lowestRunning = 0;
   for (let r = 0; r < runningByRank.length; r++) if (runningByRank[r]! > 0) lowestRunning = r;
-  /** Running jobs per cohort (a tenant without a cohort alone), in victim order; built once per cycle when first needed. */
-  let runningByGroup: Map<string, RunningJob[]> | null = null;
   const sortedGroups = new Set<string>();
-  const groupOf = (tenant: string): string => ledger.get(tenant).tenant.cohort ?? `\0${tenant}`;
+  const groupOf = (tenant: string): string => ledger.get(tenant).group;
+  /** A group's running jobs in victim order (sorted once per cycle, when first needed). */
   const groupVictims = (group: string): readonly RunningJob[] => {
-    if (!runningByGroup) {
-      runningByGroup = new Map();
-      for (let i = 0; i < running.length; i++) {
-        const v = running[i]!;
-        const g = groupOf(v.tenant);
-        const l = runningByGroup.get(g);
-        if (l) l.push(v);
-        else runningByGroup.set(g, [v]);
-      }
-    }
     const list = runningByGroup.get(group) ?? [];
     if (!sortedGroups.has(group)) {
       sortedGroups.add(group);
@@ -293,18 +310,19 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     if (!byPriority && !reclaim) return null;
     preemptAttempts++;
     const emergency = rank === 0;
-    const group = groupOf(j.tenant);
+    const group = tenant.group;
     // A victim that aging ranks in a higher class than `j` goes back into the queue ahead of it: it
     // would retake the room (and quota) before `j` could use them, and be preempted again, for ever.
     // Within a class from `high` up, a job waiting past `class_fifo_after_ms` goes by arrival: an older such victim is ahead too.
     const jRank = ord.priority ? effRank(j, rank) : rank;
     const jFifo = classFifo(j, jRank);
-    const returnsAhead = (v: RunningJob): boolean => {
+    /** `vr`: the victim's priority rank. */
+    const returnsAhead = (v: RunningJob, vr: number): boolean => {
       if (!ord.aging || v.queued_at === undefined) return false;
-      const vRank = effRankAt(v.queued_at, PRIORITY_RANK[v.priority]);
+      const vRank = effRankAt(v.queued_at, vr);
       return vRank < jRank || (vRank === jRank && jFifo && v.queued_at < j.queued_at);
     };
-    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank && !returnsAhead(v);
+    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank && !returnsAhead(v, PRIORITY_RANK[v.priority]);
     const kindOf = (v: RunningJob): 'priority' | 'reclaim' => (byPriority && PRIORITY_RANK[v.priority] > rank ? 'priority' : 'reclaim');
     // Held back by quota: victims of its own cohort first, they free quota as well as room.
     const own = (v: RunningJob) => (quotaBlocked && groupOf(v.tenant) === group ? 0 : 1);
@@ -323,12 +341,17 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     // A gang first looks where room is free or already coming free (its victims of earlier cycles
     // still stopping): those need no new victim, and a scan cut short must not pass them by.
     const order = nodes > 1 ? workers.byRoomOnceGone(capable, j.resources) : capable;
+    // Reused for every worker looked at (a reclaim search may look at all of them).
+    const going: ResourceVector[] = [];
+    const candidates: RunningJob[] = [];
     for (let wi = 0; wi < order.length; wi++) {
       const cw = order[wi]!;
       if (sets.length >= nodes && ++afterEnough > PREEMPT_SCAN_AFTER_FIRST) break;
       if (!workers.canEverFit(cw, j.resources)) continue;
-      const going: ResourceVector[] = [];
-      const candidates: RunningJob[] = [];
+      going.length = 0;
+      candidates.length = 0;
+      const states = cw.runningTenant;
+      const ranks = cw.runningRank;
       for (let vi = 0; vi < cw.nRunning; vi++) {
         const v = cw.running[vi]!;
         if (v.terminating || stopping.has(v.id)) {
@@ -336,12 +359,14 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           continue;
         }
         if (!v.preemptible && !emergency) continue;
-        const vr = PRIORITY_RANK[v.priority];
+        const vr = ranks[vi]!;
+        // The tenant's state, not its id: no map lookup per running job (`vs !== tenant` ⇔ another tenant).
+        const vs = states[vi]!;
         const candidate = (byPriority && vr > rank) ||
-          (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant));
+          (reclaim && vs !== tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && vs.group === group && QuotaLedger.isBorrowingOf(vs));
         // returnsAhead last: it is the dearest test, and most running jobs fail a cheaper one (a reclaim
         // looks at every running job of every capable worker, and most are the job's own tenant's).
-        if (candidate && !returnsAhead(v)) candidates.push(v);
+        if (candidate && !returnsAhead(v, vr)) candidates.push(v);
       }
       if (workers.fitsWith(cw, going, j.resources)) {
         keepSet(cw, [], -1);

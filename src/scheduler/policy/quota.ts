@@ -21,6 +21,8 @@ export const DEFAULT_TENANT = (id: string): PolicyTenant => ({
 
 export interface TenantState {
   tenant: PolicyTenant;
+  /** Who its running jobs share quota with: its cohort, or the tenant alone (`\0` + its id, so it matches no cohort name). */
+  group: string;
   /** Held now (running + admitted this cycle), per resource; gang jobs count every node. */
   alloc: ResourceVector;
   running: number;
@@ -59,7 +61,7 @@ export class QuotaLedger {
   }
 
   #add(t: PolicyTenant): TenantState {
-    const s: TenantState = { tenant: t, alloc: zeroVector(), running: 0, version: 0 };
+    const s: TenantState = { tenant: t, group: t.cohort ?? `\0${t.id}`, alloc: zeroVector(), running: 0, version: 0 };
     this.tenants.set(t.id, s);
     if (t.cohort !== null) {
       let c = this.#cohorts.get(t.cohort);
@@ -131,7 +133,10 @@ export class QuotaLedger {
 
   /** Is the tenant above nominal on any resource now? */
   isBorrowing(id: string): boolean {
-    const s = this.get(id);
+    return QuotaLedger.isBorrowingOf(this.get(id));
+  }
+
+  static isBorrowingOf(s: TenantState): boolean {
     return borrowed(s, 'cpu_cores') > EPS || borrowed(s, 'memory_gb') > EPS || borrowed(s, 'gpu_count') > EPS;
   }
 
