@@ -181,7 +181,8 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const preemptions: Preemption[] = [];
   const reservations: Reservation[] = [];
   const explanations = new Map<string, Explanation>();
-  const stopping = new Set<string>();
+  /** This cycle's victims (the objects: a lookup by object needs no read of the job's id). */
+  const stopping = new Set<RunningJob>();
   const pendingByRank = [0, 0, 0, 0, 0];
   const admittedByRank = [0, 0, 0, 0, 0];
 
@@ -251,23 +252,12 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
    * job that waited longer — which then preempts to borrow again (a preemption ping-pong).
    */
   const sameClassExempt = (rank: number): boolean => ord.aging && cfg.class_fifo_after_ms > 0 && rank <= AGING_CEILING;
-  /** Victim order: borrowing tenants first, then lowest priority, then newest. */
-  const victimLess = (a: RunningJob, b: RunningJob): boolean => {
-    const ba = ledger.isBorrowing(a.tenant) ? 0 : 1;
-    const bb = ledger.isBorrowing(b.tenant) ? 0 : 1;
-    if (ba !== bb) return ba < bb;
-    const ra = PRIORITY_RANK[a.priority];
-    const rb = PRIORITY_RANK[b.priority];
-    if (ra !== rb) return ra > rb;
-    return a.started_at > b.started_at;
-  };
 
   let preemptAttempts = 0;
   /** The lowest priority (highest rank) among running jobs: one victim of it is the cheapest possible set. */
   let lowestRunning = 0;
   for (let r = 0; r < runningByRank.length; r++) if (runningByRank[r]! > 0) lowestRunning = r;
   const sortedGroups = new Set<string>();
-  const groupOf = (tenant: string): string => ledger.get(tenant).group;
   /** A group's running jobs in victim order (sorted once per cycle, when first needed). */
   const groupVictims = (group: string): readonly RunningJob[] => {
     const list = runningByGroup.get(group) ?? [];
@@ -322,40 +312,50 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const vRank = effRankAt(v.queued_at, vr);
       return vRank < jRank || (vRank === jRank && jFifo && v.queued_at < j.queued_at);
     };
-    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank && !returnsAhead(v, PRIORITY_RANK[v.priority]);
+    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank && !returnsAhead(v, PRIORITY_RANK[v.priority]);
     const kindOf = (v: RunningJob): 'priority' | 'reclaim' => (byPriority && PRIORITY_RANK[v.priority] > rank ? 'priority' : 'reclaim');
-    // Held back by quota: victims of its own cohort first, they free quota as well as room.
-    const own = (v: RunningJob) => (quotaBlocked && groupOf(v.tenant) === group ? 0 : 1);
-    const victimCmp = (a: RunningJob, b: RunningJob) => own(a) - own(b) || (victimLess(a, b) ? -1 : victimLess(b, a) ? 1 : 0);
     const floor = 100 + (PRIORITIES.length - lowestRunning);
 
     const sets: { cw: CycleWorker; victims: RunningJob[]; cost: number }[] = [];
     let cheapest = 0;
     let afterEnough = 0;
+    // Per worker looked at (a reclaim search may look at all of them), in arrays reused from worker to
+    // worker: `freed` = the resources of the jobs already stopping there, then of the chosen victims;
+    // the candidates in victim order with their sort keys; the chosen ones (indices into the candidates).
+    const freed: ResourceVector[] = [];
+    const cands: RunningJob[] = [];
+    const candKey: number[] = [];
+    const candRank: number[] = [];
+    const candStart: number[] = [];
+    const chosen: number[] = [];
     /** A single job keeps only its cheapest set (no object per worker looked at); a gang keeps them all. */
-    const keepSet = (cw: CycleWorker, victims: RunningJob[], cost: number): void => {
+    const keepSet = (cw: CycleWorker, cost: number): void => {
+      if (nodes === 1 && sets.length > 0 && cost >= sets[0]!.cost) return;
+      const victims: RunningJob[] = [];
+      for (let i = 0; i < chosen.length; i++) victims.push(cands[chosen[i]!]!);
       if (nodes > 1) sets.push({ cw, victims, cost });
-      else if (sets.length === 0 || cost < sets[0]!.cost) sets[0] = { cw, victims, cost };
+      else sets[0] = { cw, victims, cost };
     };
     const capable = workers.capable(j.queue_key);
     // A gang first looks where room is free or already coming free (its victims of earlier cycles
     // still stopping): those need no new victim, and a scan cut short must not pass them by.
     const order = nodes > 1 ? workers.byRoomOnceGone(capable, j.resources) : capable;
-    // Reused for every worker looked at (a reclaim search may look at all of them).
-    const going: ResourceVector[] = [];
-    const candidates: RunningJob[] = [];
     for (let wi = 0; wi < order.length; wi++) {
       const cw = order[wi]!;
       if (sets.length >= nodes && ++afterEnough > PREEMPT_SCAN_AFTER_FIRST) break;
       if (!workers.canEverFit(cw, j.resources)) continue;
-      going.length = 0;
-      candidates.length = 0;
+      freed.length = 0;
+      cands.length = 0;
+      candKey.length = 0;
+      candRank.length = 0;
+      candStart.length = 0;
+      chosen.length = 0;
       const states = cw.runningTenant;
       const ranks = cw.runningRank;
       for (let vi = 0; vi < cw.nRunning; vi++) {
         const v = cw.running[vi]!;
-        if (v.terminating || stopping.has(v.id)) {
-          going.push(v.resources);
+        if (v.terminating || stopping.has(v)) {
+          freed.push(v.resources);
           continue;
         }
         if (!v.preemptible && !emergency) continue;
@@ -366,31 +366,55 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           (reclaim && vs !== tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && vs.group === group && QuotaLedger.isBorrowingOf(vs));
         // returnsAhead last: it is the dearest test, and most running jobs fail a cheaper one (a reclaim
         // looks at every running job of every capable worker, and most are the job's own tenant's).
-        if (candidate && !returnsAhead(v, vr)) candidates.push(v);
+        if (!candidate || returnsAhead(v, vr)) continue;
+        // Victim order: held back by quota, its own cohort's jobs first (they free quota as well as
+        // room); then borrowing tenants' jobs, then lowest priority, then newest; ties in the order
+        // found. Kept sorted as found (a stable insertion: a worker holds a few jobs).
+        const key = (quotaBlocked && vs.group === group ? 0 : 2) + (QuotaLedger.isBorrowingOf(vs) ? 0 : 1);
+        const start = v.started_at;
+        let at = cands.length;
+        while (at > 0) {
+          const k = candKey[at - 1]!;
+          const r = candRank[at - 1]!;
+          if (!(key < k || (key === k && (vr > r || (vr === r && start > candStart[at - 1]!))))) break;
+          cands[at] = cands[at - 1]!;
+          candKey[at] = k;
+          candRank[at] = r;
+          candStart[at] = candStart[at - 1]!;
+          at--;
+        }
+        cands[at] = v;
+        candKey[at] = key;
+        candRank[at] = vr;
+        candStart[at] = start;
       }
-      if (workers.fitsWith(cw, going, j.resources)) {
-        keepSet(cw, [], -1);
+      const nGoing = freed.length;
+      if (workers.fitsWith(cw, freed, -1, j.resources)) {
+        keepSet(cw, -1);
         if (++cheapest >= nodes) break;
         continue;
       }
-      if (candidates.length === 0) continue;
-      candidates.sort(victimCmp);
-      const chosen: RunningJob[] = [];
-      const freed = [...going];
-      for (const v of candidates) {
-        chosen.push(v);
-        freed.push(v.resources);
-        if (workers.fitsWith(cw, freed, j.resources)) break;
+      if (cands.length === 0) continue;
+      let fits = false;
+      for (let ci = 0; ci < cands.length && !fits; ci++) {
+        chosen.push(ci);
+        freed.push(cands[ci]!.resources);
+        fits = workers.fitsWith(cw, freed, -1, j.resources);
       }
-      if (!workers.fitsWith(cw, freed, j.resources)) continue;
+      if (!fits) continue;
       // Minimal set: drop any victim (last chosen first) the job fits without.
       for (let i = chosen.length - 1; i >= 0 && chosen.length > 1; i--) {
-        const rest = chosen.filter((_, k) => k !== i);
-        if (workers.fitsWith(cw, [...going, ...rest.map((v) => v.resources)], j.resources)) chosen.splice(i, 1);
+        if (!workers.fitsWith(cw, freed, nGoing + i, j.resources)) continue;
+        chosen.splice(i, 1);
+        freed.splice(nGoing + i, 1);
       }
       // Held back by quota: a victim of another cohort frees room but no quota, so more victims elsewhere follow.
-      const cost = chosen.reduce((s, v) => s + 100 + (PRIORITIES.length - PRIORITY_RANK[v.priority]) + (own(v) === 1 && quotaBlocked ? 50 : 0), 0);
-      keepSet(cw, chosen, cost);
+      let cost = 0;
+      for (let i = 0; i < chosen.length; i++) {
+        const ci = chosen[i]!;
+        cost += 100 + (PRIORITIES.length - candRank[ci]!) + (candKey[ci]! >= 2 && quotaBlocked ? 50 : 0);
+      }
+      keepSet(cw, cost);
       if (cost <= floor && ++cheapest >= nodes) break;
     }
     // All or nothing: fewer than `nodes` workers can be made free, so nobody is preempted.
@@ -415,7 +439,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const quotaVictims: RunningJob[] = [];
     if (quotaBlocked) {
       for (const v of roomVictims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
-      const picked = new Set(roomVictims.map((v) => v.id));
+      const picked = new Set(roomVictims);
       // Quota that stopping jobs of the cohort hold is about to come free (and what earlier preemptors
       // of this cycle claimed of it is charged to them): count it, or every cycle of a grace period
       // would pick more victims for the same job.
@@ -423,7 +447,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const leaving: RunningJob[] = [];
       for (let vi = 0; vi < list.length; vi++) {
         const v = list[vi]!;
-        if ((v.terminating || stopping.has(v.id)) && !picked.has(v.id)) {
+        if ((v.terminating || stopping.has(v)) && !picked.has(v)) {
           leaving.push(v);
           ledger.charge(v.tenant, v.resources, v.placements.length, -1);
         }
@@ -434,7 +458,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           const v = list[vi]!;
           // Only jobs holding the resource the quota lacks: stopping others frees nothing the job needs.
           if (verdict.ok || quotaVictims.length >= budget) break;
-          if (picked.has(v.id) || !eligible(v) || v.resources[verdict.resource] <= 0) continue;
+          if (picked.has(v) || !eligible(v) || v.resources[verdict.resource] <= 0) continue;
           // Stopping a job of a tenant within its nominal quota frees nothing lasting: that tenant's own
           // pending jobs retake its nominal quota first (it is guaranteed), and the preemptor is left
           // short again — a preemption loop. Only the job's own tenant and borrowers give up quota.
@@ -453,7 +477,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     ledger.charge(j.tenant, j.resources, j.nodes, 1);
     const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...roomVictims.map((v) => ({ v, kind: kindOf(v) }))];
     for (const { v, kind } of all) {
-      stopping.add(v.id);
+      stopping.add(v);
       preemptions.push({
         victim_id: v.id,
         victim_tenant: v.tenant,

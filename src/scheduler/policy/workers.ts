@@ -356,14 +356,30 @@ export class CycleWorkers {
     return first.concat(rest);
   }
 
-  /** Would the job fit on `cw` if `freed` came free (free room minus promised room, ignoring reservations)? */
-  fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], res: ResourceVector): boolean {
-    const room = { ...cw.free };
-    for (const f of freed) addRoom(room, f);
-    room.slots -= cw.claim.slots;
-    room.cpu_cores -= cw.claim.cpu_cores;
-    room.memory_gb -= cw.claim.memory_gb;
-    room.gpu_count -= cw.claim.gpu_count;
-    return fitsRoom(cw, room, res);
+  /**
+   * Would the job fit on `cw` if `freed` (all but `freed[skip]`; -1: all) came free (free room minus
+   * promised room, ignoring reservations)? Called for every worker a victim search looks at: sums in
+   * locals, no room object.
+   */
+  fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], skip: number, res: ResourceVector): boolean {
+    let slots = cw.free.slots;
+    let cpu = cw.free.cpu_cores;
+    let mem = cw.free.memory_gb;
+    let gpu = cw.free.gpu_count;
+    for (let i = 0; i < freed.length; i++) {
+      if (i === skip) continue;
+      const f = freed[i]!;
+      slots += 1;
+      cpu += f.cpu_cores;
+      mem += f.memory_gb;
+      gpu += f.gpu_count;
+    }
+    slots -= cw.claim.slots;
+    if (slots < 1) return false;
+    if (cw.w.kind === 'handler') return true;
+    cpu -= cw.claim.cpu_cores;
+    mem -= cw.claim.memory_gb;
+    gpu -= cw.claim.gpu_count;
+    return cpu + EPS >= res.cpu_cores && mem + EPS >= res.memory_gb && gpu >= res.gpu_count;
   }
 }
