@@ -48,11 +48,20 @@ export interface Ordering {
   preemption: boolean;
 }
 
+/** What a cycle learned about one tenant, shared by its cursors. */
+interface TenantCycle {
+  /** Nothing more of the tenant starts this cycle, and why. */
+  blocked: PendingReasonData | null;
+  /** Shapes its quota already refused this cycle (usage only grows within a cycle: they fail again). */
+  fails: Map<ShapeKey, QuotaVerdict> | null;
+}
+
 /** One (tenant, priority class) run of a tenant's queue, ranked in the heap by its head's key. */
 interface Cursor {
   tenant: string;
   /** The tenant's quota state (looked up once per cycle, not per job). */
   state: TenantState;
+  learned: TenantCycle;
   base: number;
   jobs: readonly PendingJob[];
   i: number;
@@ -223,11 +232,13 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const heap = new Heap<Cursor>(lessKey);
   for (const [tenant, jobs] of snap.pending) {
     let start = 0;
+    const state = ledger.get(tenant);
+    const learned: TenantCycle = { blocked: null, fails: null };
     for (let r = 0; r < PRIORITIES.length; r++) {
       const end = lowerBound(jobs, r + 1);
       pendingByRank[r]! += end - start;
       if (end > start) {
-        const c: Cursor = { tenant, state: ledger.get(tenant), base: r, jobs, i: start, end, rank: 0, borrow: 0, share: 0, queued_at: 0, seq: 0, keyed: -1 };
+        const c: Cursor = { tenant, state, learned, base: r, jobs, i: start, end, rank: 0, borrow: 0, share: 0, queued_at: 0, seq: 0, keyed: -1 };
         keyOf(c);
         heap.push(c);
       }
@@ -496,21 +507,38 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const tooBig = new Map<ShapeKey, PendingReasonData | null>();
   let anyTooBig = false;
   const noRoom = new Set<ShapeKey>();
-  /** Per tenant, the shapes its quota already refused this cycle. */
-  const quotaFail = new Map<string, Map<ShapeKey, QuotaVerdict>>();
   const quiet = !explainAll;
-  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? `fails`: quotaFail of the job's tenant. */
-  const knownToFail = (j: PendingJob, fails: Map<ShapeKey, QuotaVerdict> | undefined): boolean => {
-    if (explainIds?.has(j.id)) return false;
-    const roomFails = !backfill && noRoom.size > 0;
-    if (!anyTooBig && !fails && !roomFails) return false; // nothing learned that could apply: no key needed
-    const skey = shapeKey(j);
-    if (anyTooBig && tooBig.get(skey)) return true;
-    if (PRIORITY_RANK[j.priority] <= 1 && preemption) return false;
-    return fails?.has(skey) === true || (roomFails && noRoom.has(skey));
-  };
-  const blockedTenants = new Map<string, PendingReasonData>();
   let considered = 0;
+  /**
+   * Moves the cursor past the jobs at its head that fail for sure, by what this cycle already learned
+   * (and no preemption could help them), without heap work; each counts as considered. A cursor
+   * walks thousands of such jobs per cycle: what holds for all of them is decided once.
+   */
+  const skipKnownFailures = (c: Cursor): void => {
+    const fails = c.learned.fails;
+    const roomFails = !backfill && noRoom.size > 0;
+    if (!anyTooBig && !fails && !roomFails) return; // nothing learned that could apply: no key needed
+    // A cursor's jobs are all of its class: preemption may help critical and emergency jobs past quota and room.
+    const mayPreempt = c.base <= 1 && preemption;
+    if (mayPreempt && !anyTooBig) return;
+    const jobs = c.jobs;
+    let i = c.i;
+    /** The shape of the job skipped last: the next job of the same shape fails the same way. */
+    let skipped: ShapeKey | null = null;
+    while (i < c.end && considered < cfg.max_considered) {
+      const j = jobs[i]!;
+      if (explainIds?.has(j.id)) break;
+      const skey = shapeKey(j);
+      if (skey !== skipped) {
+        const fail = (anyTooBig && tooBig.get(skey)) || (!mayPreempt && (fails?.has(skey) === true || (roomFails && noRoom.has(skey))));
+        if (!fail) break;
+        skipped = skey;
+      }
+      i++;
+      considered++;
+    }
+    c.i = i;
+  };
   let fullExtra = 0;
   let lastAdmitAt = 0;
   let strictBlocked = false;
@@ -531,7 +559,8 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     }
     const j = c.jobs[c.i]!;
     considered++;
-    const blocked = blockedTenants.get(c.tenant);
+    const learned = c.learned;
+    const blocked = learned.blocked;
     if (blocked) {
       explain(j, [blocked]);
       continue; // drop the cursor: nothing of this tenant can start this cycle
@@ -541,7 +570,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const why: PendingReasonData = t.tenant.paused
         ? { kind: 'tenant_paused', tenant: j.tenant }
         : { kind: 'max_running', tenant: j.tenant, running: t.running, limit: t.tenant.max_running! };
-      blockedTenants.set(c.tenant, why);
+      learned.blocked = why;
       explain(j, [why]);
       continue;
     }
@@ -566,12 +595,10 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       if (big) {
         explain(j, [big]);
       } else {
-        const q = quotaFail.get(c.tenant)?.get(skey) ?? ledger.check(j.tenant, j.resources, j.nodes);
+        const q = learned.fails?.get(skey) ?? ledger.checkOf(t, j.resources, j.nodes);
         if (!q.ok) {
           // Usage only grows within a cycle: the same shape fails again.
-          const fails = quotaFail.get(c.tenant);
-          if (fails) fails.set(skey, q);
-          else quotaFail.set(c.tenant, new Map([[skey, q]]));
+          (learned.fails ??= new Map()).set(skey, q);
           const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
           if (wants(j)) {
             const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
@@ -582,7 +609,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           const placed = noRoom.has(skey) ? null : workers.place(j, { now, duration: j.expected_duration_ms });
           if (placed && placed.placements) {
             admissions.push({ job_id: j.id, tenant: j.tenant, placements: placed.placements, borrowing: q.borrowing, backfilled: placed.backfilled });
-            ledger.charge(j.tenant, j.resources, placed.placements.length, 1);
+            ledger.chargeOf(t, j.resources, placed.placements.length, 1);
             admittedByRank[PRIORITY_RANK[j.priority]]!++;
             lastAdmitAt = considered;
             outcome = 'admitted';
@@ -614,20 +641,13 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     }
     if (outcome === 'blocked' && ord.strict) {
       // Kueue StrictFIFO: the blocked head holds back everything behind it in its tenant's queue.
-      blockedTenants.set(c.tenant, { kind: 'not_considered' });
+      learned.blocked = { kind: 'not_considered' };
       strictBlocked = true;
       continue;
     }
     c.i++;
     // Skip, without heap work, the jobs of this cursor that must fail the same way.
-    if (quiet && outcome !== 'admitted') {
-      // One cursor = one tenant: look its refused shapes up once (tenant ids may be equal strings that are not the same object).
-      const fails = quotaFail.get(c.tenant);
-      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!, fails)) {
-        c.i++;
-        considered++;
-      }
-    }
+    if (quiet && outcome !== 'admitted') skipKnownFailures(c);
     if (c.i < c.end) {
       keyOf(c);
       heap.push(c);

@@ -77,13 +77,21 @@ export class QuotaLedger {
 
   /** Adds (sign 1) or removes (sign -1) a job's resources to a tenant's holding. */
   charge(id: string, res: ResourceVector, nodes: number, sign: 1 | -1): void {
+    this.chargeOf(this.get(id), res, nodes, sign);
+  }
+
+  /** `charge` for a tenant whose state the caller holds (no lookup by id). */
+  chargeOf(s: TenantState, res: ResourceVector, nodes: number, sign: 1 | -1): void {
     const k = sign * nodes;
-    this.hold(id, { cpu_cores: res.cpu_cores * k, memory_gb: res.memory_gb * k, gpu_count: res.gpu_count * k }, sign);
+    this.#hold(s, { cpu_cores: res.cpu_cores * k, memory_gb: res.memory_gb * k, gpu_count: res.gpu_count * k }, sign);
   }
 
   /** Adds a tenant's whole holding at once (`alloc` already summed over its jobs and nodes; `jobs` running jobs). */
   hold(id: string, alloc: ResourceVector, jobs: number): void {
-    const s = this.get(id);
+    this.#hold(this.get(id), alloc, jobs);
+  }
+
+  #hold(s: TenantState, alloc: ResourceVector, jobs: number): void {
     const c = s.tenant.cohort === null ? undefined : this.#cohorts.get(s.tenant.cohort);
     for (let i = 0; i < RESOURCE_NAMES.length; i++) {
       const r = RESOURCE_NAMES[i]!;
@@ -110,7 +118,11 @@ export class QuotaLedger {
 
   /** Would admitting `res × nodes` for tenant `id` respect its quota, and would it borrow? */
   check(id: string, res: ResourceVector, nodes: number): QuotaVerdict {
-    const s = this.get(id);
+    return this.checkOf(this.get(id), res, nodes);
+  }
+
+  /** `check` for a tenant whose state the caller holds (no lookup by id). */
+  checkOf(s: TenantState, res: ResourceVector, nodes: number): QuotaVerdict {
     let borrowing = false;
     for (let i = 0; i < RESOURCE_NAMES.length; i++) {
       const r = RESOURCE_NAMES[i]!;
