@@ -132,8 +132,8 @@ interface Holding {
   state: TenantState;
   alloc: ResourceVector;
   jobs: number;
-  /** Its group's running jobs (with preemption on), in the snapshot's order. */
-  group: RunningJob[] | null;
+  /** Its group's number in this cycle (with preemption on), or -1. */
+  group: number;
 }
 
 function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers: CycleWorkers): Decisions {
@@ -145,21 +145,22 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const runningByRank = [0, 0, 0, 0, 0];
   // One pass over the ~14,000 running jobs (each visit of a job and its placements is a few cache misses):
   // each tenant's holding (one ledger update per tenant, not per job), each worker's jobs with their
-  // tenant's state and rank (for victim searches), and with preemption each group's jobs (quota victims).
+  // tenant's state and rank (for victim searches), and with preemption each job's group (cohort, or a
+  // tenant without one alone) by number — a group's jobs are listed only if a search needs them.
   const held = new Map<string, Holding>();
-  /** Running jobs per cohort (a tenant without a cohort alone); sorted into victim order when first needed. */
-  const runningByGroup = new Map<string, RunningJob[]>();
-  // Index loops, not for…of, over the running jobs: an optimised for…of still allocates per element here.
   const running = snap.running;
+  const groupNumbers = new Map<string, number>();
+  const groupOfRunning = preemption ? new Int32Array(running.length) : null;
+  // Index loops, not for…of, over the running jobs: an optimised for…of still allocates per element here.
   for (let i = 0; i < running.length; i++) {
     const r = running[i]!;
     let h = held.get(r.tenant);
     if (!h) {
       const state = ledger.get(r.tenant);
-      let group: RunningJob[] | null = null;
+      let group = -1;
       if (preemption) {
-        group = runningByGroup.get(state.group) ?? null;
-        if (!group) runningByGroup.set(state.group, (group = []));
+        group = groupNumbers.get(state.group) ?? groupNumbers.size;
+        groupNumbers.set(state.group, group);
       }
       held.set(r.tenant, (h = { state, alloc: zeroVector(), jobs: 0, group }));
     }
@@ -171,7 +172,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     h.jobs++;
     const rank = PRIORITY_RANK[r.priority];
     runningByRank[rank]!++;
-    if (h.group) h.group.push(r);
+    if (groupOfRunning) groupOfRunning[i] = h.group;
     for (let pi = 0; pi < n; pi++) {
       const cw = workers.byId.get(pl[pi]!.worker_id);
       if (cw) workers.addRunning(cw, r, h.state, rank);
@@ -268,12 +269,17 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   /** The lowest priority (highest rank) among running jobs: one victim of it is the cheapest possible set. */
   let lowestRunning = 0;
   for (let r = 0; r < runningByRank.length; r++) if (runningByRank[r]! > 0) lowestRunning = r;
-  const sortedGroups = new Set<string>();
-  /** A group's running jobs in victim order (sorted once per cycle, when first needed). */
+  const runningByGroup = new Map<string, RunningJob[]>();
+  /** A group's running jobs in victim order (listed and sorted once per cycle, when first needed). */
   const groupVictims = (group: string): readonly RunningJob[] => {
-    const list = runningByGroup.get(group) ?? [];
-    if (!sortedGroups.has(group)) {
-      sortedGroups.add(group);
+    let list = runningByGroup.get(group);
+    if (!list) {
+      list = [];
+      const g = groupNumbers.get(group);
+      if (g !== undefined && groupOfRunning) {
+        for (let i = 0; i < running.length; i++) if (groupOfRunning[i] === g) list.push(running[i]!);
+        runningByGroup.set(group, list);
+      }
       // Sort keys computed once per job (not per comparison: a cohort holds thousands of running jobs).
       const borrowing = new Map<string, number>();
       const keyed = list.map((v) => {
@@ -331,7 +337,8 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     let cheapest = 0;
     let afterEnough = 0;
     // Per worker looked at (a reclaim search may look at all of them), in arrays reused from worker to
-    // worker: `freed` = the resources of the jobs already stopping there, then of the chosen victims;
+    // worker (their first `nFreed`, `nCands`, `nChosen` entries; set to length 0, an array drops its
+    // storage): `freed` = the resources of the jobs already stopping there, then of the chosen victims;
     // the candidates in victim order with their sort keys; the chosen ones (indices into the candidates).
     const freed: ResourceVector[] = [];
     const cands: RunningJob[] = [];
@@ -339,11 +346,14 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const candRank: number[] = [];
     const candStart: number[] = [];
     const chosen: number[] = [];
+    let nFreed = 0;
+    let nCands = 0;
+    let nChosen = 0;
     /** A single job keeps only its cheapest set (no object per worker looked at); a gang keeps them all. */
     const keepSet = (cw: CycleWorker, cost: number): void => {
       if (nodes === 1 && sets.length > 0 && cost >= sets[0]!.cost) return;
       const victims: RunningJob[] = [];
-      for (let i = 0; i < chosen.length; i++) victims.push(cands[chosen[i]!]!);
+      for (let i = 0; i < nChosen; i++) victims.push(cands[chosen[i]!]!);
       if (nodes > 1) sets.push({ cw, victims, cost });
       else sets[0] = { cw, victims, cost };
     };
@@ -355,18 +365,15 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const cw = order[wi]!;
       if (sets.length >= nodes && ++afterEnough > PREEMPT_SCAN_AFTER_FIRST) break;
       if (!workers.canEverFit(cw, j.resources)) continue;
-      freed.length = 0;
-      cands.length = 0;
-      candKey.length = 0;
-      candRank.length = 0;
-      candStart.length = 0;
-      chosen.length = 0;
+      nFreed = 0;
+      nCands = 0;
+      nChosen = 0;
       const states = cw.runningTenant;
       const ranks = cw.runningRank;
       for (let vi = 0; vi < cw.nRunning; vi++) {
         const v = cw.running[vi]!;
         if (v.terminating || stopping.has(v)) {
-          freed.push(v.resources);
+          freed[nFreed++] = v.resources;
           continue;
         }
         if (!v.preemptible && !emergency) continue;
@@ -383,7 +390,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
         // found. Kept sorted as found (a stable insertion: a worker holds a few jobs).
         const key = (quotaBlocked && vs.group === group ? 0 : 2) + (QuotaLedger.isBorrowingOf(vs) ? 0 : 1);
         const start = v.started_at;
-        let at = cands.length;
+        let at = nCands++;
         while (at > 0) {
           const k = candKey[at - 1]!;
           const r = candRank[at - 1]!;
@@ -399,29 +406,33 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
         candRank[at] = vr;
         candStart[at] = start;
       }
-      const nGoing = freed.length;
-      if (workers.fitsWith(cw, freed, -1, j.resources)) {
+      const nGoing = nFreed;
+      if (workers.fitsWith(cw, freed, nFreed, -1, j.resources)) {
         keepSet(cw, -1);
         if (++cheapest >= nodes) break;
         continue;
       }
-      if (cands.length === 0) continue;
+      if (nCands === 0) continue;
       let fits = false;
-      for (let ci = 0; ci < cands.length && !fits; ci++) {
-        chosen.push(ci);
-        freed.push(cands[ci]!.resources);
-        fits = workers.fitsWith(cw, freed, -1, j.resources);
+      for (let ci = 0; ci < nCands && !fits; ci++) {
+        chosen[nChosen++] = ci;
+        freed[nFreed++] = cands[ci]!.resources;
+        fits = workers.fitsWith(cw, freed, nFreed, -1, j.resources);
       }
       if (!fits) continue;
       // Minimal set: drop any victim (last chosen first) the job fits without.
-      for (let i = chosen.length - 1; i >= 0 && chosen.length > 1; i--) {
-        if (!workers.fitsWith(cw, freed, nGoing + i, j.resources)) continue;
-        chosen.splice(i, 1);
-        freed.splice(nGoing + i, 1);
+      for (let i = nChosen - 1; i >= 0 && nChosen > 1; i--) {
+        if (!workers.fitsWith(cw, freed, nFreed, nGoing + i, j.resources)) continue;
+        for (let k = i + 1; k < nChosen; k++) {
+          chosen[k - 1] = chosen[k]!;
+          freed[nGoing + k - 1] = freed[nGoing + k]!;
+        }
+        nChosen--;
+        nFreed--;
       }
       // Held back by quota: a victim of another cohort frees room but no quota, so more victims elsewhere follow.
       let cost = 0;
-      for (let i = 0; i < chosen.length; i++) {
+      for (let i = 0; i < nChosen; i++) {
         const ci = chosen[i]!;
         cost += 100 + (PRIORITIES.length - candRank[ci]!) + (candKey[ci]! >= 2 && quotaBlocked ? 50 : 0);
       }

@@ -357,16 +357,16 @@ export class CycleWorkers {
   }
 
   /**
-   * Would the job fit on `cw` if `freed` (all but `freed[skip]`; -1: all) came free (free room minus
-   * promised room, ignoring reservations)? Called for every worker a victim search looks at: sums in
-   * locals, no room object.
+   * Would the job fit on `cw` if the first `n` entries of `freed` (all but `freed[skip]`; -1: all) came
+   * free (free room minus promised room, ignoring reservations)? Called for every worker a victim
+   * search looks at: sums in locals, no room object.
    */
-  fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], skip: number, res: ResourceVector): boolean {
+  fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], n: number, skip: number, res: ResourceVector): boolean {
     let slots = cw.free.slots;
     let cpu = cw.free.cpu_cores;
     let mem = cw.free.memory_gb;
     let gpu = cw.free.gpu_count;
-    for (let i = 0; i < freed.length; i++) {
+    for (let i = 0; i < n; i++) {
       if (i === skip) continue;
       const f = freed[i]!;
       slots += 1;
