@@ -12,8 +12,12 @@
  *    Jain's index — and the lower bound from the trace (src/sim/bound.ts): the least mean JCT any
  *    policy can have for a cap on critical p99 queueing, and the reverse.
  * Flags: --quick (smaller trace and fewer cycles), --skip-quality, --skip-scale, --cycles=N (measured
- * cycles per scale run, default 240), --per-cycle (print each cycle's time, e.g. with node --trace-gc).
+ * cycles per scale run, default 240), --per-cycle (print each cycle's time, e.g. with node --trace-gc),
+ * --decisions (print a SHA-256 of every scale cycle's decisions, warm-up included — admissions with
+ * their workers and GPUs, preemptions, reservations, counts — to check that a change to the policy's
+ * code decides exactly as before: run it on both revisions; the hashing is outside the timed part).
  */
+import { createHash } from 'node:crypto';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { cpus } from 'node:os';
@@ -46,6 +50,8 @@ interface ScaleResult {
   cycles_with_gc: number; gc_ms_in_decide: number;
   /** CPU time of one decide (this process's user + system): unlike wall time, not inflated when other processes take the CPU. */
   cpu_p50_ms: number; cpu_p99_ms: number;
+  /** With `decisions`: SHA-256 of every cycle's decisions (see the header). */
+  decisions_sha256?: string;
 }
 
 const PRIORITY_MIX: [Priority, number][] = [['critical', 0.05], ['high', 0.15], ['normal', 0.6], ['low', 0.2]];
@@ -53,7 +59,7 @@ const PRIORITY_MIX: [Priority, number][] = [['critical', 0.05], ['high', 0.15], 
 const MEASURED_CYCLES = 240;
 const RANK: Record<Priority, number> = { emergency: 0, critical: 1, high: 2, normal: 3, low: 4 };
 
-export async function benchScale(opts: { pending?: number; tenants?: number; workers?: number; cycles?: number; preemption?: boolean; perCycle?: boolean } = {}): Promise<ScaleResult> {
+export async function benchScale(opts: { pending?: number; tenants?: number; workers?: number; cycles?: number; preemption?: boolean; perCycle?: boolean; decisions?: boolean } = {}): Promise<ScaleResult> {
   const P = opts.pending ?? 100_000;
   const T = opts.tenants ?? 100;
   const W = opts.workers ?? 1000;
@@ -129,6 +135,7 @@ export async function benchScale(opts: { pending?: number; tenants?: number; wor
   obs.observe({ entryTypes: ['gc'] });
   const windows: { t0: number; t1: number; heap: number }[] = [];
   const cpuTimes: number[] = [];
+  const digest = opts.decisions ? createHash('sha256') : null;
   for (let c = 0; c < warmup + cycles; c++) {
     now += 1000;
     snap.now = now;
@@ -140,6 +147,7 @@ export async function benchScale(opts: { pending?: number; tenants?: number; wor
     const t1 = performance.now();
     const cpu = process.cpuUsage(c0);
     const dt = t1 - t0;
+    digest?.update(JSON.stringify([d.admissions, d.preemptions, d.reservations, d.stats]));
     if (c >= warmup) {
       windows.push({ t0, t1, heap: getHeapStatistics().used_heap_size - h0 });
       cpuTimes.push((cpu.user + cpu.system) / 1000);
@@ -225,6 +233,7 @@ export async function benchScale(opts: { pending?: number; tenants?: number; wor
     cycles_with_gc: gcIn.filter((g) => g > 0).length,
     gc_ms_in_decide: gcIn.reduce((a, b) => a + b, 0),
     cpu_p50_ms: percentile(cpuTimes, 50), cpu_p99_ms: percentile(cpuTimes, 99),
+    ...(digest ? { decisions_sha256: digest.digest('hex') } : {}),
   };
 }
 
@@ -251,6 +260,9 @@ export function printSched(r: SchedBenchResult): void {
     console.log(`|---|---|---|---|---|---|---|---|---|---|`);
     scaleRow('gantry (default)', s);
     if (r.scale_no_preemption) scaleRow('gantry, preemption off', r.scale_no_preemption);
+    for (const [label, x] of [['gantry (default)', s], ['gantry, preemption off', r.scale_no_preemption]] as const) {
+      if (x?.decisions_sha256) console.log(`decisions of ${label} (every cycle, warm-up included): sha256 ${x.decisions_sha256}`);
+    }
   }
   if (r.quality) {
     console.log(`\nScheduler quality — Kueue-shaped trace, ${r.quality.jobs.toLocaleString('en-US')} jobs`);
@@ -273,8 +285,9 @@ export async function runSchedBench(argv: readonly string[]): Promise<SchedBench
     const cyclesArg = argv.find((a) => a.startsWith('--cycles='));
     const cycles = cyclesArg ? Number(cyclesArg.slice('--cycles='.length)) : quick ? 12 : MEASURED_CYCLES;
     const perCycle = argv.includes('--per-cycle');
-    r.scale = await benchScale({ cycles, perCycle });
-    r.scale_no_preemption = await benchScale({ cycles, preemption: false, perCycle });
+    const decisions = argv.includes('--decisions');
+    r.scale = await benchScale({ cycles, perCycle, decisions });
+    r.scale_no_preemption = await benchScale({ cycles, preemption: false, perCycle, decisions });
   }
   if (!argv.includes('--skip-quality')) r.quality = benchQuality(quick ? 0.2 : 1);
   return r;

@@ -48,11 +48,20 @@ export interface Ordering {
   preemption: boolean;
 }
 
+/** What a cycle learned about one tenant, shared by its cursors. */
+interface TenantCycle {
+  /** Nothing more of the tenant starts this cycle, and why. */
+  blocked: PendingReasonData | null;
+  /** Shapes its quota already refused this cycle (usage only grows within a cycle: they fail again). */
+  fails: Map<ShapeKey, QuotaVerdict> | null;
+}
+
 /** One (tenant, priority class) run of a tenant's queue, ranked in the heap by its head's key. */
 interface Cursor {
   tenant: string;
   /** The tenant's quota state (looked up once per cycle, not per job). */
   state: TenantState;
+  learned: TenantCycle;
   base: number;
   jobs: readonly PendingJob[];
   i: number;
@@ -110,7 +119,7 @@ const PREEMPT_SCAN_AFTER_FIRST = 32;
 const AGING_CEILING = 2;
 
 export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering): Decisions {
-  const workers = new CycleWorkers(snap.workers, snap.running);
+  const workers = new CycleWorkers(snap.workers);
   try {
     return cycle(snap, cfg, ord, workers);
   } finally {
@@ -118,26 +127,56 @@ export function runCycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering
   }
 }
 
+/** A tenant's running jobs, gathered in the cycle's one pass over them. */
+interface Holding {
+  state: TenantState;
+  alloc: ResourceVector;
+  jobs: number;
+  /** Its group's number in this cycle (with preemption on), or -1. */
+  group: number;
+}
+
 function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers: CycleWorkers): Decisions {
   const now = snap.now;
   const ledger = new QuotaLedger(snap.tenants);
   const capacity = zeroVector();
   for (const w of snap.workers) for (const r of RESOURCE_NAMES) capacity[r] += w.capacity[r];
+  const preemption = ord.preemption && cfg.preemption;
   const runningByRank = [0, 0, 0, 0, 0];
-  // Sum each tenant's holding first: one ledger update per tenant, not per running job.
-  const held = new Map<string, { alloc: ResourceVector; jobs: number }>();
-  // Index loops, not for…of, over the ~14,000 running jobs: an optimised for…of still allocates per element here.
+  // One pass over the ~14,000 running jobs (each visit of a job and its placements is a few cache misses):
+  // each tenant's holding (one ledger update per tenant, not per job), each worker's jobs with their
+  // tenant's state and rank (for victim searches), and with preemption each job's group (cohort, or a
+  // tenant without one alone) by number — a group's jobs are listed only if a search needs them.
+  const held = new Map<string, Holding>();
   const running = snap.running;
+  const groupNumbers = new Map<string, number>();
+  const groupOfRunning = preemption ? new Int32Array(running.length) : null;
+  // Index loops, not for…of, over the running jobs: an optimised for…of still allocates per element here.
   for (let i = 0; i < running.length; i++) {
     const r = running[i]!;
     let h = held.get(r.tenant);
-    if (!h) held.set(r.tenant, (h = { alloc: zeroVector(), jobs: 0 }));
-    const n = r.placements.length;
+    if (!h) {
+      const state = ledger.get(r.tenant);
+      let group = -1;
+      if (preemption) {
+        group = groupNumbers.get(state.group) ?? groupNumbers.size;
+        groupNumbers.set(state.group, group);
+      }
+      held.set(r.tenant, (h = { state, alloc: zeroVector(), jobs: 0, group }));
+    }
+    const pl = r.placements;
+    const n = pl.length;
     h.alloc.cpu_cores += r.resources.cpu_cores * n;
     h.alloc.memory_gb += r.resources.memory_gb * n;
     h.alloc.gpu_count += r.resources.gpu_count * n;
     h.jobs++;
-    runningByRank[PRIORITY_RANK[r.priority]]!++;
+    const rank = PRIORITY_RANK[r.priority];
+    runningByRank[rank]!++;
+    if (groupOfRunning) groupOfRunning[i] = h.group;
+    for (let pi = 0; pi < n; pi++) {
+      const cw = workers.byId.get(pl[pi]!.worker_id);
+      if (cw) workers.addRunning(cw, r, h.state, rank);
+    }
   }
   for (const [t, h] of held) ledger.hold(t, h.alloc, h.jobs);
   const hist = new Map<string, ResourceVector>();
@@ -145,7 +184,6 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const noHist = zeroVector();
 
   const backfill = ord.backfill && cfg.backfill;
-  const preemption = ord.preemption && cfg.preemption;
   const explainAll = cfg.explain === 'considered';
   const explainIds = Array.isArray(cfg.explain) ? new Set<string>(cfg.explain as readonly string[]) : null;
 
@@ -153,7 +191,8 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const preemptions: Preemption[] = [];
   const reservations: Reservation[] = [];
   const explanations = new Map<string, Explanation>();
-  const stopping = new Set<string>();
+  /** This cycle's victims (the objects: a lookup by object needs no read of the job's id). */
+  const stopping = new Set<RunningJob>();
   const pendingByRank = [0, 0, 0, 0, 0];
   const admittedByRank = [0, 0, 0, 0, 0];
 
@@ -194,11 +233,13 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const heap = new Heap<Cursor>(lessKey);
   for (const [tenant, jobs] of snap.pending) {
     let start = 0;
+    const state = ledger.get(tenant);
+    const learned: TenantCycle = { blocked: null, fails: null };
     for (let r = 0; r < PRIORITIES.length; r++) {
       const end = lowerBound(jobs, r + 1);
       pendingByRank[r]! += end - start;
       if (end > start) {
-        const c: Cursor = { tenant, state: ledger.get(tenant), base: r, jobs, i: start, end, rank: 0, borrow: 0, share: 0, queued_at: 0, seq: 0, keyed: -1 };
+        const c: Cursor = { tenant, state, learned, base: r, jobs, i: start, end, rank: 0, borrow: 0, share: 0, queued_at: 0, seq: 0, keyed: -1 };
         keyOf(c);
         heap.push(c);
       }
@@ -223,39 +264,22 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
    * job that waited longer — which then preempts to borrow again (a preemption ping-pong).
    */
   const sameClassExempt = (rank: number): boolean => ord.aging && cfg.class_fifo_after_ms > 0 && rank <= AGING_CEILING;
-  /** Victim order: borrowing tenants first, then lowest priority, then newest. */
-  const victimLess = (a: RunningJob, b: RunningJob): boolean => {
-    const ba = ledger.isBorrowing(a.tenant) ? 0 : 1;
-    const bb = ledger.isBorrowing(b.tenant) ? 0 : 1;
-    if (ba !== bb) return ba < bb;
-    const ra = PRIORITY_RANK[a.priority];
-    const rb = PRIORITY_RANK[b.priority];
-    if (ra !== rb) return ra > rb;
-    return a.started_at > b.started_at;
-  };
 
   let preemptAttempts = 0;
   /** The lowest priority (highest rank) among running jobs: one victim of it is the cheapest possible set. */
   let lowestRunning = 0;
   for (let r = 0; r < runningByRank.length; r++) if (runningByRank[r]! > 0) lowestRunning = r;
-  /** Running jobs per cohort (a tenant without a cohort alone), in victim order; built once per cycle when first needed. */
-  let runningByGroup: Map<string, RunningJob[]> | null = null;
-  const sortedGroups = new Set<string>();
-  const groupOf = (tenant: string): string => ledger.get(tenant).tenant.cohort ?? `\0${tenant}`;
+  const runningByGroup = new Map<string, RunningJob[]>();
+  /** A group's running jobs in victim order (listed and sorted once per cycle, when first needed). */
   const groupVictims = (group: string): readonly RunningJob[] => {
-    if (!runningByGroup) {
-      runningByGroup = new Map();
-      for (let i = 0; i < running.length; i++) {
-        const v = running[i]!;
-        const g = groupOf(v.tenant);
-        const l = runningByGroup.get(g);
-        if (l) l.push(v);
-        else runningByGroup.set(g, [v]);
+    let list = runningByGroup.get(group);
+    if (!list) {
+      list = [];
+      const g = groupNumbers.get(group);
+      if (g !== undefined && groupOfRunning) {
+        for (let i = 0; i < running.length; i++) if (groupOfRunning[i] === g) list.push(running[i]!);
+        runningByGroup.set(group, list);
       }
-    }
-    const list = runningByGroup.get(group) ?? [];
-    if (!sortedGroups.has(group)) {
-      sortedGroups.add(group);
       // Sort keys computed once per job (not per comparison: a cohort holds thousands of running jobs).
       const borrowing = new Map<string, number>();
       const keyed = list.map((v) => {
@@ -293,31 +317,45 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     if (!byPriority && !reclaim) return null;
     preemptAttempts++;
     const emergency = rank === 0;
-    const group = groupOf(j.tenant);
+    const group = tenant.group;
     // A victim that aging ranks in a higher class than `j` goes back into the queue ahead of it: it
     // would retake the room (and quota) before `j` could use them, and be preempted again, for ever.
     // Within a class from `high` up, a job waiting past `class_fifo_after_ms` goes by arrival: an older such victim is ahead too.
     const jRank = ord.priority ? effRank(j, rank) : rank;
     const jFifo = classFifo(j, jRank);
-    const returnsAhead = (v: RunningJob): boolean => {
+    /** `vr`: the victim's priority rank. */
+    const returnsAhead = (v: RunningJob, vr: number): boolean => {
       if (!ord.aging || v.queued_at === undefined) return false;
-      const vRank = effRankAt(v.queued_at, PRIORITY_RANK[v.priority]);
+      const vRank = effRankAt(v.queued_at, vr);
       return vRank < jRank || (vRank === jRank && jFifo && v.queued_at < j.queued_at);
     };
-    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v.id) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank && !returnsAhead(v);
+    const eligible = (v: RunningJob) => !v.terminating && !stopping.has(v) && (v.preemptible || emergency) && PRIORITY_RANK[v.priority] > rank && !returnsAhead(v, PRIORITY_RANK[v.priority]);
     const kindOf = (v: RunningJob): 'priority' | 'reclaim' => (byPriority && PRIORITY_RANK[v.priority] > rank ? 'priority' : 'reclaim');
-    // Held back by quota: victims of its own cohort first, they free quota as well as room.
-    const own = (v: RunningJob) => (quotaBlocked && groupOf(v.tenant) === group ? 0 : 1);
-    const victimCmp = (a: RunningJob, b: RunningJob) => own(a) - own(b) || (victimLess(a, b) ? -1 : victimLess(b, a) ? 1 : 0);
     const floor = 100 + (PRIORITIES.length - lowestRunning);
 
     const sets: { cw: CycleWorker; victims: RunningJob[]; cost: number }[] = [];
     let cheapest = 0;
     let afterEnough = 0;
+    // Per worker looked at (a reclaim search may look at all of them), in arrays reused from worker to
+    // worker (their first `nFreed`, `nCands`, `nChosen` entries; set to length 0, an array drops its
+    // storage): `freed` = the resources of the jobs already stopping there, then of the chosen victims;
+    // the candidates in victim order with their sort keys; the chosen ones (indices into the candidates).
+    const freed: ResourceVector[] = [];
+    const cands: RunningJob[] = [];
+    const candKey: number[] = [];
+    const candRank: number[] = [];
+    const candStart: number[] = [];
+    const chosen: number[] = [];
+    let nFreed = 0;
+    let nCands = 0;
+    let nChosen = 0;
     /** A single job keeps only its cheapest set (no object per worker looked at); a gang keeps them all. */
-    const keepSet = (cw: CycleWorker, victims: RunningJob[], cost: number): void => {
+    const keepSet = (cw: CycleWorker, cost: number): void => {
+      if (nodes === 1 && sets.length > 0 && cost >= sets[0]!.cost) return;
+      const victims: RunningJob[] = [];
+      for (let i = 0; i < nChosen; i++) victims.push(cands[chosen[i]!]!);
       if (nodes > 1) sets.push({ cw, victims, cost });
-      else if (sets.length === 0 || cost < sets[0]!.cost) sets[0] = { cw, victims, cost };
+      else sets[0] = { cw, victims, cost };
     };
     const capable = workers.capable(j.queue_key);
     // A gang first looks where room is free or already coming free (its victims of earlier cycles
@@ -327,45 +365,78 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const cw = order[wi]!;
       if (sets.length >= nodes && ++afterEnough > PREEMPT_SCAN_AFTER_FIRST) break;
       if (!workers.canEverFit(cw, j.resources)) continue;
-      const going: ResourceVector[] = [];
-      const candidates: RunningJob[] = [];
+      nFreed = 0;
+      nCands = 0;
+      nChosen = 0;
+      const states = cw.runningTenant;
+      const ranks = cw.runningRank;
       for (let vi = 0; vi < cw.nRunning; vi++) {
         const v = cw.running[vi]!;
-        if (v.terminating || stopping.has(v.id)) {
-          going.push(v.resources);
+        if (v.terminating || stopping.has(v)) {
+          freed[nFreed++] = v.resources;
           continue;
         }
         if (!v.preemptible && !emergency) continue;
-        const vr = PRIORITY_RANK[v.priority];
+        const vr = ranks[vi]!;
+        // The tenant's state, not its id: no map lookup per running job (`vs !== tenant` ⇔ another tenant).
+        const vs = states[vi]!;
         const candidate = (byPriority && vr > rank) ||
-          (reclaim && v.tenant !== j.tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && groupOf(v.tenant) === group && ledger.isBorrowing(v.tenant));
+          (reclaim && vs !== tenant && (vr > rank || (vr === rank && !sameClassExempt(rank))) && vs.group === group && QuotaLedger.isBorrowingOf(vs));
         // returnsAhead last: it is the dearest test, and most running jobs fail a cheaper one (a reclaim
         // looks at every running job of every capable worker, and most are the job's own tenant's).
-        if (candidate && !returnsAhead(v)) candidates.push(v);
+        if (!candidate || returnsAhead(v, vr)) continue;
+        // Victim order: held back by quota, its own cohort's jobs first (they free quota as well as
+        // room); then borrowing tenants' jobs, then lowest priority, then newest; ties in the order
+        // found. Kept sorted as found (a stable insertion: a worker holds a few jobs).
+        const key = (quotaBlocked && vs.group === group ? 0 : 2) + (QuotaLedger.isBorrowingOf(vs) ? 0 : 1);
+        const start = v.started_at;
+        let at = nCands++;
+        while (at > 0) {
+          const k = candKey[at - 1]!;
+          const r = candRank[at - 1]!;
+          if (!(key < k || (key === k && (vr > r || (vr === r && start > candStart[at - 1]!))))) break;
+          cands[at] = cands[at - 1]!;
+          candKey[at] = k;
+          candRank[at] = r;
+          candStart[at] = candStart[at - 1]!;
+          at--;
+        }
+        cands[at] = v;
+        candKey[at] = key;
+        candRank[at] = vr;
+        candStart[at] = start;
       }
-      if (workers.fitsWith(cw, going, j.resources)) {
-        keepSet(cw, [], -1);
+      const nGoing = nFreed;
+      if (workers.fitsWith(cw, freed, nFreed, -1, j.resources)) {
+        keepSet(cw, -1);
         if (++cheapest >= nodes) break;
         continue;
       }
-      if (candidates.length === 0) continue;
-      candidates.sort(victimCmp);
-      const chosen: RunningJob[] = [];
-      const freed = [...going];
-      for (const v of candidates) {
-        chosen.push(v);
-        freed.push(v.resources);
-        if (workers.fitsWith(cw, freed, j.resources)) break;
+      if (nCands === 0) continue;
+      let fits = false;
+      for (let ci = 0; ci < nCands && !fits; ci++) {
+        chosen[nChosen++] = ci;
+        freed[nFreed++] = cands[ci]!.resources;
+        fits = workers.fitsWith(cw, freed, nFreed, -1, j.resources);
       }
-      if (!workers.fitsWith(cw, freed, j.resources)) continue;
+      if (!fits) continue;
       // Minimal set: drop any victim (last chosen first) the job fits without.
-      for (let i = chosen.length - 1; i >= 0 && chosen.length > 1; i--) {
-        const rest = chosen.filter((_, k) => k !== i);
-        if (workers.fitsWith(cw, [...going, ...rest.map((v) => v.resources)], j.resources)) chosen.splice(i, 1);
+      for (let i = nChosen - 1; i >= 0 && nChosen > 1; i--) {
+        if (!workers.fitsWith(cw, freed, nFreed, nGoing + i, j.resources)) continue;
+        for (let k = i + 1; k < nChosen; k++) {
+          chosen[k - 1] = chosen[k]!;
+          freed[nGoing + k - 1] = freed[nGoing + k]!;
+        }
+        nChosen--;
+        nFreed--;
       }
       // Held back by quota: a victim of another cohort frees room but no quota, so more victims elsewhere follow.
-      const cost = chosen.reduce((s, v) => s + 100 + (PRIORITIES.length - PRIORITY_RANK[v.priority]) + (own(v) === 1 && quotaBlocked ? 50 : 0), 0);
-      keepSet(cw, chosen, cost);
+      let cost = 0;
+      for (let i = 0; i < nChosen; i++) {
+        const ci = chosen[i]!;
+        cost += 100 + (PRIORITIES.length - candRank[ci]!) + (candKey[ci]! >= 2 && quotaBlocked ? 50 : 0);
+      }
+      keepSet(cw, cost);
       if (cost <= floor && ++cheapest >= nodes) break;
     }
     // All or nothing: fewer than `nodes` workers can be made free, so nobody is preempted.
@@ -390,7 +461,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     const quotaVictims: RunningJob[] = [];
     if (quotaBlocked) {
       for (const v of roomVictims) ledger.charge(v.tenant, v.resources, v.placements.length, -1);
-      const picked = new Set(roomVictims.map((v) => v.id));
+      const picked = new Set(roomVictims);
       // Quota that stopping jobs of the cohort hold is about to come free (and what earlier preemptors
       // of this cycle claimed of it is charged to them): count it, or every cycle of a grace period
       // would pick more victims for the same job.
@@ -398,7 +469,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const leaving: RunningJob[] = [];
       for (let vi = 0; vi < list.length; vi++) {
         const v = list[vi]!;
-        if ((v.terminating || stopping.has(v.id)) && !picked.has(v.id)) {
+        if ((v.terminating || stopping.has(v)) && !picked.has(v)) {
           leaving.push(v);
           ledger.charge(v.tenant, v.resources, v.placements.length, -1);
         }
@@ -409,7 +480,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           const v = list[vi]!;
           // Only jobs holding the resource the quota lacks: stopping others frees nothing the job needs.
           if (verdict.ok || quotaVictims.length >= budget) break;
-          if (picked.has(v.id) || !eligible(v) || v.resources[verdict.resource] <= 0) continue;
+          if (picked.has(v) || !eligible(v) || v.resources[verdict.resource] <= 0) continue;
           // Stopping a job of a tenant within its nominal quota frees nothing lasting: that tenant's own
           // pending jobs retake its nominal quota first (it is guaranteed), and the preemptor is left
           // short again — a preemption loop. Only the job's own tenant and borrowers give up quota.
@@ -428,7 +499,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     ledger.charge(j.tenant, j.resources, j.nodes, 1);
     const all = [...quotaVictims.map((v) => ({ v, kind: 'priority' as const })), ...roomVictims.map((v) => ({ v, kind: kindOf(v) }))];
     for (const { v, kind } of all) {
-      stopping.add(v.id);
+      stopping.add(v);
       preemptions.push({
         victim_id: v.id,
         victim_tenant: v.tenant,
@@ -447,21 +518,38 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
   const tooBig = new Map<ShapeKey, PendingReasonData | null>();
   let anyTooBig = false;
   const noRoom = new Set<ShapeKey>();
-  /** Per tenant, the shapes its quota already refused this cycle. */
-  const quotaFail = new Map<string, Map<ShapeKey, QuotaVerdict>>();
   const quiet = !explainAll;
-  /** Fails for sure, by what this cycle already learned (and no preemption could help it)? `fails`: quotaFail of the job's tenant. */
-  const knownToFail = (j: PendingJob, fails: Map<ShapeKey, QuotaVerdict> | undefined): boolean => {
-    if (explainIds?.has(j.id)) return false;
-    const roomFails = !backfill && noRoom.size > 0;
-    if (!anyTooBig && !fails && !roomFails) return false; // nothing learned that could apply: no key needed
-    const skey = shapeKey(j);
-    if (anyTooBig && tooBig.get(skey)) return true;
-    if (PRIORITY_RANK[j.priority] <= 1 && preemption) return false;
-    return fails?.has(skey) === true || (roomFails && noRoom.has(skey));
-  };
-  const blockedTenants = new Map<string, PendingReasonData>();
   let considered = 0;
+  /**
+   * Moves the cursor past the jobs at its head that fail for sure, by what this cycle already learned
+   * (and no preemption could help them), without heap work; each counts as considered. A cursor
+   * walks thousands of such jobs per cycle: what holds for all of them is decided once.
+   */
+  const skipKnownFailures = (c: Cursor): void => {
+    const fails = c.learned.fails;
+    const roomFails = !backfill && noRoom.size > 0;
+    if (!anyTooBig && !fails && !roomFails) return; // nothing learned that could apply: no key needed
+    // A cursor's jobs are all of its class: preemption may help critical and emergency jobs past quota and room.
+    const mayPreempt = c.base <= 1 && preemption;
+    if (mayPreempt && !anyTooBig) return;
+    const jobs = c.jobs;
+    let i = c.i;
+    /** The shape of the job skipped last: the next job of the same shape fails the same way. */
+    let skipped: ShapeKey | null = null;
+    while (i < c.end && considered < cfg.max_considered) {
+      const j = jobs[i]!;
+      if (explainIds?.has(j.id)) break;
+      const skey = shapeKey(j);
+      if (skey !== skipped) {
+        const fail = (anyTooBig && tooBig.get(skey)) || (!mayPreempt && (fails?.has(skey) === true || (roomFails && noRoom.has(skey))));
+        if (!fail) break;
+        skipped = skey;
+      }
+      i++;
+      considered++;
+    }
+    c.i = i;
+  };
   let fullExtra = 0;
   let lastAdmitAt = 0;
   let strictBlocked = false;
@@ -482,7 +570,8 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     }
     const j = c.jobs[c.i]!;
     considered++;
-    const blocked = blockedTenants.get(c.tenant);
+    const learned = c.learned;
+    const blocked = learned.blocked;
     if (blocked) {
       explain(j, [blocked]);
       continue; // drop the cursor: nothing of this tenant can start this cycle
@@ -492,7 +581,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       const why: PendingReasonData = t.tenant.paused
         ? { kind: 'tenant_paused', tenant: j.tenant }
         : { kind: 'max_running', tenant: j.tenant, running: t.running, limit: t.tenant.max_running! };
-      blockedTenants.set(c.tenant, why);
+      learned.blocked = why;
       explain(j, [why]);
       continue;
     }
@@ -517,12 +606,10 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
       if (big) {
         explain(j, [big]);
       } else {
-        const q = quotaFail.get(c.tenant)?.get(skey) ?? ledger.check(j.tenant, j.resources, j.nodes);
+        const q = learned.fails?.get(skey) ?? ledger.checkOf(t, j.resources, j.nodes);
         if (!q.ok) {
           // Usage only grows within a cycle: the same shape fails again.
-          const fails = quotaFail.get(c.tenant);
-          if (fails) fails.set(skey, q);
-          else quotaFail.set(c.tenant, new Map([[skey, q]]));
+          (learned.fails ??= new Map()).set(skey, q);
           const victims = preemption && PRIORITY_RANK[j.priority] <= 1 ? tryPreempt(j, true) : null;
           if (wants(j)) {
             const why: PendingReasonData = { kind: 'quota', tenant: j.tenant, resource: q.resource, used: q.used, need: q.need, limit: q.limit, nominal: t.tenant.quota[q.resource].nominal, cohort: t.tenant.cohort, cohort_idle: q.cohort_idle };
@@ -533,7 +620,7 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
           const placed = noRoom.has(skey) ? null : workers.place(j, { now, duration: j.expected_duration_ms });
           if (placed && placed.placements) {
             admissions.push({ job_id: j.id, tenant: j.tenant, placements: placed.placements, borrowing: q.borrowing, backfilled: placed.backfilled });
-            ledger.charge(j.tenant, j.resources, placed.placements.length, 1);
+            ledger.chargeOf(t, j.resources, placed.placements.length, 1);
             admittedByRank[PRIORITY_RANK[j.priority]]!++;
             lastAdmitAt = considered;
             outcome = 'admitted';
@@ -565,20 +652,13 @@ function cycle(snap: ClusterSnapshot, cfg: PolicyConfig, ord: Ordering, workers:
     }
     if (outcome === 'blocked' && ord.strict) {
       // Kueue StrictFIFO: the blocked head holds back everything behind it in its tenant's queue.
-      blockedTenants.set(c.tenant, { kind: 'not_considered' });
+      learned.blocked = { kind: 'not_considered' };
       strictBlocked = true;
       continue;
     }
     c.i++;
     // Skip, without heap work, the jobs of this cursor that must fail the same way.
-    if (quiet && outcome !== 'admitted') {
-      // One cursor = one tenant: look its refused shapes up once (tenant ids may be equal strings that are not the same object).
-      const fails = quotaFail.get(c.tenant);
-      while (c.i < c.end && considered < cfg.max_considered && knownToFail(c.jobs[c.i]!, fails)) {
-        c.i++;
-        considered++;
-      }
-    }
+    if (quiet && outcome !== 'admitted') skipKnownFailures(c);
     if (c.i < c.end) {
       keyOf(c);
       heap.push(c);

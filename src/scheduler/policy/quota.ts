@@ -21,6 +21,8 @@ export const DEFAULT_TENANT = (id: string): PolicyTenant => ({
 
 export interface TenantState {
   tenant: PolicyTenant;
+  /** Who its running jobs share quota with: its cohort, or the tenant alone (`\0` + its id, so it matches no cohort name). */
+  group: string;
   /** Held now (running + admitted this cycle), per resource; gang jobs count every node. */
   alloc: ResourceVector;
   running: number;
@@ -59,7 +61,7 @@ export class QuotaLedger {
   }
 
   #add(t: PolicyTenant): TenantState {
-    const s: TenantState = { tenant: t, alloc: zeroVector(), running: 0, version: 0 };
+    const s: TenantState = { tenant: t, group: t.cohort ?? `\0${t.id}`, alloc: zeroVector(), running: 0, version: 0 };
     this.tenants.set(t.id, s);
     if (t.cohort !== null) {
       let c = this.#cohorts.get(t.cohort);
@@ -75,13 +77,21 @@ export class QuotaLedger {
 
   /** Adds (sign 1) or removes (sign -1) a job's resources to a tenant's holding. */
   charge(id: string, res: ResourceVector, nodes: number, sign: 1 | -1): void {
+    this.chargeOf(this.get(id), res, nodes, sign);
+  }
+
+  /** `charge` for a tenant whose state the caller holds (no lookup by id). */
+  chargeOf(s: TenantState, res: ResourceVector, nodes: number, sign: 1 | -1): void {
     const k = sign * nodes;
-    this.hold(id, { cpu_cores: res.cpu_cores * k, memory_gb: res.memory_gb * k, gpu_count: res.gpu_count * k }, sign);
+    this.#hold(s, { cpu_cores: res.cpu_cores * k, memory_gb: res.memory_gb * k, gpu_count: res.gpu_count * k }, sign);
   }
 
   /** Adds a tenant's whole holding at once (`alloc` already summed over its jobs and nodes; `jobs` running jobs). */
   hold(id: string, alloc: ResourceVector, jobs: number): void {
-    const s = this.get(id);
+    this.#hold(this.get(id), alloc, jobs);
+  }
+
+  #hold(s: TenantState, alloc: ResourceVector, jobs: number): void {
     const c = s.tenant.cohort === null ? undefined : this.#cohorts.get(s.tenant.cohort);
     for (let i = 0; i < RESOURCE_NAMES.length; i++) {
       const r = RESOURCE_NAMES[i]!;
@@ -108,7 +118,11 @@ export class QuotaLedger {
 
   /** Would admitting `res × nodes` for tenant `id` respect its quota, and would it borrow? */
   check(id: string, res: ResourceVector, nodes: number): QuotaVerdict {
-    const s = this.get(id);
+    return this.checkOf(this.get(id), res, nodes);
+  }
+
+  /** `check` for a tenant whose state the caller holds (no lookup by id). */
+  checkOf(s: TenantState, res: ResourceVector, nodes: number): QuotaVerdict {
     let borrowing = false;
     for (let i = 0; i < RESOURCE_NAMES.length; i++) {
       const r = RESOURCE_NAMES[i]!;
@@ -131,7 +145,10 @@ export class QuotaLedger {
 
   /** Is the tenant above nominal on any resource now? */
   isBorrowing(id: string): boolean {
-    const s = this.get(id);
+    return QuotaLedger.isBorrowingOf(this.get(id));
+  }
+
+  static isBorrowingOf(s: TenantState): boolean {
     return borrowed(s, 'cpu_cores') > EPS || borrowed(s, 'memory_gb') > EPS || borrowed(s, 'gpu_count') > EPS;
   }
 

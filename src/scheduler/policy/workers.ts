@@ -6,6 +6,7 @@
  * could start from running jobs' expected ends (for reservations and estimates).
  */
 import { FitIndex } from './fitIndex.ts';
+import type { TenantState } from './quota.ts';
 import type { Placement, PendingJob, PolicyWorker, ResourceVector, RunningJob } from './types.ts';
 
 const EPS = 1e-9;
@@ -23,6 +24,12 @@ export interface CycleWorker {
   /** Running jobs on it (room that comes free at their expected end): the first `nRunning` entries (the array is reused from cycle to cycle). */
   running: RunningJob[];
   nRunning: number;
+  /**
+   * Per running job (same index): its tenant's quota state and its priority rank, what a victim search
+   * tests for each job on the worker — a pointer and a number instead of a map lookup by tenant id.
+   */
+  runningTenant: TenantState[];
+  runningRank: number[];
   /** This cycle's admissions on it: room that comes free at `end`. */
   admitted: { end: number | null; res: ResourceVector }[];
 }
@@ -89,7 +96,8 @@ export class CycleWorkers {
   /** Workers with at least one free slot and some free CPU. When 0, nothing more can start. */
   open = 0;
 
-  constructor(workers: readonly PolicyWorker[], running: readonly RunningJob[]) {
+  /** The cycle's workers, with no running job yet: the caller files each running job with `addRunning`. */
+  constructor(workers: readonly PolicyWorker[]) {
     const sc = shared.inUse ? new Scratch() : shared;
     sc.inUse = true;
     this.#scratch = sc;
@@ -106,7 +114,7 @@ export class CycleWorkers {
       let cw = sc.cws[n];
       if (!cw) {
         const zero = () => ({ cpu_cores: 0, memory_gb: 0, gpu_count: 0, slots: 0 });
-        sc.cws.push((cw = { w, free: zero(), free_gpus: [], claim: zero(), going: zero(), reserved_at: Infinity, running: [], nRunning: 0, admitted: [] }));
+        sc.cws.push((cw = { w, free: zero(), free_gpus: [], claim: zero(), going: zero(), reserved_at: Infinity, running: [], nRunning: 0, runningTenant: [], runningRank: [], admitted: [] }));
       }
       n++;
       cw.w = w;
@@ -129,25 +137,28 @@ export class CycleWorkers {
       if (this.#isOpen(cw)) this.open++;
       if (w.kind === 'process' && w.queue_keys.includes('')) this.#index.update(cw);
     }
-    for (const l of sc.cws.slice(n)) {
+    for (let i = n; i < sc.cws.length; i++) {
       // Workers gone since an earlier cycle: drop what they point to.
+      const l = sc.cws[i]!;
       l.running.length = 0;
+      l.runningTenant.length = 0;
       l.nRunning = 0;
       l.admitted.length = 0;
     }
     for (const [k, l] of this.#byQueue) if (l.length === 0) this.#byQueue.delete(k);
-    // Index loops, not for…of: an optimised for…of over nested arrays still allocates per element.
-    for (let ri = 0; ri < running.length; ri++) {
-      const r = running[ri]!;
-      const pl = r.placements;
-      for (let pi = 0; pi < pl.length; pi++) {
-        const p = pl[pi]!;
-        const cw = this.byId.get(p.worker_id);
-        if (!cw) continue;
-        cw.running[cw.nRunning++] = r;
-        if (r.terminating) addRoom(cw.going, r.resources);
-      }
-    }
+  }
+
+  /**
+   * Files a running job on one of the workers it runs on (`cw`, found by its placement's `worker_id`
+   * in `byId`); `tenant` and `rank` are kept beside it for victim searches. The cycle makes one pass
+   * over the running jobs for this and for its quota ledger, not one each.
+   */
+  addRunning(cw: CycleWorker, r: RunningJob, tenant: TenantState, rank: number): void {
+    const i = cw.nRunning++;
+    cw.running[i] = r;
+    cw.runningTenant[i] = tenant;
+    cw.runningRank[i] = rank;
+    if (r.terminating) addRoom(cw.going, r.resources);
   }
 
   /** The cycle is over: the next cycle may reuse this one's objects. */
@@ -345,14 +356,30 @@ export class CycleWorkers {
     return first.concat(rest);
   }
 
-  /** Would the job fit on `cw` if `freed` came free (free room minus promised room, ignoring reservations)? */
-  fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], res: ResourceVector): boolean {
-    const room = { ...cw.free };
-    for (const f of freed) addRoom(room, f);
-    room.slots -= cw.claim.slots;
-    room.cpu_cores -= cw.claim.cpu_cores;
-    room.memory_gb -= cw.claim.memory_gb;
-    room.gpu_count -= cw.claim.gpu_count;
-    return fitsRoom(cw, room, res);
+  /**
+   * Would the job fit on `cw` if the first `n` entries of `freed` (all but `freed[skip]`; -1: all) came
+   * free (free room minus promised room, ignoring reservations)? Called for every worker a victim
+   * search looks at: sums in locals, no room object.
+   */
+  fitsWith(cw: CycleWorker, freed: readonly ResourceVector[], n: number, skip: number, res: ResourceVector): boolean {
+    let slots = cw.free.slots;
+    let cpu = cw.free.cpu_cores;
+    let mem = cw.free.memory_gb;
+    let gpu = cw.free.gpu_count;
+    for (let i = 0; i < n; i++) {
+      if (i === skip) continue;
+      const f = freed[i]!;
+      slots += 1;
+      cpu += f.cpu_cores;
+      mem += f.memory_gb;
+      gpu += f.gpu_count;
+    }
+    slots -= cw.claim.slots;
+    if (slots < 1) return false;
+    if (cw.w.kind === 'handler') return true;
+    cpu -= cw.claim.cpu_cores;
+    mem -= cw.claim.memory_gb;
+    gpu -= cw.claim.gpu_count;
+    return cpu + EPS >= res.cpu_cores && mem + EPS >= res.memory_gb && gpu >= res.gpu_count;
   }
 }
