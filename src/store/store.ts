@@ -69,15 +69,15 @@ export const CHANNELS = {
   JOB: 'gantry_job',
 } as const;
 
+/** How many recent placements Store.placedAt remembers (a few KB). */
+const PLACED_KEPT = 1024;
+
 /**
  * Jobs a scheduling cycle of this server just assigned to one worker, as its poll hands them out:
  * given to that worker's long poll with the wake-up (`Store.wakeWorker`), so a poll that waits can
  * answer without looking. `sent` is the server's mark (`Store.mark`) taken before the assignment
  * was written: only a poll that came in before it may take them (see the poll route).
  */
-/** How many recent placements Store.placedAt remembers (a few KB). */
-const PLACED_KEPT = 1024;
-
 export interface HandOff {
   sent: number;
   jobs: DeliveredJob[];
