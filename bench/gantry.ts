@@ -90,11 +90,7 @@ export async function startGantryServer(database: string, dataDir: string, local
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${info.pid}/status`, 'utf8'));
       return m ? Number(m[1]) / 1024 : NaN;
     },
-    cpuMs: () => {
-      // Fields 14 and 15 of /proc/pid/stat (after the parenthesised command name): utime and stime in clock ticks (100/s).
-      const f = readFileSync(`/proc/${info.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(f[11]) + Number(f[12])) * 10;
-    },
+    cpuMs: () => cpuMs(info.pid),
     stop: () =>
       new Promise<void>((r) => {
         child.once('exit', () => r());

@@ -11,20 +11,14 @@
  * with the monotonic clock shared by all processes, as in W2.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { httpRequest } from '../src/client/transport.ts';
 import { LATENCY_WARMUP_JOBS } from './peers/util.ts';
-import { percentile } from './gantry.ts';
+import { cpuMs, percentile } from './gantry.ts';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const HEADERS = (): Record<string, string> => ({ 'content-type': 'application/json' });
-
-function cpuMsOf(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
 
 async function relayServer(): Promise<void> {
   const app = Fastify({ logger: false, forceCloseConnections: true });
@@ -62,7 +56,6 @@ async function relayServer(): Promise<void> {
 async function relayWorker(url: string): Promise<void> {
   const latencies: number[] = [];
   let count = 0;
-  let stopping = false;
   process.on('message', (m: { cmd: string }) => {
     if (m.cmd === 'stats') process.send!({ count, latencies });
     if (m.cmd === 'reset') {
@@ -70,14 +63,11 @@ async function relayWorker(url: string): Promise<void> {
       latencies.length = 0;
       process.send!({ reset: true });
     }
-    if (m.cmd === 'stop') {
-      stopping = true;
-      process.exit(0);
-    }
+    if (m.cmd === 'stop') process.exit(0);
   });
   process.send!({ ready: true });
   const poll = new URL('/poll', url);
-  while (!stopping) {
+  for (;;) {
     const res = await httpRequest(poll, 'POST', HEADERS(), '{}', 30_000);
     const t = now();
     for (const job of (JSON.parse(res.text) as { jobs: { t?: number }[] }).jobs) {
@@ -141,10 +131,10 @@ export async function w2RelayFloor(rate = 200, seconds = 10, warm = 2000): Promi
     await ask(worker.child, 'reset');
     await new Promise((r) => setTimeout(r, 200));
     const total = rate * seconds;
-    const cpu0 = cpuMsOf(server.child.pid!);
+    const cpu0 = cpuMs(server.child.pid!);
     await paced(total);
     await arrived(total);
-    const server_cpu_ms_per_job = (cpuMsOf(server.child.pid!) - cpu0) / total;
+    const server_cpu_ms_per_job = (cpuMs(server.child.pid!) - cpu0) / total;
     const { latencies } = await ask<{ latencies: number[] }>(worker.child, 'stats');
     const sorted = latencies.sort((a, b) => a - b);
     return { samples: sorted.length, p50_ms: percentile(sorted, 50), p99_ms: percentile(sorted, 99), max_ms: sorted[sorted.length - 1]!, server_cpu_ms_per_job };
