@@ -1215,7 +1215,10 @@ describe('PostgreSQL reads stay off the entries of jobs gone by (a million jobs 
       assert.equal(plans.length, 1, 'the one-statement submit ran');
       const scans = nodes(plans[0]!).filter((n) => n['Node Type'].includes('Scan') && n['Node Type'] !== 'CTE Scan' && n['Node Type'] !== 'Function Scan');
       assert.ok(scans.length > 0, 'the count reads jobs');
-      assert.deepEqual(scans.filter((n) => n['Node Type'].startsWith('Bitmap')).map((n) => n['Node Type']), [], `no bitmap scan in ${JSON.stringify(scans.map((n) => n['Node Type']))}`);
+      // Only an index walk stops at the LIMIT without reading the rest: a bitmap scan reads every row first, and a
+      // sequential scan priced to stop after 1,000 of the rows the statistics promise reads the whole table when
+      // the small queue has none (W4 after ANALYZE: 200 ms per submit at a million jobs).
+      assert.deepEqual(scans.map((n) => n['Node Type']).filter((t) => t !== 'Index Scan' && t !== 'Index Only Scan'), [], `an index walk only in ${JSON.stringify(scans.map((n) => n['Node Type']))}`);
       // The count a submit answer makes after its write when the statement could not (Store.queuePosition, up to NEAR_POSITIONS ahead): the same.
       assert.equal(await store.queuePosition(res!.job), 1);
       assert.equal(plans.length, 2, 'the near count ran on the store');

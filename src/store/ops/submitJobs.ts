@@ -130,12 +130,15 @@ export async function submitJobsAtOnce(
   // planned: with the table analysed while a million jobs waited in one queue, the planner took an
   // unbounded count for a third of the table and read it with a bitmap scan — which never marks an entry —
   // so every submit to a small queue visited the heap pages of every job that had passed through it since
-  // the last VACUUM (W4 after ANALYZE: 20,000 entries, 1,040 pages, ~4.5 ms per submit; issue 3s). A small
-  // LIMIT the planner can read prices an index scan that stops early far below a bitmap scan that must read
-  // every row first. (Asking for the rows in the index's order as well cost W2 1–1.7 ms of p50 and 0.2–0.5 ms
-  // of database CPU per job in two pairs, and changed no plan the tests look at.)
+  // the last VACUUM (W4 after ANALYZE: 20,000 entries, 1,040 pages, ~4.5 ms per submit; issue 3s). Rows in
+  // the index's order under a small LIMIT price the ordered walk far below a bitmap scan that must read and
+  // sort every row before its first. The ORDER BY is what keeps the walk: with the LIMIT alone the planner,
+  // promised a third of the table by the statistics, took a sequential scan "stopping after 1,000 rows" —
+  // which read all million rows when the small queue had none (W4 after ANALYZE: 200 ms per submit).
+  // test/store.test.ts checks the plan is an index walk.
   const position = positions
-    ? `, (SELECT COUNT(*) FROM (SELECT 1 FROM jobs q WHERE ${queuedAhead('q.', ['j.queue_key', 'j.priority_rank', 'j.sort_key', 'j.seq'])} LIMIT ${NEAR_POSITIONS}) a) AS queued_ahead,
+    ? `, (SELECT COUNT(*) FROM (SELECT 1 FROM jobs q WHERE ${queuedAhead('q.', ['j.queue_key', 'j.priority_rank', 'j.sort_key', 'j.seq'])}
+           ORDER BY q.queue_key, q.priority_rank, q.sort_key, q.seq LIMIT ${NEAR_POSITIONS}) a) AS queued_ahead,
        COUNT(*) OVER (PARTITION BY j.state, j.queue_key ORDER BY j.priority_rank, j.sort_key, j.seq) AS batch_place`
     : '';
   const rows = await db.query(`WITH j AS (${jobs.sql} RETURNING *), e AS (${events.sql}) SELECT *${position} FROM j`, [...jobs.params, ...events.params]);
