@@ -59,10 +59,12 @@ const workerParams = { type: 'object', required: ['id'], properties: { id: { typ
 export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
   const waiters = new Map<string, Set<Waiter>>();
+  // True when a poll here took every job of the hand-off: then no other server's poll needs the wake-up (Store.wakeWorker).
   const unlisten = store.listen(CHANNELS.WORKER, (id, handOff) => {
     const set = waiters.get(id);
-    if (!set) return;
+    if (!set) return false;
     let given = false;
+    let all = false;
     for (const w of set) {
       // The jobs a cycle here just assigned go to one poll, which answers with them instead of looking —
       // one that came in before they were written: its worker can neither hold them nor have ended them
@@ -70,11 +72,13 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (handOff && !given && handOff.sent > w.since && w.room > 0 && w.handed === null && !w.look) {
         w.handed = handOff.jobs;
         given = true;
+        all = handOff.jobs.length <= w.room;
       } else {
         w.look = true;
       }
       w.wake();
     }
+    return all;
   });
   // Closing: every long-poll answers now (with whatever is there), so it does not hold the close up.
   let closing = false;
