@@ -3,7 +3,7 @@
  * server). A wake-up only this server acts on stays here — the leader's own scheduler wake-ups, and
  * an assignment's wake-up when a poll here took all of the jobs — and every other one still goes
  * through NOTIFY: a submit or a report on a follower wakes the leader's scheduler, and an assignment
- * wakes its worker's poll waiting on another server. The schedulers' safety cycle is turned off
+ * wakes its worker's poll waiting on another server, also when a poll the worker left here took it. The schedulers' safety cycle is turned off
  * (an hour), so only a wake-up can make them act within the test.
  */
 import { describe, test } from 'node:test';
@@ -108,5 +108,17 @@ describe('wake-ups between servers on PostgreSQL', () => {
     const third = await b.submit({ handler: 'h' });
     const fourth = await pollAround(a, () => b.report(worker, [done(freed.jobs[0]!)]), { held: freed.jobs[0]!.attempt_id });
     assert.deepEqual(fourth.jobs.map((j) => j.job_id), [third.job_id]);
+
+    // The worker leaves a poll on the leader (as when it moves to another server) and polls the follower: the
+    // abandoned poll may still take the next hand-off, but the poll on the follower is woken all the same.
+    await a.report(worker, [done(fourth.jobs[0]!)]);
+    const abandon = new AbortController();
+    const left = a.poll(worker, 20_000, [], abandon.signal).catch(() => null);
+    await sleep(250);
+    abandon.abort();
+    await left;
+    const moved = await pollAround(b, () => a.submit({ handler: 'h' }));
+    assert.equal(moved.jobs.length, 1);
+    assert.ok(moved.ms < 10_000, `the poll on the follower was woken, not timed out (${moved.ms} ms)`);
   });
 });
