@@ -133,6 +133,9 @@ export interface SqlPart {
   params: SqlValue[];
 }
 
+/** Whose listeners a notification reaches: every process's, this one's only, or only the others'. */
+export type NotifyReach = 'everywhere' | 'here' | 'elsewhere';
+
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
   readonly capabilities: DriverCapabilities;
@@ -154,11 +157,20 @@ export interface SqlDriver extends SqlExecutor {
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction that holds the migration lock (safe when two servers start at once). */
   withMigrationLock<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
-  /** Sends `payload` to every listener of `channel`, in this process and (if supported) others. */
-  notify(channel: string, payload: string): void;
+  /**
+   * Sends `payload` to the listeners of `channel`: in this process and (if supported) others, or with
+   * `reach` only here or only elsewhere — a caller that knows no other process needs a wake-up spares
+   * the database a statement and every listening session a signal (see Store.notify).
+   */
+  notify(channel: string, payload: string, reach?: NotifyReach): void;
   listen(channel: string, fn: (payload: string) => void): () => void;
   /** Tries to become (or stay) the single scheduler leader. SQLite: always true. */
   tryLeadership(): Promise<boolean>;
+  /**
+   * This process holds the leadership as far as it knows: its last try won, and it has neither given
+   * it up nor seen its session end. SQLite: always true.
+   */
+  readonly leading: boolean;
   /** Gives leadership up now (a server shutting down), so another server takes over at its next try. */
   releaseLeadership(): Promise<void>;
   close(): Promise<void>;

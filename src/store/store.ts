@@ -94,8 +94,8 @@ export class Store {
   readonly #local = new EventEmitter();
   /** Counts marks (see mark). */
   #marks = 0;
-  /** The hand-off that goes with the WORKER wake-up being sent now (see wakeWorker). */
-  #handOff: { worker: string; handOff: HandOff } | null = null;
+  /** The hand-off that goes with the WORKER wake-up being sent now, and whether a poll here took all of it (see wakeWorker). */
+  #handOff: { worker: string; handOff: HandOff; taken: boolean } | null = null;
 
   constructor(driver: SqlDriver) {
     this.#db = driver;
@@ -142,29 +142,49 @@ export class Store {
   close(): Promise<void> {
     return this.#db.close();
   }
-  /** Wakes listeners of `channel`. JOB wake-ups stay in this process (watchers elsewhere poll slowly). */
+  /**
+   * Wakes listeners of `channel`. JOB wake-ups stay in this process (watchers elsewhere poll slowly).
+   * So do SCHEDULE wake-ups while this process leads: only the leader's scheduler acts on them, and
+   * each NOTIFY costs the database a statement and a signal to every listening session (three per
+   * W2 job before: the submit's, the assignment's, the report's). A server that leads without
+   * knowing it yet sends to all, as does one that lost the lead without knowing it yet — until its
+   * session's end reaches it, the new leader meets that server's submits in its first cycle (it reads
+   * everything on taking over) or in its one-second safety cycle.
+   */
   notify(channel: string, payload = ''): void {
     if (channel === CHANNELS.JOB) this.#local.emit(channel, payload);
-    else this.#db.notify(channel, payload);
+    else this.#db.notify(channel, payload, channel === CHANNELS.SCHEDULE && this.#db.leading ? 'here' : 'everywhere');
   }
-  /** WORKER listeners in this process also get the hand-off sent with the wake-up, if any (wakeWorker). */
-  listen(channel: string, fn: (payload: string, handOff?: HandOff) => void): () => void {
-    if (channel === CHANNELS.WORKER) return this.#db.listen(channel, (id) => fn(id, this.#handOff?.worker === id ? this.#handOff.handOff : undefined));
+  /**
+   * WORKER listeners in this process also get the hand-off sent with the wake-up, if any (wakeWorker),
+   * and return true when a poll took all of it.
+   */
+  listen(channel: string, fn: (payload: string, handOff?: HandOff) => unknown): () => void {
+    if (channel === CHANNELS.WORKER) {
+      return this.#db.listen(channel, (id) => {
+        const h = this.#handOff?.worker === id ? this.#handOff : null;
+        if (fn(id, h?.handOff) === true && h) h.taken = true;
+      });
+    }
     if (channel !== CHANNELS.JOB) return this.#db.listen(channel, fn);
     this.#local.on(channel, fn);
     return () => this.#local.off(channel, fn);
   }
   /**
    * Wakes a worker's long polls, here with `handOff` (both drivers call this process's listeners
-   * before notify returns) and on other servers with the plain wake-up, where a poll looks.
+   * before notify returns) and on other servers with the plain wake-up, where a poll looks — unless
+   * a poll here took all of the hand-off: a worker polls one server at a time, and a poll of it
+   * that reaches another server later looks when it arrives.
    */
   wakeWorker(worker: string, handOff?: HandOff): void {
-    this.#handOff = handOff ? { worker, handOff } : null;
+    const wake = handOff ? { worker, handOff, taken: false } : null;
+    this.#handOff = wake;
     try {
-      this.notify(CHANNELS.WORKER, worker);
+      this.#db.notify(CHANNELS.WORKER, worker, 'here');
     } finally {
       this.#handOff = null;
     }
+    if (!wake?.taken) this.#db.notify(CHANNELS.WORKER, worker, 'elsewhere');
   }
   /**
    * A point in this server's order of events: a later mark was taken later. A poll marks its

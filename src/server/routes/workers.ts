@@ -47,6 +47,8 @@ interface Waiter {
   handed: DeliveredJob[] | null;
   /** Woken without a hand-off since its last look (a control, gang work, another server's assignment): it must look. */
   look: boolean;
+  /** Its worker went away (the connection closed, e.g. it moved to another server): what it is handed reaches nobody. */
+  gone: boolean;
   wake: () => void;
 }
 
@@ -59,10 +61,13 @@ const workerParams = { type: 'object', required: ['id'], properties: { id: { typ
 export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
   const waiters = new Map<string, Set<Waiter>>();
+  // True when a poll here took every job of the hand-off for its worker: then no other server's poll needs the wake-up
+  // (Store.wakeWorker). Not when that poll's worker went away: its next poll may be waiting on another server.
   const unlisten = store.listen(CHANNELS.WORKER, (id, handOff) => {
     const set = waiters.get(id);
-    if (!set) return;
+    if (!set) return false;
     let given = false;
+    let all = false;
     for (const w of set) {
       // The jobs a cycle here just assigned go to one poll, which answers with them instead of looking —
       // one that came in before they were written: its worker can neither hold them nor have ended them
@@ -70,11 +75,13 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (handOff && !given && handOff.sent > w.since && w.room > 0 && w.handed === null && !w.look) {
         w.handed = handOff.jobs;
         given = true;
+        all = handOff.jobs.length <= w.room && !w.gone;
       } else {
         w.look = true;
       }
       w.wake();
     }
+    return all;
   });
   // Closing: every long-poll answers now (with whatever is there), so it does not hold the close up.
   let closing = false;
@@ -176,11 +183,10 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const max = req.body?.max_jobs ?? 100_000;
       const held = new Set(req.body?.held ?? []);
       const deadline = Date.now() + (req.body?.wait_ms ?? 20000);
-      let closed = false;
-      // The response closing before we answer means the worker went away (a request's own 'close' fires once its body is read).
-      reply.raw.once('close', () => (closed = true));
       // Registered before the first look and kept until the answer, so no wake-up is lost between a look and the wait.
-      const waiter: Waiter = { since, room: max, handed: null, look: false, wake: () => {} };
+      const waiter: Waiter = { since, room: max, handed: null, look: false, gone: false, wake: () => {} };
+      // The response closing before we answer means the worker went away (a request's own 'close' fires once its body is read).
+      reply.raw.once('close', () => (waiter.gone = true));
       let set = waiters.get(id);
       if (!set) waiters.set(id, (set = new Set()));
       set.add(waiter);
@@ -222,7 +228,7 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
               d = await store.deliverToWorker(id, max, held);
             }
           }
-          if (d.jobs.length || d.controls.length || Date.now() >= deadline || closed || closing) {
+          if (d.jobs.length || d.controls.length || Date.now() >= deadline || waiter.gone || closing) {
             // Only a job that ran before can have a checkpoint: first attempts cost no lookup.
             const saved = await store.checkpointsOf(d.jobs.filter((j) => j.attempt_count > 1).map((j) => j.id));
             return {

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { PROFILE } from '../sqlProfile.ts';
-import { uniformColumns, type ColumnType, type DriverCapabilities, type Row, type SqlDriver, type SqlExecutor, type SqlPart, type SqlReader, type SqlValue } from '../driver.ts';
+import { uniformColumns, type ColumnType, type DriverCapabilities, type NotifyReach, type Row, type SqlDriver, type SqlExecutor, type SqlPart, type SqlReader, type SqlValue } from '../driver.ts';
 
 const PG_TYPES: Record<ColumnType, string> = { text: 'text', real: 'float8', int: 'int8' };
 // json, not jsonb: the rows are read once, and json skips building jsonb's binary form (~25% faster on 1,000 rows).
@@ -607,8 +607,9 @@ export class PostgresDriver implements SqlDriver {
     }
   }
 
-  notify(channel: string, payload: string): void {
-    this.#bus.emit(channel, payload);
+  notify(channel: string, payload: string, reach: NotifyReach = 'everywhere'): void {
+    if (reach !== 'elsewhere') this.#bus.emit(channel, payload);
+    if (reach === 'here') return;
     // Other servers hear it through PostgreSQL. Wake-ups asked for within one turn of the event loop
     // go out as one statement (a burst of submits or reports costs one round trip, not one each);
     // the same wake-up twice in a turn is sent once. It rides with the statements this process
@@ -656,15 +657,18 @@ export class PostgresDriver implements SqlDriver {
     }
   }
 
+  get leading(): boolean {
+    return this.#leader;
+  }
+
   async releaseLeadership(): Promise<void> {
     if (!this.#leader || this.#closed) return;
-    try {
-      await this.#onSession(async (session) => {
-        if (this.#session === session) await session.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK_KEY]);
-      });
-    } finally {
-      this.#leader = false;
-    }
+    // Not leading from before the unlock: a wake-up sent meanwhile goes to the other servers, one of
+    // which may lead the moment the lock is free (Store.notify keeps the leader's own at home).
+    this.#leader = false;
+    await this.#onSession(async (session) => {
+      if (this.#session === session) await session.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK_KEY]);
+    });
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname } from 'node:path';
-import type { ColumnType, DriverCapabilities, Row, SqlDriver, SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
+import type { ColumnType, DriverCapabilities, Row, NotifyReach, SqlDriver, SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
 
 const MULTI_ROWS = 64;
 
@@ -333,8 +333,9 @@ export class SqliteDriver implements SqlDriver {
     }
   }
 
-  notify(channel: string, payload: string): void {
-    this.#bus.emit(channel, payload);
+  /** One process per SQLite file: `elsewhere` is nobody. */
+  notify(channel: string, payload: string, reach: NotifyReach = 'everywhere'): void {
+    if (reach !== 'elsewhere') this.#bus.emit(channel, payload);
   }
 
   listen(channel: string, fn: (payload: string) => void): () => void {
@@ -345,6 +346,7 @@ export class SqliteDriver implements SqlDriver {
   async tryLeadership(): Promise<boolean> {
     return true;
   }
+  readonly leading = true;
   /** One server per SQLite file: nobody to hand over to. */
   async releaseLeadership(): Promise<void> {}
 
