@@ -4,6 +4,8 @@
  * burst lets V8 grow the young generation to 2 × 64 MB and the old space to 4× the live data, and
  * nothing shrinks them while the server is busy: W4 measured 525 MB RSS with the defaults.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 
 /** Command-line only (V8 sizes the young generation when the heap is created): 2 × 16 MB at most. */
@@ -15,7 +17,7 @@ export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
  * image with one that has them (same pid, same arguments; where `process.execve` exists, i.e. not
  * on Windows). A flag the user gave on the node command line wins. Then the old space grows by 50%
  * over the live data between full collections instead of up to 4×, and scavenges run on the main
- * thread only. PostgreSQL servers were left
+ * thread only, with V8's helper threads at the lowest priority. PostgreSQL servers were left
  * out until the W4 latency measured with these settings in seconds there could not be reproduced
  * (docs/notes/issue3d.md).
  */
@@ -29,4 +31,42 @@ export function prepareServerProcess(_database: string): void {
   // requests leave, handing the work to helper threads costs more than it saves (W2: median
   // scavenge 0.5 → 0.28 ms), and on a busy machine a scavenge waits for helpers to be scheduled.
   setFlagsFromString('--no-parallel-scavenge');
+  lowerV8WorkerPriority();
+}
+
+/**
+ * The nice value of V8's background threads (concurrent compilation, marking and sweeping). At the
+ * main thread's own 0, a job the main thread posts wakes a helper on the main thread's CPU, and the
+ * kernel lets the helper take that CPU for 1–5 ms, even with the other CPU idle: on a 2-vCPU VM 20 of
+ * the server's 28 longest waits in W2's 10 s (W2 SQLite p99 2.0–2.8 ms; docs/notes/issue3y.md).
+ * Weighted this low a helper does not take the CPU from a running main thread: it runs on an idle
+ * CPU, or when the main thread waits for the next request. Under full load it gets less CPU, but
+ * W1's drain measured the same.
+ */
+const V8_WORKER_NICE = 19;
+
+/**
+ * Lowers this process's V8 helper threads to V8_WORKER_NICE (Linux: a nice value belongs to one
+ * thread, and /proc names V8's helpers `V8Worker`; node starts them with the process). Elsewhere,
+ * or where /proc cannot be read, nothing changes. Returns how many threads it lowered.
+ */
+function lowerV8WorkerPriority(): number {
+  if (process.platform !== 'linux') return 0;
+  let lowered = 0;
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return 0;
+  }
+  for (const tid of tids) {
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'V8Worker') continue;
+      setPriority(Number(tid), V8_WORKER_NICE);
+      lowered++;
+    } catch {
+      /* a thread that ended meanwhile */
+    }
+  }
+  return lowered;
 }
