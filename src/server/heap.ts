@@ -37,8 +37,8 @@ export function prepareServerProcess(_database: string): void {
 /**
  * The nice value of V8's background threads (concurrent compilation, marking and sweeping). At the
  * main thread's own 0, a job the main thread posts wakes a helper on the main thread's CPU, and the
- * kernel lets the helper take that CPU for 1–5 ms, even with the other CPU idle: on a 2-vCPU VM 20 of
- * the server's 28 longest waits in W2's 10 s (W2 SQLite p99 2.0–2.8 ms; docs/notes/issue3y.md).
+ * kernel lets the helper take that CPU for 1–5 ms, even with the other CPU idle: on a 2-vCPU VM that was
+ * 20 of the server's 28 longest waits in W2's 10 s (W2 SQLite p99 2.0–2.8 ms; docs/notes/issue3y.md).
  * Weighted this low a helper does not take the CPU from a running main thread: it runs on an idle
  * CPU, or when the main thread waits for the next request. Under full load it gets less CPU, but
  * W1's drain measured the same.
