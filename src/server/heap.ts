@@ -17,11 +17,11 @@ export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
  * image with one that has them (same pid, same arguments; where `process.execve` exists, i.e. not
  * on Windows). A flag the user gave on the node command line wins. Then the old space grows by 50%
  * over the live data between full collections instead of up to 4×, and scavenges run on the main
- * thread only, with V8's helper threads at the lowest priority. PostgreSQL servers were left
- * out until the W4 latency measured with these settings in seconds there could not be reproduced
- * (docs/notes/issue3d.md).
+ * thread only. On SQLite, V8's helper threads also run at the lowest priority (see
+ * V8_WORKER_NICE). PostgreSQL servers were left out of the heap settings until the W4 latency
+ * measured with them in seconds there could not be reproduced (docs/notes/issue3d.md).
  */
-export function prepareServerProcess(_database: string): void {
+export function prepareServerProcess(database: string): void {
   const missing = SERVER_NODE_FLAGS.filter((f) => !process.execArgv.some((a) => a.startsWith(f.split('=')[0]!)));
   if (missing.length > 0 && typeof process.execve === 'function' && process.platform !== 'win32') {
     process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)]);
@@ -31,7 +31,7 @@ export function prepareServerProcess(_database: string): void {
   // requests leave, handing the work to helper threads costs more than it saves (W2: median
   // scavenge 0.5 → 0.28 ms), and on a busy machine a scavenge waits for helpers to be scheduled.
   setFlagsFromString('--no-parallel-scavenge');
-  lowerV8WorkerPriority();
+  if (!/^postgres(ql)?:\/\//.test(database)) lowerV8WorkerPriority();
 }
 
 /**
@@ -40,8 +40,10 @@ export function prepareServerProcess(_database: string): void {
  * kernel lets the helper take that CPU for 1–5 ms, even with the other CPU idle: on a 2-vCPU VM that was
  * 20 of the server's 28 longest waits in W2's 10 s (W2 SQLite p99 2.0–2.8 ms; docs/notes/issue3y.md).
  * Weighted this low a helper does not take the CPU from a running main thread: it runs on an idle
- * CPU, or when the main thread waits for the next request. Under full load it gets less CPU, but
- * W1's drain measured the same.
+ * CPU, or when the main thread waits for the next request. Under full load it gets less CPU: W1's
+ * drain measured the same, but a PostgreSQL server filling W4's million jobs — both CPUs busy with
+ * it and the database's backends — ended at 290–323 MB RSS against 262–288 (five runs each, the
+ * target is 300), its marking behind, and its W2 gained nothing measurable; so SQLite servers only.
  */
 const V8_WORKER_NICE = 19;
 
