@@ -8,6 +8,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { buildApp } from '../src/server/app.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
@@ -18,7 +19,6 @@ import { freshDatabase } from './helpers/db.ts';
 import { eventually } from './helpers/cluster.ts';
 
 const HOUR = 3_600_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A Gantry server on `url` whose scheduler cycles only when woken. */
 async function serve(url: string, token: string | null) {

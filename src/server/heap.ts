@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
+import { isPostgresUrl } from '../store/driver.ts';
 
 /** Command-line only (V8 sizes the young generation when the heap is created): 2 × 16 MB at most. */
 export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
@@ -31,7 +32,7 @@ export function prepareServerProcess(database: string): void {
   // requests leave, handing the work to helper threads costs more than it saves (W2: median
   // scavenge 0.5 → 0.28 ms), and on a busy machine a scavenge waits for helpers to be scheduled.
   setFlagsFromString('--no-parallel-scavenge');
-  if (!/^postgres(ql)?:\/\//.test(database)) lowerV8WorkerPriority();
+  if (!isPostgresUrl(database)) lowerV8WorkerPriority();
 }
 
 /**
@@ -50,25 +51,22 @@ const V8_WORKER_NICE = 19;
 /**
  * Lowers this process's V8 helper threads to V8_WORKER_NICE (Linux: a nice value belongs to one
  * thread, and /proc names V8's helpers `V8Worker`; node starts them with the process). Elsewhere,
- * or where /proc cannot be read, nothing changes. Returns how many threads it lowered.
+ * or where /proc cannot be read, nothing changes.
  */
-function lowerV8WorkerPriority(): number {
-  if (process.platform !== 'linux') return 0;
-  let lowered = 0;
+function lowerV8WorkerPriority(): void {
+  if (process.platform !== 'linux') return;
   let tids: string[];
   try {
     tids = readdirSync('/proc/self/task');
   } catch {
-    return 0;
+    return;
   }
   for (const tid of tids) {
     try {
       if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'V8Worker') continue;
       setPriority(Number(tid), V8_WORKER_NICE);
-      lowered++;
     } catch {
       /* a thread that ended meanwhile */
     }
   }
-  return lowered;
 }

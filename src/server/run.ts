@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { openStore, type Store } from '../store/store.ts';
+import { isPostgresUrl } from '../store/driver.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { TenantDirectory } from './tenantDirectory.ts';
 import { buildApp } from './app.ts';
@@ -64,7 +65,7 @@ function takePidLock(dir: string): () => void {
 /** Starts a Gantry server (API + scheduler), and with `local_worker` a process worker beside it. */
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const cfg = opts.config;
-  const sqlite = !/^postgres(ql)?:\/\//.test(cfg.database);
+  const sqlite = !isPostgresUrl(cfg.database);
   let releaseLock = () => {};
   if (opts.write_files !== false) mkdirSync(cfg.data_dir, { recursive: true });
   if (sqlite) {

@@ -175,3 +175,8 @@ export interface SqlDriver extends SqlExecutor {
   releaseLeadership(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A PostgreSQL URL (`postgres://…` / `postgresql://…`); anything else names a SQLite file (see openStore). */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Attempt, DependencyType, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
 import { GantryError } from '../core/errors.ts';
-import type { DriverCapabilities, SqlDriver, SqlExecutor, SqlReader } from './driver.ts';
+import { isPostgresUrl, type DriverCapabilities, type SqlDriver, type SqlExecutor, type SqlReader } from './driver.ts';
 import { AfterCommit, bindAfterCommit, registerFinalHook } from './finalHooks.ts';
 import { createTemplate, deleteTemplate, ensureTemplates, getTemplate, listTemplates, templatesIn, updateTemplate, type StoredTemplate } from './ops/templates.ts';
 import type { TemplateRequest } from '../templates/definition.ts';
@@ -632,7 +632,7 @@ export class Store {
  */
 export async function openStore(url: string): Promise<Store> {
   let driver: SqlDriver;
-  if (/^postgres(ql)?:\/\//.test(url)) driver = new PostgresDriver(url);
+  if (isPostgresUrl(url)) driver = new PostgresDriver(url);
   else if (url.startsWith('sqlite:')) driver = new SqliteDriver(url.slice('sqlite:'.length));
   else if (/^[a-z]+:\/\//i.test(url)) throw new GantryError('VALIDATION_FAILED', `unsupported database URL scheme: ${url.split(':')[0]} (use postgres:// or a SQLite file path)`, { field: 'database' });
   else driver = new SqliteDriver(url);

@@ -9,6 +9,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { canTransition, FINAL_STATES, ACTIVE_STATES } from '../../src/core/states.ts';
 import type { JobState } from '../../src/core/types.ts';
 import { eventsFromRow } from '../../src/store/rows.ts';
+import { isPostgresUrl } from '../../src/store/driver.ts';
 
 export interface RawDb {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -17,7 +18,7 @@ export interface RawDb {
 
 /** A plain connection to a Gantry database (`postgres://…` or `sqlite:PATH`). */
 export async function rawDb(url: string): Promise<RawDb> {
-  if (/^postgres(ql)?:\/\//.test(url)) {
+  if (isPostgresUrl(url)) {
     const c = new pg.Client({ connectionString: url });
     c.on('error', () => {});
     await c.connect();
