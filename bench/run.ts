@@ -18,6 +18,7 @@ import pg from 'pg';
 import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
 import { workflowBench } from './workflow.ts';
 import { printSched, runSchedBench } from './scheduler.ts';
+import { pgWriteFloor } from './pg-floor.ts';
 import { sqliteWriteFloor } from './sqlite-floor.ts';
 import { w2RelayFloor } from './w2-floor.ts';
 
@@ -119,6 +120,12 @@ async function main() {
       log(`${name}: W1 write floor`);
       const [f] = await sqliteWriteFloor(SIZES.drain);
       Object.assign(row, { w1_write_floor_us: f!.us_per_job, w1_write_bound_per_s: 1e6 / f!.us_per_job });
+    } else {
+      // The same writes on PostgreSQL, as plain statements in batches of 500: the database's CPU for them alone,
+      // a floor under the drain's database CPU (bench/pg-floor.ts).
+      log(`${name}: W1 write floor`);
+      const f = await pgWriteFloor(pgInfo.url, SIZES.drain);
+      Object.assign(row, { w1_write_floor_db_cpu_us: f.db_cpu_us });
     }
     log(`${name}: W2 latency`);
     const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, 0, SIZES.drain);
@@ -206,6 +213,7 @@ function printTable() {
     ['w1_db_cpu_us', 'W1 CPU µs per drained job: PostgreSQL / Redis', 'lo'],
     ['w1_write_floor_us', 'W1 the writes alone µs per job (SQLite single writer)', 'lo'],
     ['w1_write_bound_per_s', 'W1 bound from the writes alone jobs/s', 'hi'],
+    ['w1_write_floor_db_cpu_us', 'W1 the writes alone: PostgreSQL CPU µs per job', 'lo'],
     ['w2_p50_ms', 'W2 latency p50 ms', 'lo'],
     ['w2_p99_ms', 'W2 latency p99 ms', 'lo'],
     ['w2_max_ms', 'W2 latency max ms', 'lo'],
