@@ -19,7 +19,7 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** BENCH_PROFILE=dir: CPU profiles of the server and worker processes go there (node --cpu-prof). */
-function profileArgs(name: string): string[] {
+export function profileArgs(name: string): string[] {
   const dir = process.env.BENCH_PROFILE;
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
 }

@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: Gantry and its peers on the same machine, same workload shapes, one table.
  *   W1 drain: 20,000 no-op jobs submitted in batches of 1,000, drained by one worker at concurrency 50
+ *     and its floors on this machine: SQLite's writes alone (bench/sqlite-floor.ts); the same worker and HTTP hops
+ *     through a relay with no store or scheduler (bench/w1-floor.ts)
  *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max;
  *     and its floor on this machine, the same hops through a relay that does nothing (bench/w2-floor.ts)
  *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
@@ -20,6 +22,7 @@ import { workflowBench } from './workflow.ts';
 import { printSched, runSchedBench } from './scheduler.ts';
 import { sqliteWriteFloor } from './sqlite-floor.ts';
 import { w2RelayFloor } from './w2-floor.ts';
+import { w1RelayFloor } from './w1-floor.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -119,6 +122,10 @@ async function main() {
       log(`${name}: W1 write floor`);
       const [f] = await sqliteWriteFloor(SIZES.drain);
       Object.assign(row, { w1_write_floor_us: f!.us_per_job, w1_write_bound_per_s: 1e6 / f!.us_per_job });
+      // The SDK Worker and both HTTP hops with nothing behind them (bench/w1-floor.ts): what the rest of the architecture costs here.
+      log('W1 relay floor');
+      const r = await w1RelayFloor(SIZES.drain, 3, 50, PREFETCH);
+      Object.assign(row, { w1_floor_drain_per_s: r.drain_per_s, w1_floor_relay_cpu_us: r.relay_cpu_us, w1_floor_worker_cpu_us: r.worker_cpu_us });
     }
     log(`${name}: W2 latency`);
     const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, 0, SIZES.drain);
@@ -206,6 +213,9 @@ function printTable() {
     ['w1_db_cpu_us', 'W1 CPU µs per drained job: PostgreSQL / Redis', 'lo'],
     ['w1_write_floor_us', 'W1 the writes alone µs per job (SQLite single writer)', 'lo'],
     ['w1_write_bound_per_s', 'W1 bound from the writes alone jobs/s', 'hi'],
+    ['w1_floor_drain_per_s', 'W1 floor: the same worker and HTTP hops, a relay with no store or scheduler: drain jobs/s (median of 3)', 'hi'],
+    ['w1_floor_relay_cpu_us', 'W1 floor: relay CPU µs per job', 'lo'],
+    ['w1_floor_worker_cpu_us', 'W1 floor: SDK worker CPU µs per job', 'lo'],
     ['w2_p50_ms', 'W2 latency p50 ms', 'lo'],
     ['w2_p99_ms', 'W2 latency p99 ms', 'lo'],
     ['w2_max_ms', 'W2 latency max ms', 'lo'],
