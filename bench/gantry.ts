@@ -18,8 +18,8 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 // (2026-11-22) ~5 ms per second, which W2 counted as latency.
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** BENCH_PROFILE=dir: CPU profiles of the server and worker processes go there (node --cpu-prof). */
-function profileArgs(name: string): string[] {
+/** BENCH_PROFILE=dir: CPU profiles of the server and worker processes (and bench/w1-floor.ts's relay) go there (node --cpu-prof). */
+export function profileArgs(name: string): string[] {
   const dir = process.env.BENCH_PROFILE;
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
 }

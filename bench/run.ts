@@ -1,6 +1,9 @@
 /**
  * `npm run bench`: Gantry and its peers on the same machine, same workload shapes, one table.
  *   W1 drain: 20,000 no-op jobs submitted in batches of 1,000, drained by one worker at concurrency 50
+ *     and its floors on this machine: the writes alone (SQLite: bench/sqlite-floor.ts; PostgreSQL: bench/pg-floor.ts, the
+ *     database's CPU); the same worker and HTTP hops
+ *     through a relay with no store or scheduler (bench/w1-floor.ts)
  *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max;
  *     and its floor on this machine, the same hops through a relay that does nothing (bench/w2-floor.ts)
  *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
@@ -12,7 +15,7 @@
  */
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
@@ -21,6 +24,7 @@ import { printSched, runSchedBench } from './scheduler.ts';
 import { pgWriteFloor } from './pg-floor.ts';
 import { sqliteWriteFloor } from './sqlite-floor.ts';
 import { w2RelayFloor } from './w2-floor.ts';
+import { w1RelayFloor, type W1Floor } from './w1-floor.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -83,6 +87,22 @@ function log(msg: string) {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
+const CORES = availableParallelism();
+let relay: Promise<W1Floor> | null = null;
+/**
+ * W1's floor beyond the writes (bench/w1-floor.ts): the SDK Worker and both HTTP hops through a relay with no store
+ * or scheduler. Measured once per run; its rows go in the first Gantry column that asks for it.
+ */
+async function relayFloor(row: Row): Promise<W1Floor> {
+  if (!relay) {
+    log('W1 relay floor');
+    relay = w1RelayFloor(SIZES.drain, 3, 50, PREFETCH);
+    const r = await relay;
+    Object.assign(row, { w1_floor_drain_per_s: r.drain_per_s, w1_floor_relay_cpu_us: r.relay_cpu_us, w1_floor_worker_cpu_us: r.worker_cpu_us });
+  }
+  return relay;
+}
+
 async function main() {
   if (want('sched')) {
     // The scheduling policy's own benchmark (bench/scheduler.ts): in-process, no store, its own tables.
@@ -120,12 +140,17 @@ async function main() {
       log(`${name}: W1 write floor`);
       const [f] = await sqliteWriteFloor(SIZES.drain);
       Object.assign(row, { w1_write_floor_us: f!.us_per_job, w1_write_bound_per_s: 1e6 / f!.us_per_job });
+      const r = await relayFloor(row);
+      // One main thread does the relay's work and the writes; the worker needs the rest of the machine's cores.
+      Object.assign(row, { w1_arch_bound_per_s: Math.min(1e6 / (r.relay_cpu_us + f!.us_per_job), (CORES * 1e6) / (r.relay_cpu_us + f!.us_per_job + r.worker_cpu_us)) });
     } else {
       // The same writes on PostgreSQL, as plain statements in batches of 500: the database's CPU for them alone,
       // a floor under the drain's database CPU (bench/pg-floor.ts).
       log(`${name}: W1 write floor`);
       const f = await pgWriteFloor(pgInfo.url, SIZES.drain);
-      Object.assign(row, { w1_write_floor_db_cpu_us: f.db_cpu_us });
+      const r = await relayFloor(row);
+      // The database's writes, the relay's work and the worker share the machine's cores.
+      Object.assign(row, { w1_write_floor_db_cpu_us: f.db_cpu_us, w1_arch_bound_per_s: (CORES * 1e6) / (f.db_cpu_us + r.relay_cpu_us + r.worker_cpu_us) });
     }
     log(`${name}: W2 latency`);
     const l = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, 0, SIZES.drain);
@@ -204,7 +229,8 @@ function fmt(v: unknown, digits = 1): string {
 
 /** Higher-is-better metrics divide Gantry by the best peer; lower-is-better divide the best peer by Gantry (so >1 = Gantry better). */
 function printTable() {
-  const metrics: [string, string, 'hi' | 'lo'][] = [
+  // A fourth element names the peers' metric a Gantry bound is compared with (the bounds have no peer value of their own).
+  const metrics: [string, string, 'hi' | 'lo', string?][] = [
     ['w1_submit_per_s', 'W1 submit jobs/s', 'hi'],
     ['w1_drain_per_s', 'W1 drain jobs/s', 'hi'],
     ['w1_app_cpu_us', 'W1 CPU µs per drained job: Gantry server + worker / peer process', 'lo'],
@@ -212,8 +238,12 @@ function printTable() {
     ['w1_worker_cpu_us', '… of which Gantry SDK worker', 'lo'],
     ['w1_db_cpu_us', 'W1 CPU µs per drained job: PostgreSQL / Redis', 'lo'],
     ['w1_write_floor_us', 'W1 the writes alone µs per job (SQLite single writer)', 'lo'],
-    ['w1_write_bound_per_s', 'W1 bound from the writes alone jobs/s', 'hi'],
+    ['w1_write_bound_per_s', 'W1 bound from the writes alone jobs/s (÷ the best peer\'s drain)', 'hi', 'w1_drain_per_s'],
     ['w1_write_floor_db_cpu_us', 'W1 the writes alone: PostgreSQL CPU µs per job', 'lo'],
+    ['w1_floor_drain_per_s', 'W1 floor: the same worker and HTTP hops, a relay with no store or scheduler: drain jobs/s (median of 3; ÷ the best peer\'s drain)', 'hi', 'w1_drain_per_s'],
+    ['w1_floor_relay_cpu_us', 'W1 floor: relay CPU µs per job', 'lo'],
+    ['w1_floor_worker_cpu_us', 'W1 floor: SDK worker CPU µs per job', 'lo'],
+    ['w1_arch_bound_per_s', 'W1 bound from the floors jobs/s (SQLite: relay + writes on one thread; PostgreSQL: database writes + relay + worker on all cores; ÷ the best peer\'s drain)', 'hi', 'w1_drain_per_s'],
     ['w2_p50_ms', 'W2 latency p50 ms', 'lo'],
     ['w2_p99_ms', 'W2 latency p99 ms', 'lo'],
     ['w2_max_ms', 'W2 latency max ms', 'lo'],
@@ -237,10 +267,10 @@ function printTable() {
   const gantry = cols.filter((c) => c.startsWith('gantry-'));
   const header = ['metric', ...cols, ...gantry.map((g) => `${g.replace('gantry-', '')} ÷ best peer`)];
   const lines: string[][] = [header];
-  for (const [key, label, dir] of metrics) {
+  for (const [key, label, dir, peerKey = key] of metrics) {
     const vals = cols.map((c) => results[c]![key]);
     if (vals.every((v) => v === undefined)) continue;
-    const peerVals = peers.map((p) => results[p]![key]).filter((v): v is number => typeof v === 'number');
+    const peerVals = peers.map((p) => results[p]![peerKey]).filter((v): v is number => typeof v === 'number');
     const best = peerVals.length ? (dir === 'hi' ? Math.max(...peerVals) : Math.min(...peerVals)) : null;
     const ratios = gantry.map((g) => {
       const v = results[g]![key];
