@@ -54,6 +54,8 @@ export interface PgFloorResult {
    * share is not in it (the W1 drain's figure counts every `postgres` process), so this floor is if anything low.
    */
   db_cpu_us: number;
+  /** This process's CPU per job (µs): building the rows' JSON parameters, sending them, reading the answers — what a server pays at least. */
+  client_cpu_us: number;
   /** Wall time of the drain per job (µs), the client's round trips included. */
   us_per_job: number;
 }
@@ -77,10 +79,16 @@ export async function pgWriteFloor(pgUrl: string, jobs: number): Promise<PgFloor
       // The backend's own CPU: what other databases on the machine's PostgreSQL do meanwhile is not counted.
       const backend = Number((await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
       const cpu0 = cpuMs(backend);
+      const own0 = process.cpuUsage();
       const t0 = performance.now();
       for (let i = 0; i < ids.length; i += BATCH) await drainBatch(c, ids.slice(i, i + BATCH), run);
       const wall = performance.now() - t0;
-      return { db_cpu_us: ((cpuMs(backend) - cpu0) * 1000) / ids.length, us_per_job: (wall * 1000) / ids.length };
+      const own = process.cpuUsage(own0);
+      return {
+        db_cpu_us: ((cpuMs(backend) - cpu0) * 1000) / ids.length,
+        client_cpu_us: (own.user + own.system) / ids.length,
+        us_per_job: (wall * 1000) / ids.length,
+      };
     } finally {
       await c.end();
     }
@@ -142,5 +150,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const jobs = Number(process.argv[2] ?? 10_000);
   await explainedFloor(pgUrl, jobs);
   const f = await pgWriteFloor(pgUrl, jobs);
-  console.log(`without EXPLAIN: database CPU ${f.db_cpu_us.toFixed(1)} µs per job (the drain's backend), wall ${f.us_per_job.toFixed(1)} µs per job`);
+  console.log(`without EXPLAIN: database CPU ${f.db_cpu_us.toFixed(1)} µs per job (the drain's backend), client CPU ${f.client_cpu_us.toFixed(1)}, wall ${f.us_per_job.toFixed(1)} µs per job`);
 }

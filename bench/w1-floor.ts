@@ -154,7 +154,8 @@ async function relayDrain(jobs: number, concurrency: number, prefetch: number): 
   }
 }
 
-const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
+/** The middle value (the upper one of an even count). */
+export const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
 
 /** `runs` W1 drains through the relay (W1's worker settings), each with fresh processes; the median of each figure, and every run's. */
 export async function w1RelayFloor(jobs = 20_000, runs = 3, concurrency = 50, prefetch = 450): Promise<W1Floor & { runs: W1Floor[] }> {
