@@ -18,6 +18,7 @@ import { normalizeJobSpec, type JobRequest } from '../src/core/jobSpec.ts';
 import { GantryError } from '../src/core/errors.ts';
 import type { JobSpec, JobState, WorkerInfo } from '../src/core/types.ts';
 import type { AttemptReport } from '../src/store/ops/reportResults.ts';
+import { nearQueuePosition } from '../src/store/ops/jobActions.ts';
 import { DEFAULT_BREAKER_OPTIONS } from '../src/core/breakers.ts';
 
 function spec(over: JobRequest = {}): JobSpec {
@@ -877,6 +878,37 @@ for (const kind of STORE_KINDS) {
       await store.reorderJob(c!, 3, 'between d and b', 'user:test', tick());
       assert.deepEqual(await order(), [a, d, c, b]);
       for (const [i, id] of [a, d, c, b].entries()) assert.equal(await store.queuePosition(await job(id!)), i + 1);
+    });
+
+    it('a queued job\'s position is its place in its queue\'s scheduling order: across priority classes, among jobs of one millisecond, after reorders and priority changes', async () => {
+      const now = tick();
+      // Batches share one sort key per millisecond: ties broken by seq. A second queue (handler jobs) is counted apart.
+      const first = await store.submitJobs((['normal', 'normal', 'high', 'low', 'normal', 'normal'] as const).map((priority) => spec({ priority })), 'test', now);
+      await store.submitJobs([spec({ handler: 'noop' }), spec({ handler: 'noop', priority: 'high' }), spec({ handler: 'noop' })], 'test', now);
+      const second = await store.submitJobs(Array.from({ length: 5 }, () => spec()), 'test', tick());
+      await submit({ priority: 'critical' });
+      await submit({ priority: 'low' });
+      const id = (rs: typeof first, i: number) => rs[i]!.job.id;
+      await store.reorderJob(id(second, 3), 4, 'between two jobs of one millisecond', 'user:test', tick());
+      await store.reorderJob(id(second, 4), 8, 'a fractional key', 'user:test', tick());
+      await store.reorderJob(id(first, 0), 99, 'last in its class', 'user:test', tick());
+      await store.setPriority(id(second, 1), 'high', 'into another class', 'user:test', tick());
+      const raw = rawDriver(kind, db.url);
+      try {
+        for (const queue of ['', 'noop']) {
+          const order = await store.queuedJobs(1000, null, queue);
+          assert.ok(order.length >= 3);
+          for (const [i, q] of order.entries()) {
+            const j = await job(q.id);
+            assert.equal(await store.queuePosition(j), i + 1, `${q.id} (${j.priority}) in queue '${queue}'`);
+            assert.equal(await store.queuePosition(j, { long_read: true }), i + 1, `${q.id} counted off the event loop`);
+            // A count that stops at 3 jobs ahead, wherever in the order they are.
+            assert.equal(await nearQueuePosition(raw, j, 3), i < 3 ? i + 1 : null, `${q.id} near`);
+          }
+        }
+      } finally {
+        await raw.close();
+      }
     });
 
     it('queueStats counts by state and per priority class', async () => {
