@@ -105,7 +105,8 @@ export function queueKeyOf(job: Pick<Job, 'handler'>): string {
 /**
  * The condition for the queued jobs (`alias`: `q.` or '') ahead of one with this queue key, rank, sort key and seq
  * (SQL each), as one row comparison — for the submit's count (submitJobsAtOnce), whose job was just written with
- * the latest sort key and seq: the walk past the jobs ahead ends where it starts. For a job already waiting, see AHEAD.
+ * the latest sort key and seq: no job of its class lies behind it, so the walk ends with the jobs ahead, where the
+ * row comparison's bound (its first column only, see AHEAD) would end it. For a job already waiting, see AHEAD.
  */
 export function queuedAhead(alias: string, [key, rank, sortKey, seq]: readonly [string, string, string, string]): string {
   return `${alias}state = 'QUEUED' AND ${alias}queue_key = ${key} AND (${alias}priority_rank, ${alias}sort_key, ${alias}seq) < (${rank}, ${sortKey}, ${seq})`;
@@ -118,6 +119,8 @@ export function queuedAhead(alias: string, [key, rank, sortKey, seq]: readonly [
  * range's ends. The row comparison is bounded at its first column only: PostgreSQL 15 walks on to the end of the
  * job's class (the 10th of 300,000 normal jobs: 1,800 index pages, 19 ms), and SQLite (which leaves the rowid
  * `seq` out of a row-value range) to the last job of its millisecond (a batch's: 1,000 entries, 0.1–0.2 ms).
+ * The price of three ranges: PostgreSQL plans three scans (~0.3 ms against ~0.15; the statement keeps custom
+ * plans), and an empty queue costs SQLite ~1 µs more (5.7 against 4.6 µs).
  */
 const AHEAD = ['priority_rank < ?', 'priority_rank = ? AND sort_key < ?', 'priority_rank = ? AND sort_key = ? AND seq < ?']
   .map((range) => `SELECT 1 FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND ${range}`).join(' UNION ALL ');
@@ -129,8 +132,8 @@ function aheadParams(job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>
 
 /**
  * 1-based place of a queued job in its queue (the jobs waiting for the same kind of worker:
- * command jobs, or one handler's jobs), in scheduling order. O(jobs ahead): ~100 ns each, so
- * ~0.1 s for the last of a million.
+ * command jobs, or one handler's jobs), in scheduling order. O(jobs ahead): the last of 300,000
+ * took 15–17 ms on SQLite and ~45 ms (GET /jobs/{id}) on PostgreSQL.
  */
 export async function queuePosition(db: SqlReader, job: Pick<Job, 'priority' | 'sort_key' | 'seq' | 'handler'>): Promise<number> {
   const r = await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM (${AHEAD}) AS ahead`, aheadParams(job));
