@@ -47,7 +47,8 @@ function queuedFromRow(r: Record<string, unknown>): QueuedJob {
  * Reads the queue in scheduling order — priority class, then position — `limit` at a time
  * after `cursor` (keyset paging, so a blocked head never hides the jobs behind it). With
  * `queueKey` ('' = command jobs, else a handler name) only that queue is read, from the
- * partial index `jobs_queue_by_key`; without it, the whole queue from `jobs_queue`.
+ * partial index `jobs_queue_by_key`; without it, every queued job is read and sorted (no index has
+ * that order since migration 0003 dropped `jobs_queue`) — for tests and tools, not for a hot path.
  */
 export async function queuedJobs(db: SqlExecutor, limit: number, cursor: QueueCursor | null, queueKey?: string): Promise<QueuedJob[]> {
   const where = ["state = 'QUEUED'"];
