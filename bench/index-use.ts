@@ -40,7 +40,9 @@ const QUERIES: [string, string][] = [
   ['worker jobs (release)', `SELECT id, state FROM jobs WHERE worker_id = 'w1' AND ${ACTIVE}`],
   ['queuedJobs (queue key)', `SELECT id FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' ORDER BY queue_key, priority_rank, sort_key, seq LIMIT 100`],
   ['queuedJobs (all)', `SELECT id FROM jobs WHERE state = 'QUEUED' ORDER BY priority_rank, sort_key, seq LIMIT 100`],
-  ['queuePosition', `SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' AND (priority_rank, sort_key, seq) < (3, 5, 100)`],
+  ['queuePosition', `SELECT COUNT(*) AS n FROM (${['priority_rank < 3', 'priority_rank = 3 AND sort_key < 5', 'priority_rank = 3 AND sort_key = 5 AND seq < 100']
+    .map((range) => `SELECT 1 FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' AND ${range}`).join(' UNION ALL ')}) AS ahead`],
+  ['submit position (row comparison)', `SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' AND (priority_rank, sort_key, seq) < (3, 5, 100)`],
   ['reorderJob neighbours', `SELECT id FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' AND id != 'x' ORDER BY priority_rank, sort_key, seq LIMIT 2 OFFSET 10`],
   ['tenant queue head', `SELECT id FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' AND tenant = 'default' ORDER BY priority_rank, sort_key, seq LIMIT 100`],
   ['queued tenants (skip scan step)', `SELECT MIN(tenant) FROM jobs WHERE state = 'QUEUED' AND queue_key = 'noop' AND tenant > 'a'`],
