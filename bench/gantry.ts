@@ -26,8 +26,12 @@ export function profileArgs(name: string): string[] {
 
 /** CPU time (user + system, ms) a process has used so far, from /proc. */
 export function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** User + system ms from a /proc `stat` line (a process's or a thread's). */
+function statCpuMs(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
@@ -52,8 +56,7 @@ export function threadCpuMs(pid: number): { main: number; v8: number; other: num
     } catch {
       continue; // a thread that ended meanwhile
     }
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    const ms = statCpuMs(f);
     if (tid === String(pid)) out.main += ms;
     else if (f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')) === 'V8Worker') out.v8 += ms;
     else out.other += ms;
