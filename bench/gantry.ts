@@ -208,6 +208,29 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+/** The middle value of an odd count (of an even one, the lower middle): `percentile` at 50 of the sorted values. */
+export const median = (xs: readonly number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+
+/**
+ * Forks the module at `moduleUrl` in the role `role` (its argv[2], then `args`), with an IPC channel, and resolves
+ * with the child and its first message (a relay's URL, a worker's readiness) — how the floor benches start their parts.
+ */
+export function forkRole<M>(moduleUrl: string, role: string, args: string[] = [], execArgv: string[] = []): Promise<{ child: ChildProcess; msg: M }> {
+  const child = fork(fileURLToPath(moduleUrl), [role, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  return new Promise((resolve, reject) => {
+    child.once('message', (msg) => resolve({ child, msg: msg as M }));
+    child.once('exit', (c) => reject(new Error(`${role} exited (${c})`)));
+  });
+}
+
+/** Sends `cmd` to a forked part and resolves with its next message. */
+export function ask<T>(child: ChildProcess, cmd: string): Promise<T> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m as T));
+    child.send({ cmd });
+  });
+}
+
 /**
  * W1: submit `jobs` no-op handler jobs in batches, then drain with one SDK Worker process at
  * `concurrency`, taking `prefetch` more ahead (graphile-worker's peer setting is a local queue of 500).

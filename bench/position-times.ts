@@ -6,12 +6,13 @@
  * The database is seeded through the store (bench/floorSetup.ts) when it holds no queued job.
  * Prints the median and p90 per checkout, round and job, in ms.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { openStore } from '../src/store/store.ts';
 import { seedQueuedJobs } from './floorSetup.ts';
+import { percentile } from './gantry.ts';
+import type * as GantryBench from './gantry.ts';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => {
@@ -44,25 +45,14 @@ const { token } = await store.createToken('position-times', 'admin', null);
 const jobs = { '10th': await place(9), '1,501st': await place(1500), last: await place(queued - 1) };
 await store.close();
 
-async function startServer(checkout: string, dataDir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(checkout, 'bench/serverProc.ts'), database!, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const info = await new Promise<{ url: string }>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('\n')) resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))));
-    });
-    child.on('exit', (c) => reject(new Error(`server exited (${c})`)));
-  });
-  return { ...info, stop: () => new Promise((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))) };
-}
-
-const ms = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]!.toFixed(2);
+const ms = (xs: number[], p: number) => percentile([...xs].sort((a, b) => a - b), p).toFixed(2);
 console.log(`${queued} queued; ${ROUNDS} rounds of ${REQUESTS} GET /jobs/{id} per job and checkout (median / p90 ms)`);
 for (let round = 1; round <= ROUNDS; round++) {
   for (const checkout of checkouts) {
     const dataDir = mkdtempSync(join(tmpdir(), 'gantry-position-times-'));
-    const srv = await startServer(checkout, dataDir);
+    // Each checkout's own bench code starts its own server (as bench/status-cost.ts does).
+    const { startGantryServer } = (await import(join(resolve(checkout), 'bench/gantry.ts'))) as typeof GantryBench;
+    const srv = await startGantryServer(database!, dataDir);
     try {
       const line: string[] = [];
       for (const [what, id] of Object.entries(jobs)) {
@@ -81,7 +71,7 @@ for (let round = 1; round <= ROUNDS; round++) {
           times.push(r.ms);
           position = r.position;
         }
-        line.push(`${what} (#${position}): ${ms(times, 0.5)} / ${ms(times, 0.9)}`);
+        line.push(`${what} (#${position}): ${ms(times, 50)} / ${ms(times, 90)}`);
       }
       console.log(`round ${round} ${checkout}: ${line.join('  ')}`);
     } finally {

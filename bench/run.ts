@@ -18,13 +18,13 @@ import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { gantryDrain, gantryLatency, gantryProcessJobs, type StoreKind } from './gantry.ts';
+import { gantryDrain, gantryLatency, gantryProcessJobs, median, type StoreKind } from './gantry.ts';
 import { workflowBench } from './workflow.ts';
 import { printSched, runSchedBench } from './scheduler.ts';
 import { pgWriteFloor, type PgFloorResult } from './pg-floor.ts';
 import { sqliteWriteFloor } from './sqlite-floor.ts';
 import { w2RelayFloor } from './w2-floor.ts';
-import { median, w1RelayFloor, type W1Floor } from './w1-floor.ts';
+import { w1RelayFloor, type W1Floor } from './w1-floor.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');

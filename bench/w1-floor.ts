@@ -11,12 +11,11 @@
  * writes, the scheduling cycle, validation and the rows' reading and building. Measured as W1: drain
  * jobs/s from the first handler start to the last handler end, and each process's CPU per drained job.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { newId } from '../src/core/ids.ts';
 import type { Assignment, AttemptReport, ReportResult } from '../src/client/http.ts';
-import { cpuMs, profileArgs, startSdkWorker, waitUntil } from './gantry.ts';
+import { ask, cpuMs, forkRole, median, profileArgs, startSdkWorker, waitUntil } from './gantry.ts';
 
 /** As Gantry's default (GANTRY_BODY_LIMIT): a poll carrying 500 reports is ~60 KB. */
 const BODY_LIMIT = 16 * 1024 * 1024;
@@ -105,17 +104,6 @@ async function relayServer(jobs: number): Promise<void> {
   });
 }
 
-function startRelay(jobs: number): Promise<{ child: ChildProcess; url: string }> {
-  const child = fork(fileURLToPath(import.meta.url), ['relay', String(jobs)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: profileArgs('relay'),
-  });
-  return new Promise((resolve, reject) => {
-    child.once('message', (m) => resolve({ child, url: (m as { url: string }).url }));
-    child.once('exit', (c) => reject(new Error(`W1 relay exited (${c})`)));
-  });
-}
-
 export interface W1Floor {
   drain_per_s: number;
   relay_cpu_us: number;
@@ -124,14 +112,11 @@ export interface W1Floor {
 
 /** One W1 drain of `jobs` preloaded jobs through the relay, the SDK Worker at `concurrency` + `prefetch`. */
 async function relayDrain(jobs: number, concurrency: number, prefetch: number): Promise<W1Floor> {
-  const relay = await startRelay(jobs);
-  const relayDone = () =>
-    new Promise<number>((resolve) => {
-      relay.child.once('message', (m) => resolve((m as { done: number }).done));
-      relay.child.send({ cmd: 'stats' });
-    });
+  const relay = await forkRole<{ url: string }>(import.meta.url, 'relay', [String(jobs)], profileArgs('relay'));
+  const url = relay.msg.url;
+  const relayDone = async () => (await ask<{ done: number }>(relay.child, 'stats')).done;
   try {
-    const w = await startSdkWorker(relay.url, 'relay', concurrency, prefetch);
+    const w = await startSdkWorker(url, 'relay', concurrency, prefetch);
     try {
       const cpu0 = [cpuMs(relay.child.pid!), cpuMs(w.pid)];
       let s = { first: 0, last: 0, count: 0 };
@@ -154,9 +139,6 @@ async function relayDrain(jobs: number, concurrency: number, prefetch: number): 
   }
 }
 
-/** The middle value (the upper one of an even count). */
-export const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
-
 /** `runs` W1 drains through the relay (W1's worker settings), each with fresh processes; the median of each figure, and every run's. */
 export async function w1RelayFloor(jobs = 20_000, runs = 3, concurrency = 50, prefetch = 450): Promise<W1Floor & { runs: W1Floor[] }> {
   const all: W1Floor[] = [];
@@ -170,7 +152,7 @@ export async function w1RelayFloor(jobs = 20_000, runs = 3, concurrency = 50, pr
 }
 
 if (process.argv[2] === 'relay') await relayServer(Number(process.argv[3]));
-else if (import.meta.url === `file://${process.argv[1]}`) {
+else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const f = await w1RelayFloor(20_000, Number(process.argv[2] ?? 5));
   const line = (r: W1Floor) => `drain ${Math.round(r.drain_per_s)}/s, CPU per job: relay ${r.relay_cpu_us.toFixed(1)} µs, worker ${r.worker_cpu_us.toFixed(1)} µs`;
   for (const r of f.runs) console.log(`relay floor: ${line(r)}`);

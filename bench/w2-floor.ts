@@ -10,12 +10,10 @@
  * scheduling cycle, the assignment, the report. Latency is submit → arrival at the worker, stamped
  * with the monotonic clock shared by all processes, as in W2.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { httpRequest } from '../src/client/transport.ts';
 import { LATENCY_WARMUP_JOBS } from './peers/util.ts';
-import { cpuMs, percentile } from './gantry.ts';
+import { ask, cpuMs, forkRole, percentile } from './gantry.ts';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const HEADERS = (): Record<string, string> => ({ 'content-type': 'application/json' });
@@ -77,21 +75,6 @@ async function relayWorker(url: string): Promise<void> {
   }
 }
 
-function ask<T>(child: ChildProcess, cmd: string): Promise<T> {
-  return new Promise((resolve) => {
-    child.once('message', (m) => resolve(m as T));
-    child.send({ cmd });
-  });
-}
-
-function start(role: string, ...args: string[]): Promise<{ child: ChildProcess; msg: Record<string, string> }> {
-  const child = fork(fileURLToPath(import.meta.url), [role, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    child.once('message', (msg) => resolve({ child, msg: msg as Record<string, string> }));
-    child.once('exit', (c) => reject(new Error(`relay ${role} exited (${c})`)));
-  });
-}
-
 export interface RelayFloor {
   samples: number;
   p50_ms: number;
@@ -102,9 +85,9 @@ export interface RelayFloor {
 
 /** W2's shape through a relay that does nothing: `warm` unpaced jobs first (V8 compiles the path), then the peers' paced warm-up, then `rate`/s for `seconds`. */
 export async function w2RelayFloor(rate = 200, seconds = 10, warm = 2000): Promise<RelayFloor> {
-  const server = await start('server');
+  const server = await forkRole<{ url: string }>(import.meta.url, 'server');
   const url = server.msg.url!;
-  const worker = await start('worker', url);
+  const worker = await forkRole(import.meta.url, 'worker', [url]);
   const jobs = new URL('/jobs', url);
   const submit = (t: number | undefined) => httpRequest(jobs, 'POST', HEADERS(), JSON.stringify({ handler: 'noop', t }), 30_000);
   const arrived = async (n: number) => {
