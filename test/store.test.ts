@@ -1146,6 +1146,28 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    it('a read issued after a write in a held turn sees the write committed', async () => {
+      // PostgreSQL (SqlDriver.holdTurn): both go out at the end of the turn, the write first, on one
+      // connection — without the hold a read without parameters would be sent ahead of the write.
+      // SQLite runs each statement as it is issued.
+      const raw = rawDriver(kind, db.url);
+      try {
+        const [a] = (await store.submitJobs([spec({ name: 'before' })], 'user:test', tick())).map((r) => r.job.id);
+        assert.deepEqual(await raw.query(`SELECT name FROM jobs WHERE id = '${a}'`), [{ name: 'before' }]);
+        for (const name of ['after', 'again']) {
+          raw.holdTurn?.();
+          const write = raw.run('UPDATE jobs SET name = ? WHERE id = ?', [name, a!]);
+          const plain = raw.query(`SELECT name FROM jobs WHERE id = '${a}'`);
+          const withParams = raw.query('SELECT name FROM jobs WHERE id = ?', [a!]);
+          assert.equal(await write, 1);
+          assert.deepEqual(await plain, [{ name }]);
+          assert.deepEqual(await withParams, [{ name }]);
+        }
+      } finally {
+        await raw.close();
+      }
+    });
+
     it('leadership: exactly one of two servers on one database leads, and another takes over when it leaves', async () => {
       if (!store.capabilities.multiProcess) {
         // A single-process store is always its own leader.

@@ -197,6 +197,20 @@ export class Scheduler {
     }
   }
 
+  /**
+   * A submit's wake-up (WAKE.SUBMIT) given as its write is issued, before it has committed: starts a
+   * cycle now if this server leads and no cycle is running, and says whether it did. Only worth it
+   * where the cycle's first reads then follow the write on its connection (SqlDriver.holdTurn), so
+   * they see the new jobs; the caller wakes the scheduler as usual after the commit when it did not.
+   */
+  cycleBehindSubmit(): boolean {
+    if (!this.#leader || this.#stopped || this.#running) return false;
+    this.#invalidate(WAKE.SUBMIT);
+    this.#queuesEmpty = false;
+    this.requestCycle();
+    return true;
+  }
+
   /** Asks for a cycle; wake-ups that arrive during a cycle fold into one more. */
   requestCycle(): void {
     if (!this.#leader || this.#stopped) return;

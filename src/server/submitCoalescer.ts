@@ -19,11 +19,18 @@ interface Waiting {
  * transaction that fails is run again one submit at a time, so one bad submit (a dependency on a
  * job that does not exist, say) never fails the others. Two submits with the same idempotency
  * key never share a transaction, so the second one finds the first's job.
+ *
+ * Where the store sends statements in turns (PostgreSQL, SqlDriver.holdTurn) and the scheduler is
+ * idle, the scheduling cycle a submit calls for starts as its write is issued (`cycle_behind`): the
+ * cycle's reads go out in the same pipeline, behind the write, and see the new jobs — a job's way to
+ * a waiting worker is two round trips (the write with the reads, the admission), not three. The
+ * wake-up after the commit is then not sent: that cycle has the jobs.
  */
 export class SubmitCoalescer {
   readonly #store: Store;
   readonly #maxInFlight: number;
   readonly #maxBatch: number;
+  readonly #cycleBehind: (() => boolean) | undefined;
   #waiting: Waiting[] = [];
   #inFlight = 0;
   /** Batches started so far (a batch's number tells whether another started while it was being written). */
@@ -31,8 +38,9 @@ export class SubmitCoalescer {
   /** The writes in flight: each settles when its batch's write has committed or failed. */
   readonly #writing = new Set<Promise<unknown>>();
 
-  constructor(store: Store, opts: { max_in_flight?: number; max_batch?: number } = {}) {
+  constructor(store: Store, opts: { max_in_flight?: number; max_batch?: number; cycle_behind?: () => boolean } = {}) {
     this.#store = store;
+    this.#cycleBehind = opts.cycle_behind;
     this.#maxInFlight = opts.max_in_flight ?? 2;
     this.#maxBatch = opts.max_batch ?? 500;
   }
@@ -82,15 +90,18 @@ export class SubmitCoalescer {
    * when its own ended have settled (its callers count after that), and keeps the positions counted
    * inside its statement only if no other write was in flight at any time during its own.
    */
-  async #write(specs: JobSpec[], actor: string): Promise<SubmitResult[]> {
+  async #write(specs: JobSpec[], actor: string): Promise<{ results: SubmitResult[]; scheduled: boolean }> {
     const number = ++this.#started;
     const alone = this.#writing.size === 0;
+    const held = this.#cycleBehind !== undefined && this.#store.holdTurnForSubmit(specs);
     const write = this.#store.submitJobs(specs, actor, Date.now(), { positions: alone });
+    // Started in the same turn as the write and after it: its reads follow the write (holdTurn).
+    const scheduled = held && this.#cycleBehind!();
     this.#writing.add(write);
     try {
       const results = await write;
       const overlapped = !alone || this.#started !== number;
-      return overlapped ? results.map(({ queue_position: _, ...r }) => r) : results;
+      return { results: overlapped ? results.map(({ queue_position: _, ...r }) => r) : results, scheduled };
     } finally {
       this.#writing.delete(write);
       await Promise.allSettled([...this.#writing]);
@@ -99,9 +110,9 @@ export class SubmitCoalescer {
 
   async #run(batch: Waiting[]): Promise<void> {
     try {
-      const results = await this.#write(batch.map((w) => w.spec), batch[0]!.actor);
+      const { results, scheduled } = await this.#write(batch.map((w) => w.spec), batch[0]!.actor);
       if (results.some((r) => r.created)) {
-        this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
+        if (!scheduled) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
         // The scheduling cycle this wake-up starts goes first: on SQLite it runs to its end (and
         // hands the job to a waiting worker) within this turn of the event loop, before the submit
         // answers are built and written (queue position, estimate — several hundred µs).
@@ -113,8 +124,8 @@ export class SubmitCoalescer {
       // Someone's submit is bad: find out whose, each on its own.
       for (const w of batch) {
         try {
-          const [r] = await this.#write([w.spec], w.actor);
-          if (r!.created) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
+          const { results: [r], scheduled } = await this.#write([w.spec], w.actor);
+          if (r!.created && !scheduled) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
           w.resolve(r!);
         } catch (e) {
           w.reject(e);

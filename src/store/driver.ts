@@ -153,6 +153,16 @@ export interface SqlDriver extends SqlExecutor {
    * placeholders and its parameters, to be part of one larger statement (src/store/ops/submitJobs.ts).
    */
   insertSql?(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<SqlPart>;
+  /**
+   * Where statements outside transactions go out in batches per turn of the event loop (PostgreSQL):
+   * the ones issued from now to the end of this turn go out at its end, together in one pipeline on
+   * one connection, writes first — so a read issued in this turn after a write that has not been
+   * sent yet runs after it has committed (a submit and the scheduling cycle it starts, see
+   * SubmitCoalescer). Absent where every statement runs at once (SQLite).
+   */
+  holdTurn?(): void;
+  /** insertSql for `table` issues no statement of its own first (its column types are known). */
+  insertSqlReady?(table: string): boolean;
   /** Runs `fn` in one transaction; rolls back and rethrows on error. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction that holds the migration lock (safe when two servers start at once). */

@@ -143,6 +143,23 @@ export class Store {
     return this.#db.close();
   }
   /**
+   * Holds the turn (SqlDriver.holdTurn) for a submit of `specs` that goes out in it as one statement
+   * (PostgreSQL: plain submits, the tables' column types known), and says whether it did: a read issued
+   * next in this turn then runs after that statement has committed. A submit in a transaction of its
+   * own (an idempotency key, dependencies) commits on another connection, whenever it ends: not held.
+   * Nor while this process does not lead: its submits' wake-ups must reach the leader (notify).
+   */
+  holdTurnForSubmit(specs: readonly JobSpec[]): boolean {
+    const db = this.#db;
+    if (!db.holdTurn || !db.leading || !this.#submitsAtOnce(specs) || !db.insertSqlReady?.('jobs') || !db.insertSqlReady('job_events')) return false;
+    db.holdTurn();
+    return true;
+  }
+  /** PostgreSQL: plain submits are one statement (one round trip) instead of a transaction of five. */
+  #submitsAtOnce(specs: readonly JobSpec[]): boolean {
+    return this.#db.capabilities.roundTrips && this.#db.insertSql !== undefined && specs.length > 0 && plainSubmits(specs);
+  }
+  /**
    * Wakes listeners of `channel`. JOB wake-ups stay in this process (watchers elsewhere poll slowly).
    * So do SCHEDULE wake-ups while this process leads: only the leader's scheduler acts on them, and
    * each NOTIFY costs the database a statement and a signal to every listening session (three per
@@ -218,8 +235,7 @@ export class Store {
    */
   async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean; positions?: boolean } = {}): Promise<SubmitResult[]> {
     const keyed = specs.some((s) => s.idempotency_key !== null);
-    // PostgreSQL: plain submits are one statement (one round trip) instead of a transaction of five.
-    if (this.#db.capabilities.roundTrips && this.#db.insertSql && specs.length > 0 && plainSubmits(specs)) {
+    if (this.#submitsAtOnce(specs)) {
       return submitJobsAtOnce(this.#db as Parameters<typeof submitJobsAtOnce>[0], specs, now, actor, opts.positions ?? false);
     }
     for (let attempt = 1; ; attempt++) {

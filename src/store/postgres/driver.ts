@@ -223,6 +223,8 @@ class TickBatch implements Queryable {
   /** A statement to send along with the next batch if there is one (the wake-ups for other servers, see PostgresDriver.notify). */
   readonly #rider: () => Statement | null;
   #pending: Pending[] = [];
+  /** Statements wait for the end of this turn of the event loop (holdTurn). */
+  #held = false;
   /** Combined statements by the names of their reads, in order. */
   readonly #combined = new Map<string, Prepared>();
   constructor(pool: pg.Pool, rider: () => Statement | null) {
@@ -232,24 +234,39 @@ class TickBatch implements Queryable {
 
   query(statement: Statement): Promise<StatementResult> {
     return new Promise((resolve, reject) => {
-      if (this.#pending.push({ statement, resolve, reject }) === 1) queueMicrotask(() => this.#flush());
+      if (this.#pending.push({ statement, resolve, reject }) === 1 && !this.#held) queueMicrotask(() => this.#flush());
     });
   }
 
-  #flush(): void {
+  /** SqlDriver.holdTurn: what is issued until the end of this turn goes out then, in one pipeline, writes first. */
+  holdTurn(): void {
+    if (this.#held) return;
+    this.#held = true;
+    setImmediate(() => {
+      this.#held = false;
+      if (this.#pending.length > 0) this.#flush(true);
+    });
+  }
+
+  #flush(held = false): void {
+    // A flush asked for before the hold began waits for the held one, which takes every statement.
+    if (this.#held) return;
     const batch = this.#pending;
     this.#pending = [];
     const rider = this.#rider();
     if (rider) batch.push({ statement: rider, resolve: () => {}, reject: () => {} });
     const joins = (b: Pending) => b.statement.values.length === 0 && b.statement.prepared.read && b.statement.prepared.lastRows <= SMALL_ANSWER;
     const reads = batch.filter(joins);
-    const out: Pending[] = [];
+    // Held: the writes go first and everything on one connection, so each read sees them committed
+    // (each statement has its own Sync: its own implicit transaction, committed before the next runs).
+    const out: Pending[] = held ? batch.filter((b) => !b.statement.prepared.read) : [];
     for (let i = 0; i < reads.length; i += MAX_PIPELINE) {
       const some = reads.slice(i, i + MAX_PIPELINE);
       const together = some.length > 1 ? this.#combine(some) : null;
       out.push(...(together ? [together] : some));
     }
-    out.push(...batch.filter((b) => !joins(b)));
+    out.push(...batch.filter((b) => !joins(b) && (!held || b.statement.prepared.read)));
+    if (held) return this.#send(out);
     // A burst (a fan-out's reads) still spreads over several connections: one backend would run it all in turn.
     for (let i = 0; i < out.length; i += MAX_PIPELINE) this.#send(out.slice(i, i + MAX_PIPELINE));
   }
@@ -463,6 +480,8 @@ export class PostgresDriver implements SqlDriver {
   readonly longReads: PgLongReads;
   readonly #names = new Map<string, Prepared>();
   readonly #typeCache = new Map<string, Promise<ReadonlyMap<string, ColumnType>>>();
+  /** The tables whose column types have been read (insertSqlReady). */
+  readonly #typesKnown = new Set<string>();
   // The catalog is read on the caller's own connection: inside a transaction, asking the pool for a
   // second client deadlocks once every client is held by a transaction waiting for the same answer.
   readonly #tableTypes: TableTypes = (table, via) => {
@@ -473,13 +492,17 @@ export class PostgresDriver implements SqlDriver {
           'SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
           [table],
         )
-        .then((r) => new Map(r.rows.map((c) => [c.column_name, pgToColumnType(c.data_type)])));
+        .then((r) => {
+          this.#typesKnown.add(table);
+          return new Map(r.rows.map((c) => [c.column_name, pgToColumnType(c.data_type)]));
+        });
       t.catch(() => this.#typeCache.delete(table));
       this.#typeCache.set(table, t);
     }
     return t;
   };
   readonly #direct: PgExecutor;
+  readonly #batch: TickBatch;
   readonly #bus = new EventEmitter();
   /** Wake-ups for other servers waiting for the end of this turn of the event loop (see notify). */
   readonly #outgoing = new Map<string, [string, string]>();
@@ -504,11 +527,15 @@ export class PostgresDriver implements SqlDriver {
     // A checked-out client whose connection is cut (database restart) emits 'error' too; unheard it
     // would crash the process. Its running query rejects anyway, and the pool drops the client.
     this.#pool.on('connect', (client) => client.on('error', () => {}));
-    this.#direct = new PgExecutor(new TickBatch(this.#pool, () => this.#takeNotifies()), this.#pool, this.#names, this.#tableTypes, true);
+    this.#batch = new TickBatch(this.#pool, () => this.#takeNotifies());
+    this.#direct = new PgExecutor(this.#batch, this.#pool, this.#names, this.#tableTypes, true);
     this.longReads = new PgLongReads(url);
     this.#bus.setMaxListeners(0);
   }
 
+  holdTurn(): void {
+    this.#batch.holdTurn();
+  }
   query<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
     return this.#direct.query<T>(sql, params);
   }
@@ -523,6 +550,9 @@ export class PostgresDriver implements SqlDriver {
   }
   insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
     return this.transaction((tx) => tx.insertMany(table, columns, rows));
+  }
+  insertSqlReady(table: string): boolean {
+    return this.#typesKnown.has(table);
   }
   async insertSql(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<SqlPart> {
     return insertSql(table, columns, rows, await this.#tableTypes(table, this.#pool));
