@@ -204,14 +204,18 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
 
 /** A RUNNING step whose jobs are all final becomes SUCCEEDED (all completed), CANCELLED or FAILED. */
 async function closeStepIfDone(tx: SqlExecutor, runId: string, stepId: string, now: number): Promise<void> {
-  const step = (await tx.query('SELECT state, map_total FROM workflow_run_steps WHERE run_id = ? AND step_id = ?', [runId, stepId]))[0];
+  // Asked for together: one round trip on PostgreSQL (a transaction's statements are pipelined on its
+  // connection and run in the order issued), the same three reads one after the other on SQLite.
+  const [[step], open, jobs] = await Promise.all([
+    tx.query('SELECT state, map_total FROM workflow_run_steps WHERE run_id = ? AND step_id = ?', [runId, stepId]),
+    tx.query<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM workflow_step_jobs WHERE run_id = ? AND step_id = ? AND state NOT IN ('COMPLETED', 'FAILED', 'TIMEOUT', 'CANCELLED')`,
+      [runId, stepId],
+    ),
+    tx.query('SELECT job_id, state, outputs FROM workflow_step_jobs WHERE run_id = ? AND step_id = ? ORDER BY map_index', [runId, stepId]),
+  ]);
   if (!step || step.state !== 'RUNNING') return;
-  const open = await tx.query<{ n: number }>(
-    `SELECT COUNT(*) AS n FROM workflow_step_jobs WHERE run_id = ? AND step_id = ? AND state NOT IN ('COMPLETED', 'FAILED', 'TIMEOUT', 'CANCELLED')`,
-    [runId, stepId],
-  );
   if (Number(open[0]?.n ?? 0) > 0) return;
-  const jobs = await tx.query('SELECT job_id, state, outputs FROM workflow_step_jobs WHERE run_id = ? AND step_id = ? ORDER BY map_index', [runId, stepId]);
   const states = jobs.map((j) => JOB_FINAL[String(j.state)]!);
   const failed = jobs.find((j) => JOB_FINAL[String(j.state)] !== 'SUCCEEDED');
   const state: StepState = !failed ? 'SUCCEEDED' : states.every((s) => s === 'CANCELLED') ? 'CANCELLED' : 'FAILED';
@@ -234,10 +238,10 @@ async function closeStepIfDone(tx: SqlExecutor, runId: string, stepId: string, n
 export async function advanceRun(
   tx: SqlExecutor, runId: string, now: number, build: StepJobBuilder, effects: WorkflowEffects, handOffTo: string | null = null,
 ): Promise<void> {
-  const run = await loadRun(tx, runId);
+  // Together: one round trip on PostgreSQL (see closeStepIfDone).
+  const [run, steps] = await Promise.all([loadRun(tx, runId), loadSteps(tx, runId)]);
   if (run.state !== 'RUNNING') return;
   const def: WorkflowDef = await definitionOf(tx, run.workflow_id);
-  const steps = await loadSteps(tx, runId);
   const byId = new Map(def.steps.map((s) => [s.step_id, s]));
   const runInfo = { id: run.id, fire_time: run.trigger.fire_time ?? null };
   for (let round = 0; round <= def.steps.length; round++) {

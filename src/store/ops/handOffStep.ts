@@ -21,27 +21,31 @@ import { ACTIVE_STATES_SQL } from '../rows.ts';
  */
 export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, now: number): Promise<boolean> {
   if (job.kind !== 'handler' || job.state !== 'QUEUED' || job.handler === null) return false;
-  const w = (await tx.query(
-    `SELECT w.state, w.kind, w.handlers, w.slots,
-       (SELECT COUNT(*) FROM jobs WHERE worker_id = w.id AND ${ACTIVE_STATES_SQL}) AS used
-     FROM workers w WHERE w.id = ?`,
-    [workerId],
-  ))[0];
+  const rank = priorityRank(job.priority);
+  // The three looks go together: one round trip on PostgreSQL (a transaction's statements are
+  // pipelined on its connection and run in the order issued).
+  const [[w], ahead, held] = await Promise.all([
+    tx.query(
+      `SELECT w.state, w.kind, w.handlers, w.slots,
+         (SELECT COUNT(*) FROM jobs WHERE worker_id = w.id AND ${ACTIVE_STATES_SQL}) AS used
+       FROM workers w WHERE w.id = ?`,
+      [workerId],
+    ),
+    tx.query(
+      `SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?
+         AND (priority_rank < ? OR (priority_rank = ? AND (sort_key < ? OR (sort_key = ? AND seq < ?)))) LIMIT 1`,
+      [job.handler, job.id, rank, rank, job.sort_key, job.sort_key, job.seq],
+    ),
+    // What the scheduler would hold back stays with the scheduler: a paused tenant, a breaker not closed.
+    tx.query(
+      `SELECT 1 AS x FROM tenants WHERE id = ? AND paused = 1
+       UNION ALL SELECT 1 AS x FROM breakers WHERE key IN (?, ?) AND state != 'closed' LIMIT 1`,
+      [job.tenant, `handler:${job.handler}`, `template:${job.template ?? ''}`],
+    ),
+  ]);
   if (!w || w.state !== 'online' || w.kind !== 'handler' || !(JSON.parse(String(w.handlers)) as string[]).includes(job.handler)) return false;
   if (Number(w.used) >= Number(w.slots)) return false;
-  const rank = priorityRank(job.priority);
-  const ahead = await tx.query(
-    `SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND queue_key = ? AND id != ?
-       AND (priority_rank < ? OR (priority_rank = ? AND (sort_key < ? OR (sort_key = ? AND seq < ?)))) LIMIT 1`,
-    [job.handler, job.id, rank, rank, job.sort_key, job.sort_key, job.seq],
-  );
   if (ahead.length > 0) return false;
-  // What the scheduler would hold back stays with the scheduler: a paused tenant, a breaker not closed.
-  const held = await tx.query(
-    `SELECT 1 AS x FROM tenants WHERE id = ? AND paused = 1
-     UNION ALL SELECT 1 AS x FROM breakers WHERE key IN (?, ?) AND state != 'closed' LIMIT 1`,
-    [job.tenant, `handler:${job.handler}`, `template:${job.template ?? ''}`],
-  );
   if (held.length > 0) return false;
   const done = await assignJobs(tx, [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }], now);
   return done.length === 1;
