@@ -13,6 +13,7 @@ import type { SqlExecutor } from '../driver.ts';
 import type { Job } from '../../core/types.ts';
 import { priorityRank } from '../../core/priorities.ts';
 import { assignJobs } from './scheduling.ts';
+import { assignJobsAtOnce } from './assignAtOnce.ts';
 import { ACTIVE_STATES_SQL } from '../rows.ts';
 
 /**
@@ -47,6 +48,8 @@ export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, n
   if (Number(w.used) >= Number(w.slots)) return false;
   if (ahead.length > 0) return false;
   if (held.length > 0) return false;
-  const done = await assignJobs(tx, [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }], now);
+  const assignment = [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }];
+  // PostgreSQL: the admission as one statement, as a scheduling cycle's (one round trip instead of four).
+  const done = tx.serialWrites ? await assignJobs(tx, assignment, now) : await assignJobsAtOnce(tx, assignment, now);
   return done.length === 1;
 }
