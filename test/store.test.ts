@@ -1168,6 +1168,41 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    it('a write sent with later() in a transaction: seen by what follows, committed with it, and its failure fails the transaction with its own error', async () => {
+      const raw = rawDriver(kind, db.url);
+      try {
+        const [a] = (await store.submitJobs([spec({ name: 'start' })], 'user:test', tick())).map((r) => r.job.id);
+        const name = async () => (await raw.query('SELECT name FROM jobs WHERE id = ?', [a!]))[0]!.name;
+        // Seen by the statements after it, and committed.
+        const seen = await raw.transaction(async (tx) => {
+          tx.later('UPDATE jobs SET name = ? WHERE id = ?', ['later-1', a!]);
+          tx.later('UPDATE jobs SET name = name || ? WHERE id = ?', ['+2', a!]);
+          return (await tx.query('SELECT name FROM jobs WHERE id = ?', [a!]))[0]!.name;
+        });
+        assert.equal(seen, 'later-1+2');
+        assert.equal(await name(), 'later-1+2');
+        // A failing one: the next statement waited for (or the later() call itself on SQLite) fails with its error, and nothing of the transaction stays.
+        const failing = raw.transaction(async (tx) => {
+          await tx.run('UPDATE jobs SET name = ? WHERE id = ?', ['rolled-back', a!]);
+          tx.later('UPDATE jobs SET no_such_column = 1 WHERE id = ?', [a!]);
+          await tx.query('SELECT 1 AS x');
+          return 'committed';
+        });
+        await assert.rejects(failing, /no_such_column/);
+        assert.equal(await name(), 'later-1+2');
+        // Failing with nothing after it: the commit fails with its error.
+        await assert.rejects(raw.transaction(async (tx) => {
+          await tx.run('UPDATE jobs SET name = ? WHERE id = ?', ['rolled-back', a!]);
+          tx.later('UPDATE no_such_table SET x = 1');
+        }), /no_such_table/);
+        assert.equal(await name(), 'later-1+2');
+        // Outside a transaction nothing would wait for it.
+        assert.throws(() => raw.later('UPDATE jobs SET name = name'), /transaction/);
+      } finally {
+        await raw.close();
+      }
+    });
+
     it('leadership: exactly one of two servers on one database leads, and another takes over when it leaves', async () => {
       if (!store.capabilities.multiProcess) {
         // A single-process store is always its own leader.

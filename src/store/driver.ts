@@ -9,6 +9,14 @@ export type Row = Record<string, unknown>;
 export interface SqlExecutor {
   query<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /**
+   * A write in a transaction whose answer the caller does not need: issued now, not waited for.
+   * Every statement issued after it runs after it — PostgreSQL pipelines them on the transaction's
+   * connection (one round trip fewer on a transaction's way), SQLite runs it at once. If it fails,
+   * the transaction fails with its error: SQLite throws it here; PostgreSQL at the next statement
+   * that is waited for, or at the commit. Outside a transaction it throws: nothing would wait for it.
+   */
+  later(sql: string, params?: readonly SqlValue[]): void;
   /** Inserts many rows into `table` (one statement per chunk where the engine allows). */
   insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void>;
   /**

@@ -85,6 +85,15 @@ export async function runFinalHooks(tx: SqlExecutor, finished: readonly Finished
   for (const fn of hooks.values()) await fn(tx, finished, ctx);
 }
 
+const WATCH_SQL = 'UPDATE jobs SET watched = 1 WHERE';
+
+/** watchJobs for a caller that needs no states back: not waited for (SqlExecutor.later). */
+export function watchJobsLater(tx: SqlExecutor, ids: readonly string[]): void {
+  if (ids.length === 0) return;
+  const sel = idsIn(tx, 'id', ids);
+  tx.later(`${WATCH_SQL} ${sel.sql}`, [sel.param]);
+}
+
 /**
  * Marks jobs as watched, so the hooks hear when they end. Returns each job's current state
  * (read under the row lock the UPDATE takes, so a job finishing concurrently either sees the
@@ -94,7 +103,7 @@ export async function watchJobs(tx: SqlExecutor, ids: readonly string[]): Promis
   const out = new Map<string, JobState>();
   if (ids.length === 0) return out;
   const sel = idsIn(tx, 'id', ids);
-  const rows = await tx.query(`UPDATE jobs SET watched = 1 WHERE ${sel.sql} RETURNING id, state`, [sel.param]);
+  const rows = await tx.query(`${WATCH_SQL} ${sel.sql} RETURNING id, state`, [sel.param]);
   for (const r of rows) out.set(String(r.id), r.state as JobState);
   return out;
 }

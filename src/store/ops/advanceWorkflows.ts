@@ -15,7 +15,7 @@ import { toJson } from '../rows.ts';
 import { findWorkflow, workflowFromRow, type StoredWorkflow } from './createWorkflow.ts';
 import { submitJobs } from './submitJobs.ts';
 import { cancelJob } from './jobActions.ts';
-import { watchJobs } from '../finalHooks.ts';
+import { watchJobsLater } from '../finalHooks.ts';
 import { handOffStep } from './handOffStep.ts';
 
 /** Turns a step (with rendered parameters) into a job spec: template, handler or command. */
@@ -186,7 +186,8 @@ export async function workflowJobsFinished(tx: SqlExecutor, jobIds: readonly str
       stdout = logs.map((l) => String(l.data)).join('');
     }
     const outputs = state === 'SUCCEEDED' ? outputsOf(r.result === null ? null : JSON.parse(String(r.result)), stdout) : null;
-    await tx.run('UPDATE workflow_step_jobs SET state = ?, outputs = ? WHERE job_id = ?', [String(r.state), toJson(outputs), String(r.id)]);
+    // Not waited for (SqlExecutor.later): the statements after it run after it.
+    tx.later('UPDATE workflow_step_jobs SET state = ?, outputs = ? WHERE job_id = ?', [String(r.state), toJson(outputs), String(r.id)]);
     const run = String(r.run_id);
     if (!touched.has(run)) touched.set(run, new Set());
     touched.get(run)!.add(String(r.step_id));
@@ -226,7 +227,7 @@ async function closeStepIfDone(tx: SqlExecutor, runId: string, stepId: string, n
     const j = (await tx.query('SELECT error, state FROM jobs WHERE id = ?', [String(failed.job_id)]))[0];
     error = `job ${String(failed.job_id)} ${String(j?.state ?? failed.state)}${j?.error ? `: ${String(j.error)}` : ''}`;
   }
-  await tx.run('UPDATE workflow_run_steps SET state = ?, outputs = ?, error = ?, finished_at = ? WHERE run_id = ? AND step_id = ?', [
+  tx.later('UPDATE workflow_run_steps SET state = ?, outputs = ?, error = ?, finished_at = ? WHERE run_id = ? AND step_id = ?', [
     state, toJson(outputs), error, now, runId, stepId,
   ]);
 }
@@ -280,7 +281,7 @@ export async function advanceRun(
         continue;
       }
       if (built.length === 0) {
-        await tx.run('UPDATE workflow_run_steps SET state = ?, outputs = ?, map_total = 0, started_at = ?, finished_at = ? WHERE run_id = ? AND step_id = ?', [
+        tx.later('UPDATE workflow_run_steps SET state = ?, outputs = ?, map_total = 0, started_at = ?, finished_at = ? WHERE run_id = ? AND step_id = ?', [
           'SUCCEEDED', '[]', now, now, runId, d.step_id,
         ]);
         steps.set(d.step_id, { state: 'SUCCEEDED', outputs: [], map_total: 0 });
@@ -290,7 +291,7 @@ export async function advanceRun(
         specs.push(s);
         links.push({ step_id: d.step_id, index: i });
       });
-      await tx.run('UPDATE workflow_run_steps SET state = ?, map_total = ?, started_at = ? WHERE run_id = ? AND step_id = ?', [
+      tx.later('UPDATE workflow_run_steps SET state = ?, map_total = ?, started_at = ? WHERE run_id = ? AND step_id = ?', [
         'RUNNING', items ? items.length : null, now, runId, d.step_id,
       ]);
       steps.set(d.step_id, { state: 'RUNNING', outputs: null, map_total: items ? items.length : null });
@@ -298,7 +299,7 @@ export async function advanceRun(
     if (specs.length > 0) {
       const res = await submitJobs(tx, specs, now, `workflow:${runId}`);
       // Watched: their ends run the final-state hook, which moves this run on.
-      await watchJobs(tx, res.map((r) => r.job.id));
+      watchJobsLater(tx, res.map((r) => r.job.id));
       if (handOffTo !== null) {
         // Until the worker is full or a job is not its to take; the scheduler places the rest.
         for (const r of res) {

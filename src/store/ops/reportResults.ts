@@ -178,7 +178,7 @@ export async function reportResults(
       'update job_attempts', [['id', 'text']], [['ended_at', 'int'], ['exit_code', 'int'], ['error', 'text'], ['outcome', 'text']],
       endedApplied.length, (i, c) => endedApplied[i]![c as keyof Ended],
     );
-    await tx.run(`UPDATE job_attempts SET ${b.sets.join(', ')} FROM ${tx.recordset(b.recordset)} WHERE job_attempts.id = v.id`, b.params);
+    tx.later(`UPDATE job_attempts SET ${b.sets.join(', ')} FROM ${tx.recordset(b.recordset)} WHERE job_attempts.id = v.id`, b.params);
   }
   if (late.length > 0) await recordEvents(tx, late, now);
   return out;

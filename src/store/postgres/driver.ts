@@ -403,19 +403,41 @@ class PgExecutor implements SqlExecutor {
   }
 
   async query<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    const s = this.#statement(sql, params);
-    const t0 = PROFILE ? performance.now() : 0;
-    const res = await this.#client.query(s);
-    if (PROFILE) PROFILE.add(sql, performance.now() - t0);
-    return res.rows as T[];
+    return (await this.#send(sql, params)).rows as T[];
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return (await this.#send(sql, params)).rowCount;
+  }
+
+  async #send(sql: string, params: readonly SqlValue[]): Promise<StatementResult> {
     const s = this.#statement(sql, params);
     const t0 = PROFILE ? performance.now() : 0;
-    const res = await this.#client.query(s);
-    if (PROFILE) PROFILE.add(sql, performance.now() - t0);
-    return res.rowCount;
+    try {
+      return await this.#client.query(s);
+    } catch (err) {
+      // A write sent with later() failed first: the transaction is aborted, and that is the cause.
+      throw this.#laterFailed ?? err;
+    } finally {
+      if (PROFILE) PROFILE.add(sql, performance.now() - t0);
+    }
+  }
+
+  /** Writes sent with later() (in a transaction), and the first one's error. */
+  #later: Promise<void>[] = [];
+  #laterFailed: unknown = undefined;
+
+  later(sql: string, params: readonly SqlValue[] = []): void {
+    if (this.#replan) throw new Error('SqlExecutor.later is for statements in a transaction');
+    // Responses come in the order sent: a failed write's error is recorded before any later statement's.
+    this.#later.push(this.#send(sql, params).then(() => undefined, (err: unknown) => void (this.#laterFailed ??= err)));
+  }
+
+  /** Waits for the writes sent with later(); throws the first one's error (before COMMIT). */
+  async settle(): Promise<void> {
+    await Promise.all(this.#later);
+    this.#later = [];
+    if (this.#laterFailed !== undefined) throw this.#laterFailed;
   }
 
   /**
@@ -548,6 +570,9 @@ export class PostgresDriver implements SqlDriver {
   run(sql: string, params?: readonly SqlValue[]): Promise<number> {
     return this.#direct.run(sql, params);
   }
+  later(sql: string, params?: readonly SqlValue[]): void {
+    this.#direct.later(sql, params);
+  }
   insertMany(table: string, columns: readonly string[], rows: readonly SqlValue[][]): Promise<void> {
     return this.transaction((tx) => tx.insertMany(table, columns, rows));
   }
@@ -568,8 +593,10 @@ export class PostgresDriver implements SqlDriver {
       const begin = client.query('BEGIN');
       begin.catch(() => {});
       queueMicrotask(() => socket?.uncork());
-      const out = await fn(new PgExecutor({ query: (s) => execute(client, s) }, client, this.#names, this.#tableTypes, false));
+      const tx = new PgExecutor({ query: (s) => execute(client, s) }, client, this.#names, this.#tableTypes, false);
+      const out = await fn(tx);
       await begin;
+      await tx.settle();
       const t0 = PROFILE ? performance.now() : 0;
       await client.query('COMMIT');
       if (PROFILE) PROFILE.add('COMMIT', performance.now() - t0);

@@ -161,6 +161,8 @@ export class SqliteDriver implements SqlDriver {
     this.#direct = {
       query: async <T>(sql: string, params: readonly SqlValue[] = []) => self.#all<T>(sql, params),
       run: async (sql: string, params: readonly SqlValue[] = []) => self.#run(sql, params),
+      // At once: statements run in the order issued, and its error is thrown to the caller here.
+      later: (sql: string, params: readonly SqlValue[] = []) => void self.#run(sql, params),
       insertMany: async (table, columns, rows) => self.#insertMany(table, columns, rows),
       recordset: sqliteRecordset,
       inList: sqliteInList,
@@ -261,6 +263,10 @@ export class SqliteDriver implements SqlDriver {
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
     while (this.#lock) await this.#lock;
     return this.#run(sql, params);
+  }
+
+  later(): void {
+    throw new Error('SqlExecutor.later is for statements in a transaction');
   }
 
   recordset(columns: readonly (readonly [string, ColumnType])[]): string {
