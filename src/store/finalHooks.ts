@@ -24,6 +24,7 @@
  */
 import type { JobState } from '../core/types.ts';
 import type { SqlExecutor } from './driver.ts';
+import type { DeliveredJob } from './ops/scheduling.ts';
 import { idsIn } from './driver.ts';
 
 export interface FinishedJob {
@@ -40,6 +41,12 @@ export interface HookContext {
   wakeScheduler(): void;
   /** Wake a worker's long-poll after commit (a control such as cancel awaits it). */
   wakeWorker(id: string): void;
+  /**
+   * Give `job`, assigned to `worker` in this transaction, to that worker's waiting poll with its
+   * wake-up after commit (Store.wakeWorker's hand-off: the poll answers without a look). A worker
+   * also woken with wakeWorker gets the plain wake-up instead, and its poll looks.
+   */
+  handOff(worker: string, job: DeliveredJob): void;
   /** Wake watchers of one job (log followers) after commit. */
   wakeJob(id: string): void;
 }
@@ -58,6 +65,7 @@ export class AfterCommit {
   schedule = false;
   readonly workers = new Set<string>();
   readonly jobs = new Set<string>();
+  readonly handOffs = new Map<string, DeliveredJob[]>();
 }
 
 const bound = new WeakMap<SqlExecutor, AfterCommit>();
@@ -80,6 +88,11 @@ export async function runFinalHooks(tx: SqlExecutor, finished: readonly Finished
     now,
     wakeScheduler: () => void (effects.schedule = true),
     wakeWorker: (id) => void effects.workers.add(id),
+    handOff: (worker, job) => {
+      const jobs = effects.handOffs.get(worker);
+      if (jobs) jobs.push(job);
+      else effects.handOffs.set(worker, [job]);
+    },
     wakeJob: (id) => void effects.jobs.add(id),
   };
   for (const fn of hooks.values()) await fn(tx, finished, ctx);

@@ -46,6 +46,7 @@ registerFinalHook('workflows', async (tx, finished, ctx) => {
   const e = await workflowJobsFinished(tx, finished.map((f) => f.id), ctx.now, buildStepJob);
   if (e.submitted > e.handed_off) ctx.wakeScheduler();
   for (const w of e.wake_workers) ctx.wakeWorker(w);
+  for (const h of e.hand_offs) ctx.handOff(h.worker, h.job);
 });
 
 export type { StoredWorkflow, WorkflowRun, WorkflowEffects, FireResult, ScheduleInput };
@@ -109,11 +110,14 @@ export class Store {
    */
   async #tx<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const effects = new AfterCommit();
+    // Marked before anything is written: the `sent` of the hand-offs the hooks ask for (HandOff).
+    const sent = this.mark();
     const out = await this.#db.transaction((tx) => {
       bindAfterCommit(tx, effects);
       return fn(tx);
     });
     if (effects.schedule) this.notify(CHANNELS.SCHEDULE);
+    for (const [w, jobs] of effects.handOffs) if (!effects.workers.has(w)) this.wakeWorker(w, { sent, jobs });
     for (const w of effects.workers) this.notify(CHANNELS.WORKER, w);
     for (const j of effects.jobs) this.notify(CHANNELS.JOB, j);
     return out;
@@ -565,7 +569,7 @@ export class Store {
   // Workflows (src/store/ops/createWorkflow.ts, advanceWorkflows.ts). Writes wake whom they must after commit.
   #afterWorkflowWrite(e: WorkflowEffects): void {
     if (e.submitted > 0) this.notify(CHANNELS.SCHEDULE);
-    for (const w of new Set(e.wake_workers)) this.notify(CHANNELS.WORKER, w);
+    for (const w of new Set([...e.wake_workers, ...e.hand_offs.map((h) => h.worker)])) this.notify(CHANNELS.WORKER, w);
   }
   async createWorkflow(def: WorkflowDef, actor: string, now = Date.now()): Promise<StoredWorkflow> {
     for (let attempt = 1; ; attempt++) {

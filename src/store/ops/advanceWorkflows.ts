@@ -16,6 +16,7 @@ import { findWorkflow, workflowFromRow, type StoredWorkflow } from './createWork
 import { submitJobs } from './submitJobs.ts';
 import { cancelJob } from './jobActions.ts';
 import { watchJobsLater } from '../finalHooks.ts';
+import type { DeliveredJob } from './scheduling.ts';
 import { handOffStep } from './handOffStep.ts';
 
 /** Turns a step (with rendered parameters) into a job spec: template, handler or command. */
@@ -66,9 +67,11 @@ export interface WorkflowEffects {
   finished_runs: string[];
   /** New jobs assigned straight to the worker that finished their upstream. */
   handed_off: number;
+  /** Those jobs as that worker's poll hands them out: given to its waiting poll with the wake-up after commit. */
+  hand_offs: { worker: string; job: DeliveredJob }[];
 }
 
-export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [], handed_off: 0 });
+export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [], handed_off: 0, hand_offs: [] });
 
 const MAX_MAP = 10_000;
 const JOB_FINAL: Record<string, StepState> = { COMPLETED: 'SUCCEEDED', FAILED: 'FAILED', TIMEOUT: 'FAILED', CANCELLED: 'CANCELLED' };
@@ -303,9 +306,10 @@ export async function advanceRun(
       if (handOffTo !== null) {
         // Until the worker is full or a job is not its to take; the scheduler places the rest.
         for (const r of res) {
-          if (!(await handOffStep(tx, r.job, handOffTo, now))) break;
+          const delivered = await handOffStep(tx, r.job, handOffTo, now);
+          if (!delivered) break;
           effects.handed_off++;
-          if (!effects.wake_workers.includes(handOffTo)) effects.wake_workers.push(handOffTo);
+          effects.hand_offs.push({ worker: handOffTo, job: delivered });
         }
       }
       await tx.insertMany('workflow_step_jobs', ['job_id', 'run_id', 'step_id', 'map_index', 'state', 'outputs'],

@@ -12,16 +12,17 @@
 import type { SqlExecutor } from '../driver.ts';
 import type { Job } from '../../core/types.ts';
 import { priorityRank } from '../../core/priorities.ts';
-import { assignJobs } from './scheduling.ts';
+import { assignJobs, type DeliveredJob } from './scheduling.ts';
 import { assignJobsAtOnce } from './assignAtOnce.ts';
 import { ACTIVE_STATES_SQL } from '../rows.ts';
 
 /**
  * Assigns `job` (QUEUED, just submitted in this transaction) to `workerId` when the rules above
- * allow it. Returns true when it was handed off (wake the worker after commit).
+ * allow it. Returns the job as the worker's poll hands it out when it was handed off (give it to
+ * the worker's waiting poll after commit: Store.wakeWorker's hand-off), else null.
  */
-export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, now: number): Promise<boolean> {
-  if (job.kind !== 'handler' || job.state !== 'QUEUED' || job.handler === null) return false;
+export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, now: number): Promise<DeliveredJob | null> {
+  if (job.kind !== 'handler' || job.state !== 'QUEUED' || job.handler === null) return null;
   const rank = priorityRank(job.priority);
   // The three looks go together: one round trip on PostgreSQL (a transaction's statements are
   // pipelined on its connection and run in the order issued).
@@ -44,12 +45,12 @@ export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, n
       [job.tenant, `handler:${job.handler}`, `template:${job.template ?? ''}`],
     ),
   ]);
-  if (!w || w.state !== 'online' || w.kind !== 'handler' || !(JSON.parse(String(w.handlers)) as string[]).includes(job.handler)) return false;
-  if (Number(w.used) >= Number(w.slots)) return false;
-  if (ahead.length > 0) return false;
-  if (held.length > 0) return false;
+  if (!w || w.state !== 'online' || w.kind !== 'handler' || !(JSON.parse(String(w.handlers)) as string[]).includes(job.handler)) return null;
+  if (Number(w.used) >= Number(w.slots)) return null;
+  if (ahead.length > 0) return null;
+  if (held.length > 0) return null;
   const assignment = [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }];
   // PostgreSQL: the admission as one statement, as a scheduling cycle's (one round trip instead of four).
   const done = tx.serialWrites ? await assignJobs(tx, assignment, now) : await assignJobsAtOnce(tx, assignment, now);
-  return done.length === 1;
+  return done[0]?.job ?? null;
 }
