@@ -126,19 +126,7 @@ export class Scheduler {
   }
 
   async start(): Promise<void> {
-    this.#unlisten = this.#store.listen(CHANNELS.SCHEDULE, (payload) => {
-      if (payload === WAKE.RETRY) this.#checkRetries();
-      this.#invalidate(payload);
-      // A report that only freed room changes nothing while the served queues are empty — and during
-      // a cycle, nothing unless that cycle leaves queued work behind (requestCycle looks then).
-      if (payload === WAKE.REPORT && this.#running) {
-        this.#freedDuringCycle = true;
-        return;
-      }
-      if (payload === WAKE.REPORT && this.#queuesEmpty) return;
-      this.#queuesEmpty = false;
-      this.requestCycle();
-    });
+    this.#unlisten = this.#store.listen(CHANNELS.SCHEDULE, (payload) => this.#woken(payload));
     await this.#tryLead();
     this.#every(this.#opts.leader_poll_ms, () => this.#tryLead());
     this.#every(this.#opts.reap_interval_ms, () => this.#reap());
@@ -161,6 +149,21 @@ export class Scheduler {
       this.#leader = false;
       await this.#store.releaseLeadership().catch((err) => this.#log('releasing leadership failed', err));
     }
+  }
+
+  /** A SCHEDULE wake-up for `payload` (a WAKE reason). */
+  #woken(payload: string): void {
+    if (payload === WAKE.RETRY) this.#checkRetries();
+    this.#invalidate(payload);
+    // A report that only freed room changes nothing while the served queues are empty — and during
+    // a cycle, nothing unless that cycle leaves queued work behind (requestCycle looks then).
+    if (payload === WAKE.REPORT && this.#running) {
+      this.#freedDuringCycle = true;
+      return;
+    }
+    if (payload === WAKE.REPORT && this.#queuesEmpty) return;
+    this.#queuesEmpty = false;
+    this.requestCycle();
   }
 
   /** Forgets what a wake-up for `reason` may have made stale (WAKE). */
@@ -205,9 +208,7 @@ export class Scheduler {
    */
   cycleBehindSubmit(): boolean {
     if (!this.#leader || this.#stopped || this.#running) return false;
-    this.#invalidate(WAKE.SUBMIT);
-    this.#queuesEmpty = false;
-    this.requestCycle();
+    this.#woken(WAKE.SUBMIT);
     return true;
   }
 

@@ -44,7 +44,7 @@ registerFinalHook('dependencies', releaseDependents);
 // Workflow steps advance when their jobs end, in the same transaction (no poll interval between steps).
 registerFinalHook('workflows', async (tx, finished, ctx) => {
   const e = await workflowJobsFinished(tx, finished.map((f) => f.id), ctx.now, buildStepJob);
-  if (e.submitted > e.handed_off) ctx.wakeScheduler();
+  if (e.submitted > e.hand_offs.length) ctx.wakeScheduler();
   for (const w of e.wake_workers) ctx.wakeWorker(w);
   for (const h of e.hand_offs) ctx.handOff(h.worker, h.job);
 });
@@ -569,7 +569,7 @@ export class Store {
   // Workflows (src/store/ops/createWorkflow.ts, advanceWorkflows.ts). Writes wake whom they must after commit.
   #afterWorkflowWrite(e: WorkflowEffects): void {
     if (e.submitted > 0) this.notify(CHANNELS.SCHEDULE);
-    for (const w of new Set([...e.wake_workers, ...e.hand_offs.map((h) => h.worker)])) this.notify(CHANNELS.WORKER, w);
+    for (const w of new Set(e.wake_workers)) this.notify(CHANNELS.WORKER, w);
   }
   async createWorkflow(def: WorkflowDef, actor: string, now = Date.now()): Promise<StoredWorkflow> {
     for (let attempt = 1; ; attempt++) {

@@ -65,13 +65,15 @@ export interface WorkflowEffects {
   wake_workers: string[];
   /** Runs that reached a final state. */
   finished_runs: string[];
-  /** New jobs assigned straight to the worker that finished their upstream. */
-  handed_off: number;
-  /** Those jobs as that worker's poll hands them out: given to its waiting poll with the wake-up after commit. */
+  /**
+   * New jobs assigned straight to the worker that finished their upstream, as its poll hands them out:
+   * given to its waiting poll with the wake-up after commit. Only a run moved on by its jobs' ends
+   * (workflowJobsFinished, the final hook) hands off; starting, cancelling or re-running a run does not.
+   */
   hand_offs: { worker: string; job: DeliveredJob }[];
 }
 
-export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [], handed_off: 0, hand_offs: [] });
+export const noEffects = (): WorkflowEffects => ({ submitted: 0, wake_workers: [], finished_runs: [], hand_offs: [] });
 
 const MAX_MAP = 10_000;
 const JOB_FINAL: Record<string, StepState> = { COMPLETED: 'SUCCEEDED', FAILED: 'FAILED', TIMEOUT: 'FAILED', CANCELLED: 'CANCELLED' };
@@ -308,7 +310,6 @@ export async function advanceRun(
         for (const r of res) {
           const delivered = await handOffStep(tx, r.job, handOffTo, now);
           if (!delivered) break;
-          effects.handed_off++;
           effects.hand_offs.push({ worker: handOffTo, job: delivered });
         }
       }

@@ -58,8 +58,7 @@ async function stopTarget(tx: SqlExecutor, s: Schedule, now: number, effects: Wo
     if (r.wake_worker) effects.wake_workers.push(r.wake_worker);
   } else {
     const e = await cancelWorkflowRun(tx, s.last_target_id!, why, `schedule:${s.name}`, now);
-    // (No hand-off comes from a fire: its runs' first steps are not handed to anyone.)
-    effects.wake_workers.push(...e.wake_workers, ...e.hand_offs.map((h) => h.worker));
+    effects.wake_workers.push(...e.wake_workers);
   }
 }
 
