@@ -11,7 +11,7 @@ import { openStore, Store } from '../src/store/store.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { ACTIVE_STATES_SQL } from '../src/store/rows.ts';
 import { listMigrations, migrate } from '../src/store/migrate.ts';
-import type { SqlDriver } from '../src/store/driver.ts';
+import type { SqlDriver, SqlExecutor } from '../src/store/driver.ts';
 import { SqliteDriver } from '../src/store/sqlite/driver.ts';
 import { PostgresDriver } from '../src/store/postgres/driver.ts';
 import { normalizeJobSpec, type JobRequest } from '../src/core/jobSpec.ts';
@@ -1035,6 +1035,62 @@ for (const kind of STORE_KINDS) {
       await store.updateTenant('race-t', { paused: false }, false);
       const again = await store.applySchedulingDecisions([{ job_id: a.id, worker_id: w.id, gpu_indices: [] }], [], tick());
       assert.equal(again.assigned.length, 1, 'resumed: admitted');
+    });
+
+    it('a big cycle\'s admissions and a big batch of completions take effect job by job, however they are cut into statements', async () => {
+      // On PostgreSQL each is cut in parts written at once on two connections (Store #inParts, SqlDriver.spread):
+      // the guards hold in every part, and the part holding a late report goes the transaction way.
+      await store.createTenant('big-paused', { tier: 'enterprise' });
+      const w = await addWorker({ slots: 1000, cpu_cores: 1000, memory_gb: 1000 });
+      const drained = await addWorker();
+      const specs = Array.from({ length: 300 }, (_, i) => spec({ handler: 'h-big', tenant: i % 10 === 3 ? 'big-paused' : 'default' }));
+      const jobs = (await store.submitJobs(specs, 'user:test', tick(), { batch: true })).map((r) => r.job);
+      await store.updateTenant('big-paused', { paused: true }, false);
+      await store.setWorkerState(drained.id, 'draining');
+      // Every 50th job to the drained worker: some in each part.
+      const { assigned } = await store.applySchedulingDecisions(
+        jobs.map((j, i) => ({ job_id: j.id, worker_id: i % 50 === 7 ? drained.id : w.id, gpu_indices: [] })), [], tick(),
+      );
+      const expected = jobs.filter((j, i) => j.tenant !== 'big-paused' && i % 50 !== 7).map((j) => j.id);
+      assert.equal(expected.length, 264);
+      assert.deepEqual(assigned.map((a) => a.job_id).sort(), [...expected].sort(), 'only jobs of unpaused tenants on the online worker');
+      const attemptOf = new Map<string, string>();
+      for (const id of expected) {
+        const j = await job(id);
+        assert.deepEqual([j.state, j.worker_id, j.attempt_count], ['SCHEDULED', w.id, 1]);
+        assert.deepEqual((await store.jobAttempts(id)).map((a) => [a.id, a.outcome]), [[j.current_attempt_id, 'running']]);
+        attemptOf.set(id, j.current_attempt_id!);
+      }
+      for (const j of jobs.filter((x) => !expected.includes(x.id))) assert.equal((await job(j.id)).state, 'QUEUED');
+      // All completed in one batch; one report near the end names a wrong attempt.
+      const late = expected[expected.length - 3]!;
+      const reports: AttemptReport[] = expected.map((id) => ({ job_id: id, attempt_id: id === late ? 'att_bogus' : attemptOf.get(id)!, outcome: 'completed' }));
+      const out = await store.reportResults(w.id, reports, tick());
+      assert.deepEqual(out, expected.map((id) => (id === late ? { job_id: id, status: 'stale', state: 'SCHEDULED' } : { job_id: id, status: 'applied', state: 'COMPLETED' })));
+      for (const id of expected) {
+        const j = await job(id);
+        assert.equal(j.state, id === late ? 'SCHEDULED' : 'COMPLETED');
+        if (id === late) continue;
+        assert.deepEqual((await store.jobAttempts(id)).map((a) => a.outcome), ['completed']);
+        assert.deepEqual((await transitions(id)).slice(-2), ['SCHEDULED→RUNNING', 'RUNNING→COMPLETED']);
+      }
+    });
+
+    it('a write cut in parts goes out on a connection per part (PostgreSQL); SQLite has one writer and does not cut', async () => {
+      const raw = rawDriver(kind, db.url);
+      try {
+        if (kind === 'sqlite') return assert.equal(raw.spread, undefined);
+        assert.ok(raw.spread && raw.spread.ways >= 2);
+        // Issued in one turn: on the driver they go down one connection's pipeline, one after the other;
+        // on the spread executor each on its own connection, run by its own backend at the same time.
+        const pids = (q: SqlExecutor) => Promise.all([1, 2].map((n) => q.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, ?::int AS n', [n])));
+        const [a, b] = (await pids(raw)).map((r) => r[0]!.pid);
+        assert.equal(a, b);
+        const [c, d] = (await pids(raw.spread.executor)).map((r) => r[0]!.pid);
+        assert.notEqual(c, d);
+      } finally {
+        await raw.close();
+      }
     });
 
     it('workers register, re-register, drain and leave', async () => {

@@ -169,6 +169,14 @@ export interface SqlDriver extends SqlExecutor {
    * SubmitCoalescer). Absent where every statement runs at once (SQLite).
    */
   holdTurn?(): void;
+  /**
+   * Where one big write may be cut in parts that run at the same time (PostgreSQL): `executor` sends
+   * each statement outside a transaction at once on a connection of its own — not pipelined behind
+   * the others issued in this turn, which one backend would run one after the other — so `ways`
+   * parts of a batch run on that many backends at once (Store #inParts). Absent where one writer
+   * runs at a time (SQLite).
+   */
+  readonly spread?: { readonly ways: number; readonly executor: SqlExecutor };
   /** insertSql for `table` issues no statement of its own first (its column types are known). */
   insertSqlReady?(table: string): boolean;
   /** Runs `fn` in one transaction; rolls back and rethrows on error. */

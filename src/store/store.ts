@@ -72,6 +72,11 @@ export const CHANNELS = {
 
 /** How many recent placements Store.placedAt remembers (a few KB). */
 const PLACED_KEPT = 1024;
+/**
+ * A batch is cut in parts for SqlDriver.spread only when each part gets at least this many rows: below
+ * that, a second connection's round trip and statement cost more than the backend time it shares out.
+ */
+const SPREAD_MIN = 64;
 
 /**
  * Jobs a scheduling cycle of this server just assigned to one worker, as its poll hands them out:
@@ -370,9 +375,17 @@ export class Store {
     // Marked before anything is written: the hand-off's `sent` (HandOff).
     const sent = this.mark();
     // PostgreSQL: plain admissions (no gang, no preemption) are one statement instead of a transaction of seven.
+    // A big cycle's are cut in parts that run at once (#inParts), each its own statement: when one fails the
+    // others may have committed — their workers are woken to look for them, and the cycle fails as it would.
     if (this.#db.capabilities.roundTrips && preemptions.length === 0 && !assignments.some((a) => a.members)) {
-      const assigned = await assignJobsAtOnce(this.#db, assignments, now);
+      const parts = await this.#inParts(assignments, (db, part) => assignJobsAtOnce(db, part, now));
+      const assigned = parts.flatMap((p) => (p.status === 'fulfilled' ? p.value : []));
       this.#notePlaced(assigned, now);
+      const failed = parts.find((p) => p.status === 'rejected');
+      if (failed) {
+        for (const w of new Set(assigned.map((a) => a.worker_id))) this.notify(CHANNELS.WORKER, w);
+        throw failed.reason;
+      }
       return { sent, assigned, preempted: { job_ids: [] as string[], workers: [] as string[] } };
     }
     const out = await this.#db.transaction(async (tx) => {
@@ -390,6 +403,22 @@ export class Store {
     });
     this.#notePlaced(out.assigned, now);
     return { sent, ...out };
+  }
+  /**
+   * `write` over `items`, as one statement per part: where the driver spreads (SqlDriver.spread, PostgreSQL)
+   * and every part gets at least SPREAD_MIN items, in `ways` parts on as many connections at once — the
+   * database's work on a W1 batch (500 completions, then 500 admissions) otherwise runs on one backend, one
+   * CPU, while the rest of the machine waits for it; elsewhere whole, on the driver. The parts must be
+   * independent (no row in two of them) and each statement its own transaction. Each part's outcome, in order.
+   */
+  async #inParts<T, R>(items: readonly T[], write: (db: SqlExecutor, part: readonly T[]) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+    const spread = this.#db.spread;
+    const ways = spread ? Math.min(spread.ways, Math.floor(items.length / SPREAD_MIN)) : 1;
+    if (!spread || ways < 2) return Promise.allSettled([write(this.#db, items)]);
+    const size = Math.ceil(items.length / ways);
+    const parts: Promise<R>[] = [];
+    for (let i = 0; i < items.length; i += size) parts.push(write(spread.executor, items.slice(i, i + size)));
+    return Promise.allSettled(parts);
   }
   /** The jobs this process's scheduler placed lately (job id → when), newest last, at most PLACED_KEPT. */
   readonly #placed = new Map<string, number>();
@@ -461,8 +490,14 @@ export class Store {
   async reportResults(workerId: string, reports: readonly AttemptReport[], now = Date.now(), breakers?: BreakerOptions): Promise<ReportOutcome[]> {
     // PostgreSQL: a batch of plain completions is one statement (one round trip) instead of a transaction of
     // seven; the reports it leaves (late, watched jobs, a dirty breaker) take the transaction path.
+    // A big batch is cut in parts that run at once (#inParts); a part whose statement failed goes the
+    // transaction way too (a statement is all or nothing: none of its reports was applied, or — its answer
+    // lost after the commit — each is found done by its own attempt there and recorded stale).
     if (this.#db.capabilities.roundTrips && plainCompletions(reports)) {
-      const applied = await reportCompletionsAtOnce(this.#db, workerId, reports, now, breakers !== undefined && breakers.threshold > 0);
+      const gate = breakers !== undefined && breakers.threshold > 0;
+      const parts = await this.#inParts(reports, (db, part) => reportCompletionsAtOnce(db, workerId, part, now, gate));
+      const applied = new Set<string>();
+      for (const p of parts) if (p.status === 'fulfilled') for (const id of p.value) applied.add(id);
       const rest = reports.filter((r) => !applied.has(r.job_id));
       const restOut = rest.length > 0 ? await this.#reportResults(workerId, rest, now, breakers) : [];
       let i = 0;

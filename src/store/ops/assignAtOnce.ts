@@ -1,6 +1,6 @@
 import { newId } from '../../core/ids.ts';
 import type { SqlExecutor } from '../driver.ts';
-import { ASSIGNED_RETURNING, DELIVERED_COLUMNS, deliveredJobFromRow, lockOnlineWorkersSql, type Assignment } from './scheduling.ts';
+import { ASSIGNED_RETURNING, DELIVERED_COLUMNS, deliveredJobFromRow, type Assignment } from './scheduling.ts';
 import { transitionCtes } from './applyTransitions.ts';
 
 /**
@@ -11,6 +11,9 @@ import { transitionCtes } from './applyTransitions.ts';
  * jobsOfPausedTenants + assignJobs write: skips jobs of a paused tenant and workers no longer online
  * (locking the others' rows, see lockOnlineWorkers), moves the rest QUEUED → SCHEDULED with their
  * event and a new attempt. Returns the assignments that took effect, each with its job as delivered.
+ * The workers' rows are locked FOR SHARE, not by the row update lockOnlineWorkers makes: a release or
+ * drain still waits for this commit (and sees these jobs), but the parts of one big cycle's admissions,
+ * written at once on several connections (Store #inParts), do not wait for each other on a worker they share.
  */
 export async function assignJobsAtOnce(db: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
   if (proposed.length === 0) return [];
@@ -33,7 +36,7 @@ export async function assignJobsAtOnce(db: SqlExecutor, proposed: readonly Assig
   });
   const done = await db.query(
     `WITH admit AS MATERIALIZED (SELECT * FROM ${v}),
-     w AS (${lockOnlineWorkersSql('id IN (SELECT worker_id FROM admit)')}),
+     w AS (SELECT id FROM workers WHERE id IN (SELECT worker_id FROM admit) AND state = 'online' FOR SHARE),
      ${t.sql},
      a AS (INSERT INTO job_attempts (id, job_id, number, worker_id, started_at, outcome) SELECT current_attempt_id, id, attempt_count, worker_id, ?::int8, 'running' FROM u)
      SELECT ${DELIVERED_COLUMNS} FROM u`,

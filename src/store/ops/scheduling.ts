@@ -98,17 +98,6 @@ export interface Assignment {
 }
 
 /**
- * Writes a scheduling cycle's decisions in one transaction: QUEUED→SCHEDULED on the chosen
- * worker with a new attempt (its id is the fencing token), all in one statement. A job that
- * left QUEUED meanwhile (cancelled), or whose worker went offline or started draining meanwhile, is skipped. Returns the
- * assignments that took effect.
- */
-/** The statement of lockOnlineWorkers for the workers `where` selects (also a CTE of assignJobsAtOnce): returns their ids. */
-export function lockOnlineWorkersSql(where: string): string {
-  return `UPDATE workers SET state = state WHERE ${where} AND state = 'online' RETURNING id`;
-}
-
-/**
  * Which of these workers may take new work now (online: not released, not draining), locking their
  * rows. The cycle read the workers before this transaction, and the lease reaper may have released
  * one since (its jobs would sit on an offline worker) or a drain may have committed. Touching the
@@ -119,11 +108,19 @@ export function lockOnlineWorkersSql(where: string): string {
  */
 export async function lockOnlineWorkers(tx: SqlExecutor, workerIds: Iterable<string>): Promise<Set<string>> {
   const wsel = idsIn(tx, 'id', [...new Set(workerIds)]);
-  const sql = tx.serialWrites ? `SELECT id FROM workers WHERE ${wsel.sql} AND state = 'online'` : lockOnlineWorkersSql(wsel.sql);
+  const sql = tx.serialWrites
+    ? `SELECT id FROM workers WHERE ${wsel.sql} AND state = 'online'`
+    : `UPDATE workers SET state = state WHERE ${wsel.sql} AND state = 'online' RETURNING id`;
   const rows = await tx.query(sql, [wsel.param]);
   return new Set(rows.map((r) => String(r.id)));
 }
 
+/**
+ * A cycle's single-node admissions, in the caller's transaction: QUEUED → SCHEDULED on the chosen worker
+ * with a new attempt (its id is the fencing token) and the event. A job that left QUEUED meanwhile
+ * (cancelled), or whose worker went offline or started draining meanwhile, is skipped. Returns the
+ * assignments that took effect.
+ */
 export async function assignJobs(tx: SqlExecutor, proposed: readonly Assignment[], now: number): Promise<Assignment[]> {
   const live = await lockOnlineWorkers(tx, proposed.map((a) => a.worker_id));
   const assignments = proposed.filter((a) => live.has(a.worker_id));
