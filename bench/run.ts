@@ -175,8 +175,12 @@ async function main() {
       log(`${name}: W4 backlog ${SIZES.backlog}`);
       // PostgreSQL: with the table's statistics taken while the backlog waits, as autovacuum takes them on any real
       // server within minutes of a big insert — the planner's choices with and without them differ (issue 3s, and a
-      // sequential scan the submit's count took only with them: 200 ms per submit).
-      const b = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, SIZES.backlog, SIZES.drain, kind === 'postgres' ? ['ANALYZE jobs'] : []);
+      // sequential scan the submit's count took only with them: 200 ms per submit). Then a CHECKPOINT: the fill
+      // writes ~1.6 GB of WAL, so with max_wal_size at its default (1 GB) PostgreSQL checkpoints every 15–30 s
+      // for a while after it, and when a checkpoint's writes end inside the 10 s window the WAL fsyncs of a few
+      // jobs in a row wait 0.1–0.8 s on the disk (IO WALSync in pg_stat_activity; 8 of 19 runs of base and
+      // branch, issue 3aj): W4's p99 would be the luck of that timing, not what a backlog costs a job.
+      const b = await gantryLatency(kind, pgInfo.url, SIZES.rate, SIZES.seconds, SIZES.backlog, SIZES.drain, kind === 'postgres' ? ['ANALYZE jobs', 'CHECKPOINT'] : []);
       Object.assign(row, { w4_submit_per_s: b.backlog_submit_per_s, w4_rss_mb: b.rss_mb, w4_p50_ms: b.p50_ms, w4_p99_ms: b.p99_ms });
     }
     log(`${name}: WF1 40-step chain, WF2 fan-out`);
