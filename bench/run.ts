@@ -129,7 +129,7 @@ async function main() {
       (kind === 'sqlite' ? 'SQLite WAL, synchronous=NORMAL (survives process crash; power loss may drop last commits)' : pgSettings) +
       `; server, SDK Worker (concurrency 50, prefetch ${PREFETCH}) and producer in 3 processes` +
       `; W2/W4: the server and worker first drain ${SIZES.drain.toLocaleString('en-US')} jobs (as each peer's W2 runs in the process of its W1), then 20 paced warm-up jobs` +
-      (kind === 'postgres' ? '; W4: `ANALYZE jobs` after the backlog fill (autovacuum would on a real server; it is off on this one)' : '');
+      (kind === 'postgres' ? '; W4: `ANALYZE jobs` after the backlog fill (autovacuum would on a real server; it is off on this one), then `CHECKPOINT` (the checkpoints the fill\'s WAL sets off would otherwise end inside the window at random)' : '');
     const row: Row = { durability };
     log(`${name}: W1 drain ${SIZES.drain}`);
     const d = await gantryDrain(kind, pgInfo.url, SIZES.drain, 50, PREFETCH);
