@@ -535,7 +535,7 @@ export class PostgresDriver implements SqlDriver {
   /**
    * Parts of one big write (a W1 batch's 500 completions or admissions) on two backends at once: the
    * database's work on a batch is one backend's CPU otherwise, the rest of the machine idle meanwhile
-   * (W1 drain on a 2-vCPU machine: +27–32% in three A/B pairs; three or four ways were slower there).
+   * (W1 drain on a 2-vCPU machine: +12–31% in three A/B pairs; three or four ways were slower there).
    */
   readonly spread: { readonly ways: number; readonly executor: SqlExecutor };
   readonly #bus = new EventEmitter();
