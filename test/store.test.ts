@@ -7,7 +7,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { STORE_KINDS, freshDatabase, type StoreKind, type TestDatabase } from './helpers/db.ts';
-import { openStore, Store } from '../src/store/store.ts';
+import { CHANNELS, openStore, Store } from '../src/store/store.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { ACTIVE_STATES_SQL } from '../src/store/rows.ts';
 import { listMigrations, migrate } from '../src/store/migrate.ts';
@@ -95,6 +95,29 @@ for (const kind of STORE_KINDS) {
       return { job, worker: w, attempt };
     }
     const job = async (id: string) => (await store.getJob(id))!;
+    /**
+     * 200 queued jobs on a new worker with room for all, the one at index 150 made to fail on entering `state`
+     * (a trigger raising 'poisoned'); `cure` removes the trigger.
+     */
+    async function poisonedBatch(handler: string, state: JobState) {
+      const raw = rawDriver(kind, db.url);
+      const w = await addWorker({ slots: 1000, cpu_cores: 1000, memory_gb: 1000 });
+      const jobs = (await store.submitJobs(
+        Array.from({ length: 200 }, (_, i) => spec({ handler, name: i === 150 ? 'poison' : 'fine' })), 'user:test', tick(), { batch: true },
+      )).map((r) => r.job);
+      if (kind === 'sqlite') {
+        await raw.run(`CREATE TRIGGER poison BEFORE UPDATE ON jobs WHEN NEW.name = 'poison' AND NEW.state = '${state}' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`);
+      } else {
+        await raw.run(`CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.name = 'poison' AND NEW.state = '${state}' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`);
+        await raw.run('CREATE TRIGGER poison BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION poison()');
+      }
+      const cure = async () => {
+        await raw.run(kind === 'sqlite' ? 'DROP TRIGGER poison' : 'DROP TRIGGER poison ON jobs');
+        if (kind === 'postgres') await raw.run('DROP FUNCTION poison()');
+        await raw.close();
+      };
+      return { w, jobs, cure };
+    }
     const transitions = async (id: string) => (await store.jobEvents(id)).map((e) => `${e.from_state ?? '∅'}→${e.to_state}`);
 
     it('migrations are idempotent and safe when two servers start at once', async () => {
@@ -1073,6 +1096,56 @@ for (const kind of STORE_KINDS) {
         if (id === late) continue;
         assert.deepEqual((await store.jobAttempts(id)).map((a) => a.outcome), ['completed']);
         assert.deepEqual((await transitions(id)).slice(-2), ['SCHEDULED→RUNNING', 'RUNNING→COMPLETED']);
+      }
+    });
+
+    it('a big cycle whose admissions fail part-way keeps each job whole, and the workers of those that took effect are told', async () => {
+      // On PostgreSQL the parts are statements of their own: the one without the failing job commits, and its
+      // worker is woken to look (no hand-off comes from a cycle that failed). SQLite writes the cycle in one
+      // transaction: nothing is assigned. Either way each job is SCHEDULED with its attempt or QUEUED without one.
+      const { w, jobs, cure } = await poisonedBatch('h-poison', 'SCHEDULED');
+      const woken: string[] = [];
+      const unlisten = store.listen(CHANNELS.WORKER, (id) => void woken.push(id));
+      try {
+        await assert.rejects(store.applySchedulingDecisions(jobs.map((j) => ({ job_id: j.id, worker_id: w.id, gpu_indices: [] })), [], tick()), /poisoned/);
+        const scheduled: boolean[] = [];
+        for (const j of jobs) {
+          const now = await job(j.id);
+          const attempts = await store.jobAttempts(j.id);
+          if (now.state === 'SCHEDULED') assert.deepEqual([now.worker_id, attempts.map((a) => a.id)], [w.id, [now.current_attempt_id]]);
+          else assert.deepEqual([now.state, now.current_attempt_id, attempts.length], ['QUEUED', null, 0]);
+          scheduled.push(now.state === 'SCHEDULED');
+        }
+        const expected = jobs.map((_, i) => kind === 'postgres' && i < 100);
+        assert.deepEqual(scheduled, expected, 'PostgreSQL: the first part (jobs 0–99) took effect; SQLite: none');
+        assert.deepEqual(woken.filter((id) => id === w.id).length, kind === 'postgres' ? 1 : 0);
+      } finally {
+        unlisten();
+        await cure();
+      }
+    });
+
+    it('a big batch of completions that fails part-way ends each job once: sent again, it is applied where it was not and recorded stale where it was', async () => {
+      // The worker's poll or /report fails, so it sends the batch again (workerLoop #carryFailed). On PostgreSQL the
+      // part without the failing job has committed; the failing part went the transaction way and failed there too.
+      const { w, jobs, cure } = await poisonedBatch('h-poison2', 'COMPLETED');
+      await store.applySchedulingDecisions(jobs.map((j) => ({ job_id: j.id, worker_id: w.id, gpu_indices: [] })), [], tick());
+      const reports: AttemptReport[] = [];
+      for (const j of jobs) reports.push({ job_id: j.id, attempt_id: (await job(j.id)).current_attempt_id!, outcome: 'completed' });
+      try {
+        await assert.rejects(store.reportResults(w.id, reports, tick()), /poisoned/);
+      } finally {
+        await cure();
+      }
+      const done = (i: number) => kind === 'postgres' && i < 100;
+      for (const [i, j] of jobs.entries()) assert.equal((await job(j.id)).state, done(i) ? 'COMPLETED' : 'SCHEDULED', `job ${i}`);
+      const again = await store.reportResults(w.id, reports, tick());
+      assert.deepEqual(again.map((r) => r.status), jobs.map((_, i) => (done(i) ? 'stale' : 'applied')));
+      for (const j of jobs) {
+        assert.equal((await job(j.id)).state, 'COMPLETED');
+        assert.deepEqual((await store.jobAttempts(j.id)).map((a) => a.outcome), ['completed']);
+        // A report recorded stale leaves an event that changes nothing (COMPLETED→COMPLETED, "late report").
+        assert.deepEqual((await transitions(j.id)).filter((t) => t.endsWith('→COMPLETED')), ['RUNNING→COMPLETED', ...(done(jobs.indexOf(j)) ? ['COMPLETED→COMPLETED'] : [])]);
       }
     });
 
