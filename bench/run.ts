@@ -6,6 +6,7 @@
  *     through a relay with no store or scheduler (bench/w1-floor.ts)
  *   W2 latency: 200 jobs/s one at a time for 10 s to an idle worker: submit→handler-start p50/p99/max;
  *     and its floor on this machine, the same hops through a relay that does nothing (bench/w2-floor.ts)
+ *     and through the same relay writing only the job's rows in one SQLite commit before the hand-off
  *   W3 process jobs: 2,000 `true` command jobs on the local worker vs spawning `true` directly
  *   W4 backlog: 1,000,000 queued jobs: submit rate, server RSS, and W2 latency with that backlog
  *   WF1/WF2 workflows (bench/workflow.ts): step→step latency of a 40-step chain; a 1,000-wide fan-out + join
@@ -167,6 +168,11 @@ async function main() {
       log('W2 relay floor');
       const f = await w2RelayFloor(SIZES.rate, SIZES.seconds);
       Object.assign(row, { w2_floor_p50_ms: f.p50_ms, w2_floor_p99_ms: f.p99_ms, w2_floor_server_cpu_ms: f.server_cpu_ms_per_job });
+      // The same relay, writing only what a job needs written before a worker may see it (one commit) and its report:
+      // what any server costs here that makes the job durable before handing it off.
+      log('W2 relay floor with the writes');
+      const fw = await w2RelayFloor(SIZES.rate, SIZES.seconds, 2000, true);
+      Object.assign(row, { w2_wfloor_p50_ms: fw.p50_ms, w2_wfloor_p99_ms: fw.p99_ms, w2_wfloor_server_cpu_ms: fw.server_cpu_ms_per_job });
     }
     log(`${name}: W3 process jobs ${SIZES.proc}`);
     const p = await gantryProcessJobs(kind, pgInfo.url, SIZES.proc, 64);
@@ -263,6 +269,9 @@ function printTable() {
     ['w2_floor_p50_ms', 'W2 floor: the HTTP hops alone (relay, no store) p50 ms', 'lo'],
     ['w2_floor_p99_ms', 'W2 floor: the HTTP hops alone p99 ms', 'lo'],
     ['w2_floor_server_cpu_ms', 'W2 floor: relay server CPU ms per job', 'lo'],
+    ['w2_wfloor_p50_ms', 'W2 floor with the writes: the same relay writing the job, its attempt and events in one SQLite commit before the hand-off (and the report after) p50 ms', 'lo'],
+    ['w2_wfloor_p99_ms', 'W2 floor with the writes p99 ms', 'lo'],
+    ['w2_wfloor_server_cpu_ms', 'W2 floor with the writes: relay server CPU ms per job', 'lo'],
     ['w3_jobs_per_s', 'W3 process jobs/s', 'hi'],
     ['w3_spawn_floor_per_s', 'W3 bare spawn/s (floor)', 'hi'],
     ['w3_overhead_ms', 'W3 overhead ms/job', 'lo'],
