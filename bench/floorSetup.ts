@@ -13,7 +13,7 @@ import { normalizeJobSpec } from '../src/core/jobSpec.ts';
 export async function seedQueuedJobs(url: string, jobs: number): Promise<void> {
   const store = await openStore(url);
   for (let i = 0; i < jobs; i += 1000) {
-    await store.submitJobs(Array.from({ length: 1000 }, () => normalizeJobSpec({ handler: 'noop' })), 'bench', Date.now(), { batch: true });
+    await store.submitJobs(Array.from({ length: Math.min(1000, jobs - i) }, () => normalizeJobSpec({ handler: 'noop' })), 'bench', Date.now(), { batch: true });
   }
   await store.close();
 }

@@ -171,7 +171,7 @@ async function main() {
       // The same relay, writing only what a job needs written before a worker may see it (one commit) and its report:
       // what any server costs here that makes the job durable before handing it off.
       log('W2 relay floor with the writes');
-      const fw = await w2RelayFloor(SIZES.rate, SIZES.seconds, 2000, true);
+      const fw = await w2RelayFloor(SIZES.rate, SIZES.seconds, { writes: true });
       Object.assign(row, { w2_wfloor_p50_ms: fw.p50_ms, w2_wfloor_p99_ms: fw.p99_ms, w2_wfloor_server_cpu_ms: fw.server_cpu_ms_per_job });
     }
     log(`${name}: W3 process jobs ${SIZES.proc}`);

@@ -23,9 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpRequest } from '../src/client/transport.ts';
-import { normalizeJobSpec } from '../src/core/jobSpec.ts';
-import { openStore } from '../src/store/store.ts';
-import { openSqliteLikeServer } from './floorSetup.ts';
+import { openSqliteLikeServer, seedQueuedJobs } from './floorSetup.ts';
 import { LATENCY_WARMUP_JOBS } from './peers/util.ts';
 import { ask, cpuMs, forkRole, percentile } from './gantry.ts';
 
@@ -38,9 +36,7 @@ const HEADERS = (): Record<string, string> => ({ 'content-type': 'application/js
  */
 async function jobWrites(dir: string): Promise<{ submit: (body: unknown) => string; report: (ids: readonly string[]) => void; close: () => void }> {
   const file = join(dir, 'floor.db');
-  const store = await openStore(file);
-  await store.submitJobs([normalizeJobSpec({ handler: 'noop' })], 'bench', Date.now(), { batch: true });
-  await store.close();
+  await seedQueuedJobs(file, 1);
   const db = openSqliteLikeServer(file);
   const model = db.prepare('SELECT * FROM jobs LIMIT 1').get() as Record<string, unknown>;
   db.exec('DELETE FROM job_events; DELETE FROM job_attempts; DELETE FROM jobs; PRAGMA wal_checkpoint(TRUNCATE)');
@@ -165,7 +161,7 @@ export interface RelayFloor {
  * W2's shape through a relay that does nothing (`writes`: nothing but a job's writes on SQLite): `warm` unpaced jobs
  * first (V8 compiles the path), then the peers' paced warm-up, then `rate`/s for `seconds`.
  */
-export async function w2RelayFloor(rate = 200, seconds = 10, warm = 2000, writes = false): Promise<RelayFloor> {
+export async function w2RelayFloor(rate = 200, seconds = 10, { warm = 2000, writes = false } = {}): Promise<RelayFloor> {
   const server = await forkRole<{ url: string }>(import.meta.url, 'server', writes ? ['writes'] : []);
   const url = server.msg.url!;
   const worker = await forkRole(import.meta.url, 'worker', [url, ...(writes ? ['writes'] : [])]);
@@ -220,7 +216,7 @@ else if (import.meta.url === `file://${process.argv[1]}`) {
   const seconds = Number(process.argv[3] ?? 10);
   const writes = process.argv[4] === 'writes';
   for (let i = 0; i < runs; i++) {
-    const f = await w2RelayFloor(200, seconds, 2000, writes);
+    const f = await w2RelayFloor(200, seconds, { writes });
     const x = (v: number) => v.toFixed(2);
     console.log(`relay floor${writes ? ' with the writes' : ''}: p50 ${x(f.p50_ms)} / p99 ${x(f.p99_ms)} / max ${x(f.max_ms)} ms (${f.samples} samples), relay server CPU ${x(f.server_cpu_ms_per_job)} ms/job`);
   }
