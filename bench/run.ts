@@ -28,6 +28,8 @@ import { w2RelayFloor } from './w2-floor.ts';
 import { w1RelayFloor, type W1Floor } from './w1-floor.ts';
 
 const argv = process.argv.slice(2);
+/** When this run began (UTC): names its results file. */
+const STARTED = new Date().toISOString();
 const quick = argv.includes('--quick');
 const skipW4 = argv.includes('--skip-w4') || quick;
 const noPeers = argv.includes('--no-peers');
@@ -228,9 +230,11 @@ async function main() {
   }
   await pgInfo.stop();
   printTable();
-  const date = new Date().toISOString().slice(0, 10);
   mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  const file = fileURLToPath(new URL(`./results/${date}${quick ? '-quick' : ''}.json`, import.meta.url));
+  // The day's first run is <date>.json; a later one that day keeps it and writes <date>T<hhmm>.json (its start, UTC).
+  const name = (s: string) => fileURLToPath(new URL(`./results/${s}${quick ? '-quick' : ''}.json`, import.meta.url));
+  const first = name(STARTED.slice(0, 10));
+  const file = existsSync(first) ? name(`${STARTED.slice(0, 10)}T${STARTED.slice(11, 13)}${STARTED.slice(14, 16)}`) : first;
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine: machine(), sizes: SIZES, results }, null, 2) + '\n');
   log(`wrote ${file}`);
 }
