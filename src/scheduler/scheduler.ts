@@ -1,9 +1,9 @@
-import type { Store, Assignment, HandOff, PreemptionOrder } from '../store/store.ts';
+import type { Store, Assignment, DirectPlacement, HandOff, PreemptionOrder } from '../store/store.ts';
 import { CHANNELS } from '../store/store.ts';
 import type { Tier } from '../core/tiers.ts';
 import type { WorkerSlotView } from './placement.ts';
 import { DEFAULT_POLICY_CONFIG, type DecayedUsage, type PendingJob, type Policy, type PolicyConfig } from './policy/types.ts';
-import { gantryPolicy } from './policy/policies.ts';
+import { gantryPolicy, POLICIES } from './policy/policies.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { runtimeEstimatesFor, type RuntimeEstimates } from './runtimeEstimates.ts';
 import { TenantUsage } from './tenantUsage.ts';
@@ -76,7 +76,7 @@ export class Scheduler {
   #unlisten: (() => void) | null = null;
   #cycleDone: Promise<void> = Promise.resolve();
   /** Counters for tests and metrics. */
-  readonly stats = { cycles: 0, assigned: 0, preempted: 0, requeued_lost: 0 };
+  readonly stats = { cycles: 0, assigned: 0, preempted: 0, requeued_lost: 0, placed_on_submit: 0 };
   readonly #estimates: RuntimeEstimates;
   readonly #usage: TenantUsage;
   #usageBuilt = false;
@@ -210,6 +210,27 @@ export class Scheduler {
     if (!this.#leader || this.#stopped || this.#running) return false;
     this.#woken(WAKE.SUBMIT);
     return true;
+  }
+
+  /**
+   * Whether a lone submit may place its job itself, in its own transaction (src/store/ops/placeSubmitted.ts),
+   * on one of `workers` (workers with a poll waiting on this server): only on a single-process store
+   * (SQLite: every write passes through this process), while this server leads with a built-in policy, no
+   * cycle runs and the last one left no job queued in any queue an online worker serves. `allowed` checks
+   * again inside the transaction: a cycle that started meanwhile read before it and will write after it.
+   * The store then checks what the policy would (the worker's room, other queued jobs, the tenant's
+   * limits and nominal quota, breakers) and leaves the job to the next cycle when anything is off.
+   */
+  directPlacement(workers: readonly string[]): DirectPlacement | null {
+    const may = () => this.#leader && !this.#stopped && !this.#running && this.#queuesEmpty;
+    if (workers.length === 0 || this.#store.capabilities.multiProcess || POLICIES.get(this.#opts.policy.name) !== this.#opts.policy || !may()) return null;
+    return { workers, default_tier: this.#opts.default_tier, allowed: may };
+  }
+
+  /** Counts jobs placed by their submit (directPlacement) with the cycles' admissions. */
+  placedOnSubmit(n: number): void {
+    this.stats.assigned += n;
+    this.stats.placed_on_submit += n;
   }
 
   /** Asks for a cycle; wake-ups that arrive during a cycle fold into one more. */

@@ -20,6 +20,11 @@ export interface ServerContext {
   schedules?: ScheduleRunner;
   /** Tenant settings for submit checks (cached briefly; writes through the API refresh it). */
   tenants: TenantDirectory;
+  /**
+   * Workers whose long poll waits on this server with room for a job and nothing handed to it yet: the
+   * worker routes set it, a lone submit's direct placement asks it (src/server/submitCoalescer.ts).
+   */
+  waitingWorkers?: () => string[];
 }
 
 declare module 'fastify' {

@@ -1,5 +1,5 @@
 import type { JobSpec } from '../core/types.ts';
-import type { Store, SubmitResult } from '../store/store.ts';
+import type { DirectPlacement, Store, SubmitResult } from '../store/store.ts';
 import { CHANNELS } from '../store/store.ts';
 import { WAKE } from '../scheduler/wakeReasons.ts';
 
@@ -25,12 +25,19 @@ interface Waiting {
  * cycle's reads go out in the same pipeline, behind the write, and see the new jobs — a job's way to
  * a waiting worker is two round trips (the write with the reads, the admission), not three. The
  * wake-up after the commit is then not sent: that cycle has the jobs.
+ *
+ * A lone submit where the scheduler allows it (`direct`: SQLite, the scheduler idle with nothing queued
+ * for its workers — Scheduler.directPlacement) places its job itself, in its own transaction, on a worker
+ * whose poll waits here (src/store/ops/placeSubmitted.ts): the poll answers with it after the one commit,
+ * and no scheduling cycle runs for it. When the rules leave it QUEUED, the wake-up goes as usual.
  */
 export class SubmitCoalescer {
   readonly #store: Store;
   readonly #maxInFlight: number;
   readonly #maxBatch: number;
   readonly #cycleBehind: (() => boolean) | undefined;
+  readonly #direct: (() => DirectPlacement | null) | undefined;
+  readonly #placed: ((n: number) => void) | undefined;
   #waiting: Waiting[] = [];
   #inFlight = 0;
   /** Batches started so far (a batch's number tells whether another started while it was being written). */
@@ -38,9 +45,14 @@ export class SubmitCoalescer {
   /** The writes in flight: each settles when its batch's write has committed or failed. */
   readonly #writing = new Set<Promise<unknown>>();
 
-  constructor(store: Store, opts: { max_in_flight?: number; max_batch?: number; cycle_behind?: () => boolean } = {}) {
+  constructor(
+    store: Store,
+    opts: { max_in_flight?: number; max_batch?: number; cycle_behind?: () => boolean; direct?: () => DirectPlacement | null; placed?: (n: number) => void } = {},
+  ) {
     this.#store = store;
     this.#cycleBehind = opts.cycle_behind;
+    this.#direct = opts.direct;
+    this.#placed = opts.placed;
     this.#maxInFlight = opts.max_in_flight ?? 2;
     this.#maxBatch = opts.max_batch ?? 500;
   }
@@ -90,18 +102,21 @@ export class SubmitCoalescer {
    * when its own ended have settled (its callers count after that), and keeps the positions counted
    * inside its statement only if no other write was in flight at any time during its own.
    */
-  async #write(specs: JobSpec[], actor: string): Promise<{ results: SubmitResult[]; scheduled: boolean }> {
+  async #write(specs: JobSpec[], actor: string): Promise<{ results: SubmitResult[]; scheduled: boolean; placed: boolean }> {
     const number = ++this.#started;
     const alone = this.#writing.size === 0;
-    const held = this.#cycleBehind !== undefined && this.#store.holdTurnForSubmit(specs);
-    const write = this.#store.submitJobs(specs, actor, Date.now(), { positions: alone });
+    const place = specs.length === 1 ? (this.#direct?.() ?? undefined) : undefined;
+    const held = !place && this.#cycleBehind !== undefined && this.#store.holdTurnForSubmit(specs);
+    const write = this.#store.submitJobs(specs, actor, Date.now(), { positions: alone, place });
     // Started in the same turn as the write and after it: its reads follow the write (holdTurn).
     const scheduled = held && this.#cycleBehind!();
     this.#writing.add(write);
     try {
       const results = await write;
       const overlapped = !alone || this.#started !== number;
-      return { results: overlapped ? results.map(({ queue_position: _, ...r }) => r) : results, scheduled };
+      const placed = place !== undefined && results[0]!.created && results[0]!.job.state === 'SCHEDULED';
+      if (placed) this.#placed?.(1);
+      return { results: overlapped ? results.map(({ queue_position: _, ...r }) => r) : results, scheduled, placed };
     } finally {
       this.#writing.delete(write);
       await Promise.allSettled([...this.#writing]);
@@ -110,9 +125,9 @@ export class SubmitCoalescer {
 
   async #run(batch: Waiting[]): Promise<void> {
     try {
-      const { results, scheduled } = await this.#write(batch.map((w) => w.spec), batch[0]!.actor);
+      const { results, scheduled, placed } = await this.#write(batch.map((w) => w.spec), batch[0]!.actor);
       if (results.some((r) => r.created)) {
-        if (!scheduled) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
+        if (!scheduled && !placed) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
         // The scheduling cycle this wake-up starts goes first: on SQLite it runs to its end (and
         // hands the job to a waiting worker) within this turn of the event loop, before the submit
         // answers are built and written (queue position, estimate — several hundred µs).
@@ -124,8 +139,8 @@ export class SubmitCoalescer {
       // Someone's submit is bad: find out whose, each on its own.
       for (const w of batch) {
         try {
-          const { results: [r], scheduled } = await this.#write([w.spec], w.actor);
-          if (r!.created && !scheduled) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
+          const { results: [r], scheduled, placed } = await this.#write([w.spec], w.actor);
+          if (r!.created && !scheduled && !placed) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
           w.resolve(r!);
         } catch (e) {
           w.reject(e);

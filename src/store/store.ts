@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import type { Attempt, DependencyType, Job, JobEvent, JobSpec, LogChunk, Priority, StoredLogChunk, WorkerInfo, WorkerUsage } from '../core/types.ts';
 import { GantryError } from '../core/errors.ts';
 import { isPostgresUrl, type DriverCapabilities, type SqlDriver, type SqlExecutor, type SqlReader } from './driver.ts';
-import { AfterCommit, bindAfterCommit, registerFinalHook } from './finalHooks.ts';
+import { AfterCommit, afterCommitOf, bindAfterCommit, registerFinalHook } from './finalHooks.ts';
+import { placeSubmitted, type DirectPlacement } from './ops/placeSubmitted.ts';
 import { createTemplate, deleteTemplate, ensureTemplates, getTemplate, listTemplates, templatesIn, updateTemplate, type StoredTemplate } from './ops/templates.ts';
 import type { TemplateRequest } from '../templates/definition.ts';
 import type { TemplateSource } from '../templates/render.ts';
@@ -62,6 +63,7 @@ import {
 
 export type { TenantChanges, TenantLoad, ActiveRow, PendingRow, PreemptionOrder, HistoryRow };
 export type { AttemptReport, ReportOutcome, Assignment, DeliveredJob, Delivery, QueuedJob, QueueCursor, JobFilter, QueueStats, TokenInfo, SubmitResult, ActionResult };
+export type { DirectPlacement };
 
 /** Wake-up channels. Payloads: a worker id (WORKER), a job id (JOB), nothing (SCHEDULE). */
 export const CHANNELS = {
@@ -241,21 +243,52 @@ export class Store {
   /**
    * `opts.batch`: errors name fields as `jobs[i].…` (POST /jobs/batch). `opts.positions`: read each
    * queued job's queue position with the write where that costs no statement (one-statement path).
+   * `opts.place`: a lone submit places its job itself if it may (Scheduler.directPlacement); a placement
+   * that fails undoes the whole transaction, which then runs again without it — the submit never fails for it.
    */
-  async submitJobs(specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean; positions?: boolean } = {}): Promise<SubmitResult[]> {
+  async submitJobs(
+    specs: readonly JobSpec[], actor: string, now = Date.now(), opts: { batch?: boolean; positions?: boolean; place?: DirectPlacement } = {},
+  ): Promise<SubmitResult[]> {
     const keyed = specs.some((s) => s.idempotency_key !== null);
-    if (this.#submitsAtOnce(specs)) {
+    let place = specs.length === 1 ? opts.place : undefined;
+    if (this.#submitsAtOnce(specs) && !place) {
       return submitJobsAtOnce(this.#db as Parameters<typeof submitJobsAtOnce>[0], specs, now, actor, opts.positions ?? false);
     }
     for (let attempt = 1; ; attempt++) {
+      let placing = false;
       try {
-        return await this.#tx((tx) => submitJobs(tx, specs, now, actor, opts.batch ?? false));
+        return await this.#tx(async (tx) => {
+          const res = await submitJobs(tx, specs, now, actor, opts.batch ?? false);
+          if (place && res[0]!.created) {
+            placing = true;
+            res[0] = await this.#placeSubmitted(tx, res[0]!, place, now);
+            placing = false;
+          }
+          return res;
+        });
       } catch (err) {
+        if (placing) {
+          place = undefined;
+          continue;
+        }
         // Two submits with one idempotency key raced: both saw no job and the later insert hit the
         // unique index. Run again: this time it finds the winner's job and returns it.
         if (!keyed || attempt >= 3 || !isUniqueViolation(err)) throw err;
       }
     }
+  }
+  /**
+   * Direct placement of a lone submit (src/store/ops/placeSubmitted.ts), in its transaction: the job as
+   * assigned, handed to the worker's waiting poll after commit; or the result unchanged.
+   */
+  async #placeSubmitted(tx: SqlExecutor, res: SubmitResult, place: DirectPlacement, now: number): Promise<SubmitResult> {
+    const d = await placeSubmitted(tx, res.job, place, now);
+    if (!d) return res;
+    afterCommitOf(tx)!.handOffs.set(d.worker_id!, [d]);
+    return {
+      ...res,
+      job: { ...res.job, state: d.state, worker_id: d.worker_id, gpu_indices: d.gpu_indices, attempt_count: d.attempt_count, current_attempt_id: d.current_attempt_id, updated_at: now },
+    };
   }
   async getJob(id: string): Promise<Job | null> {
     try {

@@ -31,7 +31,12 @@ type IdParams = { id: string };
 export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
   // Single submits that arrive together share one transaction (group commit).
-  const submitter = new SubmitCoalescer(store, { cycle_behind: () => ctx.scheduler.cycleBehindSubmit() });
+  const submitter = new SubmitCoalescer(store, {
+    cycle_behind: () => ctx.scheduler.cycleBehindSubmit(),
+    // A lone submit places its job on a worker whose poll waits here, when the scheduler allows it.
+    direct: () => ctx.scheduler.directPlacement(ctx.waitingWorkers?.() ?? []),
+    placed: (n) => ctx.scheduler.placedOnSubmit(n),
+  });
 
   app.post<{ Body: JobRequest }>('/api/v1/jobs', { schema: { body: jobRequestSchema, summary: 'Submit a job (a command, a handler, or a template with parameters)' } }, async (req, reply) => {
     const spec = await resolveJobRequest(store.templates, req.body);

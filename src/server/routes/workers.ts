@@ -52,6 +52,9 @@ interface Waiter {
   wake: () => void;
 }
 
+/** Waiting workers a lone submit's direct placement weighs at most (it reads each one's row). */
+const MAX_DIRECT_CANDIDATES = 16;
+
 const workerParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
 
 /**
@@ -83,6 +86,19 @@ export function workerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }
     return all;
   });
+  ctx.waitingWorkers = () => {
+    const ids: string[] = [];
+    for (const [id, set] of waiters) {
+      for (const w of set) {
+        if (w.room > 0 && w.handed === null && !w.look && !w.gone) {
+          ids.push(id);
+          break;
+        }
+      }
+      if (ids.length >= MAX_DIRECT_CANDIDATES) break;
+    }
+    return ids;
+  };
   // Closing: every long-poll answers now (with whatever is there), so it does not hold the close up.
   let closing = false;
   const wakeAll = () => {
