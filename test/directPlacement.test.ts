@@ -70,6 +70,13 @@ for (const kind of STORE_KINDS) {
       await completes(res.job_id);
       assert.ok(ran.includes(res.job_id));
       assert.equal(cl.server.scheduler.stats.placed_on_submit - placed, kind === 'sqlite' ? 1 : 0);
+      // Operators see it in the metrics: jobs placed by a cycle and by their submit.
+      const metrics = await (await fetch(`${cl.server.url}/metrics`, { headers: { authorization: `Bearer ${cl.server.admin_token}` } })).text();
+      const bySubmit = Number(/^gantry_scheduler_placed_jobs\{by="submit"\} (\d+)$/m.exec(metrics)?.[1]);
+      const byCycle = Number(/^gantry_scheduler_placed_jobs\{by="cycle"\} (\d+)$/m.exec(metrics)?.[1]);
+      assert.equal(bySubmit, cl.server.scheduler.stats.placed_on_submit);
+      assert.equal(bySubmit + byCycle, cl.server.scheduler.stats.assigned);
+      assert.ok(kind === 'sqlite' ? bySubmit >= 1 : bySubmit === 0 && byCycle >= 2);
       // Its history is a scheduler assignment like any other.
       const { events } = await cl.client.events(res.job_id);
       const assigned = events.find((e) => e.to === 'SCHEDULED');

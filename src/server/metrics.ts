@@ -15,7 +15,8 @@ const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, half_open: 1, o
  * `GET /metrics` in the Prometheus text format (prom-client), read from the store at scrape time
  * so every server reports the same cluster-wide numbers: jobs by state, queue depth per queue,
  * attempts by outcome, dead-lettered jobs, workers by state, and each circuit breaker's state
- * (0 closed, 1 half-open, 2 open) and consecutive failures. Needs a bearer token like the API.
+ * (0 closed, 1 half-open, 2 open) and consecutive failures; and, of this server alone, the jobs its
+ * scheduler placed by cycle and by direct placement. Needs a bearer token like the API.
  */
 export function metricsRoute(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
@@ -28,6 +29,10 @@ export function metricsRoute(app: FastifyInstance, ctx: ServerContext): void {
   const breakerState = new Gauge({ name: 'gantry_breaker_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open', labelNames: ['key'], registers: [registry] });
   const breakerFailures = new Gauge({ name: 'gantry_breaker_consecutive_failures', help: 'Consecutive failures seen by a circuit breaker', labelNames: ['key'], registers: [registry] });
   const leader = new Gauge({ name: 'gantry_scheduler_leader', help: '1 if this server runs the scheduler', registers: [registry] });
+  const placedBy = new Gauge({
+    name: 'gantry_scheduler_placed_jobs', labelNames: ['by'], registers: [registry],
+    help: "Jobs this server has placed since it started: by a scheduling cycle, or by their own submit (direct placement, SQLite)",
+  });
   const scrape = new SharedRead(() => collect(), REUSE);
 
   async function collect(): Promise<string> {
@@ -43,6 +48,9 @@ export function metricsRoute(app: FastifyInstance, ctx: ServerContext): void {
       breakerFailures.set({ key: b.key }, b.consecutive_failures);
     }
     leader.set(ctx.scheduler.isLeader ? 1 : 0);
+    const { assigned, placed_on_submit } = ctx.scheduler.stats;
+    placedBy.set({ by: 'cycle' }, assigned - placed_on_submit);
+    placedBy.set({ by: 'submit' }, placed_on_submit);
     return registry.metrics();
   }
 
