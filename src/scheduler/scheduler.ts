@@ -214,17 +214,18 @@ export class Scheduler {
 
   /**
    * Whether a lone submit may place its job itself, in its own transaction (src/store/ops/placeSubmitted.ts),
-   * on one of `workers` (workers with a poll waiting on this server): only on a single-process store
+   * on one of the workers `waiting` names (those with a poll waiting on this server): only on a single-process store
    * (SQLite: every write passes through this process), while this server leads with a built-in policy, no
    * cycle runs and the last one left no job queued in any queue an online worker serves. `allowed` checks
    * again inside the transaction: a cycle that started meanwhile read before it and will write after it.
    * The store then checks what the policy would (the worker's room, other queued jobs, the tenant's
    * limits and nominal quota, breakers) and leaves the job to the next cycle when anything is off.
    */
-  directPlacement(workers: readonly string[]): DirectPlacement | null {
+  directPlacement(waiting: () => readonly string[]): DirectPlacement | null {
     const may = () => this.#leader && !this.#stopped && !this.#running && this.#queuesEmpty;
-    if (workers.length === 0 || this.#store.capabilities.multiProcess || POLICIES.get(this.#opts.policy.name) !== this.#opts.policy || !may()) return null;
-    return { workers, default_tier: this.#opts.default_tier, allowed: may };
+    if (this.#store.capabilities.multiProcess || POLICIES.get(this.#opts.policy.name) !== this.#opts.policy || !may()) return null;
+    const workers = waiting();
+    return workers.length === 0 ? null : { workers, default_tier: this.#opts.default_tier, allowed: may };
   }
 
   /** Counts jobs placed by their submit (directPlacement) with the cycles' admissions. */

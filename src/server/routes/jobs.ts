@@ -34,7 +34,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const submitter = new SubmitCoalescer(store, {
     cycle_behind: () => ctx.scheduler.cycleBehindSubmit(),
     // A lone submit places its job on a worker whose poll waits here, when the scheduler allows it.
-    direct: () => ctx.scheduler.directPlacement(ctx.waitingWorkers?.() ?? []),
+    direct: () => ctx.scheduler.directPlacement(() => ctx.waitingWorkers?.() ?? []),
     placed: (n) => ctx.scheduler.placedOnSubmit(n),
   });
 
