@@ -130,7 +130,8 @@ export class SubmitCoalescer {
         if (!scheduled && !placed) this.#store.notify(CHANNELS.SCHEDULE, WAKE.SUBMIT);
         // The scheduling cycle this wake-up starts goes first: on SQLite it runs to its end (and
         // hands the job to a waiting worker) within this turn of the event loop, before the submit
-        // answers are built and written (queue position, estimate — several hundred µs).
+        // answers are built and written (queue position, estimate — several hundred µs). So does the
+        // answer of the poll a direct placement woke.
         await new Promise((r) => setImmediate(r));
       }
       batch.forEach((w, i) => w.resolve(results[i]!));
