@@ -3,7 +3,8 @@
  * own transaction, on an SDK Worker whose poll waits — the API answers SCHEDULED and no scheduling cycle
  * runs for it; PostgreSQL (several servers) leaves every job to the scheduler. On both, whatever the policy
  * would hold back stays QUEUED: a paused tenant, a tenant at its running-job limit or its nominal quota, a
- * job queued ahead in the worker's queue, a handler no waiting worker serves.
+ * job queued ahead in the worker's queue, a handler whose circuit breaker is open, a handler no waiting
+ * worker serves.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +36,9 @@ for (const kind of STORE_KINDS) {
           hold: async () => {
             await gate;
             return { ok: true };
+          },
+          broken: () => {
+            throw new Error('always fails');
           },
         },
       });
@@ -138,6 +142,19 @@ for (const kind of STORE_KINDS) {
       await completes(small.job_id);
       release();
       await completes(more.job_id);
+    });
+
+    it("a handler whose circuit breaker opened keeps its next job queued", async () => {
+      // Five failures in a row open the handler's breaker (the server's default threshold; 30 s before a probe).
+      for (let i = 0; i < 5; i++) {
+        const f = await cl.client.submit({ handler: 'broken', retry_policy: { max_attempts: 1 } });
+        await eventually(async () => (await state(f.job_id)) === 'FAILED');
+      }
+      await eventually(async () => (await cl.client.breakers()).breakers.find((b) => b.key === 'handler:broken')?.state === 'open');
+      const res = await cl.client.submit({ handler: 'broken', retry_policy: { max_attempts: 1 } });
+      assert.equal(res.status, 'QUEUED');
+      await staysQueued(res.job_id);
+      await cl.client.cancel(res.job_id);
     });
 
     it('a handler no waiting worker serves stays queued', async () => {
