@@ -49,8 +49,17 @@ export async function handOffStep(tx: SqlExecutor, job: Job, workerId: string, n
   if (Number(w.used) >= Number(w.slots)) return null;
   if (ahead.length > 0) return null;
   if (held.length > 0) return null;
-  const assignment = [{ job_id: job.id, worker_id: workerId, gpu_indices: [] }];
-  // PostgreSQL: the admission as one statement, as a scheduling cycle's (one round trip instead of four).
+  return assignOne(tx, job.id, workerId, now);
+}
+
+/**
+ * One single-node job (QUEUED) assigned to `workerId` in the caller's transaction, as a scheduling cycle
+ * assigns it; the job as the worker's poll hands it out, or null when the assignment did not take effect
+ * (the job left QUEUED, the worker went offline or is draining). PostgreSQL: one statement, as a cycle's
+ * (one round trip instead of four). Used by the hand-offs that bypass the cycle (this file, placeSubmitted.ts).
+ */
+export async function assignOne(tx: SqlExecutor, jobId: string, workerId: string, now: number): Promise<DeliveredJob | null> {
+  const assignment = [{ job_id: jobId, worker_id: workerId, gpu_indices: [] }];
   const done = tx.serialWrites ? await assignJobs(tx, assignment, now) : await assignJobsAtOnce(tx, assignment, now);
   return done[0]?.job ?? null;
 }

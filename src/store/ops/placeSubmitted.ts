@@ -19,8 +19,8 @@ import { breakerKeysOf } from '../../core/breakers.ts';
 import { effectiveTenant, QUOTA_RESOURCES, type Tier } from '../../core/tiers.ts';
 import { idsIn, type SqlExecutor } from '../driver.ts';
 import { ACTIVE_STATES_SQL } from '../rows.ts';
-import { assignJobs, type DeliveredJob } from './scheduling.ts';
-import { assignJobsAtOnce } from './assignAtOnce.ts';
+import type { DeliveredJob } from './scheduling.ts';
+import { assignOne } from './handOffStep.ts';
 import { tenantFromRow } from './tenants.ts';
 
 /** What the scheduler lets a submit do on its own (Scheduler.directPlacement). */
@@ -80,9 +80,7 @@ export async function placeSubmitted(tx: SqlExecutor, job: Job, o: DirectPlaceme
     const [ahead] = await tx.query(`SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND ${served.sql} AND id != ? LIMIT 1`, [served.param, job.id]);
     // Another job waits in a queue this worker serves: the policy weighs them (the other workers serve the same queue or more).
     if (ahead) return null;
-    const assignment = [{ job_id: job.id, worker_id: w.id, gpu_indices: [] }];
-    const done = tx.serialWrites ? await assignJobs(tx, assignment, now) : await assignJobsAtOnce(tx, assignment, now);
-    return done[0]?.job ?? null;
+    return assignOne(tx, job.id, w.id, now);
   }
   return null;
 }
