@@ -11,7 +11,7 @@ import { CHANNELS, openStore, Store } from '../src/store/store.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { ACTIVE_STATES_SQL } from '../src/store/rows.ts';
 import { listMigrations, migrate } from '../src/store/migrate.ts';
-import type { SqlDriver, SqlExecutor } from '../src/store/driver.ts';
+import type { SqlDriver, SqlExecutor, SqlReader } from '../src/store/driver.ts';
 import { SqliteDriver } from '../src/store/sqlite/driver.ts';
 import { PostgresDriver } from '../src/store/postgres/driver.ts';
 import { normalizeJobSpec, type JobRequest } from '../src/core/jobSpec.ts';
@@ -19,6 +19,7 @@ import { GantryError } from '../src/core/errors.ts';
 import type { JobSpec, JobState, WorkerInfo } from '../src/core/types.ts';
 import type { AttemptReport } from '../src/store/ops/reportResults.ts';
 import { nearQueuePosition, NEAR_POSITIONS, queuePosition } from '../src/store/ops/jobActions.ts';
+import { tenantLoad } from '../src/store/ops/tenants.ts';
 import { priorityRank } from '../src/core/priorities.ts';
 import { DEFAULT_BREAKER_OPTIONS } from '../src/core/breakers.ts';
 
@@ -1526,3 +1527,37 @@ describe('PostgreSQL position counts', () => {
     }
   });
 });
+
+for (const kind of STORE_KINDS) {
+  describe(`a tenant's load (${kind})`, () => {
+    it("reads the jobs on workers, not every job the tenant ever ran (SQLite walked the tenant's history: 130 ms per GET /tenants/{id} at 270,000 finished jobs)", async () => {
+      const db = await freshDatabase(kind);
+      const store = await openStore(db.url);
+      const driver = rawDriver(kind, db.url);
+      try {
+        for (let i = 0; i < 4; i++) await store.submitJobs(Array.from({ length: 1000 }, () => spec({ handler: 'h', tenant: 'long-lived', resources: { cpu_cores: 2 } })), 'test', Date.now(), { batch: true });
+        // Its history: all but a few finished; three on a worker, two queued (straight SQL: the states, not how they got there).
+        await driver.query(`UPDATE jobs SET state = 'COMPLETED', finished_at = 1 WHERE seq > 5`);
+        await driver.query(`UPDATE jobs SET state = 'RUNNING', worker_id = 'w1' WHERE seq <= 3`);
+        await driver.query(kind === 'sqlite' ? 'ANALYZE' : 'ANALYZE jobs');
+        const plans: string[] = [];
+        const explaining = {
+          query: async (sql: string, params?: unknown[]) => {
+            const rows = await driver.query(`${kind === 'sqlite' ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${sql}`, params as never);
+            plans.push(rows.map((r) => String(r.detail ?? r['QUERY PLAN'])).join('\n'));
+            return driver.query(sql, params as never);
+          },
+        } as SqlReader;
+        const load = await tenantLoad(explaining, 'long-lived');
+        assert.deepEqual(load, { running_jobs: 3, queued_jobs: 2, held: { cpu_cores: 6, memory_gb: 0.75, gpu_count: 0 } });
+        const held = plans[0]!;
+        assert.match(held, /jobs_active/, `the jobs on workers, through jobs_active:\n${held}`);
+        assert.doesNotMatch(held, /jobs_tenant_seq/, `not the tenant's history:\n${held}`);
+      } finally {
+        await driver.close();
+        await store.close();
+        await db.drop();
+      }
+    });
+  });
+}

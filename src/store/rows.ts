@@ -77,6 +77,13 @@ export function jobFromRow(r: Row): Job {
  */
 export const ACTIVE_STATES_SQL = "(state = 'SCHEDULED' OR state = 'RUNNING' OR state = 'PAUSED')";
 export const STATE_SEQ_SQL = "state <> 'SCHEDULED'";
+/**
+ * One tenant's jobs among the active ones (with ACTIVE_STATES_SQL; the parameter is the tenant): written
+ * `tenant || ''` so that no planner takes the tenant's index (jobs_tenant_seq) for it — SQLite did, and
+ * walked every job the tenant ever ran (130 ms for a tenant with 270,000 finished jobs) instead of the
+ * few on workers through jobs_active (0.2 ms).
+ */
+export const TENANT_OF_ACTIVE_SQL = "tenant || '' = ?";
 
 /** Columns written when a job is created, in order, and the row for a job. */
 export const JOB_INSERT_COLUMNS = [

@@ -18,7 +18,7 @@ import type { Job } from '../../core/types.ts';
 import { breakerKeysOf } from '../../core/breakers.ts';
 import { effectiveTenant, QUOTA_RESOURCES, type Tier } from '../../core/tiers.ts';
 import { idsIn, type SqlExecutor } from '../driver.ts';
-import { ACTIVE_STATES_SQL } from '../rows.ts';
+import { ACTIVE_STATES_SQL, TENANT_OF_ACTIVE_SQL } from '../rows.ts';
 import type { DeliveredJob } from './scheduling.ts';
 import { assignOne } from './handOffStep.ts';
 import { tenantFromRow } from './tenants.ts';
@@ -53,12 +53,12 @@ export async function placeSubmitted(tx: SqlExecutor, job: Job, o: DirectPlaceme
     ),
     tx.query('SELECT 1 AS x FROM job_placements WHERE ended_at IS NULL LIMIT 1'),
     tx.query('SELECT * FROM tenants WHERE id = ?', [job.tenant]),
-    // What the tenant holds, walking the jobs on workers (jobs_active): `tenant || ''` keeps the planner off the
-    // tenant's index, which would walk every job the tenant ever ran (1.1 ms per submit after a 20,000-job drain).
+    // What the tenant holds, walking the jobs on workers (jobs_active), not every job the tenant ever ran
+    // (TENANT_OF_ACTIVE_SQL: that was 1.1 ms per submit after a 20,000-job drain).
     tx.query(
       `SELECT COUNT(*) AS n, COALESCE(SUM(cpu_cores * nodes), 0) AS cpu_cores, COALESCE(SUM(memory_gb * nodes), 0) AS memory_gb,
          COALESCE(SUM(gpu_count * nodes), 0) AS gpu_count
-       FROM jobs WHERE ${ACTIVE_STATES_SQL} AND worker_id IS NOT NULL AND tenant || '' = ?`,
+       FROM jobs WHERE ${ACTIVE_STATES_SQL} AND worker_id IS NOT NULL AND ${TENANT_OF_ACTIVE_SQL}`,
       [job.tenant],
     ),
     tx.query(`SELECT 1 AS x FROM breakers WHERE ${idsIn(tx, 'key', keys).sql} AND state != 'closed' LIMIT 1`, [JSON.stringify(keys)]),

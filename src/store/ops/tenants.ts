@@ -2,7 +2,7 @@ import type { Priority } from '../../core/types.ts';
 import { GantryError, notFound } from '../../core/errors.ts';
 import type { ResourceAmounts, TenantRecord, Tier } from '../../core/tiers.ts';
 import type { Row, SqlExecutor, SqlReader, SqlValue } from '../driver.ts';
-import { ACTIVE_STATES_SQL } from '../rows.ts';
+import { ACTIVE_STATES_SQL, TENANT_OF_ACTIVE_SQL } from '../rows.ts';
 
 /** The settings a create or update may carry; undefined = leave as is, null = back to the tier default. */
 export interface TenantChanges {
@@ -95,7 +95,7 @@ export async function updateTenant(tx: SqlExecutor, id: string, c: TenantChanges
 export async function deleteTenant(tx: SqlExecutor, id: string): Promise<void> {
   if (!(await getTenant(tx, id))) throw notFound('tenant', id);
   const active = await tx.query<{ n: number }>(
-    `SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND ${ACTIVE_STATES_SQL}`, [id]);
+    `SELECT COUNT(*) AS n FROM jobs WHERE ${ACTIVE_STATES_SQL} AND ${TENANT_OF_ACTIVE_SQL}`, [id]);
   const n = Number(active[0]?.n ?? 0);
   if (n > 0) throw new GantryError('CONFLICT', `tenant ${id} has ${n} jobs on workers; cancel them or wait for them to finish first`, { field: 'id' });
   await tx.run('DELETE FROM tenants WHERE id = ?', [id]);
@@ -113,7 +113,7 @@ export async function tenantLoad(db: SqlReader, id: string): Promise<TenantLoad>
   const held = (await db.query(
     // A gang (nodes > 1) has no worker on its job row and holds its resources on each of its nodes.
     `SELECT COUNT(*) AS n, SUM(cpu_cores * nodes) AS cpu, SUM(memory_gb * nodes) AS mem, SUM(gpu_count * nodes) AS gpu FROM jobs
-     WHERE ${ACTIVE_STATES_SQL} AND (worker_id IS NOT NULL OR nodes > 1) AND tenant = ?`, [id]))[0];
+     WHERE ${ACTIVE_STATES_SQL} AND (worker_id IS NOT NULL OR nodes > 1) AND ${TENANT_OF_ACTIVE_SQL}`, [id]))[0];
   const queued = (await db.query<{ n: number }>(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'QUEUED' AND tenant = ?`, [id]))[0];
   return {
     running_jobs: Number(held?.n ?? 0),
