@@ -71,16 +71,14 @@ export async function placeSubmitted(tx: SqlExecutor, job: Job, o: DirectPlaceme
     const need = job.resources[r];
     if (need > 0 && Number(load![r]) + need > tenant.nominal_quota[r] + EPS) return null;
   }
-  const fitting = workers
+  const [best] = workers
     .map((w) => ({ id: String(w.id), free: Number(w.slots) - Number(w.used), handlers: JSON.parse(String(w.handlers)) as string[], ok: w.state === 'online' && w.kind === 'handler' }))
     .filter((w) => w.ok && w.free >= 1 && w.handlers.includes(job.handler!))
     .sort((a, b) => b.free - a.free);
-  for (const w of fitting) {
-    const served = idsIn(tx, 'queue_key', w.handlers);
-    const [ahead] = await tx.query(`SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND ${served.sql} AND id != ? LIMIT 1`, [served.param, job.id]);
-    // Another job waits in a queue this worker serves: the policy weighs them (the other workers serve the same queue or more).
-    if (ahead) return null;
-    return assignOne(tx, job.id, w.id, now);
-  }
-  return null;
+  if (!best) return null;
+  const served = idsIn(tx, 'queue_key', best.handlers);
+  const [ahead] = await tx.query(`SELECT 1 AS x FROM jobs WHERE state = 'QUEUED' AND ${served.sql} AND id != ? LIMIT 1`, [served.param, job.id]);
+  // Another job waits in a queue this worker serves: the policy weighs them (the other workers serve the same queue or more).
+  if (ahead) return null;
+  return assignOne(tx, job.id, best.id, now);
 }
